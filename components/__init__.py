@@ -1,0 +1,1 @@
+"""Component resources of the platform: one per file."""

@@ -1,0 +1,170 @@
+"""How each database engine runs inside its memory limit, rendered as a Quadlet unit.
+
+Every engine setting is derived from the plan's ``memoryMib`` (and ``jvm`` for Neo4j and
+Elasticsearch), so a memory change in the plan changes the unit, and only that unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plan import Database, DatabaseKind, Paths
+
+
+@dataclass(frozen=True)
+class Engine:
+    data_path: str
+    """Where the engine keeps its data inside the container (the persistent volume)."""
+    health: str
+    """Run inside the container; exit 0 when the engine answers."""
+    environment: dict[str, str] = field(default_factory=dict)
+    exec_args: tuple[str, ...] = ()
+    secret_mount: str | None = None
+    """Mount the secret file here (read-only) instead of reading it as an EnvironmentFile."""
+
+
+def engine(db: Database) -> Engine:
+    memory = db.memory_mib
+    match db.kind:
+        case DatabaseKind.MYSQL:
+            return Engine(
+                data_path="/var/lib/mysql",
+                health="mysqladmin ping -h 127.0.0.1 --silent",
+                exec_args=(
+                    f"--innodb-buffer-pool-size={max(memory // 4, 8)}M",
+                    "--performance-schema=OFF",
+                    "--max-connections=60",
+                    "--innodb-log-buffer-size=8M",
+                ),
+            )
+        case DatabaseKind.POSTGRES:
+            return Engine(
+                data_path="/var/lib/postgresql/data",
+                health="pg_isready -h 127.0.0.1 -U future_user",
+                environment={"POSTGRES_USER": "future_user"},
+                exec_args=(
+                    "postgres",
+                    "-c", f"shared_buffers={max(memory // 4, 16)}MB",
+                    "-c", "max_connections=40",
+                    "-c", "work_mem=2MB",
+                ),
+            )
+        case DatabaseKind.REDIS:
+            # The password lives in a config file, never in redis-server's argv.
+            return Engine(
+                data_path="/data",
+                health="redis-cli -h 127.0.0.1 ping",
+                secret_mount="/usr/local/etc/redis/auth.conf",
+                exec_args=(
+                    "redis-server", "/usr/local/etc/redis/auth.conf",
+                    "--maxmemory", f"{memory * 3 // 4}mb",
+                    "--maxmemory-policy", "allkeys-lru",
+                    "--appendonly", "yes",
+                ),
+            )
+        case DatabaseKind.NEO4J:
+            assert db.jvm is not None
+            return Engine(
+                data_path="/data",
+                health="wget -q -O /dev/null http://127.0.0.1:7474",
+                environment={
+                    "NEO4J_server_memory_heap_initial__size": f"{db.jvm.heap_mib}m",
+                    "NEO4J_server_memory_heap_max__size": f"{db.jvm.heap_mib}m",
+                    "NEO4J_server_memory_pagecache_size": f"{db.jvm.page_cache_mib}m",
+                    "NEO4J_db_memory_transaction_total_max": f"{db.jvm.transaction_mib}m",
+                },
+            )
+        case DatabaseKind.ELASTICSEARCH:
+            assert db.jvm is not None
+            return Engine(
+                data_path="/usr/share/elasticsearch/data",
+                # Any HTTP answer (401 included) means the node is up; no credentials needed.
+                health="curl -s -o /dev/null http://127.0.0.1:9200/",
+                environment={
+                    "discovery.type": "single-node",
+                    "ES_JAVA_OPTS": f"-Xms{db.jvm.heap_mib}m -Xmx{db.jvm.heap_mib}m",
+                    "xpack.security.enabled": "true",
+                    "bootstrap.memory_lock": "false",
+                },
+            )
+        case DatabaseKind.WEAVIATE:
+            return Engine(
+                data_path="/var/lib/weaviate",
+                health="wget -q -O /dev/null http://127.0.0.1:8080/v1/.well-known/ready",
+                environment={
+                    "LIMIT_RESOURCES": "true",
+                    "GOMEMLIMIT": f"{memory * 8 // 10}MiB",
+                    "PERSISTENCE_DATA_PATH": "/var/lib/weaviate",
+                    "DEFAULT_VECTORIZER_MODULE": "none",
+                    "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+                    "AUTHENTICATION_APIKEY_ENABLED": "true",
+                    "AUTHENTICATION_APIKEY_USERS": "admin",
+                    "QUERY_DEFAULTS_LIMIT": "25",
+                },
+            )
+
+
+def secret_file(db: Database, paths: Paths) -> str:
+    return f"{paths.secrets}/{db.name}.{'conf' if db.kind == DatabaseKind.REDIS else 'env'}"
+
+
+def data_dir(db: Database, paths: Paths) -> str:
+    return f"{paths.data}/{db.name}"
+
+
+def secret_content(db: Database, password: str) -> str:
+    """What reaches the host on stdin and lands in the 0600 secret file."""
+    match db.kind:
+        case DatabaseKind.MYSQL:
+            return f"MYSQL_ROOT_PASSWORD={password}\n"
+        case DatabaseKind.POSTGRES:
+            return f"POSTGRES_PASSWORD={password}\n"
+        case DatabaseKind.REDIS:
+            return f"requirepass {password}\n"
+        case DatabaseKind.NEO4J:
+            return f"NEO4J_AUTH=neo4j/{password}\n"
+        case DatabaseKind.ELASTICSEARCH:
+            return f"ELASTIC_PASSWORD={password}\n"
+        case DatabaseKind.WEAVIATE:
+            return f"AUTHENTICATION_APIKEY_ALLOWED_KEYS={password}\n"
+
+
+def quadlet_unit(db: Database, paths: Paths) -> str:
+    """The ``.container`` unit Quadlet turns into ``<name>.service`` (Podman >= 4.5)."""
+    spec = engine(db)
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description={db.name} ({db.kind}) database container",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Container]",
+        f"ContainerName={db.name}",
+        f"Image={db.image}",
+        *(f"PublishPort={p.port}:{p.port}/{p.protocol}" for p in db.ports),
+        f"Volume={data_dir(db, paths)}:{spec.data_path}:Z",
+        *(f"Environment={key}={value}" for key, value in sorted(spec.environment.items())),
+    ]
+    if spec.secret_mount is not None:
+        lines.append(f"Volume={secret_file(db, paths)}:{spec.secret_mount}:ro,Z")
+    else:
+        lines.append(f"EnvironmentFile={secret_file(db, paths)}")
+    if spec.exec_args:
+        lines.append("Exec=" + " ".join(spec.exec_args))
+    # --memory-swap equal to --memory: the limit is real, not spilled to swap.
+    lines += [
+        f"PodmanArgs=--memory={db.memory_mib}m --memory-swap={db.memory_mib}m",
+        f"HealthCmd={spec.health}",
+        "HealthInterval=30s",
+        "HealthRetries=5",
+        "",
+        "[Service]",
+        "Restart=always",
+        "TimeoutStartSec=600",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target default.target",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The host's security group and its rules, derived from the plan by ``rules.firewall_rules``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_alicloud as alicloud
+from tencentcloud_iac_pulumi import security as tc_security
+
+from components.rules import Rule, firewall_rules
+from plan import Cloud, Plan
+
+# Alibaba: 1 is the highest priority, 100 the lowest; allow rules win over the final deny.
+_ALIBABA_PRIORITY = {"accept": 1, "drop": 100}
+
+
+@dataclass(frozen=True)
+class FirewallArgs:
+    plan: Plan
+    vpc_id: pulumi.Input[str]
+
+
+class Firewall(pulumi.ComponentResource):
+    security_group_id: pulumi.Output[str]
+    """The group the rules live in (created here, or the adopted one)."""
+
+    def __init__(self, name: str, args: FirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        plan = args.plan
+        rules = firewall_rules(plan)
+        super().__init__("platform:network:Firewall", name, {"plan": plan.props(), "rules": _rules_props(rules)}, opts)
+        self.rule_list = rules  # in priority order, as the plan derives them
+        if plan.cloud == Cloud.ALIBABA:
+            self.security_group_id = self._alibaba(name, plan, args.vpc_id)
+        else:
+            self.security_group_id = self._tencent(name, plan)
+        self.register_outputs({"security_group_id": self.security_group_id, "rules": _rules_props(self.rule_list)})
+
+    def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str]) -> pulumi.Output[str]:
+        child = pulumi.ResourceOptions(parent=self)
+        if plan.firewall.security_group_id is not None:
+            group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
+        else:
+            group = alicloud.ecs.SecurityGroup(
+                f"{name}-sg",
+                security_group_name=name,
+                description=f"{name}: managed by Pulumi from the platform plan",
+                vpc_id=vpc_id,
+                inner_access_policy="Drop",
+                opts=child,
+            )
+            group_id = group.id
+        for rule in self.rule_list:
+            alicloud.ecs.SecurityGroupRule(
+                f"{name}-{rule.slug}",
+                security_group_id=group_id,
+                type=rule.direction,
+                ip_protocol=rule.protocol,
+                port_range="-1/-1" if rule.port is None else f"{rule.port}/{rule.port}",
+                cidr_ip=rule.cidr,
+                policy=rule.action,
+                priority=_ALIBABA_PRIORITY[rule.action],
+                nic_type="intranet",  # VPC groups only take "intranet"
+                description=rule.description,
+                opts=child,
+            )
+        return group_id
+
+    def _tencent(self, name: str, plan: Plan) -> pulumi.Output[str]:
+        child = pulumi.ResourceOptions(parent=self)
+        if plan.firewall.security_group_id is not None:
+            group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
+        else:
+            group = tc_security.Group(f"{name}-sg", name=name, description=f"{name}: managed by Pulumi", opts=child)
+            group_id = group.id
+        # One ordered, authoritative rule set: the first matching rule wins, so the deny goes last.
+        tc_security.GroupRuleSet(
+            f"{name}-rules",
+            security_group_id=group_id,
+            ingresses=[_tencent_rule(r) for r in self.rule_list if r.direction == "ingress"],
+            egresses=[_tencent_rule(r) for r in self.rule_list if r.direction == "egress"],
+            opts=child,
+        )
+        return group_id
+
+
+def _tencent_rule(rule: Rule) -> dict[str, str]:
+    return {
+        "action": rule.action.upper(),
+        "protocol": rule.protocol.upper(),
+        "port": "ALL" if rule.port is None else str(rule.port),
+        "cidr_block": rule.cidr,
+        "description": rule.description,
+    }
+
+
+def _rules_props(rules: tuple[Rule, ...]) -> list[dict[str, object]]:
+    return [
+        {"direction": r.direction, "protocol": r.protocol, "port": r.port, "cidr": r.cidr, "action": r.action}
+        for r in rules
+    ]
+

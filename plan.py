@@ -1,0 +1,585 @@
+"""The validated plan: the single source of truth for both stacks.
+
+Stack config (``platform:*`` keys) -> ``Plan`` (pydantic, ``extra="forbid"``) -> components.
+Firewall rules, container memory flags, systemd ``MemoryMax``, the budget and the port
+checks are all derived from a ``Plan``; nothing here is written twice.
+
+Every default figure comes from ``../shared/DESIGN.md`` (which cites the seeds).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "platform"
+
+# Config keys that hold secrets: they must be set with `pulumi config set --secret`.
+SECRET_KEYS = ("sshPrivateKey", "dbPasswords")
+# A plain (non-secret) config key whose name looks like one of these is refused.
+_SECRET_LOOKING = re.compile(r"pass(word)?|secret|token|private.?key|api.?key", re.IGNORECASE)
+
+# Memory a JVM needs outside its heap and page cache (metaspace, threads, GC, direct
+# buffers). The seeds record Elasticsearch OOM-killed when its limit was near its heap.
+JVM_NATIVE_FLOOR_MIB = 150
+
+
+class PlanError(Exception):
+    """Bad config: one line naming the key, the value and what would be valid."""
+
+
+# ---------------------------------------------------------------------------------------
+# Domain types
+# ---------------------------------------------------------------------------------------
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+MemoryMib = Annotated[int, Field(gt=0, description="memory in MiB")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+
+
+def _strict_network(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as error:
+        raise ValueError(f"must be an IPv4 CIDR with no host bits set ({error})") from None
+
+
+def _host_address(value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("must be a single IPv4 address such as 203.0.113.10") from None
+    if address.is_unspecified or address.is_loopback or address.is_multicast:
+        raise ValueError("must be a routable host address")
+    return str(address)
+
+
+Cidr = Annotated[str, AfterValidator(_strict_network)]
+HostAddress = Annotated[str, AfterValidator(_host_address)]
+HostKey = Annotated[
+    str,
+    Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$"),
+]
+
+
+class Model(BaseModel):
+    """Base for every plan model: unknown keys are errors, YAML keys are camelCase."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class Cloud(StrEnum):
+    ALIBABA = "alibaba"
+    TENCENT = "tencent"
+
+
+class Exposure(StrEnum):
+    """Who may reach a workload's port through the security group."""
+
+    PUBLIC = "public"  # 0.0.0.0/0 (web traffic: Nginx, the application APIs)
+    PEER = "peer"  # the peer host's /32 only (databases, replication)
+    ADMINS = "admins"  # the admins' CIDRs
+    NONE = "none"  # loopback or host-local only
+
+
+class PortSpec(Model):
+    port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    expose: Exposure = Exposure.NONE
+    purpose: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# Host and network
+# ---------------------------------------------------------------------------------------
+
+
+class HostCommon(Model):
+    memory_mib: MemoryMib = Field(description="usable memory on the host (what the OS reports)")
+    cpus: int = Field(ge=1)
+    disk_gb: int = Field(ge=20, description="system disk size")
+    ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_port: Port = 22
+    os_families: tuple[str, ...] = Field(
+        default=("ubuntu", "debian", "alinux", "rhel", "centos", "rocky", "almalinux", "opencloudos", "tencentos"),
+        description="values of ID / ID_LIKE in /etc/os-release the provisioning supports",
+    )
+
+
+class CreatedHost(HostCommon):
+    """A new instance the program creates and protects."""
+
+    mode: Literal["create"]
+    instance_type: str = Field(min_length=1)
+    image_id: str = Field(min_length=1)
+    zone: str = Field(min_length=1)
+    data_disk_gb: int = Field(ge=20)
+    data_disk_category: str | None = Field(default=None, description="default: cloud_essd / CLOUD_PREMIUM")
+    key_pair_name: str = Field(min_length=1, description="cloud key pair holding the admins' public key")
+    host_key: HostKey | None = Field(
+        default=None,
+        description="the instance's SSH host key; provisioning waits until it is pinned",
+    )
+
+
+class AdoptedHost(HostCommon):
+    """An existing instance: imported (never recreated), its rules and provisioning managed."""
+
+    mode: Literal["adopt"]
+    instance_id: str = Field(min_length=3)
+    public_ip: HostAddress
+    host_key: HostKey
+
+
+Host = Annotated[CreatedHost | AdoptedHost, Field(discriminator="mode")]
+
+
+class Network(Model):
+    """Existing VPC and vSwitch/subnet ids, or a CIDR to create them in."""
+
+    vpc_id: str | None = None
+    subnet_id: str | None = Field(default=None, description="vSwitch id (Alibaba) or subnet id (Tencent)")
+    vpc_cidr: Cidr = "10.10.0.0/16"
+    subnet_cidr: Cidr = "10.10.1.0/24"
+
+    @model_validator(mode="after")
+    def _ids_together(self) -> Network:
+        if (self.vpc_id is None) != (self.subnet_id is None):
+            raise ValueError("vpcId and subnetId are given together (adopt a network) or not at all (create one)")
+        if not ipaddress.IPv4Network(self.subnet_cidr).subnet_of(ipaddress.IPv4Network(self.vpc_cidr)):
+            raise ValueError(f"subnetCidr {self.subnet_cidr} must lie inside vpcCidr {self.vpc_cidr}")
+        return self
+
+
+class Firewall(Model):
+    admin_cidrs: tuple[Cidr, ...] = Field(min_length=1)
+    peer_address: HostAddress
+    peer_database_ports: tuple[Port, ...] | None = Field(
+        default=None,
+        description="the peer host's database ports this host may reach; default: the peer's default plan",
+    )
+    security_group_id: str | None = Field(default=None, description="manage rules in this existing group")
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _admins_not_world(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            if ipaddress.IPv4Network(cidr).prefixlen == 0:
+                raise ValueError("SSH is never opened to 0.0.0.0/0: list the admins' own CIDRs")
+        return cidrs
+
+    @property
+    def peer_cidr(self) -> str:
+        return f"{self.peer_address}/32"
+
+
+# ---------------------------------------------------------------------------------------
+# Workloads
+# ---------------------------------------------------------------------------------------
+
+
+class DatabaseKind(StrEnum):
+    MYSQL = "mysql"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    NEO4J = "neo4j"
+    ELASTICSEARCH = "elasticsearch"
+    WEAVIATE = "weaviate"
+
+
+class Jvm(Model):
+    heap_mib: MemoryMib
+    page_cache_mib: int = Field(default=0, ge=0)
+    transaction_mib: int = Field(default=0, ge=0)
+
+    @property
+    def floor_mib(self) -> int:
+        return self.heap_mib + self.page_cache_mib + JVM_NATIVE_FLOOR_MIB
+
+
+class Database(Model):
+    kind: DatabaseKind
+    name: Name = Field(description="container name")
+    image: str = Field(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+$")
+    ports: tuple[PortSpec, ...] = Field(min_length=1)
+    memory_mib: MemoryMib
+    jvm: Jvm | None = None
+    purge: bool = Field(default=False, description="when removed from the plan, also delete its data volume")
+
+    @model_validator(mode="after")
+    def _memory_covers_process(self) -> Database:
+        jvm_kinds = (DatabaseKind.NEO4J, DatabaseKind.ELASTICSEARCH)
+        if self.kind in jvm_kinds and self.jvm is None:
+            raise ValueError(f"{self.kind} runs on a JVM: give jvm.heapMib (and pageCacheMib for neo4j)")
+        if self.kind not in jvm_kinds and self.jvm is not None:
+            raise ValueError(f"jvm settings apply to neo4j and elasticsearch, not {self.kind}")
+        if self.jvm is not None:
+            if self.jvm.transaction_mib > self.jvm.heap_mib:
+                raise ValueError("jvm.transactionMib must not exceed jvm.heapMib (it is carved out of the heap)")
+            if self.memory_mib < self.jvm.floor_mib:
+                raise ValueError(
+                    f"memoryMib {self.memory_mib} cannot hold heap {self.jvm.heap_mib} + page cache "
+                    f"{self.jvm.page_cache_mib} + {JVM_NATIVE_FLOOR_MIB} MiB native memory: give at least "
+                    f"{self.jvm.floor_mib}, or the kernel OOM-kills the container"
+                )
+        return self
+
+    @property
+    def role(self) -> str:
+        return f"database:{self.kind}"
+
+
+class Release(Model):
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+    artifact: str = Field(
+        pattern=r"^(https://\S+|/\S+)$",
+        description="release tarball: an https URL or an absolute path on the host",
+    )
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class Service(Model):
+    name: Name
+    description: str = ""
+    port: Port
+    expose: Exposure = Exposure.PUBLIC
+    family: str = Field(min_length=1, description="port-plan family its port must fall in")
+    memory_mib: MemoryMib
+    release: Release
+    start_command: str = Field(
+        pattern=r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$",
+        description="run from the release directory; plain words only (it lands in a unit's ExecStart)",
+    )
+    health_path: str = Field(default="/health", pattern=r"^/\S*$")
+    health_timeout_s: int = Field(default=60, ge=1, le=900)
+
+    @property
+    def ports(self) -> tuple[PortSpec, ...]:
+        return (PortSpec(port=self.port, expose=self.expose, purpose=self.description or self.name),)
+
+    @property
+    def role(self) -> str:
+        return "service"
+
+
+class ExistingWorkload(Model):
+    """Something already on the host that the budget and the port checks must count."""
+
+    name: Name
+    ports: tuple[PortSpec, ...] = ()
+    memory_mib: MemoryMib
+    database: bool = False
+
+    @property
+    def role(self) -> str:
+        return "existing:database" if self.database else "existing"
+
+
+class Paths(Model):
+    """Where provisioning installs things on the host (tests point these at a temp dir)."""
+
+    root: str = Field(default="/opt/platform", pattern=r"^/\S+$")
+    data: str = Field(default="/var/lib/platform", pattern=r"^/\S+$")
+    units: str = Field(default="/etc/systemd/system", pattern=r"^/\S+$")
+    quadlet: str = Field(default="/etc/containers/systemd", pattern=r"^/\S+$")
+    secrets: str = Field(default="/etc/platform/secrets", pattern=r"^/\S+$")
+    state: str = Field(default="/var/lib/platform-state", pattern=r"^/\S+$", description="markers of what the platform owns")
+    sysctl: str = Field(default="/etc/sysctl.d", pattern=r"^/\S+$")
+    keep_releases: int = Field(default=3, ge=2, le=20)
+
+
+# ---------------------------------------------------------------------------------------
+# Defaults: the seeds' plan (DESIGN.md)
+# ---------------------------------------------------------------------------------------
+
+
+def _ports(*specs: tuple[int, str], expose: Exposure) -> tuple[dict[str, Any], ...]:
+    return tuple({"port": port, "purpose": purpose, "expose": expose} for port, purpose in specs)
+
+
+DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
+    {"kind": "mysql", "name": "production-mysql", "image": "docker.io/library/mysql:8.0",
+     "ports": _ports((3306, "MySQL"), expose=Exposure.PEER), "memoryMib": 224},
+    {"kind": "postgres", "name": "production-postgres", "image": "docker.io/library/postgres:16",
+     "ports": _ports((5432, "PostgreSQL"), expose=Exposure.PEER), "memoryMib": 128},
+    {"kind": "redis", "name": "production-redis", "image": "docker.io/library/redis:7",
+     "ports": _ports((6379, "Redis"), expose=Exposure.PEER), "memoryMib": 64},
+    {"kind": "neo4j", "name": "production-neo4j", "image": "docker.io/library/neo4j:5-community",
+     "ports": _ports((7474, "Neo4j HTTP"), (7687, "Neo4j Bolt"), expose=Exposure.PEER), "memoryMib": 544,
+     "jvm": {"heapMib": 256, "pageCacheMib": 128, "transactionMib": 64}},
+    {"kind": "elasticsearch", "name": "production-elasticsearch",
+     "image": "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
+     "ports": _ports((9200, "Elasticsearch HTTP"), (9300, "Elasticsearch transport"), expose=Exposure.PEER),
+     "memoryMib": 352, "jvm": {"heapMib": 128}},
+    {"kind": "weaviate", "name": "production-weaviate", "image": "cr.weaviate.io/semitechnologies/weaviate:1.26.6",
+     "ports": _ports((8080, "Weaviate HTTP"), expose=Exposure.PEER), "memoryMib": 192},
+)
+
+
+def _service(name: str, description: str, port: int, family: str, memory_mib: int, binary: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": description,
+        "port": port,
+        "family": family,
+        "memoryMib": memory_mib,
+        "release": {"version": "1.0.0", "artifact": f"/var/lib/platform/artifacts/{name}-1.0.0.tar.gz"},
+        "startCommand": f"./{binary}",
+    }
+
+
+DEFAULT_SERVICES: tuple[dict[str, Any], ...] = (
+    _service("zervigo", "Go auth and permissions", 8207, "zervigo-future", 200, "zervigo"),
+    # The seeds also say "reuse 8207" for the shared service: that clashes with zervigo.
+    _service("shared-service", "auth and data sync", 8120, "shared", 250, "shared-service"),
+    _service("ai-service-1", "recommendation and analytics", 8100, "ai", 600, "ai-service"),
+    _service("ai-service-2", "NLP and Q&A", 8110, "ai", 600, "ai-service"),
+    _service("looma-crm", "LoomaCRM", 8700, "looma-crm", 250, "looma-crm"),
+)
+
+DEFAULT_BATCHES: tuple[tuple[str, ...], ...] = (
+    ("zervigo", "shared-service"),
+    ("ai-service-1", "ai-service-2"),
+    ("looma-crm",),
+)
+
+# The Tencent host's existing workloads: the seeds measured 1.2-1.4 GB together.
+DEFAULT_EXISTING: tuple[dict[str, Any], ...] = (
+    {"name": "mysql", "ports": _ports((3306, "MySQL replica"), expose=Exposure.PEER), "memoryMib": 384,
+     "database": True},
+    {"name": "postgres", "ports": _ports((5432, "PostgreSQL replica"), expose=Exposure.PEER), "memoryMib": 256,
+     "database": True},
+    {"name": "redis", "ports": _ports((6379, "Redis replica"), expose=Exposure.PEER), "memoryMib": 128,
+     "database": True},
+    {"name": "nginx", "ports": _ports((80, "HTTP"), (443, "HTTPS"), expose=Exposure.PUBLIC), "memoryMib": 64},
+    {"name": "nodejs", "memoryMib": 192},
+    {"name": "statistics", "memoryMib": 128},
+    {"name": "template", "memoryMib": 128},
+)
+
+
+# ---------------------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------------------
+
+
+class Plan(Model):
+    cloud: Cloud
+    host: Host
+    network: Network = Network()
+    firewall: Firewall
+    databases: tuple[Database, ...] = ()
+    services: tuple[Service, ...] = ()
+    batches: tuple[tuple[Name, ...], ...] = ()
+    existing: tuple[ExistingWorkload, ...] = ()
+    paths: Paths = Paths()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_defaults(cls, data: Any) -> Any:
+        """Fill the seeds' workloads for the cloud when the stack does not list its own."""
+        if not isinstance(data, dict) or data.get("cloud") not in {c.value for c in Cloud}:
+            return data
+        filled = dict(data)
+        if filled["cloud"] == Cloud.ALIBABA:
+            filled.setdefault("databases", DEFAULT_DATABASES)
+        else:
+            filled.setdefault("services", DEFAULT_SERVICES)
+            filled.setdefault("batches", DEFAULT_BATCHES if "services" not in data else ())
+            filled.setdefault("existing", DEFAULT_EXISTING)
+        return filled
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        names = [w.name for w in self.workloads]
+        if duplicates := sorted(n for n, count in Counter(names).items() if count > 1):
+            raise ValueError(f"{NAMESPACE}: workload names must be unique on a host; repeated: {', '.join(duplicates)}")
+        owners: dict[tuple[int, str], str] = {}
+        for workload in self.workloads:
+            for spec in workload.ports:
+                key = (spec.port, spec.protocol)
+                if key in owners:
+                    raise ValueError(
+                        f"{NAMESPACE}: port {spec.port}/{spec.protocol} is declared by both {owners[key]} and "
+                        f"{workload.name}: each port on a host belongs to one workload"
+                    )
+                owners[key] = workload.name
+        if self.host.ssh_port in {p for p, proto in owners if proto == "tcp"}:
+            raise ValueError(f"{NAMESPACE}:host.sshPort {self.host.ssh_port} is also a workload port; pick another")
+        if isinstance(self.host, AdoptedHost) and self.firewall.security_group_id is None:
+            raise ValueError(
+                f"{NAMESPACE}:firewall.securityGroupId: required when host.mode is 'adopt' (the rules are "
+                "managed in the adopted host's own group, e.g. sg-...)"
+            )
+        self._check_batches()
+        return self
+
+    def _check_batches(self) -> None:
+        services = {s.name for s in self.services}
+        seen: list[str] = []
+        for index, batch in enumerate(self.batches, start=1):
+            if not batch:
+                raise ValueError(f"{NAMESPACE}:batches[{index - 1}] is empty; list at least one service")
+            for name in batch:
+                if name not in services:
+                    valid = ", ".join(sorted(services)) or "none declared"
+                    raise ValueError(f"{NAMESPACE}:batches[{index - 1}]: unknown service {name!r}; services: {valid}")
+                if name in seen:
+                    raise ValueError(f"{NAMESPACE}:batches[{index - 1}]: service {name!r} is already in an earlier batch")
+                seen.append(name)
+        if missing := sorted(services - set(seen)):
+            raise ValueError(f"{NAMESPACE}:batches: services in no batch: {', '.join(missing)}; list each once")
+
+    @property
+    def workloads(self) -> tuple[Database | Service | ExistingWorkload, ...]:
+        return (*self.existing, *self.databases, *self.services)
+
+    @property
+    def used_mib(self) -> int:
+        return sum(w.memory_mib for w in self.workloads)
+
+    @property
+    def free_mib(self) -> int:
+        return self.host.memory_mib - self.used_mib
+
+    def props(self) -> dict[str, Any]:
+        """The host's plan as every component registers it, so a policy can read it."""
+        return {
+            "cloud": self.cloud.value,
+            "hostMode": self.host.mode,
+            "hostMemoryMib": self.host.memory_mib,
+            "peerCidr": self.firewall.peer_cidr,
+            "adminCidrs": list(self.firewall.admin_cidrs),
+            "workloads": [
+                {
+                    "name": w.name,
+                    "role": w.role,
+                    "memoryMib": w.memory_mib,
+                    "family": w.family if isinstance(w, Service) else None,
+                    "ports": [p.model_dump(mode="json", by_alias=True) for p in w.ports],
+                }
+                for w in self.workloads
+            ],
+        }
+
+    @property
+    def needs_sudo(self) -> bool:
+        return self.host.ssh_user != "root"
+
+    def batch_of(self, service: str) -> int:
+        return next(i for i, batch in enumerate(self.batches, start=1) if service in batch)
+
+    def exposed(self, exposure: Exposure) -> tuple[PortSpec, ...]:
+        return tuple(p for w in self.workloads for p in w.ports if p.expose == exposure)
+
+    @property
+    def peer_database_ports(self) -> tuple[int, ...]:
+        """Ports of the peer's databases this host may reach (egress to the peer's /32)."""
+        if self.firewall.peer_database_ports is not None:
+            return self.firewall.peer_database_ports
+        if self.cloud == Cloud.ALIBABA:  # the peer is the Tencent host, with its replicas
+            peer_ports = (p for w in DEFAULT_EXISTING if w.get("database") for p in w.get("ports", ()))
+        else:  # the peer is the Alibaba database host
+            peer_ports = (p for d in DEFAULT_DATABASES for p in d["ports"])
+        return tuple(sorted({p["port"] for p in peer_ports}))
+
+
+# ---------------------------------------------------------------------------------------
+# Loading from stack config
+# ---------------------------------------------------------------------------------------
+
+_FIELDS = {field.alias or name for name, field in Plan.model_fields.items()}
+
+
+def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] = frozenset()) -> Plan:
+    """Build the plan from raw stack config (``{"platform:host": "<json>", ...}``).
+
+    Raises ``PlanError`` with one line naming the key, the value and what is valid.
+    """
+    prefix = f"{NAMESPACE}:"
+    values: dict[str, Any] = {}
+    for full_key, raw in config.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix) :]
+        if key in SECRET_KEYS or _SECRET_LOOKING.search(key):
+            if full_key not in secret_keys:
+                raise PlanError(
+                    f"{full_key} is stored in plain text: set it with "
+                    f"`pulumi config set --secret {full_key} ...` (or --secret --path for one field)"
+                )
+            continue
+        if key not in _FIELDS:
+            valid = ", ".join(sorted(f"{prefix}{f}" for f in _FIELDS | set(SECRET_KEYS)))
+            raise PlanError(f"{full_key}: unknown config key; valid keys: {valid}")
+        values[key] = _decode(raw)
+    try:
+        return Plan.model_validate(values)
+    except ValidationError as error:
+        raise PlanError(_first_error(error)) from None
+
+
+def _decode(raw: str) -> Any:
+    """Pulumi hands objects and lists over as JSON text, plain strings as they are."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+def _first_error(error: ValidationError) -> str:
+    detail = error.errors(include_url=False)[0]
+    location = _location(detail["loc"])
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "missing":
+        return f"{location}: required but not set"
+    if detail["type"] == "extra_forbidden":
+        return f"{location}: unknown field (value {detail['input']!r}); check the spelling against README.md"
+    if detail["type"] == "union_tag_invalid":
+        return f"{location}: mode {detail['input'].get('mode')!r} is not valid; expected 'create' or 'adopt'"
+    if detail["type"] == "union_tag_not_found":
+        return f"{location}: mode is required; expected 'create' or 'adopt'"
+    if detail["type"] == "enum":
+        return f"{location}: {detail['input']!r} is not valid; {message.lower()}"
+    if message.startswith(f"{NAMESPACE}:"):  # a cross-field check that names its own key
+        return message
+    if isinstance(detail["input"], dict | list | tuple):  # a check over a whole block
+        return f"{location}: {message}"
+    return f"{location}: {message} (got {_shown(detail['input'])})"
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = f"{NAMESPACE}:"
+    parts = [p for p in loc if p not in ("create", "adopt")]  # discriminator tags are not config keys
+    for index, part in enumerate(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += part if index == 0 else f".{part}"
+    return text
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

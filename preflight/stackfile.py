@@ -1,0 +1,109 @@
+"""Read ``Pulumi.<stack>.yaml`` into the config map the engine would hand the program."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plan import NAMESPACE
+
+# Offline there is no passphrase or cloud KMS to decrypt `secure:` values, so every secret
+# is replaced by a labelled placeholder, marked secret like the real one.
+PLACEHOLDER_PREFIX = "PLACEHOLDER-SECRET-"
+
+
+def placeholder(key: str) -> str:
+    return f"{PLACEHOLDER_PREFIX}{key.replace(':', '-').replace('.', '-')}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    config: dict[str, str]
+    secret_keys: frozenset[str]
+    placeholders: frozenset[str]
+    """Config keys whose value is a labelled placeholder, not the user's secret."""
+
+
+class StackFileError(Exception):
+    pass
+
+
+def project_name(root: Path) -> str:
+    return yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
+
+
+def available_stacks(root: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def read_stack(root: Path, stack: str, database_names: tuple[str, ...] = ()) -> StackConfig:
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        valid = ", ".join(available_stacks(root)) or "none"
+        raise StackFileError(f"stack {stack!r}: no {path.name} here; stacks: {valid}")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw: dict[str, Any] = document.get("config") or {}
+    config: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    placeholders: set[str] = set()
+    for key, value in raw.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key], secret = placeholder(key), True
+            placeholders.add(key)
+        else:
+            config[key], secret = _encode(value), _has_secure(value)
+            if secret:
+                config[key] = json.dumps(_replace_secure(value, key))
+                placeholders.add(key)
+        if secret:
+            secret_keys.add(key)
+    _add_missing_secrets(config, secret_keys, placeholders, database_names)
+    return StackConfig(project_name(root), stack, config, frozenset(secret_keys), frozenset(placeholders))
+
+
+def _add_missing_secrets(
+    config: dict[str, str], secret_keys: set[str], placeholders: set[str], database_names: tuple[str, ...]
+) -> None:
+    """The secrets a user sets with --secret are not in a committed file: stand in for them."""
+    key = f"{NAMESPACE}:sshPrivateKey"
+    if key not in config:
+        config[key] = placeholder(key)
+        secret_keys.add(key)
+        placeholders.add(key)
+    key = f"{NAMESPACE}:dbPasswords"
+    if key not in config:
+        config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
+        secret_keys.add(key)
+        placeholders.add(key)
+
+
+def _encode(value: Any) -> str:
+    """Pulumi passes strings as they are and everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _replace_secure(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return placeholder(path)
+        return {k: _replace_secure(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_secure(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
