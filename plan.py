@@ -304,7 +304,9 @@ class Paths(Model):
     units: str = Field(default="/etc/systemd/system", pattern=r"^/\S+$")
     quadlet: str = Field(default="/etc/containers/systemd", pattern=r"^/\S+$")
     secrets: str = Field(default="/etc/platform/secrets", pattern=r"^/\S+$")
-    state: str = Field(default="/var/lib/platform-state", pattern=r"^/\S+$", description="markers of what the platform owns")
+    state: str = Field(
+        default="/var/lib/platform-state", pattern=r"^/\S+$", description="markers of what the platform owns"
+    )
     sysctl: str = Field(default="/etc/sysctl.d", pattern=r"^/\S+$")
     keep_releases: int = Field(default=3, ge=2, le=20)
 
@@ -319,21 +321,50 @@ def _ports(*specs: tuple[int, str], expose: Exposure) -> tuple[dict[str, Any], .
 
 
 DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
-    {"kind": "mysql", "name": "production-mysql", "image": "docker.io/library/mysql:8.0",
-     "ports": _ports((3306, "MySQL"), expose=Exposure.PEER), "memoryMib": 224},
-    {"kind": "postgres", "name": "production-postgres", "image": "docker.io/library/postgres:16",
-     "ports": _ports((5432, "PostgreSQL"), expose=Exposure.PEER), "memoryMib": 128},
-    {"kind": "redis", "name": "production-redis", "image": "docker.io/library/redis:7",
-     "ports": _ports((6379, "Redis"), expose=Exposure.PEER), "memoryMib": 64},
-    {"kind": "neo4j", "name": "production-neo4j", "image": "docker.io/library/neo4j:5-community",
-     "ports": _ports((7474, "Neo4j HTTP"), (7687, "Neo4j Bolt"), expose=Exposure.PEER), "memoryMib": 544,
-     "jvm": {"heapMib": 256, "pageCacheMib": 128, "transactionMib": 64}},
-    {"kind": "elasticsearch", "name": "production-elasticsearch",
-     "image": "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
-     "ports": _ports((9200, "Elasticsearch HTTP"), (9300, "Elasticsearch transport"), expose=Exposure.PEER),
-     "memoryMib": 352, "jvm": {"heapMib": 128}},
-    {"kind": "weaviate", "name": "production-weaviate", "image": "cr.weaviate.io/semitechnologies/weaviate:1.26.6",
-     "ports": _ports((8080, "Weaviate HTTP"), expose=Exposure.PEER), "memoryMib": 192},
+    {
+        "kind": "mysql",
+        "name": "production-mysql",
+        "image": "docker.io/library/mysql:8.0",
+        "ports": _ports((3306, "MySQL"), expose=Exposure.PEER),
+        "memoryMib": 224,
+    },
+    {
+        "kind": "postgres",
+        "name": "production-postgres",
+        "image": "docker.io/library/postgres:16",
+        "ports": _ports((5432, "PostgreSQL"), expose=Exposure.PEER),
+        "memoryMib": 128,
+    },
+    {
+        "kind": "redis",
+        "name": "production-redis",
+        "image": "docker.io/library/redis:7",
+        "ports": _ports((6379, "Redis"), expose=Exposure.PEER),
+        "memoryMib": 64,
+    },
+    {
+        "kind": "neo4j",
+        "name": "production-neo4j",
+        "image": "docker.io/library/neo4j:5-community",
+        "ports": _ports((7474, "Neo4j HTTP"), (7687, "Neo4j Bolt"), expose=Exposure.PEER),
+        "memoryMib": 544,
+        "jvm": {"heapMib": 256, "pageCacheMib": 128, "transactionMib": 64},
+    },
+    {
+        "kind": "elasticsearch",
+        "name": "production-elasticsearch",
+        "image": "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
+        "ports": _ports((9200, "Elasticsearch HTTP"), (9300, "Elasticsearch transport"), expose=Exposure.PEER),
+        "memoryMib": 352,
+        "jvm": {"heapMib": 128},
+    },
+    {
+        "kind": "weaviate",
+        "name": "production-weaviate",
+        "image": "cr.weaviate.io/semitechnologies/weaviate:1.26.6",
+        "ports": _ports((8080, "Weaviate HTTP"), expose=Exposure.PEER),
+        "memoryMib": 192,
+    },
 )
 
 
@@ -366,12 +397,24 @@ DEFAULT_BATCHES: tuple[tuple[str, ...], ...] = (
 
 # The Tencent host's existing workloads: the seeds measured 1.2-1.4 GB together.
 DEFAULT_EXISTING: tuple[dict[str, Any], ...] = (
-    {"name": "mysql", "ports": _ports((3306, "MySQL replica"), expose=Exposure.PEER), "memoryMib": 384,
-     "database": True},
-    {"name": "postgres", "ports": _ports((5432, "PostgreSQL replica"), expose=Exposure.PEER), "memoryMib": 256,
-     "database": True},
-    {"name": "redis", "ports": _ports((6379, "Redis replica"), expose=Exposure.PEER), "memoryMib": 128,
-     "database": True},
+    {
+        "name": "mysql",
+        "ports": _ports((3306, "MySQL replica"), expose=Exposure.PEER),
+        "memoryMib": 384,
+        "database": True,
+    },
+    {
+        "name": "postgres",
+        "ports": _ports((5432, "PostgreSQL replica"), expose=Exposure.PEER),
+        "memoryMib": 256,
+        "database": True,
+    },
+    {
+        "name": "redis",
+        "ports": _ports((6379, "Redis replica"), expose=Exposure.PEER),
+        "memoryMib": 128,
+        "database": True,
+    },
     {"name": "nginx", "ports": _ports((80, "HTTP"), (443, "HTTPS"), expose=Exposure.PUBLIC), "memoryMib": 64},
     {"name": "nodejs", "memoryMib": 192},
     {"name": "statistics", "memoryMib": 128},
@@ -446,7 +489,9 @@ class Plan(Model):
                     valid = ", ".join(sorted(services)) or "none declared"
                     raise ValueError(f"{NAMESPACE}:batches[{index - 1}]: unknown service {name!r}; services: {valid}")
                 if name in seen:
-                    raise ValueError(f"{NAMESPACE}:batches[{index - 1}]: service {name!r} is already in an earlier batch")
+                    raise ValueError(
+                        f"{NAMESPACE}:batches[{index - 1}]: service {name!r} is already in an earlier batch"
+                    )
                 seen.append(name)
         if missing := sorted(services - set(seen)):
             raise ValueError(f"{NAMESPACE}:batches: services in no batch: {', '.join(missing)}; list each once")

@@ -53,7 +53,9 @@ def bootstrap_step(name: str, plan: Plan) -> Step:
         "SYSCTL_FILE": f"{plan.paths.sysctl}/99-platform-elasticsearch.conf",
         "NEEDS_ES_SYSCTL": int(any(db.kind == "elasticsearch" for db in plan.databases)),
     }
-    return Step(f"{name}-bootstrap", create=render(["host_preflight.sh", "db_bootstrap.sh"], params), sudo=plan.needs_sudo)
+    return Step(
+        f"{name}-bootstrap", create=render(["host_preflight.sh", "db_bootstrap.sh"], params), sudo=plan.needs_sudo
+    )
 
 
 def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output[dict[str, str]]) -> Step:

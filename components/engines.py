@@ -44,9 +44,12 @@ def engine(db: Database) -> Engine:
                 environment={"POSTGRES_USER": "future_user"},
                 exec_args=(
                     "postgres",
-                    "-c", f"shared_buffers={max(memory // 4, 16)}MB",
-                    "-c", "max_connections=40",
-                    "-c", "work_mem=2MB",
+                    "-c",
+                    f"shared_buffers={max(memory // 4, 16)}MB",
+                    "-c",
+                    "max_connections=40",
+                    "-c",
+                    "work_mem=2MB",
                 ),
             )
         case DatabaseKind.REDIS:
@@ -54,12 +57,16 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/data",
                 health="redis-cli -h 127.0.0.1 ping",
-                secret_mount="/usr/local/etc/redis/auth.conf",
+                secret_mount="/usr/local/etc/redis/auth.conf",  # noqa: S106 - a path, not a password
                 exec_args=(
-                    "redis-server", "/usr/local/etc/redis/auth.conf",
-                    "--maxmemory", f"{memory * 3 // 4}mb",
-                    "--maxmemory-policy", "allkeys-lru",
-                    "--appendonly", "yes",
+                    "redis-server",
+                    "/usr/local/etc/redis/auth.conf",
+                    "--maxmemory",
+                    f"{memory * 3 // 4}mb",
+                    "--maxmemory-policy",
+                    "allkeys-lru",
+                    "--appendonly",
+                    "yes",
                 ),
             )
         case DatabaseKind.NEO4J:

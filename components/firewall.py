@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -77,21 +78,30 @@ class Firewall(pulumi.ComponentResource):
         tc_security.GroupRuleSet(
             f"{name}-rules",
             security_group_id=group_id,
-            ingresses=[_tencent_rule(r) for r in self.rule_list if r.direction == "ingress"],
-            egresses=[_tencent_rule(r) for r in self.rule_list if r.direction == "egress"],
+            ingresses=[
+                _tencent_rule(tc_security.GroupRuleSetIngressArgs, r)
+                for r in self.rule_list
+                if r.direction == "ingress"
+            ],
+            egresses=[
+                _tencent_rule(tc_security.GroupRuleSetEgressArgs, r) for r in self.rule_list if r.direction == "egress"
+            ],
             opts=child,
         )
         return group_id
 
 
-def _tencent_rule(rule: Rule) -> dict[str, str]:
-    return {
-        "action": rule.action.upper(),
-        "protocol": rule.protocol.upper(),
-        "port": "ALL" if rule.port is None else str(rule.port),
-        "cidr_block": rule.cidr,
-        "description": rule.description,
-    }
+_RuleArgs = TypeVar("_RuleArgs", tc_security.GroupRuleSetIngressArgs, tc_security.GroupRuleSetEgressArgs)
+
+
+def _tencent_rule(args_type: type[_RuleArgs], rule: Rule) -> _RuleArgs:
+    return args_type(
+        action=rule.action.upper(),
+        protocol=rule.protocol.upper(),
+        port="ALL" if rule.port is None else str(rule.port),
+        cidr_block=rule.cidr,
+        description=rule.description,
+    )
 
 
 def _rules_props(rules: tuple[Rule, ...]) -> list[dict[str, object]]:
@@ -99,4 +109,3 @@ def _rules_props(rules: tuple[Rule, ...]) -> list[dict[str, object]]:
         {"direction": r.direction, "protocol": r.protocol, "port": r.port, "cidr": r.cidr, "action": r.action}
         for r in rules
     ]
-

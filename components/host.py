@@ -15,8 +15,17 @@ from plan import AdoptedHost, Cloud, CreatedHost, Plan
 # An ordinary change must never do that: they are set once at creation, then ignored.
 _REPLACING_INPUTS = {
     Cloud.ALIBABA: ["imageId", "availabilityZone", "vswitchId", "dataDisks", "keyName", "userData", "instanceName"],
-    Cloud.TENCENT: ["imageId", "availabilityZone", "subnetId", "vpcId", "dataDisks", "keyIds", "userData",
-                    "instanceName", "hostname"],
+    Cloud.TENCENT: [
+        "imageId",
+        "availabilityZone",
+        "subnetId",
+        "vpcId",
+        "dataDisks",
+        "keyIds",
+        "userData",
+        "instanceName",
+        "hostname",
+    ],
 }
 
 

@@ -48,7 +48,9 @@ def _ingress(plan: Plan) -> tuple[Rule, ...]:
         for spec in workload.ports:
             for cidr in sources.get(spec.expose, ()):
                 rules.append(
-                    Rule("ingress", spec.protocol, spec.port, cidr, "accept", f"{workload.name}: {spec.purpose}".strip())
+                    Rule(
+                        "ingress", spec.protocol, spec.port, cidr, "accept", f"{workload.name}: {spec.purpose}".strip()
+                    )
                 )
     rules.append(Rule("ingress", "all", None, ANYWHERE, "drop", "deny everything else"))
     return tuple(rules)

@@ -44,7 +44,9 @@ class Services(pulumi.ComponentResource):
 
 def bootstrap_step(name: str, plan: Plan) -> Step:
     params = {**preflight_params(plan), "SERVICES_ROOT": plan.paths.root, "UNIT_DIR": plan.paths.units}
-    return Step(f"{name}-bootstrap", create=render(["host_preflight.sh", "svc_bootstrap.sh"], params), sudo=plan.needs_sudo)
+    return Step(
+        f"{name}-bootstrap", create=render(["host_preflight.sh", "svc_bootstrap.sh"], params), sudo=plan.needs_sudo
+    )
 
 
 def deploy_step(name: str, plan: Plan, service: Service) -> Step:

@@ -15,10 +15,11 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings, stack
+from pulumi.runtime.sync_await import _sync_await
 
 # The wrapper the engine puts around a secret value.
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a signature, not a secret
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a signature, not a secret
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 # A created instance has no address until the cloud gives it one: the preview shows this
@@ -119,9 +120,7 @@ def run_stack(project: str, stack_name: str, config: dict[str, str], secret_keys
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # run_in_stack registers its own Stack
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    pulumi.runtime.sync_await._sync_await(stack.run_in_stack(program.main))
+    _sync_await(stack.run_in_stack(program.main))
     resources = [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
     return StackRun(project, stack_name, resources, monitor.stack_outputs)
 

@@ -42,7 +42,7 @@ def available_stacks(root: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def read_stack(root: Path, stack: str, database_names: tuple[str, ...] = ()) -> StackConfig:
+def read_stack(root: Path, stack: str) -> StackConfig:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         valid = ", ".join(available_stacks(root)) or "none"
@@ -66,24 +66,23 @@ def read_stack(root: Path, stack: str, database_names: tuple[str, ...] = ()) -> 
                 placeholders.add(key)
         if secret:
             secret_keys.add(key)
-    _add_missing_secrets(config, secret_keys, placeholders, database_names)
     return StackConfig(project_name(root), stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 
-def _add_missing_secrets(
-    config: dict[str, str], secret_keys: set[str], placeholders: set[str], database_names: tuple[str, ...]
-) -> None:
+def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) -> StackConfig:
     """The secrets a user sets with --secret are not in a committed file: stand in for them."""
+    config, secret_keys, placeholders = dict(stack.config), set(stack.secret_keys), set(stack.placeholders)
     key = f"{NAMESPACE}:sshPrivateKey"
     if key not in config:
         config[key] = placeholder(key)
         secret_keys.add(key)
         placeholders.add(key)
     key = f"{NAMESPACE}:dbPasswords"
-    if key not in config:
+    if key not in config and database_names:
         config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
         secret_keys.add(key)
         placeholders.add(key)
+    return StackConfig(stack.project, stack.stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 
 def _encode(value: Any) -> str:

@@ -1,0 +1,39 @@
+# Two commands a fresh clone needs: `make preview` and `make test`.
+# Only python3 and make are assumed: uv is installed into .make/tools when it is not on PATH.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+UV_VERSION := 0.13.9
+TOOLS := .make/tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+PY := .venv/bin/python
+STACKS ?= $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+
+.PHONY: preview test lint typecheck unit bench clean
+
+preview: .make/synced
+	$(PY) -m preflight $(STACKS)
+
+test: lint typecheck unit
+
+lint: .make/synced
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/shellcheck components/scripts/*.sh tests/provisioning/standins/* .ci/run
+
+typecheck: .make/synced
+	.venv/bin/pyright
+
+unit: .make/synced
+	$(PY) -m pytest
+
+clean:
+	rm -rf .make .venv
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.make/synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet --compile-bytecode
+	@mkdir -p .make && touch $@

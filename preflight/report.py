@@ -1,0 +1,99 @@
+"""Printing a preview: rich tables for people, JSON for tools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from preflight import inspect
+from preflight.engine import StackRun
+from preflight.stackfile import StackConfig
+
+
+@dataclass(frozen=True)
+class Preview:
+    config: StackConfig
+    run: StackRun
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.run.stack,
+            "placeholderSecrets": sorted(self.config.placeholders),
+            "resources": [
+                {
+                    "type": r.type,
+                    "name": r.name,
+                    "urn": r.urn,
+                    "parent": r.parent,
+                    "custom": r.custom,
+                    "protect": r.protect,
+                    "importId": r.import_id or None,
+                    "inputs": inspect.redacted(r.inputs),
+                }
+                for r in self.run.resources
+            ],
+            "hosts": inspect.hosts(self.run),
+            "firewall": inspect.firewall_rules(self.run),
+            "outputs": inspect.redacted(self.run.outputs),
+        }
+
+
+def print_text(preview: Preview, console: Console | None = None) -> None:
+    console = console or Console(width=120)
+    run = preview.run
+    console.rule(f"[bold]stack {run.stack}[/] (offline preview: mock engine, real provider SDKs)")
+    if preview.config.placeholders:
+        keys = ", ".join(sorted(preview.config.placeholders))
+        console.print(f"secrets are labelled placeholders here, not your values: {keys}")
+    console.print(_tree(run))
+    for host in inspect.hosts(run):
+        console.print(_host_table(host))
+    console.print(_rules_table(inspect.firewall_rules(run)))
+
+
+def _tree(run: StackRun) -> Tree:
+    root = Tree(f"{run.project}-{run.stack} (pulumi:pulumi:Stack)")
+    nodes: dict[str, Tree] = {}
+    for resource in sorted(run.resources, key=lambda r: r.urn.count("$")):  # parents before children
+        marks = [
+            m for m, on in (("protected", resource.protect), (f"import {resource.import_id}", resource.import_id)) if on
+        ]
+        label = f"{resource.name} [dim]({resource.type})[/]" + (f" [yellow]{', '.join(marks)}[/]" if marks else "")
+        nodes[resource.urn] = nodes.get(resource.parent, root).add(label)
+    return root
+
+
+def _host_table(host: dict[str, Any]) -> Table:
+    memory = host["memory"]
+    table = Table(
+        title=f"{host['name']}: {host['cloud']} host ({host['mode']}), memory "
+        f"used {memory['usedMib']} / limit {memory['limitMib']} / free {memory['freeMib']} MiB",
+        title_justify="left",
+    )
+    for column in ("workload", "role", "ports", "memory MiB"):
+        table.add_column(column, justify="right" if column == "memory MiB" else "left")
+    for workload in host["workloads"]:
+        ports = ", ".join(f"{int(p['port'])}/{p['protocol']} ({p['expose']})" for p in workload["ports"]) or "-"
+        table.add_row(workload["name"], workload["role"], ports, str(int(workload["memoryMib"])))
+    return table
+
+
+def _rules_table(rules: list[dict[str, Any]]) -> Table:
+    table = Table(title="firewall rules (as registered)", title_justify="left")
+    for column in ("direction", "action", "protocol", "port", "cidr", "order", "description"):
+        table.add_column(column)
+    for rule in rules:
+        table.add_row(
+            rule["direction"],
+            rule["action"],
+            rule["protocol"],
+            "all" if rule["port"] is None else str(rule["port"]),
+            str(rule["cidr"]),
+            str(rule["order"]),
+            rule["description"],
+        )
+    return table
