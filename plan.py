@@ -459,13 +459,13 @@ class Plan(Model):
         if duplicates := sorted(n for n, count in Counter(names).items() if count > 1):
             raise ValueError(f"{NAMESPACE}: workload names must be unique on a host; repeated: {', '.join(duplicates)}")
         owners: dict[tuple[int, str], str] = {}
-        for workload in self.workloads:
+        for section, index, workload in self._located_workloads():
             for spec in workload.ports:
                 key = (spec.port, spec.protocol)
                 if key in owners:
                     raise ValueError(
-                        f"{NAMESPACE}: port {spec.port}/{spec.protocol} is declared by both {owners[key]} and "
-                        f"{workload.name}: each port on a host belongs to one workload"
+                        f"{NAMESPACE}:{section}[{index}]: port {spec.port}/{spec.protocol} of {workload.name} is "
+                        f"already declared by {owners[key]}: each port on a host belongs to one workload"
                     )
                 owners[key] = workload.name
         if self.host.ssh_port in {p for p, proto in owners if proto == "tcp"}:
@@ -495,6 +495,11 @@ class Plan(Model):
                 seen.append(name)
         if missing := sorted(services - set(seen)):
             raise ValueError(f"{NAMESPACE}:batches: services in no batch: {', '.join(missing)}; list each once")
+
+    def _located_workloads(self):
+        for section in ("existing", "databases", "services"):
+            for index, workload in enumerate(getattr(self, section)):
+                yield section, index, workload
 
     @property
     def workloads(self) -> tuple[Database | Service | ExistingWorkload, ...]:
@@ -585,6 +590,20 @@ def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] 
         raise PlanError(_first_error(error)) from None
 
 
+def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
+    """Every database has its password (only the key names are read, never the values)."""
+    if not plan.databases:
+        return
+    key = f"{NAMESPACE}:dbPasswords"
+    raw = _decode(config.get(key, "{}"))
+    names = set(raw) if isinstance(raw, dict) else set()
+    for db in plan.databases:
+        if db.name not in names:
+            raise PlanError(
+                f"{key}.{db.name}: not set; run `pulumi config set --secret --path '{key}.{db.name}' <password>`"
+            )
+
+
 def _decode(raw: str) -> Any:
     """Pulumi hands objects and lists over as JSON text, plain strings as they are."""
     try:
@@ -605,6 +624,8 @@ def _first_error(error: ValidationError) -> str:
         return f"{location}: mode {detail['input'].get('mode')!r} is not valid; expected 'create' or 'adopt'"
     if detail["type"] == "union_tag_not_found":
         return f"{location}: mode is required; expected 'create' or 'adopt'"
+    if detail["type"] == "string_pattern_mismatch" and loc_name(detail["loc"]) in _PATTERN_HELP:
+        return f"{location}: {detail['input']!r} is not valid; expected {_PATTERN_HELP[loc_name(detail['loc'])]}"
     if detail["type"] == "enum":
         return f"{location}: {detail['input']!r} is not valid; {message.lower()}"
     if message.startswith(f"{NAMESPACE}:"):  # a cross-field check that names its own key
@@ -612,6 +633,22 @@ def _first_error(error: ValidationError) -> str:
     if isinstance(detail["input"], dict | list | tuple):  # a check over a whole block
         return f"{location}: {message}"
     return f"{location}: {message} (got {_shown(detail['input'])})"
+
+
+_PATTERN_HELP = {
+    "hostKey": "an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...' (ssh-keyscan or /etc/ssh/*.pub)",
+    "startCommand": "plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
+    "artifact": "an https:// URL or an absolute path on the host",
+    "image": "a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
+    "name": "lower-case letters, digits and '-', starting with a letter, at most 63 characters",
+    "version": "letters, digits and . _ + -, e.g. 1.4.2",
+    "sha256": "64 lower-case hex digits",
+    "sshUser": "a Unix user name, e.g. root or ubuntu",
+}
+
+
+def loc_name(loc: tuple[int | str, ...]) -> str:
+    return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

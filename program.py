@@ -10,7 +10,7 @@ from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
 from components.network import Network, NetworkArgs
 from components.services import Services, ServicesArgs
-from plan import NAMESPACE, AdoptedHost, Cloud, Plan, PlanError, load_plan
+from plan import NAMESPACE, AdoptedHost, Cloud, Plan, PlanError, check_secrets_present, load_plan
 
 
 def read_plan() -> Plan:
@@ -19,7 +19,9 @@ def read_plan() -> Plan:
     secret_keys = {key for key in values if runtime_config.is_config_secret(key)}
     secret_keys |= set(runtime_config.get_config_secret_keys_env())
     try:
-        return load_plan(values, secret_keys)
+        plan = load_plan(values, secret_keys)
+        check_secrets_present(plan, values)
+        return plan
     except PlanError as error:
         raise pulumi.RunError(str(error)) from None
 

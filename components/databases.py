@@ -71,7 +71,8 @@ def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output
         "HEALTH_TIMEOUT": 300,
     }
     removal = {**params, "PURGE": int(db.purge)}
-    stdin = passwords.apply(lambda values: secret_content(db, _password(values, db)))
+    # Presence of every password was checked before any resource (plan.check_secrets_present).
+    stdin = passwords.apply(lambda values: secret_content(db, values[db.name]))
     return Step(
         f"{name}-{db.name}",
         create=render(["db_container.sh"], params),
@@ -80,13 +81,3 @@ def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output
         handles_secrets=True,
         sudo=plan.needs_sudo,
     )
-
-
-def _password(values: dict[str, str], db: Database) -> str:
-    try:
-        return values[db.name]
-    except KeyError:
-        raise pulumi.RunError(
-            f"platform:dbPasswords.{db.name}: not set; run "
-            f"`pulumi config set --secret --path 'platform:dbPasswords.{db.name}' <password>`"
-        ) from None

@@ -59,7 +59,7 @@ class StackRun:
         return next(r for r in self.resources if r.name == name)
 
 
-class _Mocks(pulumi.runtime.Mocks):
+class CloudMocks(pulumi.runtime.Mocks):
     """Stands in for the cloud: ids from names, the outputs the program reads."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -75,7 +75,7 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-class _RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
@@ -112,11 +112,17 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run_stack(project: str, stack_name: str, config: dict[str, str], secret_keys: set[str]) -> StackRun:
+def run_stack(
+    project: str,
+    stack_name: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+    monitor: RecordingMonitor | None = None,
+) -> StackRun:
     """Evaluate the program once for a stack; raises what the program raises."""
     import program  # imported here: importing it registers nothing, running it does
 
-    monitor = _RecordingMonitor(_Mocks())
+    monitor = monitor or RecordingMonitor(CloudMocks())
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # run_in_stack registers its own Stack
     pulumi.runtime.set_all_config(config, sorted(secret_keys))

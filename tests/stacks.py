@@ -1,0 +1,61 @@
+"""Evaluating the real program for a stack, with config changes, under the mock engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plan import load_plan
+from preflight.engine import Registration, StackRun, run_stack, unwrap
+from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The committed stack file's platform config as YAML values (not yet JSON-encoded)."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
+
+
+class Replace(dict):
+    """A config object that replaces the committed one instead of being merged into it."""
+
+
+def config_for(stack: str, **changes: Any) -> StackConfig:
+    """The committed stack's config with some ``platform:*`` keys changed.
+
+    A dict value is merged into the committed one (``host={"memoryMib": 1}``, and a field
+    set to ``None`` is dropped); a ``Replace`` or any other value replaces it; ``None``
+    removes the key.
+    """
+    base = read_stack(ROOT, stack)
+    config = dict(base.config)
+    committed = stack_values(stack)
+    for key, value in changes.items():
+        full_key = f"platform:{key}"
+        if value is None:
+            config.pop(full_key, None)
+            continue
+        if isinstance(value, dict) and not isinstance(value, Replace) and isinstance(committed.get(key), dict):
+            value = {k: v for k, v in {**committed[key], **value}.items() if v is not None}
+        config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
+    plan = load_plan(edited.config, edited.secret_keys)
+    return with_missing_secrets(edited, tuple(db.name for db in plan.databases))
+
+
+def evaluate(stack: str, **changes: Any) -> StackRun:
+    config = config_for(stack, **changes)
+    return run_stack(config.project, stack, config.config, set(config.secret_keys))
+
+
+def inputs(resource: Registration) -> dict[str, Any]:
+    return unwrap(resource.inputs)
+
+
+def commands(run: StackRun) -> dict[str, dict[str, Any]]:
+    return {r.name: inputs(r) for r in run.of_type("command:remote:Command")}

@@ -1,0 +1,68 @@
+"""Services: systemd units from the plan, deployed batch by batch behind health checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.services import systemd_unit
+from plan import load_plan
+from tests.stacks import commands, config_for, evaluate
+
+MEMORY = {"zervigo": 200, "shared-service": 250, "ai-service-1": 600, "ai-service-2": 600, "looma-crm": 250}
+
+
+@pytest.fixture(scope="module")
+def run():
+    return evaluate("tencent")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    config = config_for("tencent")
+    return load_plan(config.config, config.secret_keys)
+
+
+@pytest.mark.parametrize(("name", "memory"), MEMORY.items())
+def test_each_unit_is_limited_to_its_planned_memory_and_hardened(plan, name, memory):
+    (service,) = [s for s in plan.services if s.name == name]
+    unit = systemd_unit(service, plan)
+    for line in (
+        f"MemoryMax={memory}M",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        f"Environment=PORT={service.port}",
+        f"WorkingDirectory=/opt/platform/{name}/current",
+    ):
+        assert line in unit.splitlines()
+
+
+def test_batches_wait_for_the_previous_batch(run):
+    by_name = {r.name: r for r in run.of_type("command:remote:Command")}
+    urn = {name: by_name[f"tencent-svc-{name}"].urn for name in MEMORY}
+    bootstrap = by_name["tencent-svc-bootstrap"].urn
+    assert set(by_name["tencent-svc-zervigo"].dependencies) >= {bootstrap}
+    assert {urn["zervigo"], urn["shared-service"]} <= set(by_name["tencent-svc-ai-service-1"].dependencies)
+    assert {urn["zervigo"], urn["shared-service"]} <= set(by_name["tencent-svc-ai-service-2"].dependencies)
+    assert {urn["ai-service-1"], urn["ai-service-2"]} <= set(by_name["tencent-svc-looma-crm"].dependencies)
+    assert urn["looma-crm"] not in by_name["tencent-svc-ai-service-1"].dependencies
+
+
+def test_each_deploy_gates_on_its_health_path_and_removes_itself_on_delete(run):
+    for name, command in commands(run).items():
+        if name == "tencent-svc-bootstrap":
+            continue
+        service = name.removeprefix("tencent-svc-")
+        assert f"UNIT_NAME=platform-{service}.service" in command["create"]
+        assert "HEALTH_URL=http://127.0.0.1:" in command["create"]
+        assert "/health" in command["create"]
+        assert "svc_remove" not in command["create"]
+        assert "systemctl disable" in command["delete"]
+        assert command["logging"] == "stdoutAndStderr"
+
+
+def test_a_non_root_ssh_user_runs_the_scripts_through_sudo_without_a_prompt(run):
+    for command in commands(run).values():
+        assert command["create"].startswith("sudo -n bash -c ")
+    as_root = evaluate("tencent", host={"sshUser": "root"})
+    assert all(c["create"].startswith("bash -c ") for c in commands(as_root).values())
