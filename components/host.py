@@ -67,17 +67,16 @@ class Host(pulumi.ComponentResource):
 
     def _options(self, plan: Plan) -> pulumi.ResourceOptions:
         # protect: `pulumi destroy` and a replacing diff stop with an error instead of deleting data.
-        options = pulumi.ResourceOptions(
-            parent=self,
-            protect=True,
-            retain_on_delete=True,
-            ignore_changes=_REPLACING_INPUTS[plan.cloud],
-        )
         if isinstance(plan.host, AdoptedHost):
-            # Import reads the live instance into state; nothing is created. What the program
-            # does not declare about it stays as it is.
-            options = pulumi.ResourceOptions.merge(options, pulumi.ResourceOptions(import_=plan.host.instance_id))
-        return options
+            # Import reads the live instance into state; nothing is created. The program declares
+            # nothing about it and ignores every property ("*", pulumi/pulumi#13005), so the
+            # import plans no change and no later run can replace it.
+            return pulumi.ResourceOptions(
+                parent=self, protect=True, retain_on_delete=True, import_=plan.host.instance_id, ignore_changes=["*"]
+            )
+        return pulumi.ResourceOptions(
+            parent=self, protect=True, retain_on_delete=True, ignore_changes=_REPLACING_INPUTS[plan.cloud]
+        )
 
     def _alibaba(self, name: str, args: HostArgs) -> alicloud.ecs.Instance:
         plan, host = args.plan, args.plan.host

@@ -27,8 +27,10 @@ def test_adopt_mode_imports_the_instance_instead_of_creating_one(stack, instance
     (instance,) = run.of_type(INSTANCE[stack])
     assert instance.import_id == instance_id
     assert instance.protect
-    # Nothing about the adopted instance is declared, so importing it cannot plan a change.
+    # Nothing about the adopted instance is declared and every property is ignored, so
+    # importing it cannot plan a change, now or later.
     assert inputs(instance) == {}
+    assert instance.ignore_changes == ["*"]
     assert not run.of_type("alicloud:vpc/network:Network")
     assert not run.of_type("tencentcloud:Vpc/instance:Instance")
 
