@@ -31,9 +31,10 @@ def main() -> None:
     config = pulumi.Config(NAMESPACE)
     name = pulumi.get_stack()
 
-    if isinstance(plan.host, AdoptedHost):
-        vpc_id, subnet_id = pulumi.Output.from_input(""), pulumi.Output.from_input("")
-    else:
+    # An adopted host keeps its network; its rules go into its own group (firewall.securityGroupId).
+    vpc_id: pulumi.Output[str] | None = None
+    subnet_id: pulumi.Output[str] | None = None
+    if not isinstance(plan.host, AdoptedHost):
         network = Network(f"{name}-net", NetworkArgs(plan=plan))
         vpc_id, subnet_id = network.vpc_id, network.subnet_id
     firewall = Firewall(f"{name}-fw", FirewallArgs(plan=plan, vpc_id=vpc_id))

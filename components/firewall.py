@@ -19,7 +19,8 @@ _ALIBABA_PRIORITY = {"accept": 1, "drop": 100}
 @dataclass(frozen=True)
 class FirewallArgs:
     plan: Plan
-    vpc_id: pulumi.Input[str]
+    vpc_id: pulumi.Input[str] | None
+    """Where a new group is created; None when the plan names an existing group."""
 
 
 class Firewall(pulumi.ComponentResource):
@@ -37,7 +38,7 @@ class Firewall(pulumi.ComponentResource):
             self.security_group_id = self._tencent(name, plan)
         self.register_outputs({"security_group_id": self.security_group_id, "rules": _rules_props(self.rule_list)})
 
-    def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         if plan.firewall.security_group_id is not None:
             group_id = pulumi.Output.from_input(plan.firewall.security_group_id)

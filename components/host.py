@@ -32,8 +32,8 @@ _REPLACING_INPUTS = {
 @dataclass(frozen=True)
 class HostArgs:
     plan: Plan
-    subnet_id: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str] | None  # None for an adopted host: it keeps its network
+    vpc_id: pulumi.Input[str] | None
     security_group_id: pulumi.Input[str]
     ssh_private_key: pulumi.Output[str]
 
