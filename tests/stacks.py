@@ -14,6 +14,31 @@ from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A new Alibaba instance instead of the adopted one (merged into the committed host).
+CREATED_ALIBABA_HOST: dict[str, Any] = {
+    "mode": "create",
+    "instanceType": "ecs.t6-c1m1.large",
+    "imageId": "ubuntu_24_04_x64_20G_alibase.vhd",
+    "zone": "cn-shenzhen-a",
+    "dataDiskGb": 40,
+    "keyPairName": "admins",
+    "instanceId": None,
+    "publicIp": None,
+    "hostKey": None,
+}
+
+
+def cache_database(**fields: Any) -> dict[str, Any]:
+    """A small extra database, for plans that differ from the seeds' by one workload."""
+    base = {
+        "kind": "redis",
+        "name": "cache",
+        "image": "docker.io/library/redis:7",
+        "memoryMib": 64,
+        "ports": [{"port": 6380, "expose": "peer"}],
+    }
+    return {**base, **fields}
+
 
 def stack_values(stack: str) -> dict[str, Any]:
     """The committed stack file's platform config as YAML values (not yet JSON-encoded)."""
@@ -21,16 +46,11 @@ def stack_values(stack: str) -> dict[str, Any]:
     return {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
 
 
-class Replace(dict):
-    """A config object that replaces the committed one instead of being merged into it."""
-
-
 def config_for(stack: str, **changes: Any) -> StackConfig:
     """The committed stack's config with some ``platform:*`` keys changed.
 
     A dict value is merged into the committed one (``host={"memoryMib": 1}``, and a field
-    set to ``None`` is dropped); a ``Replace`` or any other value replaces it; ``None``
-    removes the key.
+    set to ``None`` is dropped); any other value replaces it; ``None`` removes the key.
     """
     base = read_stack(ROOT, stack)
     config = dict(base.config)
@@ -40,7 +60,7 @@ def config_for(stack: str, **changes: Any) -> StackConfig:
         if value is None:
             config.pop(full_key, None)
             continue
-        if isinstance(value, dict) and not isinstance(value, Replace) and isinstance(committed.get(key), dict):
+        if isinstance(value, dict) and isinstance(committed.get(key), dict):
             value = {k: v for k, v in {**committed[key], **value}.items() if v is not None}
         config[full_key] = value if isinstance(value, str) else json.dumps(value)
     edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)

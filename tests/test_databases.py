@@ -11,7 +11,7 @@ from pulumi import RunError
 from components.engines import quadlet_unit
 from plan import load_plan
 from preflight.engine import run_stack
-from tests.stacks import commands, config_for, evaluate
+from tests.stacks import cache_database, commands, config_for, evaluate
 
 MEMORY = {
     "production-mysql": 224,
@@ -100,16 +100,7 @@ def test_removing_a_database_keeps_its_data_unless_purge_is_set(run):
     assert "PURGE=0" in delete
     purged = evaluate(
         "alibaba",
-        databases=[
-            {
-                "kind": "redis",
-                "name": "cache",
-                "image": "docker.io/library/redis:7",
-                "memoryMib": 64,
-                "ports": [{"port": 6380, "expose": "peer"}],
-                "purge": True,
-            },
-        ],
+        databases=[cache_database(purge=True)],
     )
     assert "PURGE=1" in commands(purged)["alibaba-db-cache"]["delete"]
 

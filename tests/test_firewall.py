@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preflight.inspect import firewall_rules
-from tests.stacks import evaluate, inputs
+from tests.stacks import CREATED_ALIBABA_HOST, cache_database, evaluate, inputs
 
 ALIBABA = "47.115.168.107/32"
 TENCENT = "101.33.251.158/32"
@@ -107,15 +107,7 @@ def test_tencent_rules_are_one_ordered_rule_set_in_the_adopted_group(tencent):
 def test_a_port_added_to_the_plan_gets_its_rule_and_nothing_else_changes(alibaba):
     grown = evaluate(
         "alibaba",
-        databases=[
-            {
-                "kind": "redis",
-                "name": "cache",
-                "image": "docker.io/library/redis:7",
-                "memoryMib": 64,
-                "ports": [{"port": 6380, "expose": "peer"}],
-            },
-        ],
+        databases=[cache_database()],
     )
     assert rule_set(firewall_rules(grown), "ingress") == {("tcp", 6380, TENCENT), ("tcp", 22, ADMINS)}
 
@@ -123,16 +115,7 @@ def test_a_port_added_to_the_plan_gets_its_rule_and_nothing_else_changes(alibaba
 def test_a_created_host_gets_a_new_group_in_the_created_vpc():
     run = evaluate(
         "alibaba",
-        host={
-            "mode": "create",
-            "instanceType": "ecs.t6-c1m1.large",
-            "imageId": "ubuntu_24_04_x64_20G_alibase.vhd",
-            "zone": "cn-shenzhen-a",
-            "dataDiskGb": 40,
-            "keyPairName": "admins",
-            "instanceId": None,
-            "publicIp": None,
-        },
+        host=CREATED_ALIBABA_HOST,
         firewall={"securityGroupId": None},
     )
     (group,) = run.of_type("alicloud:ecs/securityGroup:SecurityGroup")

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import evaluate, inputs
+from tests.stacks import CREATED_ALIBABA_HOST, evaluate, inputs
 
-CREATE_ALIBABA = {
-    "mode": "create",
-    "instanceType": "ecs.t6-c1m1.large",
-    "imageId": "ubuntu_24_04_x64_20G_alibase.vhd",
-    "zone": "cn-shenzhen-a",
-    "dataDiskGb": 40,
-    "keyPairName": "admins",
-    "instanceId": None,
-    "publicIp": None,
-    "hostKey": None,
+CREATE_TENCENT = {
+    **CREATED_ALIBABA_HOST,
+    "instanceType": "S5.MEDIUM4",
+    "imageId": "img-487zeit5",
+    "zone": "ap-guangzhou-3",
 }
-CREATE_TENCENT = {**CREATE_ALIBABA, "instanceType": "S5.MEDIUM4", "imageId": "img-487zeit5", "zone": "ap-guangzhou-3"}
 INSTANCE = {"alibaba": "alicloud:ecs/instance:Instance", "tencent": "tencentcloud:Instance/instance:Instance"}
 
 
@@ -35,7 +29,7 @@ def test_adopt_mode_imports_the_instance_instead_of_creating_one(stack, instance
     assert not run.of_type("tencentcloud:Vpc/instance:Instance")
 
 
-@pytest.mark.parametrize(("stack", "host"), [("alibaba", CREATE_ALIBABA), ("tencent", CREATE_TENCENT)])
+@pytest.mark.parametrize(("stack", "host"), [("alibaba", CREATED_ALIBABA_HOST), ("tencent", CREATE_TENCENT)])
 def test_a_created_instance_is_protected_and_never_replaced_by_an_ordinary_change(stack, host):
     run = evaluate(stack, host=host, firewall={"securityGroupId": None})
     (instance,) = run.of_type(INSTANCE[stack])
@@ -46,7 +40,7 @@ def test_a_created_instance_is_protected_and_never_replaced_by_an_ordinary_chang
 
 
 def test_alibaba_created_instance_keeps_its_encrypted_data_disk_and_has_deletion_protection():
-    run = evaluate("alibaba", host=CREATE_ALIBABA, firewall={"securityGroupId": None})
+    run = evaluate("alibaba", host=CREATED_ALIBABA_HOST, firewall={"securityGroupId": None})
     (instance,) = run.of_type(INSTANCE["alibaba"])
     values = inputs(instance)
     assert values["deletionProtection"] is True
@@ -82,12 +76,12 @@ def test_tencent_created_instance_keeps_its_encrypted_data_disk_and_refuses_api_
 
 
 def test_a_created_host_without_a_pinned_key_is_not_provisioned():
-    run = evaluate("alibaba", host=CREATE_ALIBABA, firewall={"securityGroupId": None})
+    run = evaluate("alibaba", host=CREATED_ALIBABA_HOST, firewall={"securityGroupId": None})
     assert run.of_type("command:remote:Command") == []
     pinned = evaluate(
         "alibaba",
         host={
-            **CREATE_ALIBABA,
+            **CREATED_ALIBABA_HOST,
             "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmDv/NdJQz7SSKw1mESeTlaszpqQledSbKMYCelqTQl",
         },
         firewall={"securityGroupId": None},

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from plan import PlanError, load_plan
-from tests.stacks import Replace, config_for, stack_values
+from tests.stacks import CREATED_ALIBABA_HOST, config_for, stack_values
 
 SEEDS_DATABASE_PORTS = {
     "production-mysql": [3306],
@@ -92,18 +92,6 @@ def _service(**fields: Any) -> dict[str, Any]:
     }
     return {**base, **fields}
 
-
-CREATE_HOST = {
-    "mode": "create",
-    "instanceType": "ecs.t6-c1m1.large",
-    "imageId": "ubuntu_24_04_x64_20G_alibase_20240812.vhd",
-    "zone": "cn-shenzhen-a",
-    "dataDiskGb": 40,
-    "keyPairName": "admins",
-    "memoryMib": 1843,
-    "cpus": 2,
-    "diskGb": 40,
-}
 
 # (id, stack, changes, fragments the one-line message must contain)
 BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
@@ -215,7 +203,7 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     (
         "create-without-zone",
         "alibaba",
-        {"host": Replace({k: v for k, v in CREATE_HOST.items() if k != "zone"})},
+        {"host": {**CREATED_ALIBABA_HOST, "zone": None}},
         ("platform:host.zone", "required"),
     ),
     ("bad-host-key", "alibaba", {"host": _host(hostKey="not-a-key")}, ("platform:host.hostKey", "not-a-key")),
