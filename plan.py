@@ -208,6 +208,17 @@ class DatabaseKind(StrEnum):
     WEAVIATE = "weaviate"
 
 
+# The ports each engine listens on inside its container, in the order a plan lists them.
+ENGINE_PORTS: dict[DatabaseKind, tuple[int, ...]] = {
+    DatabaseKind.MYSQL: (3306,),
+    DatabaseKind.POSTGRES: (5432,),
+    DatabaseKind.REDIS: (6379,),
+    DatabaseKind.NEO4J: (7474, 7687),  # HTTP, Bolt
+    DatabaseKind.ELASTICSEARCH: (9200, 9300),  # HTTP, transport
+    DatabaseKind.WEAVIATE: (8080,),
+}
+
+
 class Jvm(Model):
     heap_mib: MemoryMib
     page_cache_mib: int = Field(default=0, ge=0)
@@ -226,6 +237,18 @@ class Database(Model):
     memory_mib: MemoryMib
     jvm: Jvm | None = None
     purge: bool = Field(default=False, description="when removed from the plan, also delete its data volume")
+    health_timeout_s: int = Field(default=300, ge=1, le=1800, description="bounded wait for the engine's health")
+
+    @model_validator(mode="after")
+    def _one_port_per_engine_port(self) -> Database:
+        inner = ENGINE_PORTS[self.kind]
+        if len(self.ports) != len(inner):
+            listed = ", ".join(str(p) for p in inner)
+            raise ValueError(
+                f"{self.kind} listens on {len(inner)} port(s) inside its container ({listed}): list exactly "
+                f"{len(inner)} host port(s) in ports, in that order"
+            )
+        return self
 
     @model_validator(mode="after")
     def _memory_covers_process(self) -> Database:

@@ -68,7 +68,7 @@ def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output
         "DATA_DIR": data_dir(db, plan.paths),
         "PORTS": " ".join(str(p.port) for p in db.ports),
         "STATE_DIR": plan.paths.state,
-        "HEALTH_TIMEOUT": 300,
+        "HEALTH_TIMEOUT": db.health_timeout_s,
     }
     removal = {**params, "PURGE": int(db.purge)}
     # Presence of every password was checked before any resource (plan.check_secrets_present).

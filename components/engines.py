@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from plan import Database, DatabaseKind, Paths
+from plan import ENGINE_PORTS, Database, DatabaseKind, Paths
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,13 @@ def secret_content(db: Database, password: str) -> str:
             return f"AUTHENTICATION_APIKEY_ALLOWED_KEYS={password}\n"
 
 
+def _quoted(assignment: str) -> str:
+    """Quadlet splits Environment= on whitespace like systemd: quote an assignment with spaces."""
+    if not any(c.isspace() for c in assignment):
+        return assignment
+    return '"' + assignment.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def quadlet_unit(db: Database, paths: Paths) -> str:
     """The ``.container`` unit Quadlet turns into ``<name>.service`` (Podman >= 4.5)."""
     spec = engine(db)
@@ -149,9 +156,15 @@ def quadlet_unit(db: Database, paths: Paths) -> str:
         "[Container]",
         f"ContainerName={db.name}",
         f"Image={db.image}",
-        *(f"PublishPort={p.port}:{p.port}/{p.protocol}" for p in db.ports),
-        f"Volume={data_dir(db, paths)}:{spec.data_path}:Z",
-        *(f"Environment={key}={value}" for key, value in sorted(spec.environment.items())),
+        # The plan's port on the host, the engine's own port inside (the seeds' isolated
+        # per-version ports, e.g. 3308, still reach MySQL's 3306).
+        *(
+            f"PublishPort={p.port}:{inner}/{p.protocol}"
+            for p, inner in zip(db.ports, ENGINE_PORTS[db.kind], strict=True)
+        ),
+        # U: podman chowns the data directory to the engine's user (Elasticsearch runs as 1000).
+        f"Volume={data_dir(db, paths)}:{spec.data_path}:Z,U",
+        *(f"Environment={_quoted(f'{key}={value}')}" for key, value in sorted(spec.environment.items())),
     ]
     if spec.secret_mount is not None:
         lines.append(f"Volume={secret_file(db, paths)}:{spec.secret_mount}:ro,Z")

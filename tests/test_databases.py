@@ -77,10 +77,20 @@ def test_engine_settings_fit_the_limit(plan, name, settings):
 def test_each_unit_keeps_data_on_a_persistent_volume_and_restarts_on_boot(plan):
     for db in plan.databases:
         unit = quadlet_unit(db, plan.paths)
-        assert re.search(rf"^Volume=/var/lib/platform/{db.name}:/\S+:Z$", unit, re.MULTILINE)
+        assert re.search(rf"^Volume=/var/lib/platform/{db.name}:/\S+:Z,U$", unit, re.MULTILINE)
         assert "Restart=always" in unit
         assert "WantedBy=multi-user.target" in unit
         assert "HealthCmd=" in unit
+
+
+def test_plan_ports_map_to_the_engines_own_ports_inside_the_container():
+    moved = evaluate("alibaba", databases=[cache_database(ports=[{"port": 6381, "expose": "peer"}])])
+    assert "PublishPort=6381:6379/tcp" in commands(moved)["alibaba-db-cache"]["create"]
+
+
+def test_an_environment_value_with_spaces_is_quoted_for_quadlet(plan):
+    (elasticsearch,) = [d for d in plan.databases if d.kind == "elasticsearch"]
+    assert 'Environment="ES_JAVA_OPTS=-Xms128m -Xmx128m"' in quadlet_unit(elasticsearch, plan.paths).splitlines()
 
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):

@@ -208,13 +208,19 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ),
     ("bad-host-key", "alibaba", {"host": _host(hostKey="not-a-key")}, ("platform:host.hostKey", "not-a-key")),
     (
+        "database-port-count-differs-from-engine",
+        "alibaba",
+        {"databases": _database(kind="neo4j", name="graph", ports=[{"port": 7687}])},
+        ("platform:databases[0]", "neo4j listens on 2 port(s)", "7474, 7687"),
+    ),
+    (
         "jvm-limit-below-heap",
         "alibaba",
         {
             "databases": _database(
                 kind="neo4j",
                 name="graph",
-                ports=[{"port": 7687}],
+                ports=[{"port": 7474}, {"port": 7687}],
                 memoryMib=300,
                 jvm={"heapMib": 256, "pageCacheMib": 128},
             )
@@ -224,7 +230,7 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     (
         "jvm-without-heap",
         "alibaba",
-        {"databases": _database(kind="elasticsearch", name="search", ports=[{"port": 9200}])},
+        {"databases": _database(kind="elasticsearch", name="search", ports=[{"port": 9200}, {"port": 9300}])},
         ("platform:databases[0]", "jvm.heapMib"),
     ),
     (

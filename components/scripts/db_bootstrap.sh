@@ -40,6 +40,7 @@ if [ "$NEEDS_ES_SYSCTL" = 1 ]; then
     echo "bootstrap: wrote $SYSCTL_FILE"
     changes=$((changes + 1))
   fi
+  # Applied now (the file only takes effect at boot), and only when the kernel is below it.
   if [ "$(sysctl -n vm.max_map_count)" -lt 262144 ]; then
     sysctl -q -p "$SYSCTL_FILE"
     echo "bootstrap: applied vm.max_map_count"
@@ -49,12 +50,14 @@ fi
 
 ensure_dir() {  # path mode
   if [ ! -d "$1" ]; then
-    mkdir -p "$1"
+    # -m sets the mode of the last directory only; its parents get the usual 755.
+    # shellcheck disable=SC2174
+    mkdir -p -m "$2" "$1"
     echo "bootstrap: created $1"
     changes=$((changes + 1))
-  fi
-  if [ "$(stat -c %a "$1")" != "$2" ]; then
+  elif [ "$(stat -c %a "$1")" != "$2" ]; then
     chmod "$2" "$1"
+    echo "bootstrap: set mode $2 on $1"
     changes=$((changes + 1))
   fi
 }

@@ -1,39 +1,55 @@
 #!/usr/bin/env bash
 # One database container as a Quadlet unit: its secret file (from stdin, 0600), its unit, and a
 # restart only when one of them changed. The data directory is bind-mounted and never removed
-# here, so an update keeps the data.
+# here, so an update keeps the data. Running it again with nothing changed writes nothing (not
+# even a temporary file), restarts nothing and says "unchanged".
 # Parameters: NAME, IMAGE, UNIT_FILE, UNIT_CONTENT, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR,
 # HEALTH_TIMEOUT.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 umask 077
 
+# The secret arrives on stdin only. It stays in this shell's memory (a variable that is never
+# exported, never an argument of a command) until it is written to its 0600 file.
+secret=""
+IFS= read -r -d '' secret || true
+if [ -z "$secret" ]; then
+  echo "$NAME: no secret on stdin; refusing to install an empty $SECRET_FILE" >&2
+  exit 2
+fi
+
 changed=0
 
-# Install $2 at $1 (mode $3) unless it is already there byte for byte.
-install_if_changed() {
-  if cmp -s "$2" "$1"; then
-    rm -f "$2"
-  else
-    chmod "$3" "$2"
-    mv -f "$2" "$1"
-    changed=1
+# Install content $2 at $1 with mode $3 unless the file already holds exactly that; the
+# comparison reads the content through a pipe, so an unchanged file costs no temporary file.
+install_content() {
+  local tmp
+  if [ -f "$1" ] && cmp -s "$1" <(printf '%s' "$2"); then
+    if [ "$(stat -c %a "$1")" != "$3" ]; then
+      chmod "$3" "$1"
+      changed=1
+    fi
+    return 0
   fi
+  tmp=$(mktemp "$1.XXXXXX")
+  printf '%s' "$2" > "$tmp"
+  chmod "$3" "$tmp"
+  mv -f "$tmp" "$1"
+  changed=1
 }
 
-mkdir -p "$(dirname "$SECRET_FILE")" "$(dirname "$UNIT_FILE")" "$DATA_DIR" "$STATE_DIR/ports"
-
-secret_tmp=$(mktemp "$SECRET_FILE.XXXXXX")
-cat > "$secret_tmp"  # the secret arrives on stdin only
-install_if_changed "$SECRET_FILE" "$secret_tmp" 600
-
-unit_tmp=$(mktemp "$UNIT_FILE.XXXXXX")
-printf '%s' "$UNIT_CONTENT" > "$unit_tmp"
-install_if_changed "$UNIT_FILE" "$unit_tmp" 644
-
-for port in $PORTS; do touch "$STATE_DIR/ports/$port"; done
+for dir in "$(dirname "$SECRET_FILE")" "$(dirname "$UNIT_FILE")" "$DATA_DIR" "$STATE_DIR/ports"; do
+  [ -d "$dir" ] || mkdir -p "$dir"
+done
+install_content "$SECRET_FILE" "$secret" 600
+install_content "$UNIT_FILE" "$UNIT_CONTENT" 644
+# The plan owns these ports from now on: a later preflight must not take them for a stranger's.
+for port in $PORTS; do
+  [ -e "$STATE_DIR/ports/$port" ] || : > "$STATE_DIR/ports/$port"
+done
 
 if [ "$changed" = 1 ]; then
+  # Quadlet generates $NAME.service from the .container file on daemon-reload.
   systemctl daemon-reload
   systemctl restart "$NAME.service"
   action=updated
@@ -44,11 +60,12 @@ else
   action=unchanged
 fi
 
-# Bounded wait for the engine's own health check.
-deadline=$(( $(date +%s) + HEALTH_TIMEOUT ))
-until podman healthcheck run "$NAME" >/dev/null 2>&1; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "$NAME: not healthy after ${HEALTH_TIMEOUT}s ($IMAGE)" >&2
+# Bounded wait for the engine's own health check: at least HEALTH_TIMEOUT seconds (SECONDS
+# counts whole seconds, hence "greater than"), then one failure line.
+deadline=$(( SECONDS + HEALTH_TIMEOUT ))
+until health=$(podman healthcheck run "$NAME" 2>&1); do
+  if [ "$SECONDS" -gt "$deadline" ]; then
+    echo "$NAME: not healthy after ${HEALTH_TIMEOUT}s ($IMAGE): ${health:-no output}" >&2
     exit 5
   fi
   sleep 2

@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# A database left the plan: stop its container and remove its unit and secret. Its data stays
-# unless the plan said purge: true for it.
+# A database left the plan: stop its container (the Quadlet unit's stop removes the container,
+# never a volume) and remove its unit and secret. Its data directory stays unless the plan said
+# purge: true for it. Safe to run again: with nothing left to remove it says so.
 # Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR, PURGE.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
+changes=0
 if systemctl is-active --quiet "$NAME.service"; then
   systemctl stop "$NAME.service"
+  changes=$((changes + 1))
 fi
-rm -f "$UNIT_FILE" "$SECRET_FILE"
-systemctl daemon-reload
-for port in $PORTS; do rm -f "$STATE_DIR/ports/$port"; done
+if [ -e "$UNIT_FILE" ]; then
+  rm -f "$UNIT_FILE"
+  systemctl daemon-reload  # the generated $NAME.service goes with its .container file
+  changes=$((changes + 1))
+fi
+doomed=("$SECRET_FILE")
+for port in $PORTS; do doomed+=("$STATE_DIR/ports/$port"); done
+if [ "$PURGE" = 1 ]; then doomed+=("$DATA_DIR"); fi
+for path in "${doomed[@]}"; do
+  if [ -e "$path" ]; then
+    rm -rf -- "$path"
+    changes=$((changes + 1))
+  fi
+done
 
-if [ "$PURGE" = 1 ]; then
-  rm -rf "$DATA_DIR"
+if [ "$changes" = 0 ]; then
+  echo "$NAME: unchanged (already removed)"
+elif [ "$PURGE" = 1 ]; then
   echo "$NAME: removed, data purged"
 else
   echo "$NAME: removed, data kept in $DATA_DIR"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Host preflight: check the real host against the plan before anything changes.
+# Host preflight: check the real host against the plan before anything changes. A mismatch
+# stops the step with one line on stderr (exit 3) and nothing on the host changed.
 # Parameters (rendered above): HOST_MEMORY_MIB, MIN_FREE_DISK_MIB, OS_FAMILIES, PLAN_PORTS,
 # EXISTING_PORTS, STATE_DIR, and the root of what the following steps install (DATA_ROOT or
 # SERVICES_ROOT).
@@ -15,23 +16,25 @@ preflight_fail() {
 os_release=/etc/os-release
 [ -r "$os_release" ] || preflight_fail "cannot read $os_release; supported OS families: $OS_FAMILIES"
 # shellcheck source=/dev/null  # os-release is the host's, not ours
-os_ids=$( . "$os_release"; echo "${ID:-} ${ID_LIKE:-}" )
+os_ids=$( . "$os_release"; echo "${ID:-}" "${ID_LIKE:-}" | xargs )
 os_ok=0
 for family in $OS_FAMILIES; do
   for id in $os_ids; do
-    [ "$id" = "$family" ] && os_ok=1
+    if [ "$id" = "$family" ]; then os_ok=1; fi
   done
 done
-[ "$os_ok" = 1 ] || preflight_fail "OS '$os_ids' is not one of the supported families: $OS_FAMILIES"
+[ "$os_ok" = 1 ] || preflight_fail "OS '${os_ids:-unknown}' is not one of the supported families" \
+  "(platform:host.osFamilies): $OS_FAMILIES"
 
 # Memory actually present must cover what the plan budgets for this host.
 mem_total_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
 mem_total_mib=$(( mem_total_kib / 1024 ))
 if [ "$mem_total_mib" -lt "$HOST_MEMORY_MIB" ]; then
-  preflight_fail "host has ${mem_total_mib} MiB of memory, the plan budgets ${HOST_MEMORY_MIB} MiB (platform:host.memoryMib)"
+  preflight_fail "host has ${mem_total_mib} MiB of memory, the plan budgets ${HOST_MEMORY_MIB} MiB" \
+    "(platform:host.memoryMib): lower it to at most ${mem_total_mib}"
 fi
 
-# Free disk where the platform installs its data and releases.
+# Free disk where the platform installs its data and releases (the nearest existing parent).
 install_root="${DATA_ROOT:-${SERVICES_ROOT:-/}}"
 probe="$install_root"
 while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
@@ -41,12 +44,14 @@ if [ "$free_mib" -lt "$MIN_FREE_DISK_MIB" ]; then
 fi
 
 # A port the plan will use may already be listening only if the plan owns it: an existing
-# workload, or a workload this platform installed (its unit or container is known).
-listening=$(ss -Hltun 2>/dev/null | awk '{print $1 " " $5}' | sed -E 's/^(tcp|udp) .*:([0-9]+)$/\2\/\1/')
+# workload, or a workload this platform installed (it left a marker in STATE_DIR/ports).
+command -v ss >/dev/null 2>&1 || preflight_fail "ss (iproute2) is required to check the plan's ports"
+listening=$(ss -Hltun | awk '{print $1 " " $5}' | sed -E 's/^(tcp|udp) .*:([0-9]+)$/\2\/\1/')
 for spec in $PLAN_PORTS; do
   case " $EXISTING_PORTS " in *" $spec "*) continue ;; esac
-  if printf '%s\n' "$listening" | grep -qx "$spec"; then
-    [ -e "$STATE_DIR/ports/${spec%/*}" ] || preflight_fail "port $spec is already taken by a process the plan does not declare; free it or declare it under platform:existing"
+  if printf '%s\n' "$listening" | grep -qx "$spec" && [ ! -e "$STATE_DIR/ports/${spec%/*}" ]; then
+    preflight_fail "port $spec is already taken by a process the plan does not declare;" \
+      "free it or declare it under platform:existing"
   fi
 done
-echo "preflight: ok (${mem_total_mib} MiB memory, ${free_mib} MiB free disk, OS ${os_ids% })"
+echo "preflight: ok (${mem_total_mib} MiB memory, ${free_mib} MiB free disk, OS ${os_ids})"

@@ -18,4 +18,6 @@ for dir in "$SERVICES_ROOT" "$UNIT_DIR" "$STATE_DIR/ports"; do
 done
 if [ "$changes" = 0 ]; then
   echo "bootstrap: unchanged"
+else
+  echo "bootstrap: $changes change(s)"
 fi

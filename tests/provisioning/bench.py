@@ -1,0 +1,58 @@
+"""Figures for the provisioning suite: how many script scenarios run over SSH, and how long it takes.
+
+    .venv/bin/python -m tests.provisioning.bench [pytest arguments]
+
+Runs ``tests/provisioning`` once and prints what was run over SSH, per script, with the wall
+time. Figures, not assertions: the suite's own tests decide pass or fail.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from components.provisioning import SCRIPTS
+from tests.provisioning.harness import STATS, Run
+
+HERE = Path(__file__).resolve().parent
+
+
+def script_names(run: Run) -> str:
+    """Which scripts a command ran, by the first comment line of each script's body (up to any
+    single quote, which the command line carries escaped)."""
+    found = []
+    for script in sorted(SCRIPTS.glob("*.sh")):
+        lines = script.read_text().splitlines()
+        if len(lines) > 1 and lines[1].split("'")[0] in run.command:
+            found.append(script.name)
+    return " + ".join(found) or "(other)"
+
+
+def main(arguments: list[str]) -> int:
+    started = time.monotonic()
+    code = pytest.main(["-q", "-p", "no:cacheprovider", str(HERE), *arguments])
+    wall = time.monotonic() - started
+    by_script: dict[str, list[Run]] = defaultdict(list)
+    for run in STATS.runs:
+        by_script[script_names(run)].append(run)
+    print()
+    print(f"{'scripts run over SSH':<46} {'runs':>5} {'exit≠0':>6} {'mean s':>7} {'max s':>6}")
+    for name, runs in sorted(by_script.items()):
+        failed = sum(run.code != 0 for run in runs)
+        seconds = [run.seconds for run in runs]
+        print(f"{name:<46} {len(runs):>5} {failed:>6} {sum(seconds) / len(seconds):>7.2f} {max(seconds):>6.2f}")
+    print(f"{'total':<46} {len(STATS.runs):>5}")
+    inside = sum(run.seconds for run in STATS.runs)
+    print(
+        f"{STATS.tests} tests, {len(STATS.runs)} script scenarios over SSH, "
+        f"{inside:.1f} s inside SSH sessions, {wall:.1f} s wall (pytest exit {int(code)})"
+    )
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,182 @@
+"""Database containers: the declared Quadlet units, the planned memory, data kept, bounded health waits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from components import databases
+from components.engines import data_dir, engine, quadlet_unit, secret_file
+from plan import Plan
+from tests.provisioning.harness import SshHost
+from tests.provisioning.workloads import database_step
+from tests.provisioning.workloads import databases as seed_databases
+
+ALL = [db["name"] for db in seed_databases()]
+# The port each engine listens on inside its container (its image's default).
+ENGINE_PORTS = {
+    "production-mysql": [3306],
+    "production-postgres": [5432],
+    "production-redis": [6379],
+    "production-neo4j": [7474, 7687],
+    "production-elasticsearch": [9200, 9300],
+    "production-weaviate": [8080],
+}
+
+
+def bootstrap(host: SshHost, plan: Plan) -> None:
+    run = host.step(databases.bootstrap_step("db", plan))
+    assert run.code == 0, run
+
+
+def install(host: SshHost, plan: Plan, name: str) -> str:
+    db = next(d for d in plan.databases if d.name == name)
+    step, stdin = database_step(plan, db)
+    run = host.step(step, stdin)
+    assert run.code == 0, run
+    return run.stdout
+
+
+def podman_runs(host: SshHost, name: str) -> list[list[str]]:
+    return [call for call in host.podman_calls() if call[:2] == ["run", f"--name={name}"]]
+
+
+def values_of(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unit_file_is_the_declared_one_and_memory_flags_equal_the_plan(host: SshHost, name: str) -> None:
+    plan = host.plan("alibaba", databases=seed_databases(name))
+    db = plan.databases[0]
+    bootstrap(host, plan)
+
+    assert install(host, plan, name) == f"{name}: updated, healthy\n"
+
+    unit = host.quadlet / f"{name}.container"
+    assert unit.read_text() == quadlet_unit(db, plan.paths)
+    assert oct(unit.stat().st_mode & 0o777) == "0o644"
+    [argv] = podman_runs(host, name)
+    assert [a for a in argv if a.startswith("--memory")] == [
+        f"--memory={db.memory_mib}m",
+        f"--memory-swap={db.memory_mib}m",
+    ]
+    assert argv[argv.index(db.image) - 1].startswith("--memory-swap=")  # options end at the image
+    assert f"{data_dir(db, plan.paths)}:{engine(db).data_path}:Z,U" in values_of(argv, "-v")
+    secret = secret_file(db, plan.paths)
+    mount = engine(db).secret_mount
+    assert (f"{secret}:{mount}:ro,Z" in values_of(argv, "-v")) if mount else values_of(argv, "--env-file") == [secret]
+    container = host.container(name)
+    assert container is not None
+    assert (container["image"], container["status"], container["healthcheck"]) == (db.image, "running", "1")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_container_environment_is_exactly_the_engines(host: SshHost, name: str) -> None:
+    plan = host.plan("alibaba", databases=seed_databases(name))
+    bootstrap(host, plan)
+    install(host, plan, name)
+
+    [argv] = podman_runs(host, name)
+
+    assert values_of(argv, "--env") == [f"{k}={v}" for k, v in sorted(engine(plan.databases[0]).environment.items())]
+
+
+def test_plan_ports_are_published_to_the_engines_own_ports(host: SshHost) -> None:
+    plan = host.plan("alibaba", databases=seed_databases())  # every port moved off its default
+    bootstrap(host, plan)
+    for name in ALL:
+        install(host, plan, name)
+
+    for db in plan.databases:
+        [argv] = podman_runs(host, db.name)
+        wanted = [f"{spec.port}:{inner}/tcp" for spec, inner in zip(db.ports, ENGINE_PORTS[db.name], strict=True)]
+        assert values_of(argv, "--publish") == wanted
+
+
+def test_update_recreates_the_container_and_keeps_its_data(host: SshHost) -> None:
+    mysql = seed_databases("production-mysql")
+    plan = host.plan("alibaba", databases=mysql)
+    bootstrap(host, plan)
+    install(host, plan, "production-mysql")
+    data = Path(data_dir(plan.databases[0], plan.paths))
+    (data / "ibdata1").write_bytes(b"the rows")
+    data_inode, first = data.stat().st_ino, host.container("production-mysql")
+    assert first is not None
+
+    bigger = host.plan("alibaba", databases=[{**mysql[0], "memoryMib": 256}])
+    assert install(host, bigger, "production-mysql") == "production-mysql: updated, healthy\n"
+
+    second = host.container("production-mysql")
+    assert second is not None
+    assert second["id"] != first["id"]
+    assert (data / "ibdata1").read_bytes() == b"the rows"
+    assert data.stat().st_ino == data_inode
+    assert [a for a in podman_runs(host, "production-mysql")[-1] if a.startswith("--memory=")] == ["--memory=256m"]
+    assert "--memory=256m" in (host.quadlet / "production-mysql.container").read_text()
+    calls = host.podman_calls()
+    assert [c for c in calls if c[0] == "volume"] == []
+    assert [c for c in calls if c[0] != "run" and any(str(data) in arg for arg in c)] == []
+
+
+def test_health_wait_gives_up_after_its_timeout(host: SshHost) -> None:
+    (redis,) = seed_databases("production-redis")
+    plan = host.plan("alibaba", databases=[{**redis, "healthTimeoutS": 3}])
+    bootstrap(host, plan)
+    host.set_health("production-redis", "unhealthy")
+    short, stdin = database_step(plan, plan.databases[0])
+    assert short.create.count("\nHEALTH_TIMEOUT=3\n") == 1
+
+    started = time.monotonic()
+    run = host.step(short, stdin)
+    elapsed = time.monotonic() - started
+
+    assert run.code == 5, run
+    assert run.stderr == "production-redis: not healthy after 3s (docker.io/library/redis:7): unhealthy\n"
+    assert 3 <= elapsed < 10
+    checks = [c for c in host.podman_calls() if c == ["healthcheck", "run", "production-redis"]]
+    assert 2 <= len(checks) <= 4
+
+
+def test_health_wait_retries_until_the_engine_answers(host: SshHost) -> None:
+    plan = host.plan("alibaba", databases=seed_databases("production-postgres"))
+    bootstrap(host, plan)
+    host.set_health("production-postgres", 1)  # one failed check while the engine starts
+
+    assert install(host, plan, "production-postgres") == "production-postgres: updated, healthy\n"
+    assert host.podman_calls().count(["healthcheck", "run", "production-postgres"]) == 2
+
+
+def test_empty_stdin_installs_no_secret_and_no_container(host: SshHost) -> None:
+    plan = host.plan("alibaba", databases=seed_databases("production-mysql"))
+    bootstrap(host, plan)
+    step, _ = database_step(plan, plan.databases[0])
+
+    run = host.step(step, "")
+
+    assert run.code == 2, run
+    assert "no secret on stdin" in run.stderr
+    assert not Path(secret_file(plan.databases[0], plan.paths)).exists()
+    assert podman_runs(host, "production-mysql") == []
+
+
+def test_elasticsearch_kernel_setting_is_written_and_applied_without_touching_this_kernel(host: SshHost) -> None:
+    real = Path("/proc/sys/vm/max_map_count").read_text()
+    plan = host.plan("alibaba", databases=seed_databases("production-elasticsearch"))
+
+    bootstrap(host, plan)
+
+    assert (host.root / "etc/sysctl.d/99-platform-elasticsearch.conf").read_text() == "vm.max_map_count = 262144\n"
+    assert (host.standin_state / "sysctl/vm.max_map_count").read_text() == "262144\n"
+    assert Path("/proc/sys/vm/max_map_count").read_text() == real
+
+
+def test_no_elasticsearch_no_kernel_setting(host: SshHost) -> None:
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"))
+
+    bootstrap(host, plan)
+
+    assert not (host.root / "etc/sysctl.d/99-platform-elasticsearch.conf").exists()
+    assert (host.standin_state / "sysctl/vm.max_map_count").read_text() == "65530\n"

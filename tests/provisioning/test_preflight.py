@@ -1,0 +1,103 @@
+"""Host preflight: a host that does not match the plan stops the bootstrap before anything changes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from components import databases, services
+from tests.provisioning.harness import SshHost, free_port
+from tests.provisioning.workloads import databases as seed_databases
+from tests.provisioning.workloads import service
+
+
+def mem_total_mib() -> int:
+    line = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    return int(line.split()[1]) // 1024
+
+
+def assert_stopped_cleanly(host: SshHost, run_stdout: str, run_stderr: str, before: dict[str, tuple[object, ...]]):
+    lines = run_stderr.splitlines()
+    assert len(lines) == 1, run_stderr
+    assert lines[0].startswith("preflight: "), run_stderr
+    assert run_stdout == ""
+    assert host.snapshot() == before, "the preflight changed files on the host"
+    assert host.systemctl_calls() == []
+    assert host.podman_calls() == []
+
+
+def test_os_family_the_plan_does_not_support_stops_the_service_bootstrap(host: SshHost) -> None:
+    plan = host.plan(
+        "tencent",
+        services=[service("alpha", free_port(), host.release("1.0.0"))],
+        host={"osFamilies": ["rhel", "alinux"]},
+    )
+    before = host.snapshot()
+
+    run = host.step(services.bootstrap_step("app", plan))
+
+    assert run.code == 3, run
+    assert_stopped_cleanly(host, run.stdout, run.stderr, before)
+    assert "OS 'debian' is not one of the supported families (platform:host.osFamilies): rhel alinux" in run.stderr
+
+
+def test_plan_memory_beyond_what_the_host_has_stops_the_database_bootstrap(host: SshHost) -> None:
+    actual = mem_total_mib()
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"), host={"memoryMib": actual + 512})
+    before = host.snapshot()
+
+    run = host.step(databases.bootstrap_step("db", plan))
+
+    assert run.code == 3, run
+    assert_stopped_cleanly(host, run.stdout, run.stderr, before)
+    assert f"host has {actual} MiB of memory, the plan budgets {actual + 512} MiB" in run.stderr
+    assert "platform:host.memoryMib" in run.stderr
+
+
+def test_plan_port_taken_by_an_undeclared_listener_stops_the_bootstrap(host: SshHost) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        plan = host.plan("tencent", services=[service("alpha", port, host.release("1.0.0"))])
+        before = host.snapshot()
+
+        run = host.step(services.bootstrap_step("app", plan))
+
+    assert run.code == 3, run
+    assert_stopped_cleanly(host, run.stdout, run.stderr, before)
+    assert f"port {port}/tcp is already taken by a process the plan does not declare" in run.stderr
+
+
+def test_listener_on_a_declared_existing_workload_port_passes(host: SshHost) -> None:
+    with socket.socket() as nginx:
+        nginx.bind(("127.0.0.1", 0))
+        nginx.listen()
+        port = nginx.getsockname()[1]
+        plan = host.plan(
+            "tencent",
+            services=[service("alpha", free_port(), host.release("1.0.0"))],
+            existing=[{"name": "nginx", "memoryMib": 64, "ports": [{"port": port, "expose": "public"}]}],
+        )
+
+        run = host.step(services.bootstrap_step("app", plan))
+
+    assert run.code == 0, run
+    assert run.stdout.startswith(f"preflight: ok ({mem_total_mib()} MiB memory")
+    assert (host.root / "opt/platform").is_dir()
+
+
+def test_podman_without_quadlet_memory_limits_stops_with_what_to_do(host: SshHost) -> None:
+    host.set_podman_version("3.4.4")  # what Ubuntu 22.04 ships
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"))
+    before = host.snapshot()
+
+    run = host.step(databases.bootstrap_step("db", plan))
+
+    assert run.code == 4, run
+    assert run.stdout.startswith("preflight: ok")
+    assert run.stderr.splitlines() == [
+        "bootstrap: podman 3.4.4 has no Quadlet PodmanArgs= (needs >= 4.5). Ubuntu 22.04 ships 3.4: move to "
+        "Ubuntu 24.04, Alibaba Cloud Linux 3 or a current RHEL-family release."
+    ]
+    assert host.snapshot() == before
