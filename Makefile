@@ -20,12 +20,17 @@ lint: .make/synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/shellcheck components/scripts/*.sh tests/provisioning/standins/* .ci/run
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	.venv/bin/zizmor --offline --no-progress --persona pedantic .github/workflows
 
 typecheck: .make/synced
 	.venv/bin/pyright
 
 unit: .make/synced
 	$(PY) -m pytest
+
+bench: .make/synced
+	$(PY) -m tests.provisioning.bench
 
 clean:
 	rm -rf .make .venv

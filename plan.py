@@ -542,6 +542,7 @@ class Plan(Model):
             "cloud": self.cloud.value,
             "hostMode": self.host.mode,
             "hostMemoryMib": self.host.memory_mib,
+            "sshPort": self.host.ssh_port,
             "peerCidr": self.firewall.peer_cidr,
             "adminCidrs": list(self.firewall.admin_cidrs),
             "workloads": [

@@ -36,7 +36,9 @@ class Firewall(pulumi.ComponentResource):
             self.security_group_id = self._alibaba(name, plan, args.vpc_id)
         else:
             self.security_group_id = self._tencent(name, plan)
-        self.register_outputs({"security_group_id": self.security_group_id, "rules": _rules_props(self.rule_list)})
+        self.register_outputs(
+            {"security_group_id": self.security_group_id, "rules": _rules_props(self.rule_list), "plan": plan.props()}
+        )
 
     def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)

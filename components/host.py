@@ -63,7 +63,7 @@ class Host(pulumi.ComponentResource):
                 dial_error_limit=10,
                 per_dial_timeout=15,
             )
-        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip})
+        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip, "plan": plan.props()})
 
     def _options(self, plan: Plan) -> pulumi.ResourceOptions:
         # protect: `pulumi destroy` and a replacing diff stop with an error instead of deleting data.

@@ -1,4 +1,4 @@
-"""Printing a preview: rich tables for people, JSON for tools."""
+"""Printing a preview: rich tables for people, JSON for tools (policy verdicts: policy_report.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from preflight import inspect
+from preflight.capacity import Capacity
 from preflight.engine import StackRun
+from preflight.policy import Violation
 from preflight.stackfile import StackConfig
 
 
@@ -18,6 +20,8 @@ from preflight.stackfile import StackConfig
 class Preview:
     config: StackConfig
     run: StackRun
+    violations: tuple[Violation, ...] = ()
+    capacity: tuple[Capacity, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +43,8 @@ class Preview:
             "hosts": inspect.hosts(self.run),
             "firewall": inspect.firewall_rules(self.run),
             "outputs": inspect.redacted(self.run.outputs),
+            "capacity": [c.as_json() for c in self.capacity],
+            "violations": [v.as_json() for v in self.violations],
         }
 
 

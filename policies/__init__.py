@@ -1,0 +1,37 @@
+"""The platform's CrossGuard policy pack: memory budgets, the port plan, the network, secrets, data.
+
+``POLICIES`` is the pack in the order it reports. ``__main__.py`` only wraps it in a
+``PolicyPack`` (which starts a gRPC server and blocks), so tests and ``preflight`` import this
+package instead, and run exactly the policy objects the CLI runs.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import EnforcementLevel, Policy
+
+from .checkov import default_network, disk_encryption, user_data_secrets
+from .data_protection import data_protection
+from .egress import egress_least_privilege
+from .firewall_plan import firewall_matches_plan
+from .memory_budget import memory_budget, memory_headroom
+from .port_plan import port_plan
+from .public_database import no_public_database
+from .secret_hygiene import secret_hygiene
+
+PACK_NAME = "platform-guardrails"
+# A policy that names no level of its own is advisory; every policy here names one.
+DEFAULT_LEVEL = EnforcementLevel.ADVISORY
+
+POLICIES: tuple[Policy, ...] = (
+    memory_budget,
+    memory_headroom,
+    port_plan,
+    firewall_matches_plan,
+    no_public_database,
+    egress_least_privilege,
+    secret_hygiene,
+    data_protection,
+    disk_encryption,
+    default_network,
+    user_data_secrets,
+)

@@ -1,0 +1,84 @@
+"""Reading shell text (command lines, user data) for secrets and for data removal.
+
+These are heuristics over text, kept deliberately simple and documented: a finding names what
+was seen and where, never the value (CrossGuard hands validators secrets in plain text).
+"""
+
+from __future__ import annotations
+
+import re
+
+# NAME=literal where NAME ends in a secret-ish word: MYSQL_ROOT_PASSWORD=..., api_key: ...
+_SECRET_WORDS = "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|SECRET_ID"  # noqa: S105 - names to look for
+_SECRET_NAME = rf"(?:[A-Za-z0-9]+_)*(?:{_SECRET_WORDS})"
+_ASSIGNED = re.compile(rf"(?i)\b({_SECRET_NAME})\b[ \t]*[=:][ \t]*(['\"]?)([^\s'\"]+)")
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("a private key block", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    (
+        "a password option (--password / --requirepass)",
+        re.compile(r"--(?:password|requirepass|pass)[= ]+(?!['\"]?\$)\S+"),
+    ),
+    ("a mysql -p<password> argument", re.compile(r"\bmysql(?:admin|dump)?\b[^\n]*\s-p(?!\s|\$|['\"]\$)\S+")),
+    ("a redis-cli -a <password> argument", re.compile(r"\bredis-cli\b[^\n]*\s-a\s+(?!['\"]?\$)\S+")),
+    ("an sshpass -p <password> argument", re.compile(r"\bsshpass\b[^\n]*\s-p\s*(?!['\"]?\$)\S+")),
+    ("credentials in a URL", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@$]+:[^\s@/$]+@")),
+    ("an Alibaba Cloud AccessKey id", re.compile(r"\bLTAI[0-9A-Za-z]{12,30}\b")),
+    ("a Tencent Cloud SecretId", re.compile(r"\bAKID[0-9A-Za-z]{13,40}\b")),
+    ("an AWS access key id", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
+)
+
+
+def secret_literals(text: str) -> list[str]:
+    """What in ``text`` looks like a password or key written in it, one finding per kind."""
+    found = []
+    for match in _ASSIGNED.finditer(text):
+        value = match.group(3)
+        # A reference ($VAR, ${VAR}, $(cmd)), a path or a placeholder is not a literal secret.
+        if value.startswith(("$", "/", "<", "{{")) or len(value) < 4:
+            continue
+        found.append(f"a literal assigned to {match.group(1)}")
+    found += [label for label, pattern in _PATTERNS if pattern.search(text)]
+    return list(dict.fromkeys(found))
+
+
+# ---------------------------------------------------------------------------------------
+# Removing database data
+# ---------------------------------------------------------------------------------------
+
+_VOLUME_REMOVAL = re.compile(
+    r"\b(?:podman|docker)\s+(?:volume\s+(?:rm|remove|prune)\b|system\s+(?:reset|prune)\b[^\n]*--volumes"
+    r"|(?:container\s+)?rm\b[^\n]*\s(?:-v|--volumes|-[a-z]*v[a-z]*)\b)"
+)
+_DATA_REFERENCE = re.compile(
+    r"\$\{?DATA_(?:DIR|ROOT)\b|/var/lib/(?:mysql|postgresql|redis|neo4j|elasticsearch|weaviate)\b"
+    r"|/var/lib/(?:containers/storage|docker)/volumes\b"
+)
+_DESTRUCTIVE = re.compile(r"(?:^|[\s;&|(])(?:rm|rmdir|shred|wipefs|mkfs(?:\.\w+)?|truncate)\s|\+=\(|-delete\b")
+_PURGE_PARAM = re.compile(r"^PURGE=['\"]?([01])['\"]?$", re.MULTILINE)
+_IF, _FI = re.compile(r"(?:^|[;\s])if\s"), re.compile(r"(?:^|[;\s])fi\b")
+
+
+def data_removals(text: str) -> list[str]:
+    """Lines of ``text`` that can delete a database's data without the plan's ``purge: true``.
+
+    A rendered script says ``PURGE=1`` when its database is purged; otherwise every line that
+    removes (or queues for removal) a data directory must sit under a test of ``$PURGE``.
+    """
+    purge = _PURGE_PARAM.search(text)
+    if purge is not None and purge.group(1) == "1":
+        return []
+    found: list[str] = []
+    guards: list[bool] = []  # one entry per open if-block: does its condition test PURGE?
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
+        opened = len(_IF.findall(code))
+        guarded = any(guards) or "PURGE" in code
+        if _VOLUME_REMOVAL.search(code) and not guarded:
+            found.append(f"line {number}: removes container volumes: {code.strip()[:80]}")
+        elif _DATA_REFERENCE.search(code) and _DESTRUCTIVE.search(code) and not guarded:
+            found.append(f"line {number}: removes a data directory: {code.strip()[:80]}")
+        guards += ["PURGE" in code] * opened
+        for _ in range(len(_FI.findall(code))):
+            if guards:
+                guards.pop()
+    return found

@@ -1,0 +1,254 @@
+"""Policy fixtures in the engine's shape, and the real stacks run under the mock engine.
+
+A fixture is a ``StackRun`` of ``Registration``s as the engine records them: protobuf-JSON
+inputs (numbers as floats, secrets wrapped in the engine's signature), components included,
+options alongside. ``violations`` runs the pack over it through pulumi-policy's own analyzer,
+as ``preflight`` and the CLI do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from plan import load_plan
+from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, run_stack, unwrap
+from preflight.policy import OutputMonitor, Pack, Violation, evaluate, load_pack
+from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT, STACK = "platform", "fixture"
+STACK_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}"
+
+HOST = "platform:compute:Host"
+FIREWALL = "platform:network:Firewall"
+COMMAND = "command:remote:Command"
+ALIBABA_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+ALIBABA_GROUP = "alicloud:ecs/securityGroup:SecurityGroup"
+TENCENT_RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
+ALIBABA_INSTANCE = "alicloud:ecs/instance:Instance"
+TENCENT_INSTANCE = "tencentcloud:Instance/instance:Instance"
+
+
+def secret(value: Any) -> dict[str, Any]:
+    return {SECRET_SIG_KEY: SECRET_SIG, "value": value}
+
+
+def engine(value: Any) -> Any:
+    """Plain values as the engine carries them: every number a float."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {k: engine(v) for k, v in value.items()}
+    return [engine(v) for v in value]
+
+
+def resource(
+    type_: str,
+    name: str,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    parent: Registration | None = None,
+    protect: bool = False,
+    ignore_changes: Sequence[str] = (),
+    secret_outputs: Sequence[str] = (),
+    outputs: Mapping[str, Any] | None = None,
+    depends_on: Mapping[str, Sequence[Registration]] | None = None,
+) -> Registration:
+    custom = not type_.startswith("platform:")
+    chain = (parent.urn.split("::")[2] + "$" if parent else "pulumi:pulumi:Stack$") + type_
+    return Registration(
+        type=type_,
+        name=name,
+        urn=f"urn:pulumi:{STACK}::{PROJECT}::{chain}::{name}",
+        custom=custom,
+        parent=parent.urn if parent else STACK_URN,
+        inputs=engine(dict(inputs or {})),
+        protect=protect,
+        retain_on_delete=protect,
+        import_id="",
+        ignore_changes=list(ignore_changes),
+        dependencies=[r.urn for deps in (depends_on or {}).values() for r in deps],
+        property_dependencies={key: [r.urn for r in deps] for key, deps in (depends_on or {}).items()},
+        additional_secret_outputs=list(secret_outputs),
+        # A custom resource's outputs in preview are its inputs; a component's what it registered.
+        outputs=engine(dict(outputs if outputs is not None else (inputs or {}) if custom else {})),
+    )
+
+
+def run_of(*resources: Registration, outputs: Mapping[str, Any] | None = None) -> StackRun:
+    return StackRun(PROJECT, STACK, list(resources), engine(dict(outputs or {})))
+
+
+@cache
+def _pack(config_json: str) -> Pack:
+    return load_pack(config=json.loads(config_json))
+
+
+def violations(run: StackRun, policy: str | None = None, config: Mapping[str, Any] | None = None) -> list[Violation]:
+    """What the pack reports for ``run``; with ``policy``, that policy's violations only.
+
+    For one policy the others are disabled through the pack config (``"all": "disabled"``),
+    as a user could: the CLI then skips them, and so does this run, which keeps tests fast.
+    """
+    given: dict[str, Any] = dict(config or {})
+    if policy is not None:
+        own = given.get(policy, {})
+        own = {"enforcementLevel": own} if isinstance(own, str) else dict(own)
+        own.setdefault("enforcementLevel", _pack("{}").policies[policy].level)
+        given = {**given, "all": "disabled", policy: own}
+    key = (id(run), json.dumps(given, sort_keys=True))
+    if key not in _EVALUATED or _EVALUATED[key][0] is not run:
+        _EVALUATED[key] = (run, evaluate(run, _pack(key[1])))  # holding the run keeps its id unique
+    return [v for v in _EVALUATED[key][1] if policy is None or v.policy == policy]
+
+
+# Fixture builders are cached per module, so a fixture is evaluated once per pack config.
+_EVALUATED: dict[tuple[int, str], tuple[StackRun, list[Violation]]] = {}
+
+
+def flagged(fixtures: Mapping[str, StackRun], policy: str, config: Mapping[str, Any] | None = None) -> set[str]:
+    """The names of the fixtures the policy reports a violation for."""
+    return {name for name, run in fixtures.items() if violations(run, policy, config)}
+
+
+# ---------------------------------------------------------------------------------------
+# The real program under the mock engine
+# ---------------------------------------------------------------------------------------
+
+
+def stack_config(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
+    """A stack file's config with ``platform:*`` keys replaced (``None`` removes one)."""
+    base = read_stack(root, stack)
+    config = dict(base.config)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(f"platform:{key}", None)
+        else:
+            config[f"platform:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    plan = load_plan(config, base.secret_keys)
+    edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
+    return with_missing_secrets(edited, tuple(db.name for db in plan.databases))
+
+
+def run_program(stack: str, root: Path = ROOT, **changes: Any) -> StackRun:
+    config = stack_config(stack, root, **changes)
+    return run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=OutputMonitor(CloudMocks()))
+
+
+@cache
+def _shipped(stack: str) -> StackRun:
+    return run_program(stack)
+
+
+def shipped(stack: str) -> StackRun:
+    """The committed stack, run once per session (a deep copy: tests may edit it)."""
+    return copy.deepcopy(_shipped(stack))
+
+
+CREATED_ALIBABA = {
+    "mode": "create",
+    "instanceType": "ecs.t6-c1m1.large",
+    "imageId": "ubuntu_24_04_x64_20G_alibase.vhd",
+    "zone": "cn-shenzhen-a",
+    "dataDiskGb": 40,
+    "keyPairName": "admins",
+    "memoryMib": 1843,
+    "cpus": 2,
+    "diskGb": 40,
+}
+CREATED_TENCENT = {
+    "mode": "create",
+    "instanceType": "S5.MEDIUM4",
+    "imageId": "img-22trbn9x",
+    "zone": "ap-guangzhou-3",
+    "dataDiskGb": 50,
+    "keyPairName": "skey-admins",
+    "sshUser": "ubuntu",
+    "memoryMib": 3686,
+    "cpus": 4,
+    "diskGb": 59,
+}
+
+
+def created(stack: str):
+    """The stack with a host (and so a group) the program creates, run once per session."""
+    return copy.deepcopy(_created(stack))
+
+
+@cache
+def _created(stack: str):
+    host = CREATED_ALIBABA if stack == "alibaba" else CREATED_TENCENT
+    peer = "101.33.251.158" if stack == "alibaba" else "47.115.168.107"
+    return run_program(stack, host=host, firewall={"adminCidrs": ["203.0.113.0/24"], "peerAddress": peer})
+
+
+def committed(stack: str, key: str) -> Any:
+    """A ``platform:*`` value of the committed stack file, decoded."""
+    raw = read_stack(ROOT, stack).config[f"platform:{key}"]
+    return json.loads(raw)
+
+
+def host_plan(run: StackRun) -> dict[str, Any]:
+    """The plan the run's Host component registered, as plain values."""
+    return unwrap(run.of_type(HOST)[0].inputs["plan"])
+
+
+def with_plan(run: StackRun, edit: Any) -> StackRun:
+    """The run with ``edit(plan)`` applied to the plan every component and the stack carry."""
+    edited = copy.deepcopy(run)
+    plan = host_plan(edited)
+    edit(plan)
+    for registration in edited.resources:
+        if "plan" in registration.inputs:
+            registration.inputs["plan"] = engine(plan)
+        if "plan" in registration.outputs:
+            registration.outputs["plan"] = engine(plan)
+    edited.outputs["plan"] = engine(plan)
+    return edited
+
+
+def with_resources(run: StackRun, *added: Registration) -> StackRun:
+    edited = copy.deepcopy(run)
+    edited.resources.extend(added)
+    return edited
+
+
+def without(run: StackRun, name: str) -> StackRun:
+    edited = copy.deepcopy(run)
+    edited.resources = [r for r in edited.resources if r.name != name]
+    assert len(edited.resources) == len(run.resources) - 1, f"no resource named {name}"
+    return edited
+
+
+def edit_inputs(run: StackRun, name: str, edit: Any) -> StackRun:
+    """The run with ``edit(inputs)`` applied to one resource's inputs (and, for a custom one, outputs)."""
+    edited = copy.deepcopy(run)
+    registration = edited.named(name)
+    edit(registration.inputs)
+    if registration.custom:
+        registration.outputs = copy.deepcopy(registration.inputs)
+    return edited
+
+
+def alibaba_rule(name: str, parent: Registration | None = None, group: Registration | None = None, **fields: Any):
+    """An Alibaba rule as the provider SDK registers it (in the adopted group unless ``group``)."""
+    inputs = {
+        "type": "ingress",
+        "ipProtocol": "tcp",
+        "portRange": "3306/3306",
+        "cidrIp": "0.0.0.0/0",
+        "policy": "accept",
+        "priority": 1,
+        "nicType": "intranet",
+        "securityGroupId": "sg-wz9example000000001" if group is None else f"{group.name}-id",
+        **fields,
+    }
+    depends_on = {"securityGroupId": [group]} if group is not None else None
+    return resource(ALIBABA_RULE, name, inputs, parent=parent, depends_on=depends_on)

@@ -1,0 +1,90 @@
+"""memory-budget (mandatory) and memory-headroom (advisory): the seeds' capacity analysis."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from tests.policies.shapes import ROOT, flagged, run_program, shipped, violations, with_plan
+
+FIXTURES = ROOT / "tests" / "policies" / "fixtures"
+
+
+def _grow(name: str, memory: int):
+    def edit(plan):
+        next(w for w in plan["workloads"] if w["name"] == name)["memoryMib"] = float(memory)
+
+    return edit
+
+
+def _host_memory(memory: int):
+    def edit(plan):
+        plan["hostMemoryMib"] = float(memory)
+
+    return edit
+
+
+@cache
+def passing_resources():
+    return {
+        "shipped_alibaba": shipped("alibaba"),
+        "shipped_tencent": shipped("tencent"),
+        "alibaba_on_a_4gib_host": with_plan(shipped("alibaba"), _host_memory(3686)),
+    }
+
+
+@cache
+def failing_resources():
+    return {
+        "five_services_on_alibaba": run_program("services-on-alibaba", root=FIXTURES),
+        "alibaba_neo4j_grown_to_1gib": with_plan(shipped("alibaba"), _grow("production-neo4j", 1024)),
+        "tencent_on_a_3gib_host": with_plan(shipped("tencent"), _host_memory(3300)),
+    }
+
+
+def test_memory_budget_passes_and_fails_the_named_fixtures():
+    fixtures = {**passing_resources(), **failing_resources()}
+    assert flagged(fixtures, "memory-budget") == set(failing_resources())
+
+
+def test_the_five_services_on_the_alibaba_host_are_refused_with_the_shortfall():
+    (violation,) = violations(failing_resources()["five_services_on_alibaba"], "memory-budget")
+    assert violation.level == "mandatory"
+    assert violation.urn.endswith("platform:compute:Host::services-on-alibaba-host")
+    # 1504 MiB of databases + 1900 MiB of services + 256 MiB reserve on 1843 MiB usable.
+    assert "used 3404 MiB + OS reserve 256 MiB = 3660 MiB of limit 1843 MiB: short by 1817 MiB" in violation.message
+    assert "Largest workloads (MiB): ai-service-1 600, ai-service-2 600, production-neo4j 544" in violation.message
+
+
+def test_the_tencent_host_holds_the_five_services_with_a_buffer_below_the_headroom():
+    (warning,) = violations(shipped("tencent"), "memory-headroom")
+    assert warning.level == "advisory"
+    assert warning.message.startswith(
+        "tencent-host (tencent): used 3180 MiB + OS reserve 256 MiB of limit 3686 MiB, free 250 MiB "
+        "(6.8% of usable, below the 10% headroom)"
+    )
+    assert "ai-service-1 600, ai-service-2 600, mysql 384" in warning.message
+
+
+def test_headroom_warns_on_the_tight_shipped_hosts_only():
+    fixtures = passing_resources()
+    assert flagged(fixtures, "memory-headroom") == {"shipped_alibaba", "shipped_tencent"}
+    # A refused plan is memory-budget's: headroom speaks only of plans that fit.
+    assert flagged(failing_resources(), "memory-headroom") == set()
+
+
+def test_a_larger_os_reserve_in_the_pack_config_makes_the_alibaba_stack_fail():
+    config = {"memory-budget": {"osReserveMib": 400}}
+    (violation,) = violations(shipped("alibaba"), "memory-budget", config)
+    assert "OS reserve 400 MiB = 1904 MiB of limit 1843 MiB: short by 61 MiB" in violation.message
+
+
+def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():
+    config = {"memory-budget": {"reserveByCloudMib": {"tencent": 600}}}
+    assert violations(shipped("alibaba"), "memory-budget", config) == []
+    (violation,) = violations(shipped("tencent"), "memory-budget", config)
+    assert "short by 94 MiB" in violation.message
+
+
+def test_a_lower_headroom_silences_the_warning_and_a_disabled_policy_reports_nothing():
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 5}}) == []
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": "disabled"}) == []
