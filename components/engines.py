@@ -2,6 +2,9 @@
 
 Every engine setting is derived from the plan's ``memoryMib`` (and ``jvm`` for Neo4j and
 Elasticsearch), so a memory change in the plan changes the unit, and only that unit.
+
+Passwords reach the engine as Podman secrets (``Secret=``): never in the unit, an
+environment file, ``podman inspect`` or a process's argv.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ class Engine:
     """Run inside the container; exit 0 when the engine answers."""
     environment: dict[str, str] = field(default_factory=dict)
     exec_args: tuple[str, ...] = ()
-    secret_mount: str | None = None
-    """Mount the secret file here (read-only) instead of reading it as an EnvironmentFile."""
+    credential_env: str | None = None
+    """The variable the image reads its password from (a Podman secret of type env)..."""
+    credential_mount: str | None = None
+    """...or the file it reads it from (type mount; world-readable inside the container only,
+    because the entrypoints drop root before they read it)."""
 
 
 def engine(db: Database) -> Engine:
@@ -30,6 +36,7 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/var/lib/mysql",
                 health="mysqladmin ping -h 127.0.0.1 --silent",
+                credential_env="MYSQL_ROOT_PASSWORD",
                 exec_args=(
                     f"--innodb-buffer-pool-size={max(memory // 4, 8)}M",
                     "--performance-schema=OFF",
@@ -41,6 +48,7 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/var/lib/postgresql/data",
                 health="pg_isready -h 127.0.0.1 -U future_user",
+                credential_env="POSTGRES_PASSWORD",
                 environment={"POSTGRES_USER": "future_user"},
                 exec_args=(
                     "postgres",
@@ -57,7 +65,7 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/data",
                 health="redis-cli -h 127.0.0.1 ping",
-                secret_mount="/usr/local/etc/redis/auth.conf",  # noqa: S106 - a path, not a password
+                credential_mount="/usr/local/etc/redis/auth.conf",
                 exec_args=(
                     "redis-server",
                     "/usr/local/etc/redis/auth.conf",
@@ -74,6 +82,7 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/data",
                 health="wget -q -O /dev/null http://127.0.0.1:7474",
+                credential_env="NEO4J_AUTH",
                 environment={
                     "NEO4J_server_memory_heap_initial__size": f"{db.jvm.heap_mib}m",
                     "NEO4J_server_memory_heap_max__size": f"{db.jvm.heap_mib}m",
@@ -87,6 +96,7 @@ def engine(db: Database) -> Engine:
                 data_path="/usr/share/elasticsearch/data",
                 # Any HTTP answer (401 included) means the node is up; no credentials needed.
                 health="curl -s -o /dev/null http://127.0.0.1:9200/",
+                credential_env="ELASTIC_PASSWORD",
                 environment={
                     "discovery.type": "single-node",
                     "ES_JAVA_OPTS": f"-Xms{db.jvm.heap_mib}m -Xmx{db.jvm.heap_mib}m",
@@ -98,6 +108,7 @@ def engine(db: Database) -> Engine:
             return Engine(
                 data_path="/var/lib/weaviate",
                 health="wget -q -O /dev/null http://127.0.0.1:8080/v1/.well-known/ready",
+                credential_env="AUTHENTICATION_APIKEY_ALLOWED_KEYS",
                 environment={
                     "LIMIT_RESOURCES": "true",
                     "GOMEMLIMIT": f"{memory * 8 // 10}MiB",
@@ -112,7 +123,8 @@ def engine(db: Database) -> Engine:
 
 
 def secret_file(db: Database, paths: Paths) -> str:
-    return f"{paths.secrets}/{db.name}.{'conf' if db.kind == DatabaseKind.REDIS else 'env'}"
+    """The host's 0600 copy, from which the Podman secret named like the database is made."""
+    return f"{paths.secrets}/{db.name}.secret"
 
 
 def data_dir(db: Database, paths: Paths) -> str:
@@ -120,20 +132,22 @@ def data_dir(db: Database, paths: Paths) -> str:
 
 
 def secret_content(db: Database, password: str) -> str:
-    """What reaches the host on stdin and lands in the 0600 secret file."""
+    """What reaches the host on stdin: the secret's exact value (an env secret has no newline)."""
     match db.kind:
-        case DatabaseKind.MYSQL:
-            return f"MYSQL_ROOT_PASSWORD={password}\n"
-        case DatabaseKind.POSTGRES:
-            return f"POSTGRES_PASSWORD={password}\n"
         case DatabaseKind.REDIS:
             return f"requirepass {password}\n"
         case DatabaseKind.NEO4J:
-            return f"NEO4J_AUTH=neo4j/{password}\n"
-        case DatabaseKind.ELASTICSEARCH:
-            return f"ELASTIC_PASSWORD={password}\n"
-        case DatabaseKind.WEAVIATE:
-            return f"AUTHENTICATION_APIKEY_ALLOWED_KEYS={password}\n"
+            return f"neo4j/{password}"
+        case _:
+            return password
+
+
+def secret_option(db: Database) -> str:
+    """The Quadlet ``Secret=`` value that hands the engine its password."""
+    spec = engine(db)
+    if spec.credential_mount is not None:
+        return f"{db.name},type=mount,target={spec.credential_mount},mode=0444"
+    return f"{db.name},type=env,target={spec.credential_env}"
 
 
 def _quoted(assignment: str) -> str:
@@ -166,10 +180,7 @@ def quadlet_unit(db: Database, paths: Paths) -> str:
         f"Volume={data_dir(db, paths)}:{spec.data_path}:Z,U",
         *(f"Environment={_quoted(f'{key}={value}')}" for key, value in sorted(spec.environment.items())),
     ]
-    if spec.secret_mount is not None:
-        lines.append(f"Volume={secret_file(db, paths)}:{spec.secret_mount}:ro,Z")
-    else:
-        lines.append(f"EnvironmentFile={secret_file(db, paths)}")
+    lines.append(f"Secret={secret_option(db)}")
     if spec.exec_args:
         lines.append("Exec=" + " ".join(spec.exec_args))
     # --memory-swap equal to --memory: the limit is real, not spilled to swap.

@@ -12,6 +12,8 @@ import re
 _SECRET_WORDS = "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|SECRET_ID"  # noqa: S105 - names to look for
 _SECRET_NAME = rf"(?:[A-Za-z0-9]+_)*(?:{_SECRET_WORDS})"
 _ASSIGNED = re.compile(rf"(?i)\b({_SECRET_NAME})\b[ \t]*[=:][ \t]*(['\"]?)([^\s'\"]+)")
+# A Podman secret reference (Quadlet Secret=, podman --secret): a secret's name and where it goes.
+_SECRET_REFERENCE = re.compile(r"[\w.-]+(?:,(?:type|target|mode|uid|gid)=[^,\s]*)+")
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a private key block", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     (
@@ -34,7 +36,7 @@ def secret_literals(text: str) -> list[str]:
     for match in _ASSIGNED.finditer(text):
         value = match.group(3)
         # A reference ($VAR, ${VAR}, $(cmd)), a path or a placeholder is not a literal secret.
-        if value.startswith(("$", "/", "<", "{{")) or len(value) < 4:
+        if value.startswith(("$", "/", "<", "{{")) or len(value) < 4 or _SECRET_REFERENCE.fullmatch(value):
             continue
         found.append(f"a literal assigned to {match.group(1)}")
     found += [label for label, pattern in _PATTERNS if pattern.search(text)]

@@ -93,6 +93,24 @@ def test_an_environment_value_with_spaces_is_quoted_for_quadlet(plan):
     assert 'Environment="ES_JAVA_OPTS=-Xms128m -Xmx128m"' in quadlet_unit(elasticsearch, plan.paths).splitlines()
 
 
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("production-mysql", "Secret=production-mysql,type=env,target=MYSQL_ROOT_PASSWORD"),
+        ("production-postgres", "Secret=production-postgres,type=env,target=POSTGRES_PASSWORD"),
+        ("production-redis", "Secret=production-redis,type=mount,target=/usr/local/etc/redis/auth.conf,mode=0444"),
+        ("production-neo4j", "Secret=production-neo4j,type=env,target=NEO4J_AUTH"),
+        ("production-elasticsearch", "Secret=production-elasticsearch,type=env,target=ELASTIC_PASSWORD"),
+        ("production-weaviate", "Secret=production-weaviate,type=env,target=AUTHENTICATION_APIKEY_ALLOWED_KEYS"),
+    ],
+)
+def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_file(plan, name, secret):
+    (db,) = [d for d in plan.databases if d.name == name]
+    unit = quadlet_unit(db, plan.paths).splitlines()
+    assert [line for line in unit if line.startswith("Secret=")] == [secret]
+    assert not [line for line in unit if line.startswith("EnvironmentFile=")]
+
+
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
     for resource in run.of_type("command:remote:Command"):
         if resource.name == "alibaba-db-bootstrap":

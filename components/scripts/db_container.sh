@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One database container as a Quadlet unit: its secret file (from stdin, 0600), its unit, and a
-# restart only when one of them changed. The data directory is bind-mounted and never removed
+# One database container as a Quadlet unit: its secret (from stdin, kept in a 0600 file and
+# made into the Podman secret the unit refers to), its unit, and a restart only when one
+# of them changed. The data directory is bind-mounted and never removed
 # here, so an update keeps the data. Running it again with nothing changed writes nothing (not
 # even a temporary file), restarts nothing and says "unchanged".
 # Parameters: NAME, IMAGE, UNIT_FILE, UNIT_CONTENT, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR,
@@ -42,7 +43,19 @@ for dir in "$(dirname "$SECRET_FILE")" "$(dirname "$UNIT_FILE")" "$DATA_DIR" "$S
   [ -d "$dir" ] || mkdir -p "$dir"
 done
 install_content "$SECRET_FILE" "$secret" 600
+secret_changed=$changed
 install_content "$UNIT_FILE" "$UNIT_CONTENT" 644
+
+# The Podman secret is made from the file (its path is the argument, never the value). A new
+# password replaces it while the container is stopped; it is restarted below.
+if [ "$secret_changed" = 1 ] || ! podman secret inspect "$NAME" >/dev/null 2>&1; then
+  if systemctl is-active --quiet "$NAME.service"; then
+    systemctl stop "$NAME.service"
+  fi
+  podman secret rm "$NAME" >/dev/null 2>&1 || true
+  podman secret create "$NAME" "$SECRET_FILE" >/dev/null
+  changed=1
+fi
 # The plan owns these ports from now on: a later preflight must not take them for a stranger's.
 for port in $PORTS; do
   [ -e "$STATE_DIR/ports/$port" ] || : > "$STATE_DIR/ports/$port"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A database left the plan: stop its container (the Quadlet unit's stop removes the container,
-# never a volume) and remove its unit and secret. Its data directory stays unless the plan said
+# never a volume) and remove its unit and its secret (file and Podman secret). Its data directory stays unless the plan said
 # purge: true for it. Safe to run again: with nothing left to remove it says so.
 # Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR, PURGE.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
@@ -14,6 +14,10 @@ fi
 if [ -e "$UNIT_FILE" ]; then
   rm -f "$UNIT_FILE"
   systemctl daemon-reload  # the generated $NAME.service goes with its .container file
+  changes=$((changes + 1))
+fi
+if podman secret inspect "$NAME" >/dev/null 2>&1; then
+  podman secret rm "$NAME" >/dev/null
   changes=$((changes + 1))
 fi
 doomed=("$SECRET_FILE")

@@ -72,6 +72,8 @@ def failing_resources():
             alibaba, MYSQL, _append("mysql -uroot -pS3cretPassw0rd -e 'select 1'")
         ),
         "password_assigned_in_the_command": edit_inputs(alibaba, MYSQL, _append("MYSQL_ROOT_PASSWORD=S3cretPassw0rd")),
+        # The shipped units' Secret=<name>,type=env,target=... is a reference; a bare value is not.
+        "password_as_a_quadlet_secret_value": edit_inputs(alibaba, MYSQL, _append("Secret=S3cretPassw0rd")),
         "private_key_in_the_command": edit_inputs(alibaba, MYSQL, _append("-----BEGIN OPENSSH PRIVATE KEY-----")),
         "alibaba_access_key_in_the_command": edit_inputs(alibaba, MYSQL, _append("export KEY=LTAI5tAbCdEfGhIjKlMnOp")),
         "secret_command_logs_its_output": edit_inputs(alibaba, MYSQL, _set("logging", "stdoutAndStderr")),

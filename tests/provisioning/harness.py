@@ -371,6 +371,11 @@ class SshHost:
             return None
         return {f.name: f.read_text().strip() for f in directory.iterdir()}
 
+    def podman_secret(self, name: str) -> str | None:
+        """The file the podman stand-in's secret ``name`` was made from, or None."""
+        record = self.standin_state / "podman/secrets" / name
+        return record.read_text().strip() if record.exists() else None
+
     def set_health(self, container: str, policy: str | int) -> None:
         """How the engine in ``container`` answers: "unhealthy", or a count of failing checks."""
         health = self.standin_state / "podman/health"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components import databases
-from components.engines import data_dir, engine, quadlet_unit, secret_file
+from components.engines import data_dir, engine, quadlet_unit, secret_file, secret_option
 from plan import Plan
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import database_step
@@ -65,9 +65,9 @@ def test_unit_file_is_the_declared_one_and_memory_flags_equal_the_plan(host: Ssh
     ]
     assert argv[argv.index(db.image) - 1].startswith("--memory-swap=")  # options end at the image
     assert f"{data_dir(db, plan.paths)}:{engine(db).data_path}:Z,U" in values_of(argv, "-v")
-    secret = secret_file(db, plan.paths)
-    mount = engine(db).secret_mount
-    assert (f"{secret}:{mount}:ro,Z" in values_of(argv, "-v")) if mount else values_of(argv, "--env-file") == [secret]
+    assert values_of(argv, "--secret") == [secret_option(db)]
+    assert values_of(argv, "--env-file") == []
+    assert host.podman_secret(db.name) == secret_file(db, plan.paths)
     container = host.container(name)
     assert container is not None
     assert (container["image"], container["status"], container["healthcheck"]) == (db.image, "running", "1")

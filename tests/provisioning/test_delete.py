@@ -50,9 +50,12 @@ def test_removing_a_database_stops_its_container_and_keeps_its_data(host: SshHos
     assert run.code == 0, run
     assert run.stdout == f"production-mysql: removed, data kept in {data}\n"
     assert host.container("production-mysql") is None
-    assert host.podman_calls()[-1][:4] == ["rm", "-v", "-f", "-i"]  # the Quadlet unit's ExecStop
+    removals = [c for c in host.podman_calls() if c[0] == "rm" or c[:2] == ["secret", "rm"]][-2:]
+    assert removals[0][:4] == ["rm", "-v", "-f", "-i"]  # the Quadlet unit's ExecStop
+    assert removals[1] == ["secret", "rm", "production-mysql"]
     assert not (host.quadlet / "production-mysql.container").exists()
     assert not Path(secret_file(db, plan.paths)).exists()
+    assert host.podman_secret("production-mysql") is None
     assert (data / "ibdata1").read_bytes() == b"the rows"
     assert list(Path(plan.paths.state, "ports").iterdir()) == []
 

@@ -59,7 +59,9 @@ def test_database_bootstrap_and_containers(host: SshHost) -> None:
     assert host.snapshot() == before
     assert (host.standin_state / "sysctl/vm.max_map_count").stat().st_mtime_ns == sysctl
     assert {db.name: host.container(db.name) for db in plan.databases} == containers
-    assert {call[0] for call in host.podman_calls()[podman_calls:]} == {"--version", "healthcheck"}
+    later = host.podman_calls()[podman_calls:]
+    assert {call[0] for call in later} == {"--version", "healthcheck", "secret"}
+    assert {tuple(call[:2]) for call in later if call[0] == "secret"} == {("secret", "inspect")}  # read only
     assert changing_systemctl_calls(host.systemctl_calls()[systemctl_calls:]) == []
 
 
