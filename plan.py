@@ -119,6 +119,7 @@ class HostCommon(Model):
     memory_mib: MemoryMib = Field(description="usable memory on the host (what the OS reports)")
     cpus: int = Field(ge=1)
     disk_gb: int = Field(ge=20, description="system disk size")
+    min_free_disk_mib: int = Field(default=2048, ge=0, description="the host preflight refuses a fuller disk")
     ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_port: Port = 22
     os_families: tuple[str, ...] = Field(

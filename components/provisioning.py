@@ -62,7 +62,7 @@ def preflight_params(plan: Plan) -> dict[str, str | int]:
     """What the host preflight checks before anything changes on the host."""
     return {
         "HOST_MEMORY_MIB": plan.host.memory_mib,
-        "MIN_FREE_DISK_MIB": 2048,
+        "MIN_FREE_DISK_MIB": plan.host.min_free_disk_mib,
         "OS_FAMILIES": " ".join(plan.host.os_families),
         # Ports the plan will use; a listener on one of them must be the plan's own workload.
         "PLAN_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in plan.workloads for p in w.ports),

@@ -40,7 +40,7 @@ probe="$install_root"
 while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
 free_mib=$(df -Pm "$probe" | awk 'NR == 2 {print $4}')
 if [ "$free_mib" -lt "$MIN_FREE_DISK_MIB" ]; then
-  preflight_fail "only ${free_mib} MiB free under $probe, need ${MIN_FREE_DISK_MIB} MiB"
+  preflight_fail "only ${free_mib} MiB free under $probe, the plan needs ${MIN_FREE_DISK_MIB} MiB (platform:host.minFreeDiskMib)"
 fi
 
 # A port the plan will use may already be listening only if the plan owns it: an existing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -52,6 +53,24 @@ def test_plan_memory_beyond_what_the_host_has_stops_the_database_bootstrap(host:
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
     assert f"host has {actual} MiB of memory, the plan budgets {actual + 512} MiB" in run.stderr
     assert "platform:host.memoryMib" in run.stderr
+
+
+def test_a_disk_fuller_than_the_plan_allows_stops_the_service_bootstrap(host: SshHost) -> None:
+    plan = host.plan(
+        "tencent",
+        services=[service("alpha", free_port(), host.release("1.0.0"))],
+        host={"minFreeDiskMib": 1 << 40},  # a petabyte: more than any test machine has free
+    )
+    before = host.snapshot()
+
+    run = host.step(services.bootstrap_step("app", plan))
+
+    assert run.code == 3, run
+    assert_stopped_cleanly(host, run.stdout, run.stderr, before)
+    assert re.fullmatch(
+        rf"preflight: only \d+ MiB free under /\S+, the plan needs {1 << 40} MiB \(platform:host.minFreeDiskMib\)\n",
+        run.stderr,
+    ), run.stderr
 
 
 def test_plan_port_taken_by_an_undeclared_listener_stops_the_bootstrap(host: SshHost) -> None:
