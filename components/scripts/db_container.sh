@@ -44,7 +44,17 @@ for dir in "$(dirname "$SECRET_FILE")" "$(dirname "$UNIT_FILE")" "$DATA_DIR" "$S
 done
 install_content "$SECRET_FILE" "$secret" 600
 secret_changed=$changed
+# The unit as it was, kept in memory: an update that fails its health check goes back to it.
+previous_unit=""
+if [ -f "$UNIT_FILE" ]; then
+  previous_unit=$(cat "$UNIT_FILE"; printf x)  # the x keeps trailing newlines through $(...)
+  previous_unit=${previous_unit%x}
+fi
 install_content "$UNIT_FILE" "$UNIT_CONTENT" 644
+unit_changed=0
+if [ -n "$previous_unit" ] && [ "$previous_unit" != "$UNIT_CONTENT" ]; then
+  unit_changed=1
+fi
 
 # The Podman secret is made from the file (its path is the argument, never the value). A new
 # password replaces it while the container is stopped; it is restarted below.
@@ -74,13 +84,30 @@ else
 fi
 
 # Bounded wait for the engine's own health check: at least HEALTH_TIMEOUT seconds (SECONDS
-# counts whole seconds, hence "greater than"), then one failure line.
-deadline=$(( SECONDS + HEALTH_TIMEOUT ))
-until health=$(podman healthcheck run "$NAME" 2>&1); do
-  if [ "$SECONDS" -gt "$deadline" ]; then
-    echo "$NAME: not healthy after ${HEALTH_TIMEOUT}s ($IMAGE): ${health:-no output}" >&2
-    exit 5
+# counts whole seconds, hence "greater than"). Leaves the last check's output in $health.
+healthy_within() {  # seconds
+  local deadline=$(( SECONDS + $1 ))
+  until health=$(podman healthcheck run "$NAME" 2>&1); do
+    [ "$SECONDS" -le "$deadline" ] || return 1
+    sleep 2
+  done
+}
+
+if healthy_within "$HEALTH_TIMEOUT"; then
+  echo "$NAME: $action, healthy"
+  exit 0
+fi
+echo "$NAME: not healthy after ${HEALTH_TIMEOUT}s ($IMAGE): ${health:-no output}" >&2
+# An update (a new image, limit or setting) that breaks the engine goes back to the unit that
+# worked; the data directory was never touched. A new password cannot be taken back here.
+if [ "$unit_changed" = 1 ]; then
+  install_content "$UNIT_FILE" "$previous_unit" 644
+  systemctl daemon-reload
+  systemctl restart "$NAME.service"
+  if healthy_within "$HEALTH_TIMEOUT"; then
+    echo "$NAME: rolled back to the previous unit, healthy" >&2
+  else
+    echo "$NAME: rolled back to the previous unit, still not healthy: ${health:-no output}" >&2
   fi
-  sleep 2
-done
-echo "$NAME: $action, healthy"
+fi
+exit 5

@@ -140,6 +140,46 @@ def test_health_wait_gives_up_after_its_timeout(host: SshHost) -> None:
     assert 2 <= len(checks) <= 4
 
 
+def test_an_update_that_fails_its_health_check_goes_back_to_the_previous_unit(host: SshHost) -> None:
+    (redis,) = seed_databases("production-redis")
+    plan = host.plan("alibaba", databases=[{**redis, "healthTimeoutS": 3}])
+    bootstrap(host, plan)
+    assert install(host, plan, "production-redis") == "production-redis: updated, healthy\n"
+    working_unit = (host.quadlet / "production-redis.container").read_text()
+    data = Path(data_dir(plan.databases[0], plan.paths))
+    (data / "appendonly.aof").write_bytes(b"SET k v")
+
+    broken = host.plan("alibaba", databases=[{**redis, "healthTimeoutS": 3, "image": "docker.io/library/redis:8"}])
+    host.set_health("production-redis", 3)  # the new image never answers within 3 s; then it is the old one
+    step, stdin = database_step(broken, broken.databases[0])
+    run = host.step(step, stdin)
+
+    assert run.code == 5, run
+    assert run.stderr.splitlines() == [
+        "production-redis: not healthy after 3s (docker.io/library/redis:8): starting",
+        "production-redis: rolled back to the previous unit, healthy",
+    ]
+    assert (host.quadlet / "production-redis.container").read_text() == working_unit
+    container = host.container("production-redis")
+    assert container is not None
+    assert (container["image"], container["status"]) == ("docker.io/library/redis:7", "running")
+    assert (data / "appendonly.aof").read_bytes() == b"SET k v"
+
+
+def test_a_first_install_that_fails_its_health_check_has_nothing_to_go_back_to(host: SshHost) -> None:
+    (redis,) = seed_databases("production-redis")
+    plan = host.plan("alibaba", databases=[{**redis, "healthTimeoutS": 2}])
+    bootstrap(host, plan)
+    host.set_health("production-redis", "unhealthy")
+    step, stdin = database_step(plan, plan.databases[0])
+
+    run = host.step(step, stdin)
+
+    assert run.code == 5, run
+    assert "rolled back" not in run.stderr
+    assert len(run.stderr.splitlines()) == 1
+
+
 def test_health_wait_retries_until_the_engine_answers(host: SshHost) -> None:
     plan = host.plan("alibaba", databases=seed_databases("production-postgres"))
     bootstrap(host, plan)
