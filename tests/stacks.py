@@ -9,12 +9,12 @@ from typing import Any
 import yaml
 
 from plan import load_plan
-from preflight.engine import Registration, StackRun, run_stack, unwrap
+from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A new Alibaba instance instead of the adopted one (merged into the committed host).
+# A new instance instead of the adopted one (merged into the committed host).
 CREATED_ALIBABA_HOST: dict[str, Any] = {
     "mode": "create",
     "instanceType": "ecs.t6-c1m1.large",
@@ -26,6 +26,14 @@ CREATED_ALIBABA_HOST: dict[str, Any] = {
     "publicIp": None,
     "hostKey": None,
 }
+CREATED_TENCENT_HOST: dict[str, Any] = {
+    **CREATED_ALIBABA_HOST,
+    "instanceType": "S5.MEDIUM4",
+    "imageId": "img-487zeit5",
+    "zone": "ap-guangzhou-3",
+    "keyPairName": "skey-admins",
+}
+CREATED_HOST = {"alibaba": CREATED_ALIBABA_HOST, "tencent": CREATED_TENCENT_HOST}
 
 
 def cache_database(**fields: Any) -> dict[str, Any]:
@@ -40,21 +48,21 @@ def cache_database(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-def stack_values(stack: str) -> dict[str, Any]:
+def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """The committed stack file's platform config as YAML values (not yet JSON-encoded)."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
     return {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
 
 
-def config_for(stack: str, **changes: Any) -> StackConfig:
+def config_for(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
     """The committed stack's config with some ``platform:*`` keys changed.
 
     A dict value is merged into the committed one (``host={"memoryMib": 1}``, and a field
     set to ``None`` is dropped); any other value replaces it; ``None`` removes the key.
     """
-    base = read_stack(ROOT, stack)
+    base = read_stack(root, stack)
     config = dict(base.config)
-    committed = stack_values(stack)
+    committed = stack_values(stack, root)
     for key, value in changes.items():
         full_key = f"platform:{key}"
         if value is None:
@@ -68,9 +76,9 @@ def config_for(stack: str, **changes: Any) -> StackConfig:
     return with_missing_secrets(edited, tuple(db.name for db in plan.databases))
 
 
-def evaluate(stack: str, **changes: Any) -> StackRun:
-    config = config_for(stack, **changes)
-    return run_stack(config.project, stack, config.config, set(config.secret_keys))
+def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:
+    config = config_for(stack, root, **changes)
+    return run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
 
 
 def inputs(resource: Registration) -> dict[str, Any]:

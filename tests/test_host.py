@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import CREATED_ALIBABA_HOST, evaluate, inputs
+from tests.stacks import CREATED_ALIBABA_HOST, CREATED_TENCENT_HOST, evaluate, inputs
 
-CREATE_TENCENT = {
-    **CREATED_ALIBABA_HOST,
-    "instanceType": "S5.MEDIUM4",
-    "imageId": "img-487zeit5",
-    "zone": "ap-guangzhou-3",
-}
 INSTANCE = {"alibaba": "alicloud:ecs/instance:Instance", "tencent": "tencentcloud:Instance/instance:Instance"}
 
 
@@ -29,7 +23,7 @@ def test_adopt_mode_imports_the_instance_instead_of_creating_one(stack, instance
     assert not run.of_type("tencentcloud:Vpc/instance:Instance")
 
 
-@pytest.mark.parametrize(("stack", "host"), [("alibaba", CREATED_ALIBABA_HOST), ("tencent", CREATE_TENCENT)])
+@pytest.mark.parametrize(("stack", "host"), [("alibaba", CREATED_ALIBABA_HOST), ("tencent", CREATED_TENCENT_HOST)])
 def test_a_created_instance_is_protected_and_never_replaced_by_an_ordinary_change(stack, host):
     run = evaluate(stack, host=host, firewall={"securityGroupId": None})
     (instance,) = run.of_type(INSTANCE[stack])
@@ -58,7 +52,7 @@ def test_alibaba_created_instance_keeps_its_encrypted_data_disk_and_has_deletion
 
 
 def test_tencent_created_instance_keeps_its_encrypted_data_disk_and_refuses_api_termination():
-    run = evaluate("tencent", host=CREATE_TENCENT, firewall={"securityGroupId": None})
+    run = evaluate("tencent", host=CREATED_TENCENT_HOST, firewall={"securityGroupId": None})
     (instance,) = run.of_type(INSTANCE["tencent"])
     values = inputs(instance)
     assert values["disableApiTermination"] is True

@@ -15,10 +15,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from plan import load_plan
-from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, run_stack, unwrap
+from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, unwrap
 from preflight.policy import OutputMonitor, Pack, Violation, evaluate, load_pack
-from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
+from preflight.stackfile import read_stack
+from tests.stacks import CREATED_HOST
+from tests.stacks import evaluate as evaluate_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, STACK = "platform", "fixture"
@@ -123,23 +124,9 @@ def flagged(fixtures: Mapping[str, StackRun], policy: str, config: Mapping[str, 
 # ---------------------------------------------------------------------------------------
 
 
-def stack_config(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
-    """A stack file's config with ``platform:*`` keys replaced (``None`` removes one)."""
-    base = read_stack(root, stack)
-    config = dict(base.config)
-    for key, value in changes.items():
-        if value is None:
-            config.pop(f"platform:{key}", None)
-        else:
-            config[f"platform:{key}"] = value if isinstance(value, str) else json.dumps(value)
-    plan = load_plan(config, base.secret_keys)
-    edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
-    return with_missing_secrets(edited, tuple(db.name for db in plan.databases))
-
-
 def run_program(stack: str, root: Path = ROOT, **changes: Any) -> StackRun:
-    config = stack_config(stack, root, **changes)
-    return run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=OutputMonitor(CloudMocks()))
+    """The real program for a stack file, with ``platform:*`` changes merged in (tests.stacks)."""
+    return evaluate_stack(stack, root, monitor=OutputMonitor(CloudMocks()), **changes)
 
 
 @cache
@@ -152,31 +139,6 @@ def shipped(stack: str) -> StackRun:
     return copy.deepcopy(_shipped(stack))
 
 
-CREATED_ALIBABA = {
-    "mode": "create",
-    "instanceType": "ecs.t6-c1m1.large",
-    "imageId": "ubuntu_24_04_x64_20G_alibase.vhd",
-    "zone": "cn-shenzhen-a",
-    "dataDiskGb": 40,
-    "keyPairName": "admins",
-    "memoryMib": 1843,
-    "cpus": 2,
-    "diskGb": 40,
-}
-CREATED_TENCENT = {
-    "mode": "create",
-    "instanceType": "S5.MEDIUM4",
-    "imageId": "img-22trbn9x",
-    "zone": "ap-guangzhou-3",
-    "dataDiskGb": 50,
-    "keyPairName": "skey-admins",
-    "sshUser": "ubuntu",
-    "memoryMib": 3686,
-    "cpus": 4,
-    "diskGb": 59,
-}
-
-
 def created(stack: str):
     """The stack with a host (and so a group) the program creates, run once per session."""
     return copy.deepcopy(_created(stack))
@@ -184,9 +146,7 @@ def created(stack: str):
 
 @cache
 def _created(stack: str):
-    host = CREATED_ALIBABA if stack == "alibaba" else CREATED_TENCENT
-    peer = "101.33.251.158" if stack == "alibaba" else "47.115.168.107"
-    return run_program(stack, host=host, firewall={"adminCidrs": ["203.0.113.0/24"], "peerAddress": peer})
+    return run_program(stack, host=CREATED_HOST[stack], firewall={"securityGroupId": None})
 
 
 def committed(stack: str, key: str) -> Any:

@@ -9,21 +9,12 @@ import pytest
 
 from components import databases
 from components.engines import data_dir, engine, quadlet_unit, secret_file, secret_option
-from plan import Plan
+from plan import ENGINE_PORTS, Plan
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import database_step
 from tests.provisioning.workloads import databases as seed_databases
 
 ALL = [db["name"] for db in seed_databases()]
-# The port each engine listens on inside its container (its image's default).
-ENGINE_PORTS = {
-    "production-mysql": [3306],
-    "production-postgres": [5432],
-    "production-redis": [6379],
-    "production-neo4j": [7474, 7687],
-    "production-elasticsearch": [9200, 9300],
-    "production-weaviate": [8080],
-}
 
 
 def bootstrap(host: SshHost, plan: Plan) -> None:
@@ -92,7 +83,7 @@ def test_plan_ports_are_published_to_the_engines_own_ports(host: SshHost) -> Non
 
     for db in plan.databases:
         [argv] = podman_runs(host, db.name)
-        wanted = [f"{spec.port}:{inner}/tcp" for spec, inner in zip(db.ports, ENGINE_PORTS[db.name], strict=True)]
+        wanted = [f"{spec.port}:{inner}/tcp" for spec, inner in zip(db.ports, ENGINE_PORTS[db.kind], strict=True)]
         assert values_of(argv, "--publish") == wanted
 
 
