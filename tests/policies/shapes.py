@@ -149,6 +149,16 @@ def _created(stack: str):
     return run_program(stack, host=CREATED_HOST[stack], firewall={"securityGroupId": None})
 
 
+def shipped_and_created_groups() -> dict[str, StackRun]:
+    """The passing fixtures every firewall policy starts from: both stacks, adopted and created."""
+    return {
+        "shipped_alibaba": shipped("alibaba"),
+        "shipped_tencent": shipped("tencent"),
+        "created_alibaba_group": created("alibaba"),
+        "created_tencent_group": created("tencent"),
+    }
+
+
 def committed(stack: str, key: str) -> Any:
     """A ``platform:*`` value of the committed stack file, decoded."""
     raw = read_stack(ROOT, stack).config[f"platform:{key}"]

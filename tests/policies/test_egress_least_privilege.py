@@ -7,10 +7,10 @@ from functools import cache
 from policies.egress import DEFAULT_ALLOWED
 from tests.policies.shapes import (
     alibaba_rule,
-    created,
     edit_inputs,
     flagged,
     shipped,
+    shipped_and_created_groups,
     violations,
     with_resources,
     without,
@@ -31,12 +31,7 @@ def _egress(name: str, firewall, **fields):
 
 @cache
 def passing_resources():
-    return {
-        "shipped_alibaba": shipped("alibaba"),
-        "shipped_tencent": shipped("tencent"),
-        "created_alibaba_group": created("alibaba"),
-        "created_tencent_group": created("tencent"),
-    }
+    return shipped_and_created_groups()
 
 
 @cache

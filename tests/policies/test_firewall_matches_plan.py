@@ -11,6 +11,7 @@ from tests.policies.shapes import (
     edit_inputs,
     flagged,
     shipped,
+    shipped_and_created_groups,
     violations,
     with_resources,
 )
@@ -37,12 +38,7 @@ def _with_created_group_rule():
 
 @cache
 def passing_resources():
-    return {
-        "shipped_alibaba": shipped("alibaba"),
-        "shipped_tencent": shipped("tencent"),
-        "created_alibaba_group": created("alibaba"),
-        "created_tencent_group": created("tencent"),
-    }
+    return shipped_and_created_groups()
 
 
 @cache
