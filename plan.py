@@ -562,12 +562,6 @@ class Plan(Model):
     def needs_sudo(self) -> bool:
         return self.host.ssh_user != "root"
 
-    def batch_of(self, service: str) -> int:
-        return next(i for i, batch in enumerate(self.batches, start=1) if service in batch)
-
-    def exposed(self, exposure: Exposure) -> tuple[PortSpec, ...]:
-        return tuple(p for w in self.workloads for p in w.ports if p.expose == exposure)
-
     @property
     def peer_database_ports(self) -> tuple[int, ...]:
         """Ports of the peer's databases this host may reach (egress to the peer's /32)."""

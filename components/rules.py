@@ -8,7 +8,6 @@ from typing import Literal
 from plan import Exposure, Plan
 
 ANYWHERE = "0.0.0.0/0"
-SSH = 22
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ options that matter here (parent, protect, import id, ignore_changes, dependenci
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +139,3 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
-
-
-def is_documentation_address(address: str) -> bool:
-    return ipaddress.ip_address(address) in ipaddress.ip_network("192.0.2.0/24")
