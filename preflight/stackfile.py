@@ -56,16 +56,11 @@ def read_stack(root: Path, stack: str) -> StackConfig:
     secret_keys: set[str] = set()
     placeholders: set[str] = set()
     for key, value in raw.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[key], secret = placeholder(key), True
-            placeholders.add(key)
-        else:
-            config[key], secret = _encode(value), _has_secure(value)
-            if secret:
-                config[key] = json.dumps(_replace_secure(value, key))
-                placeholders.add(key)
-        if secret:
+        if _has_secure(value):  # the whole value, or a field of it, set with --secret
+            value = _replace_secure(value, key)
             secret_keys.add(key)
+            placeholders.add(key)
+        config[key] = _encode(value)
     return StackConfig(project_name(root), stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 
