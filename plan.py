@@ -119,7 +119,7 @@ class HostCommon(Model):
     memory_mib: MemoryMib = Field(description="usable memory on the host (what the OS reports)")
     cpus: int = Field(ge=1)
     disk_gb: int = Field(ge=20, description="system disk size")
-    min_free_disk_mib: int = Field(default=2048, ge=0, description="the host preflight refuses a fuller disk")
+    min_free_disk_mib: int = Field(default=2048, ge=0, description="the host check refuses a fuller disk")
     ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_port: Port = 22
     os_families: tuple[str, ...] = Field(
@@ -181,6 +181,10 @@ class Firewall(Model):
         description="the peer host's database ports this host may reach; default: the peer's default plan",
     )
     security_group_id: str | None = Field(default=None, description="manage rules in this existing group")
+    allow_unmanaged_rules: bool = Field(
+        default=False,
+        description="proceed although the adopted Alibaba group holds hand-made rules that defeat the plan",
+    )
 
     @field_validator("admin_cidrs")
     @classmethod
@@ -237,8 +241,17 @@ class Database(Model):
     ports: tuple[PortSpec, ...] = Field(min_length=1)
     memory_mib: MemoryMib
     jvm: Jvm | None = None
-    purge: bool = Field(default=False, description="when removed from the plan, also delete its data volume")
     health_timeout_s: int = Field(default=300, ge=1, le=1800, description="bounded wait for the engine's health")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _purge_is_retirement(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "purge" in data:
+            raise ValueError(
+                "purge is decided when a database leaves the host: list it under platform:retired.databases "
+                "as {name, purge: true} instead"
+            )
+        return data
 
     @model_validator(mode="after")
     def _one_port_per_engine_port(self) -> Database:
@@ -318,6 +331,30 @@ class ExistingWorkload(Model):
     @property
     def role(self) -> str:
         return "existing:database" if self.database else "existing"
+
+
+class RetiredDatabase(Model):
+    """A database taken off the host on purpose: stopped, its unit and secret removed."""
+
+    name: Name
+    purge: bool = Field(default=False, description="also delete its data directory (otherwise it is kept)")
+
+
+class RetiredService(Model):
+    """A service taken off the host on purpose: stopped, disabled, its unit and releases removed."""
+
+    name: Name
+
+
+class Retired(Model):
+    """Removal by intent: a workload leaves its host only when it is listed here.
+
+    A workload that merely disappears from ``databases``/``services`` is left running on the host
+    (its command is retained on delete), and ``preflight --from`` reports that as a hazard.
+    """
+
+    databases: tuple[RetiredDatabase, ...] = ()
+    services: tuple[RetiredService, ...] = ()
 
 
 class Paths(Model):
@@ -460,6 +497,7 @@ class Plan(Model):
     services: tuple[Service, ...] = ()
     batches: tuple[tuple[Name, ...], ...] = ()
     existing: tuple[ExistingWorkload, ...] = ()
+    retired: Retired = Retired()
     paths: Paths = Paths()
 
     @model_validator(mode="before")
@@ -500,7 +538,29 @@ class Plan(Model):
                 "managed in the adopted host's own group, e.g. sg-...)"
             )
         self._check_batches()
+        self._check_retired()
         return self
+
+    def _check_retired(self) -> None:
+        for kind, retired, active in (
+            ("databases", self.retired.databases, self.databases),
+            ("services", self.retired.services, self.services),
+        ):
+            names = [r.name for r in retired]
+            if repeated := sorted(n for n, count in Counter(names).items() if count > 1):
+                raise ValueError(f"{NAMESPACE}:retired.{kind}: listed twice: {', '.join(repeated)}")
+            for index, entry in enumerate(retired):
+                if entry.name in {w.name for w in active}:
+                    raise ValueError(
+                        f"{NAMESPACE}:retired.{kind}[{index}]: {entry.name!r} is also in {NAMESPACE}:{kind}; a "
+                        "workload is either on the host or retired: remove one of the two entries"
+                    )
+        for section, index, workload in self._located_workloads():
+            if workload.name.startswith("retire-"):
+                raise ValueError(
+                    f"{NAMESPACE}:{section}[{index}]: name {workload.name!r} must not start with 'retire-' (the "
+                    "prefix names the commands that remove retired workloads)"
+                )
 
     def _check_batches(self) -> None:
         services = {s.name for s in self.services}
@@ -555,6 +615,10 @@ class Plan(Model):
                     "ports": [p.model_dump(mode="json", by_alias=True) for p in w.ports],
                 }
                 for w in self.workloads
+            ],
+            "retired": [
+                *({"name": r.name, "kind": "database", "purge": r.purge} for r in self.retired.databases),
+                *({"name": r.name, "kind": "service", "purge": False} for r in self.retired.services),
             ],
         }
 

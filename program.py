@@ -26,6 +26,22 @@ def read_plan() -> Plan:
         raise pulumi.RunError(str(error)) from None
 
 
+# Earlier names of this program's components, per component. A component renamed in a refactor
+# keeps its state (and its children's, whose names follow it) only through an alias: list its
+# old name here when you rename it. Without one the engine creates the renamed commands (their
+# scripts converge, so nothing changes on the host) and forgets the old ones (retained: nothing
+# runs), but the preview shows every command as created.
+FORMER_NAMES: dict[str, tuple[str, ...]] = {}
+# The provisioning component of each cloud is named "<stack>-<suffix>"; its commands follow.
+PROVISIONING_SUFFIX = {Cloud.ALIBABA: "db", Cloud.TENCENT: "svc"}
+
+
+def provisioning_options(name: str, after: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Protected (see main), after the firewall, aliased to the component's former names."""
+    aliases: list[str | pulumi.Alias] = [pulumi.Alias(name=old) for old in FORMER_NAMES.get(name, ())]
+    return pulumi.ResourceOptions(depends_on=[after], protect=True, aliases=aliases or None)
+
+
 def main() -> None:
     plan = read_plan()
     config = pulumi.Config(NAMESPACE)
@@ -49,22 +65,28 @@ def main() -> None:
         ),
     )
 
+    # The provisioning component is protected: if it ever drops out of the program (the host key
+    # of a provisioned host removed from config), the engine refuses to delete it and the preview
+    # fails, instead of forgetting every command of the host.
+    provisioning = f"{name}-{PROVISIONING_SUFFIX[plan.cloud]}"
     if host.connection is None:
         pulumi.log.warn(
             "provisioning waits: platform:host.hostKey is not set. Pin the new instance's SSH host key "
-            "(see README, 'Pinning a created host's key') and run `pulumi up` again."
+            "(see README, 'Pinning a created host's key') and run `pulumi up` again. If this host was "
+            f"provisioned before, the engine refuses to delete the protected component {provisioning}: "
+            "set the key back instead."
         )
     elif plan.cloud == Cloud.ALIBABA:
         Databases(
-            f"{name}-db",
+            provisioning,
             DatabasesArgs(plan=plan, connection=host.connection, passwords=config.require_secret_object("dbPasswords")),
-            opts=pulumi.ResourceOptions(depends_on=[firewall]),
+            opts=provisioning_options(provisioning, after=firewall),
         )
     else:
         Services(
-            f"{name}-svc",
+            provisioning,
             ServicesArgs(plan=plan, connection=host.connection),
-            opts=pulumi.ResourceOptions(depends_on=[firewall]),
+            opts=provisioning_options(provisioning, after=firewall),
         )
 
     pulumi.export("plan", plan.props())

@@ -122,13 +122,14 @@ def engine(db: Database) -> Engine:
             )
 
 
-def secret_file(db: Database, paths: Paths) -> str:
+def secret_file(name: str, paths: Paths) -> str:
     """The host's 0600 copy, from which the Podman secret named like the database is made."""
-    return f"{paths.secrets}/{db.name}.secret"
+    return f"{paths.secrets}/{name}.secret"
 
 
-def data_dir(db: Database, paths: Paths) -> str:
-    return f"{paths.data}/{db.name}"
+def data_dir(name: str, paths: Paths) -> str:
+    """Where a database keeps its data: named after the database alone, so retiring needs no more."""
+    return f"{paths.data}/{name}"
 
 
 def secret_content(db: Database, password: str) -> str:
@@ -177,7 +178,7 @@ def quadlet_unit(db: Database, paths: Paths) -> str:
             for p, inner in zip(db.ports, ENGINE_PORTS[db.kind], strict=True)
         ),
         # U: podman chowns the data directory to the engine's user (Elasticsearch runs as 1000).
-        f"Volume={data_dir(db, paths)}:{spec.data_path}:Z,U",
+        f"Volume={data_dir(db.name, paths)}:{spec.data_path}:Z,U",
         *(f"Environment={_quoted(f'{key}={value}')}" for key, value in sorted(spec.environment.items())),
     ]
     lines.append(f"Secret={secret_option(db)}")

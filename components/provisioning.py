@@ -7,7 +7,6 @@ Secrets never pass through here; they travel on the command's stdin.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -54,12 +53,8 @@ def as_command(script: str, label: str, sudo: bool) -> str:
     return f"sudo -n {command}" if sudo else command
 
 
-def digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def preflight_params(plan: Plan) -> dict[str, str | int]:
-    """What the host preflight checks before anything changes on the host."""
+def host_check_params(plan: Plan) -> dict[str, str | int]:
+    """What the host check (host_check.sh) verifies before anything changes on the host."""
     return {
         "HOST_MEMORY_MIB": plan.host.memory_mib,
         "MIN_FREE_DISK_MIB": plan.host.min_free_disk_mib,
@@ -73,11 +68,17 @@ def preflight_params(plan: Plan) -> dict[str, str | int]:
 
 @dataclass(frozen=True)
 class Step:
-    """One remote command: what it runs on create/update, on delete, and what it reads on stdin."""
+    """One remote command: the script it runs on create and on every update, and its stdin.
+
+    A step has no ``delete``: nothing leaves a host because a resource left the program. A
+    workload goes only through its retire step (``platform:retired``), whose create runs the removal.
+    """
 
     name: str
-    create: str
-    delete: str | None = None
+    script: str
+    label: str
+    """The script's name on the host (bash's ``$0``, in its error messages): the workload's, not the
+    resource's, so renaming a component does not change the command an update would run."""
     stdin: pulumi.Input[str] | None = None
     handles_secrets: bool = False
     sudo: bool = False
@@ -89,24 +90,44 @@ def run_step(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> remote.Command:
-    create = as_command(step.create, step.name, step.sudo)
-    delete = as_command(step.delete, step.name, step.sudo) if step.delete else None
-    # A digest of what the step runs: an unchanged plan re-runs nothing, a changed workload
-    # re-runs only its own step.
-    triggers = [digest(create, delete or "")]
+    """The step as a remote command that a plan change updates in place and that nothing deletes.
+
+    - No ``triggers``: the SDK forces ``replaceOnChanges`` on them (pulumi_command.remote.Command
+      merges ``replace_on_changes=["triggers[*]"]``), and a replace would run the old ``delete``.
+      A changed script, stdin or connection is an update, which runs ``update`` (the same script:
+      every script converges the host to its parameters and says "unchanged" when it already is).
+    - ``retainOnDelete``: a command that drops out of the program (a config mistake, a rename
+      without an alias) leaves its workload running; removal is the retire step's job.
+    - ``protect=False``: the provisioning components are protected (so losing the host key fails
+      loudly), and children would inherit it; these commands may come and go.
+    - ``ignoreChanges: ["triggers"]``: commands deployed by earlier versions of this program carry a
+      digest trigger in their state. Dropping it would be a change to ``triggers`` (the provider
+      marks it replaceOnChanges), so a replace that runs the old, destructive delete; ignoring it
+      keeps the old value in state and makes that first ``up`` an update like any other.
+    """
+    command = as_command(step.script, step.label, step.sudo)
     secret_options = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
     return remote.Command(
         step.name,
         connection=connection,
-        create=create,
-        update=create,
-        delete=delete,
+        create=command,
+        update=command,
         stdin=step.stdin,
-        triggers=triggers,
         add_previous_output_in_env=False,
         logging=remote.Logging.NONE if step.handles_secrets else remote.Logging.STDOUT_AND_STDERR,
         opts=pulumi.ResourceOptions.merge(
-            pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+            pulumi.ResourceOptions(
+                parent=parent,
+                depends_on=list(depends_on),
+                retain_on_delete=True,
+                protect=False,
+                ignore_changes=["triggers"],
+            ),
             secret_options if step.handles_secrets else None,
         ),
     )
+
+
+def retire_step_name(component: str, workload: str) -> str:
+    """The retire command of a workload (plan validation keeps workload names off the prefix)."""
+    return f"{component}-retire-{workload}"

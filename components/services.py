@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components.provisioning import Step, preflight_params, render, run_step
-from plan import Plan, Service
+from components.provisioning import Step, host_check_params, render, retire_step_name, run_step
+from plan import Plan, RetiredService, Service
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class ServicesArgs:
 
 
 class Services(pulumi.ComponentResource):
-    """Host preflight and bootstrap, then per service its deploy command, batch by batch."""
+    """Host check and bootstrap, then per service its deploy command, batch by batch, and per
+    retired service the command that takes it off the host."""
 
     def __init__(self, name: str, args: ServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
@@ -39,14 +40,19 @@ class Services(pulumi.ComponentResource):
             ]
             self.deploys.update(zip(batch, commands, strict=True))
             gate = list(commands)
-        self.register_outputs({"deploys": list(self.deploys)})
+        self.retirements: dict[str, remote.Command] = {
+            retired.name: run_step(
+                retire_step(name, plan, retired), args.connection, parent=self, depends_on=[self.bootstrap]
+            )
+            for retired in plan.retired.services
+        }
+        self.register_outputs({"deploys": list(self.deploys), "retired": list(self.retirements)})
 
 
 def bootstrap_step(name: str, plan: Plan) -> Step:
-    params = {**preflight_params(plan), "SERVICES_ROOT": plan.paths.root, "UNIT_DIR": plan.paths.units}
-    return Step(
-        f"{name}-bootstrap", create=render(["host_preflight.sh", "svc_bootstrap.sh"], params), sudo=plan.needs_sudo
-    )
+    params = {**host_check_params(plan), "SERVICES_ROOT": plan.paths.root, "UNIT_DIR": plan.paths.units}
+    script = render(["host_check.sh", "svc_bootstrap.sh"], params)
+    return Step(f"{name}-bootstrap", script=script, label="platform-bootstrap", sudo=plan.needs_sudo)
 
 
 def deploy_step(name: str, plan: Plan, service: Service) -> Step:
@@ -65,12 +71,22 @@ def deploy_step(name: str, plan: Plan, service: Service) -> Step:
         "KEEP_RELEASES": plan.paths.keep_releases,
         "STATE_DIR": plan.paths.state,
     }
-    return Step(
-        f"{name}-{service.name}",
-        create=render(["svc_deploy.sh"], params),
-        delete=render(["svc_remove.sh"], params),
-        sudo=plan.needs_sudo,
-    )
+    script = render(["svc_deploy.sh"], params)
+    return Step(f"{name}-{service.name}", script=script, label=f"platform-{service.name}", sudo=plan.needs_sudo)
+
+
+def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
+    """Stop and disable the service, remove its unit and its releases."""
+    params = {
+        "NAME": retired.name,
+        "SERVICE_DIR": f"{plan.paths.root}/{retired.name}",
+        "UNIT_FILE": f"{plan.paths.units}/platform-{retired.name}.service",
+        "UNIT_NAME": f"platform-{retired.name}.service",
+        "STATE_DIR": plan.paths.state,
+    }
+    script = render(["svc_retire.sh"], params)
+    label = f"platform-retire-{retired.name}"
+    return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)
 
 
 def systemd_unit(service: Service, plan: Plan) -> str:

@@ -6,7 +6,7 @@
   Tencent ``disableApiTermination``) and data disks that outlive it (``deleteWithInstance``
   false: both clouds default to deleting them). An adopted instance declares nothing (it is
   imported and ignores every property), so only ``protect`` can be checked for it.
-- No command text removes a database volume or data directory unless the plan said purge.
+- No command text removes a database volume or data directory unless the plan retires it with purge.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def check(args: ResourceValidationArgs, report_violation: ReportViolation) -> No
         for key in ("create", "update", "delete"):
             text = args.props.get(key)
             for finding in data_removals(text) if isinstance(text, str) else []:
-                report_violation(f"{key} {finding} (only a database with purge: true may lose its data)", None)
+                report_violation(f"{key} {finding} (only a database retired with purge: true may lose its data)", None)
 
 
 def _check_instance(kind: str, props: Mapping[str, Any], report_violation: ReportViolation) -> None:
@@ -62,10 +62,10 @@ def _check_instance(kind: str, props: Mapping[str, Any], report_violation: Repor
 data_protection = ResourceValidationPolicy(
     name="data-protection",
     description="Instances and data disks are protected and outlive their instance; no command removes a "
-    "database's data unless the plan says purge.",
+    "database's data unless the plan retires it with purge: true.",
     validate=check,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     remediation_steps="Set protect, deletion protection and deleteWithInstance: false; remove data only through "
-    "a database's purge: true.",
+    "platform:retired.databases with purge: true.",
 )

@@ -2,11 +2,14 @@
 
 Every registration is kept as the engine would receive it: inputs as protobuf-JSON (camelCase
 keys, numbers as floats, secrets wrapped), components included with their props, and the
-options that matter here (parent, protect, import id, ignore_changes, dependencies).
+options that matter here (parent, protect, import id, ignore_changes, dependencies) and the
+ones that decide what a later ``up`` does with it (replaceOnChanges, deleteBeforeReplace,
+retainOnDelete, aliases).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # documentation address (RFC 5737) instead.
 MOCK_PUBLIC_IP = "192.0.2.10"
 
+ALIBABA_GROUP_RULES = "alicloud:ecs/getSecurityGroupRules:getSecurityGroupRules"
+
 
 @dataclass
 class Registration:
@@ -42,6 +47,11 @@ class Registration:
     property_dependencies: dict[str, list[str]]
     additional_secret_outputs: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    replace_on_changes: list[str] = field(default_factory=list)
+    """Input paths whose change replaces the resource (the SDK may force some: pulumi-command's triggers)."""
+    delete_before_replace: bool = False
+    aliases: list[str] = field(default_factory=list)
+    """Earlier URNs of this resource, as the SDK computes them (children inherit their parent's)."""
 
 
 @dataclass
@@ -59,7 +69,16 @@ class StackRun:
 
 
 class CloudMocks(pulumi.runtime.Mocks):
-    """Stands in for the cloud: ids from names, the outputs the program reads."""
+    """Stands in for the cloud: ids from names, the outputs the program reads.
+
+    ``group_rules`` holds what the Alibaba data source ``getSecurityGroupRules`` reads, per
+    security-group id, as the provider returns each rule (camelCase keys); a group not listed
+    is empty, as a freshly adopted group with no rule would be. Every invoke is kept in ``calls``.
+    """
+
+    def __init__(self, group_rules: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
+        self.group_rules = {group: [dict(rule) for rule in rules] for group, rules in (group_rules or {}).items()}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -71,7 +90,26 @@ class CloudMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        self.calls.append((args.token, dict(args.args)))
+        # No check failures: an empty list, since the mock monitor iterates it (None would raise).
+        if args.token == ALIBABA_GROUP_RULES:
+            return self._alibaba_group_rules(args.args), []
+        return {}, []
+
+    def _alibaba_group_rules(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        # As the provider answers: DescribeSecurityGroupAttribute filtered by nicType and direction,
+        # then by ipProtocol and policy (lower-cased), the group's name and description beside.
+        group_id = query["groupId"]
+        wanted = {key: query.get(key) for key in ("nicType", "direction", "ipProtocol", "policy") if query.get(key)}
+        rules = [r for r in self.group_rules.get(group_id, []) if all(r.get(k) == v for k, v in wanted.items())]
+        return {
+            **{key: value for key, value in query.items() if value is not None},
+            "groupId": group_id,
+            "id": group_id,
+            "groupName": f"{group_id} (adopted)",
+            "groupDesc": "",
+            "rules": rules,
+        }
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -97,9 +135,37 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                 additional_secret_outputs=list(request.additionalSecretOutputs),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=request.deleteBeforeReplace,
+                aliases=self._alias_urns(request),
             )
         )
         return response
+
+    def _alias_urns(self, request: Any) -> list[str]:
+        """The earlier URNs the engine would match in its state, from the alias specs the SDK sends.
+
+        As the engine does: an alias's unset fields default to the resource's own (its parent
+        too, unless ``noParent``), and a child inherits every alias of its parent, with the
+        parent's old name in place of its new one where the child's name starts with it. URNs
+        are formed the mock engine's way (``make_urn``), so they compare with its recorded ones.
+        Aliases to another stack or project are not followed (this program makes none).
+        """
+        found: set[str] = set(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.urn:
+                found.add(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            found.add(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        parent = next((r for r in self.registrations if r.urn == request.parent), None)
+        for parent_alias in parent.aliases if parent is not None else ():
+            name = request.name
+            if parent is not None and name.startswith(parent.name):
+                name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name) :]
+            found.add(self.make_urn(parent_alias, request.type, name))
+        return sorted(found)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         outputs = json_format.MessageToDict(request.outputs)

@@ -3,7 +3,8 @@
 The pack is driven through pulumi-policy's own analyzer servicer, the object the CLI talks to
 over gRPC, with the requests the engine sends:
 - ``Analyze`` once per resource (components and the stack included) with its *inputs* and the
-  options the engine passes (protect, ignoreChanges, additionalSecretOutputs, parent);
+  options the engine passes (protect, ignoreChanges, deleteBeforeReplace, additionalSecretOutputs,
+  aliases, parent);
 - ``AnalyzeStack`` once with every resource's *outputs*, parents and (property) dependencies;
 - ``Configure`` first, with the pack config the CLI reconciles: each policy's schema defaults,
   then ``all``, then per-policy levels and properties from ``--policy-pack-config``, validated
@@ -265,6 +266,9 @@ def _options(resource: Registration, with_parent: bool) -> Any:
         protect=resource.protect,
         ignoreChanges=resource.ignore_changes,
         additionalSecretOutputs=resource.additional_secret_outputs,
+        deleteBeforeReplace=resource.delete_before_replace,
+        deleteBeforeReplaceDefined=resource.delete_before_replace,
+        aliases=resource.aliases,
         parent=resource.parent if with_parent else "",
     )
 

@@ -118,19 +118,29 @@ def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
         raw = resource.inputs
         assert raw["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
         assert "PLACEHOLDER-SECRET" in raw["stdin"]["value"]
-        assert "PLACEHOLDER-SECRET" not in raw["create"] + raw.get("delete", "")
+        assert "PLACEHOLDER-SECRET" not in raw["create"] + raw["update"]
         assert raw["logging"] == "none"
         assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs)
 
 
-def test_removing_a_database_keeps_its_data_unless_purge_is_set(run):
-    delete = commands(run)["alibaba-db-production-mysql"]["delete"]
-    assert "PURGE=0" in delete
-    purged = evaluate(
+def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_purge_is_set():
+    run = evaluate(
         "alibaba",
-        databases=[cache_database(purge=True)],
+        databases=[cache_database()],
+        retired={"databases": [{"name": "production-mysql"}, {"name": "production-redis", "purge": True}]},
     )
-    assert "PURGE=1" in commands(purged)["alibaba-db-cache"]["delete"]
+    retire = commands(run)
+    assert set(retire) == {
+        "alibaba-db-bootstrap",
+        "alibaba-db-cache",
+        "alibaba-db-retire-production-mysql",
+        "alibaba-db-retire-production-redis",
+    }
+    assert "PURGE=0" in retire["alibaba-db-retire-production-mysql"]["create"]
+    assert "PURGE=1" in retire["alibaba-db-retire-production-redis"]["create"]
+    assert "NAME=production-redis" in retire["alibaba-db-retire-production-redis"]["create"]
+    bootstrap = run.named("alibaba-db-bootstrap").urn
+    assert run.named("alibaba-db-retire-production-mysql").dependencies == [bootstrap]
 
 
 def test_a_missing_password_is_one_clear_error_before_any_resource():

@@ -263,6 +263,36 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         {"databases": _database(image="mysql")},
         ("platform:databases[0].image", "'mysql'"),
     ),
+    (
+        "purge-on-an-active-database",
+        "alibaba",
+        {"databases": _database(purge=True)},
+        ("platform:databases[0]", "purge", "platform:retired.databases"),
+    ),
+    (
+        "retired-and-active-at-once",
+        "alibaba",
+        {"retired": {"databases": [{"name": "production-mysql"}]}},
+        ("platform:retired.databases[0]", "'production-mysql'", "platform:databases"),
+    ),
+    (
+        "retired-twice",
+        "tencent",
+        {"retired": {"services": [{"name": "old-api"}, {"name": "old-api"}]}},
+        ("platform:retired.services", "listed twice", "old-api"),
+    ),
+    (
+        "workload-named-like-a-retire-command",
+        "alibaba",
+        {"databases": _database(name="retire-cache")},
+        ("platform:databases[0]", "'retire-cache'", "'retire-'"),
+    ),
+    (
+        "retired-unknown-field",
+        "alibaba",
+        {"retired": {"databases": [{"name": "old", "keepData": True}]}},
+        ("platform:retired.databases[0].keepData", "unknown field"),
+    ),
 ]
 
 

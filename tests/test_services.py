@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.services import systemd_unit
-from plan import load_plan
+from plan import DEFAULT_SERVICES, load_plan
 from tests.stacks import commands, config_for, evaluate
 
 MEMORY = {"zervigo": 200, "shared-service": 250, "ai-service-1": 600, "ai-service-2": 600, "looma-crm": 250}
@@ -48,7 +48,7 @@ def test_batches_wait_for_the_previous_batch(run):
     assert urn["looma-crm"] not in by_name["tencent-svc-ai-service-1"].dependencies
 
 
-def test_each_deploy_gates_on_its_health_path_and_removes_itself_on_delete(run):
+def test_each_deploy_gates_on_its_health_path(run):
     for name, command in commands(run).items():
         if name == "tencent-svc-bootstrap":
             continue
@@ -56,8 +56,6 @@ def test_each_deploy_gates_on_its_health_path_and_removes_itself_on_delete(run):
         assert f"UNIT_NAME=platform-{service}.service" in command["create"]
         assert "HEALTH_URL=http://127.0.0.1:" in command["create"]
         assert "/health" in command["create"]
-        assert "svc_remove" not in command["create"]
-        assert "systemctl disable" in command["delete"]
         assert command["logging"] == "stdoutAndStderr"
 
 
@@ -66,3 +64,18 @@ def test_a_non_root_ssh_user_runs_the_scripts_through_sudo_without_a_prompt(run)
         assert command["create"].startswith("sudo -n bash -c ")
     as_root = evaluate("tencent", host={"sshUser": "root"})
     assert all(c["create"].startswith("bash -c ") for c in commands(as_root).values())
+
+
+def test_a_retired_service_gets_a_retire_command_and_no_deploy():
+    run = evaluate(
+        "tencent",
+        services=[s for s in DEFAULT_SERVICES if s["name"] != "looma-crm"],
+        batches=[["zervigo", "shared-service"], ["ai-service-1", "ai-service-2"]],
+        retired={"services": [{"name": "looma-crm"}]},
+    )
+    by_name = commands(run)
+    assert "tencent-svc-looma-crm" not in by_name
+    retire = by_name["tencent-svc-retire-looma-crm"]["create"]
+    assert "UNIT_NAME=platform-looma-crm.service" in retire
+    assert "systemctl disable" in retire
+    assert run.named("tencent-svc-retire-looma-crm").dependencies == [run.named("tencent-svc-bootstrap").urn]

@@ -66,11 +66,17 @@ if [ "$secret_changed" = 1 ] || ! podman secret inspect "$NAME" >/dev/null 2>&1;
   podman secret create "$NAME" "$SECRET_FILE" >/dev/null
   changed=1
 fi
-# The plan owns these ports from now on: a later preflight must not take them for a stranger's.
-for port in $PORTS; do
-  [ -e "$STATE_DIR/ports/$port" ] || : > "$STATE_DIR/ports/$port"
+# The plan owns these ports from now on: a later host check must not take them for a stranger's.
+# Each marker names its workload, so retiring it (db_retire.sh) removes exactly its own; a
+# port this database no longer publishes is released.
+for marker in "$STATE_DIR"/ports/*; do
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ] && [[ " $PORTS " != *" ${marker##*/} "* ]]; then
+    rm -f "$marker"
+  fi
 done
-
+for port in $PORTS; do
+  [ "$(cat "$STATE_DIR/ports/$port" 2>/dev/null)" = "$NAME" ] || printf '%s\n' "$NAME" > "$STATE_DIR/ports/$port"
+done
 if [ "$changed" = 1 ]; then
   # Quadlet generates $NAME.service from the .container file on daemon-reload.
   systemctl daemon-reload

@@ -82,8 +82,14 @@ if [ ! -d "$release" ]; then
 fi
 
 [ -d "$STATE_DIR/ports" ] || mkdir -p "$STATE_DIR/ports"
-# The plan owns this port from now on: a later preflight must not take it for a stranger's.
-[ -e "$STATE_DIR/ports/$PORT" ] || : > "$STATE_DIR/ports/$PORT"
+# The plan owns this port from now on: a later host check must not take it for a stranger's. The
+# marker names the service, so retiring it (svc_retire.sh) removes exactly its own.
+for marker in "$STATE_DIR"/ports/*; do
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ] && [ "${marker##*/}" != "$PORT" ]; then
+    rm -f "$marker"
+  fi
+done
+[ "$(cat "$STATE_DIR/ports/$PORT" 2>/dev/null)" = "$NAME" ] || printf '%s\n' "$NAME" > "$STATE_DIR/ports/$PORT"
 
 previous_target=$(readlink "$current" 2>/dev/null || true)
 unit_backup=""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 
+from plan import DEFAULT_DATABASES
 from tests.policies.shapes import (
     ALIBABA_INSTANCE,
     TENCENT_INSTANCE,
@@ -19,12 +20,20 @@ from tests.policies.shapes import (
 )
 
 MYSQL = "alibaba-db-production-mysql"
+RETIRE_REDIS = "alibaba-db-retire-production-redis"
 
 
-def _delete_text(extra: str, purge: str = "0"):
+@cache
+def _retiring():
+    """The alibaba stack with production-redis retired (kept): its retire command's create removes it."""
+    databases = [db for db in DEFAULT_DATABASES if db["name"] != "production-redis"]
+    return run_program("alibaba", databases=databases, retired={"databases": [{"name": "production-redis"}]})
+
+
+def _removal_text(extra: str, purge: str = "0", key: str = "create"):
     def edit(inputs):
-        assert "PURGE=0" in inputs["delete"]
-        inputs["delete"] = inputs["delete"].replace("PURGE=0", f"PURGE={purge}") + f"\n{extra}\n"
+        assert "PURGE=0" in inputs["create"]
+        inputs[key] = inputs["create"].replace("PURGE=0", f"PURGE={purge}") + f"\n{extra}\n"
 
     return edit
 
@@ -59,9 +68,12 @@ def passing_resources():
         "shipped_tencent": shipped("tencent"),
         "created_alibaba_instance": created("alibaba"),
         "created_tencent_instance": created("tencent"),
-        "database_removed_with_purge": edit_inputs(alibaba, MYSQL, _delete_text('rm -rf -- "$DATA_DIR"', purge="1")),
+        "retiring_a_database": _retiring(),
+        "database_retired_with_purge": edit_inputs(
+            _retiring(), RETIRE_REDIS, _removal_text('rm -rf -- "$DATA_DIR"', purge="1")
+        ),
         "data_removal_guarded_by_purge": edit_inputs(
-            alibaba, MYSQL, _delete_text('if [ "$PURGE" = 1 ]; then\n  rm -rf -- "$DATA_DIR"\nfi')
+            _retiring(), RETIRE_REDIS, _removal_text('if [ "$PURGE" = 1 ]; then\n  rm -rf -- "$DATA_DIR"\nfi')
         ),
     }
 
@@ -79,8 +91,12 @@ def failing_resources():
         ),
         "created_tencent_disk_deleted_with_instance": _instance(created("tencent"), _disk(deleteWithInstance=True)),
         "created_alibaba_disk_on_the_default": _instance(created("alibaba"), _without_delete_flag),
-        "database_data_removed_without_purge": edit_inputs(alibaba, MYSQL, _delete_text('rm -rf "$DATA_DIR"')),
-        "podman_volume_removed": edit_inputs(alibaba, MYSQL, _delete_text("podman volume rm production-mysql-data")),
+        "database_data_removed_without_purge": edit_inputs(
+            _retiring(), RETIRE_REDIS, _removal_text('rm -rf "$DATA_DIR"')
+        ),
+        "podman_volume_removed": edit_inputs(
+            _retiring(), RETIRE_REDIS, _removal_text("podman volume rm production-redis-data", key="delete")
+        ),
         "unprotected_disk_deleted_with_instance": with_resources(
             alibaba, resource("alicloud:ecs/ecsDisk:EcsDisk", "data", {"deleteWithInstance": True, "encrypted": True})
         ),
@@ -104,23 +120,23 @@ def test_messages_say_what_would_be_lost():
         "dataDisks[0].deleteWithInstance is not false: the data dies with the instance"
     ]
     (removal,) = found["database_data_removed_without_purge"]
-    assert removal.startswith("delete line ")
+    assert removal.startswith("create line ")
     assert removal.endswith(
-        ': removes a data directory: rm -rf "$DATA_DIR" (only a database with purge: true may lose its data)'
+        ': removes a data directory: rm -rf "$DATA_DIR" (only a database retired with purge: true may lose its data)'
     )
     (volume,) = found["podman_volume_removed"]
-    assert ": removes container volumes: podman volume rm production-mysql-data" in volume
+    assert ": removes container volumes: podman volume rm production-redis-data" in volume
     assert found["unprotected_disk_deleted_with_instance"] == [
         "not protected: `pulumi destroy` or a replacing change would delete it",
         "deleteWithInstance is true: releasing the instance releases this disk",
     ]
 
 
-def test_a_database_with_purge_in_its_plan_renders_a_delete_the_policy_accepts():
-    run = run_program("alibaba", databases=[{
-        "kind": "redis", "name": "cache", "image": "docker.io/library/redis:7", "memoryMib": 64,
-        "ports": [{"port": 6380, "expose": "peer"}], "purge": True,
-    }])  # fmt: skip
-    delete = next(r.inputs["delete"] for r in run.resources if r.name == "alibaba-db-cache")
-    assert "PURGE=1" in delete
+def test_a_database_retired_with_purge_renders_a_removal_the_policy_accepts():
+    databases = [db for db in DEFAULT_DATABASES if db["name"] != "production-redis"]
+    run = run_program(
+        "alibaba", databases=databases, retired={"databases": [{"name": "production-redis", "purge": True}]}
+    )
+    create = next(r.inputs["create"] for r in run.resources if r.name == RETIRE_REDIS)
+    assert "PURGE=1" in create
     assert violations(run, "data-protection") == []

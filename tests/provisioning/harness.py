@@ -89,6 +89,8 @@ class Stats:
 
     runs: list[Run] = field(default_factory=list)
     tests: int = 0
+    scenarios: list[tuple[str, int, float]] = field(default_factory=list)
+    """Upgrade-drill scenarios: name, script runs, seconds."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -227,12 +229,9 @@ class SshHost:
             STATS.runs.append(result)
         return result
 
-    def step(self, step: Step, stdin: str = "", *, delete: bool = False, timeout: float = 120) -> Run:
-        """Run a component's step as its remote.Command would: create (or update), or delete."""
-        script = step.delete if delete else step.create
-        assert script is not None, f"{step.name} has no delete command"
-        label = f"{step.name}:{'delete' if delete else 'create'}"
-        return self.run(as_command(script, step.name, step.sudo), stdin, label=label, timeout=timeout)
+    def step(self, step: Step, stdin: str = "", *, timeout: float = 120) -> Run:
+        """Run a component's step as its remote.Command would on create or update (the same script)."""
+        return self.run(as_command(step.script, step.label, step.sudo), stdin, label=step.name, timeout=timeout)
 
     # --- between tests ----------------------------------------------------------------
 

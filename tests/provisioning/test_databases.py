@@ -55,10 +55,10 @@ def test_unit_file_is_the_declared_one_and_memory_flags_equal_the_plan(host: Ssh
         f"--memory-swap={db.memory_mib}m",
     ]
     assert argv[argv.index(db.image) - 1].startswith("--memory-swap=")  # options end at the image
-    assert f"{data_dir(db, plan.paths)}:{engine(db).data_path}:Z,U" in values_of(argv, "-v")
+    assert f"{data_dir(db.name, plan.paths)}:{engine(db).data_path}:Z,U" in values_of(argv, "-v")
     assert values_of(argv, "--secret") == [secret_option(db)]
     assert values_of(argv, "--env-file") == []
-    assert host.podman_secret(db.name) == secret_file(db, plan.paths)
+    assert host.podman_secret(db.name) == secret_file(db.name, plan.paths)
     container = host.container(name)
     assert container is not None
     assert (container["image"], container["status"], container["healthcheck"]) == (db.image, "running", "1")
@@ -92,7 +92,7 @@ def test_update_recreates_the_container_and_keeps_its_data(host: SshHost) -> Non
     plan = host.plan("alibaba", databases=mysql)
     bootstrap(host, plan)
     install(host, plan, "production-mysql")
-    data = Path(data_dir(plan.databases[0], plan.paths))
+    data = Path(data_dir(plan.databases[0].name, plan.paths))
     (data / "ibdata1").write_bytes(b"the rows")
     data_inode, first = data.stat().st_ino, host.container("production-mysql")
     assert first is not None
@@ -118,7 +118,7 @@ def test_health_wait_gives_up_after_its_timeout(host: SshHost) -> None:
     bootstrap(host, plan)
     host.set_health("production-redis", "unhealthy")
     short, stdin = database_step(plan, plan.databases[0])
-    assert short.create.count("\nHEALTH_TIMEOUT=3\n") == 1
+    assert short.script.count("\nHEALTH_TIMEOUT=3\n") == 1
 
     started = time.monotonic()
     run = host.step(short, stdin)
@@ -137,7 +137,7 @@ def test_an_update_that_fails_its_health_check_goes_back_to_the_previous_unit(ho
     bootstrap(host, plan)
     assert install(host, plan, "production-redis") == "production-redis: updated, healthy\n"
     working_unit = (host.quadlet / "production-redis.container").read_text()
-    data = Path(data_dir(plan.databases[0], plan.paths))
+    data = Path(data_dir(plan.databases[0].name, plan.paths))
     (data / "appendonly.aof").write_bytes(b"SET k v")
 
     broken = host.plan("alibaba", databases=[{**redis, "healthTimeoutS": 3, "image": "docker.io/library/redis:8"}])
@@ -189,7 +189,7 @@ def test_empty_stdin_installs_no_secret_and_no_container(host: SshHost) -> None:
 
     assert run.code == 2, run
     assert "no secret on stdin" in run.stderr
-    assert not Path(secret_file(plan.databases[0], plan.paths)).exists()
+    assert not Path(secret_file(plan.databases[0].name, plan.paths)).exists()
     assert podman_runs(host, "production-mysql") == []
 
 

@@ -8,6 +8,7 @@ recreated, and the second run makes no systemctl call that would change a unit.
 from __future__ import annotations
 
 from components import databases, services
+from plan import RetiredDatabase, RetiredService
 from tests.provisioning.harness import Run, SshHost, free_port
 from tests.provisioning.workloads import database_step, service
 from tests.provisioning.workloads import databases as seed_databases
@@ -65,7 +66,7 @@ def test_database_bootstrap_and_containers(host: SshHost) -> None:
     assert changing_systemctl_calls(host.systemctl_calls()[systemctl_calls:]) == []
 
 
-def test_removals(host: SshHost) -> None:
+def test_retirements(host: SshHost) -> None:
     app = host.plan("tencent", services=[service("alpha", free_port(), host.release("1.0.0"))])
     db = host.plan("alibaba", databases=seed_databases("production-redis"))
     container, stdin = database_step(db, db.databases[0])
@@ -77,15 +78,19 @@ def test_removals(host: SshHost) -> None:
         (container, stdin),
     ):
         assert host.step(step, text).code == 0
-    first = [host.step(deploy, delete=True), host.step(container, delete=True)]
+    retirements = [
+        services.retire_step("app", app, RetiredService(name="alpha")),
+        databases.retire_step("db", db, RetiredDatabase(name="production-redis")),
+    ]
+    first = [host.step(step) for step in retirements]
     before, calls = host.snapshot(), len(host.systemctl_calls())
 
-    again = [host.step(deploy, delete=True), host.step(container, delete=True)]
+    again = [host.step(step) for step in retirements]
 
     twice(host, first, again)
     assert [run.stdout for run in again] == [
-        "alpha: unchanged (already removed)\n",
-        "production-redis: unchanged (already removed)\n",
+        "alpha: unchanged (already retired)\n",
+        "production-redis: unchanged (already retired)\n",
     ]
     assert host.snapshot() == before
     assert changing_systemctl_calls(host.systemctl_calls()[calls:]) == []

@@ -1,4 +1,4 @@
-"""Host preflight: a host that does not match the plan stops the bootstrap before anything changes."""
+"""Host check: a host that does not match the plan stops the bootstrap before anything changes."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def mem_total_mib() -> int:
 def assert_stopped_cleanly(host: SshHost, run_stdout: str, run_stderr: str, before: dict[str, tuple[object, ...]]):
     lines = run_stderr.splitlines()
     assert len(lines) == 1, run_stderr
-    assert lines[0].startswith("preflight: "), run_stderr
+    assert lines[0].startswith("host check: "), run_stderr
     assert run_stdout == ""
-    assert host.snapshot() == before, "the preflight changed files on the host"
+    assert host.snapshot() == before, "the host check changed files on the host"
     assert host.systemctl_calls() == []
     assert host.podman_calls() == []
 
@@ -68,7 +68,7 @@ def test_a_disk_fuller_than_the_plan_allows_stops_the_service_bootstrap(host: Ss
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
     assert re.fullmatch(
-        rf"preflight: only \d+ MiB free under /\S+, the plan needs {1 << 40} MiB \(platform:host.minFreeDiskMib\)\n",
+        rf"host check: only \d+ MiB free under /\S+, the plan needs {1 << 40} MiB \(platform:host.minFreeDiskMib\)\n",
         run.stderr,
     ), run.stderr
 
@@ -102,7 +102,7 @@ def test_listener_on_a_declared_existing_workload_port_passes(host: SshHost) -> 
         run = host.step(services.bootstrap_step("app", plan))
 
     assert run.code == 0, run
-    assert run.stdout.startswith(f"preflight: ok ({mem_total_mib()} MiB memory")
+    assert run.stdout.startswith(f"host check: ok ({mem_total_mib()} MiB memory")
     assert (host.root / "opt/platform").is_dir()
 
 
@@ -114,7 +114,7 @@ def test_podman_without_quadlet_memory_limits_stops_with_what_to_do(host: SshHos
     run = host.step(databases.bootstrap_step("db", plan))
 
     assert run.code == 4, run
-    assert run.stdout.startswith("preflight: ok")
+    assert run.stdout.startswith("host check: ok")
     assert run.stderr.splitlines() == [
         "bootstrap: podman 3.4.4 has no Quadlet PodmanArgs= (needs >= 4.5). Ubuntu 22.04 ships 3.4: move to "
         "Ubuntu 24.04, Alibaba Cloud Linux 3 or a current RHEL-family release."

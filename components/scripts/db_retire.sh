@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A database left the plan: stop its container (the Quadlet unit's stop removes the container,
-# never a volume) and remove its unit and its secret (file and Podman secret). Its data directory stays unless the plan said
-# purge: true for it. Safe to run again: with nothing left to remove it says so.
-# Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR, PURGE.
+# Retire a database (platform:retired.databases): stop its container (the Quadlet unit's stop
+# removes the container, never a volume), remove its unit, its secret (file and Podman secret)
+# and the markers of the ports it held. Its data directory stays unless the retired entry says
+# purge: true. Safe to run again: with nothing left to remove it says so.
+# Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_DIR, STATE_DIR, PURGE.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
@@ -21,7 +22,10 @@ if podman secret inspect "$NAME" >/dev/null 2>&1; then
   changes=$((changes + 1))
 fi
 doomed=("$SECRET_FILE")
-for port in $PORTS; do doomed+=("$STATE_DIR/ports/$port"); done
+# A port marker names the workload that holds the port (db_container.sh wrote it).
+for marker in "$STATE_DIR"/ports/*; do
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ]; then doomed+=("$marker"); fi
+done
 if [ "$PURGE" = 1 ]; then doomed+=("$DATA_DIR"); fi
 for path in "${doomed[@]}"; do
   if [ -e "$path" ]; then
@@ -31,9 +35,9 @@ for path in "${doomed[@]}"; do
 done
 
 if [ "$changes" = 0 ]; then
-  echo "$NAME: unchanged (already removed)"
+  echo "$NAME: unchanged (already retired)"
 elif [ "$PURGE" = 1 ]; then
-  echo "$NAME: removed, data purged"
+  echo "$NAME: retired, data purged"
 else
-  echo "$NAME: removed, data kept in $DATA_DIR"
+  echo "$NAME: retired, data kept in $DATA_DIR"
 fi
