@@ -16,6 +16,7 @@ from .firewall_plan import firewall_matches_plan
 from .memory_budget import memory_budget, memory_headroom
 from .port_plan import port_plan
 from .public_database import no_public_database
+from .safe_lifecycle import safe_lifecycle
 from .secret_hygiene import secret_hygiene
 
 PACK_NAME = "platform-guardrails"
@@ -31,6 +32,7 @@ POLICIES: tuple[Policy, ...] = (
     egress_least_privilege,
     secret_hygiene,
     data_protection,
+    safe_lifecycle,
     disk_encryption,
     default_network,
     user_data_secrets,

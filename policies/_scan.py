@@ -84,3 +84,57 @@ def data_removals(text: str) -> list[str]:
             if guards:
                 guards.pop()
     return found
+
+
+# ---------------------------------------------------------------------------------------
+# Stopping or removing a workload
+# ---------------------------------------------------------------------------------------
+
+# Where a shell command word can stand: the start of a line, after a separator or an opening
+# quote/bracket, after a keyword that runs a command, or after a wrapper that runs its argument.
+_AT_COMMAND = (
+    r"(?:^|[;&|(`{!'\"]|\$\(|\b(?:if|elif|while|until|then|do|else|exec|command|nohup|xargs)\s"
+    r"|\bsudo(?:\s+-\w+)*\s|\btimeout\s+\S+\s)\s*"
+    r"(?:[A-Za-z_]\w*=\S*\s+)*"  # NAME=value words before the command
+)
+_OPTIONS = r"(?:\s+-{1,2}[\w-]+(?:=\S+)?)*"  # e.g. systemctl --quiet, podman --log-level=debug
+_STOPS_WORKLOAD = re.compile(
+    _AT_COMMAND
+    + r"(?:"
+    + rf"systemctl{_OPTIONS}\s+(?:stop|disable|mask|kill)\b"  # a systemd unit stopped or kept from starting
+    + r"|service\s+\S+\s+stop\b"
+    + rf"|(?:podman|docker){_OPTIONS}\s+(?:(?:container|pod|secret|volume|network|image|system|compose)\s+)?"
+    r"(?:rm|rmi|remove|stop|kill|prune|reset|down)\b"  # a container (or its secret, volume, ...) gone
+    + r"|(?:rm|rmdir|unlink|shred|wipefs|mkfs(?:\.\w+)?|truncate)(?:\s|$)"  # any file removal: rm of anything
+    + r"|find\b[^\n]*\s-delete\b"
+    + r"|(?:kill|pkill|killall)(?:\s|$)"
+    + r"|(?:userdel|groupdel)\b"
+    + r"|(?:apt|apt-get|dnf|yum|zypper)\s+(?:\S+\s+)*?(?:remove|purge|erase|autoremove)\b"
+    + r"|crontab\s+-r\b"
+    + r"|dropdb\b"
+    + r")"
+    # SQL and Redis statements that drop data, wherever they appear (a heredoc, a -e argument).
+    + r"|\b(?:DROP\s+(?:DATABASE|SCHEMA|TABLE|USER)|FLUSHALL|FLUSHDB)\b",
+    re.MULTILINE,
+)
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+
+
+def workload_stops(text: str) -> list[str]:
+    """Lines of ``text`` that stop, disable or remove a workload or its data, as ``line N: code``.
+
+    A heuristic over shell text, deliberately broad: ``systemctl stop|disable|mask|kill``,
+    ``service X stop``, ``podman``/``docker`` ``rm|stop|kill|prune`` (of a container, secret,
+    volume, ...), any ``rm``/``rmdir``/``shred``/``find -delete``, ``kill``/``pkill``,
+    ``userdel``, a package removal, ``crontab -r``, and SQL/Redis ``DROP``/``FLUSHALL``, in a
+    command position (so ``echo "stopped"`` is not one). Comments are skipped. A line that looks
+    like it holds a secret is named by its number only.
+    """
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = _COMMENT.sub("", line).strip()
+        if not code or not _STOPS_WORKLOAD.search(code):
+            continue
+        shown = "text withheld: it looks like it holds a secret" if secret_literals(code) else code[:80]
+        found.append(f"line {number}: {shown}")
+    return found

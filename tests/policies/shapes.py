@@ -61,6 +61,7 @@ def resource(
     secret_outputs: Sequence[str] = (),
     outputs: Mapping[str, Any] | None = None,
     depends_on: Mapping[str, Sequence[Registration]] | None = None,
+    delete_before_replace: bool = False,
 ) -> Registration:
     custom = not type_.startswith("platform:")
     chain = (parent.urn.split("::")[2] + "$" if parent else "pulumi:pulumi:Stack$") + type_
@@ -78,6 +79,7 @@ def resource(
         dependencies=[r.urn for deps in (depends_on or {}).values() for r in deps],
         property_dependencies={key: [r.urn for r in deps] for key, deps in (depends_on or {}).items()},
         additional_secret_outputs=list(secret_outputs),
+        delete_before_replace=delete_before_replace,
         # A custom resource's outputs in preview are its inputs; a component's what it registered.
         outputs=engine(dict(outputs if outputs is not None else (inputs or {}) if custom else {})),
     )

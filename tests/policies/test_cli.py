@@ -88,7 +88,7 @@ def test_sarif_is_2_1_0_with_a_rule_per_policy_and_a_result_per_violation(cli):
     assert (code, document["version"]) == (1, "2.1.0")
     (run,) = document["runs"]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == 11
+    assert len(rules) == 12
     assert rules[0]["defaultConfiguration"] == {"level": "error"}
     assert rules[1]["defaultConfiguration"] == {"level": "warning"}
     (result,) = run["results"]

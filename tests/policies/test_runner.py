@@ -46,6 +46,7 @@ def test_the_pack_lists_every_policy_with_a_description_and_a_level():
         "egress-least-privilege": "mandatory",
         "secret-hygiene": "mandatory",
         "data-protection": "mandatory",
+        "safe-lifecycle": "mandatory",
         "disk-encryption": "advisory",
         "default-network": "advisory",
         "user-data-secrets": "advisory",
