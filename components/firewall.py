@@ -9,11 +9,9 @@ import pulumi
 import pulumi_alicloud as alicloud
 from tencentcloud_iac_pulumi import security as tc_security
 
+from components import adopted_rules
 from components.rules import Rule, firewall_rules
 from plan import Cloud, Plan
-
-# Alibaba: 1 is the highest priority, 100 the lowest; allow rules win over the final deny.
-_ALIBABA_PRIORITY = {"accept": 1, "drop": 100}
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,7 @@ class Firewall(pulumi.ComponentResource):
     def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         if plan.firewall.security_group_id is not None:
+            self._check_adopted_alibaba_group(plan, plan.firewall.security_group_id)
             group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
         else:
             group = alicloud.ecs.SecurityGroup(
@@ -55,20 +54,34 @@ class Firewall(pulumi.ComponentResource):
             )
             group_id = group.id
         for rule in self.rule_list:
+            # Its description carries the marker that tells the program's rules from hand-made ones.
+            form = adopted_rules.alibaba_rule(rule)
             alicloud.ecs.SecurityGroupRule(
                 f"{name}-{rule.slug}",
                 security_group_id=group_id,
-                type=rule.direction,
-                ip_protocol=rule.protocol,
-                port_range="-1/-1" if rule.port is None else f"{rule.port}/{rule.port}",
-                cidr_ip=rule.cidr,
-                policy=rule.action,
-                priority=_ALIBABA_PRIORITY[rule.action],
-                nic_type="intranet",  # VPC groups only take "intranet"
-                description=rule.description,
+                type=form["direction"],
+                ip_protocol=form["ip_protocol"],
+                port_range=form["port_range"],
+                cidr_ip=form["cidr"],
+                policy=form["policy"],
+                priority=form["priority"],
+                nic_type=form["nic_type"],
+                description=form["description"],
                 opts=child,
             )
         return group_id
+
+    def _check_adopted_alibaba_group(self, plan: Plan, group_id: str) -> None:
+        """Refuse (or, with allowUnmanagedRules, warn) while hand-made rules in the group defeat the plan."""
+        existing = adopted_rules.read_group_rules(group_id, pulumi.InvokeOptions(parent=self))
+        managed = [adopted_rules.alibaba_rule(rule) for rule in self.rule_list]
+        findings = adopted_rules.defeating_rules(existing, managed, adopted_rules.sensitive_ports(plan))
+        if not findings:
+            return
+        message = adopted_rules.refusal(findings, group_id, pulumi.Config("alicloud").get("region"))
+        if not plan.firewall.allow_unmanaged_rules:
+            raise pulumi.RunError(message)
+        pulumi.log.warn(message, resource=self)
 
     def _tencent(self, name: str, plan: Plan) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
@@ -77,6 +90,11 @@ class Firewall(pulumi.ComponentResource):
         else:
             group = tc_security.Group(f"{name}-sg", name=name, description=f"{name}: managed by Pulumi", opts=child)
             group_id = group.id
+        # Deleting the rule set writes an empty one, which on Tencent blocks all traffic, SSH
+        # included. On an adopted group a destroy, a rename or a corrected group id must not do
+        # that: protect it, and leave the group's rules as they are when it leaves the stack. A
+        # created group's rule set needs neither: it goes with the group it was made for.
+        adopted = plan.firewall.security_group_id is not None
         # One ordered, authoritative rule set: the first matching rule wins, so the deny goes last.
         tc_security.GroupRuleSet(
             f"{name}-rules",
@@ -89,7 +107,7 @@ class Firewall(pulumi.ComponentResource):
             egresses=[
                 _tencent_rule(tc_security.GroupRuleSetEgressArgs, r) for r in self.rule_list if r.direction == "egress"
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=adopted, retain_on_delete=adopted),
         )
         return group_id
 

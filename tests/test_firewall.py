@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import logging
+from pathlib import Path
+from typing import Any
 
+import pytest
+from pulumi import RunError
+
+from components.adopted_rules import GroupRule, defeating_rules, revoke_command
+from preflight.engine import ALIBABA_GROUP_RULES, CloudMocks, RecordingMonitor, StackRun, run_stack
 from preflight.inspect import firewall_rules
-from tests.stacks import CREATED_ALIBABA_HOST, cache_database, evaluate, inputs
+from tests.stacks import CREATED_ALIBABA_HOST, CREATED_TENCENT_HOST, cache_database, config_for, evaluate, inputs
+
+FIXTURES = Path(__file__).parent / "fixtures" / "alibaba_security_group_rules"
+GROUP = "sg-wz9example000000001"
 
 ALIBABA = "47.115.168.107/32"
 TENCENT = "101.33.251.158/32"
@@ -58,7 +69,7 @@ def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(aliba
     assert {inputs(r)["securityGroupId"] for r in rules} == {"sg-wz9example000000001"}
     assert {inputs(r)["nicType"] for r in rules} == {"intranet"}
     mysql = alibaba.named("alibaba-fw-in-accept-tcp-3306-101-33-251-158-32")
-    assert inputs(mysql) | {"description": ""} == {
+    assert inputs(mysql) == {
         "type": "ingress",
         "ipProtocol": "tcp",
         "portRange": "3306/3306",
@@ -67,8 +78,15 @@ def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(aliba
         "priority": 1.0,
         "nicType": "intranet",
         "securityGroupId": "sg-wz9example000000001",
-        "description": "",
+        "description": "platform: production-mysql: MySQL",
     }
+
+
+def test_every_alibaba_rule_description_carries_the_marker_that_tells_it_from_hand_made_ones(alibaba):
+    rules = alibaba.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
+    assert all(inputs(r)["description"].startswith("platform: ") for r in rules)
+    deny = alibaba.named("alibaba-fw-in-drop-all-all-0-0-0-0-0")
+    assert inputs(deny)["description"] == "platform: deny everything else"
 
 
 def test_tencent_ingress_exposes_the_plan_and_ssh_then_denies(tencent):
@@ -104,6 +122,20 @@ def test_tencent_rules_are_one_ordered_rule_set_in_the_adopted_group(tencent):
     assert values["egresses"][-1]["action"] == "DROP"
 
 
+def test_tencent_rule_set_on_an_adopted_group_is_protected_and_retained(tencent):
+    # Deleting it would write an empty rule set to a group we did not create: all traffic, SSH too, blocked.
+    (rule_set_resource,) = tencent.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    assert (rule_set_resource.protect, rule_set_resource.retain_on_delete) == (True, True)
+
+
+def test_tencent_rule_set_on_a_created_group_goes_with_its_group():
+    run = evaluate("tencent", host=CREATED_TENCENT_HOST, firewall={"securityGroupId": None})
+    (group,) = run.of_type("tencentcloud:Security/group:Group")
+    (rule_set_resource,) = run.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    assert inputs(rule_set_resource)["securityGroupId"] == f"{group.name}-id"
+    assert (rule_set_resource.protect, rule_set_resource.retain_on_delete) == (False, False)
+
+
 def test_a_port_added_to_the_plan_gets_its_rule_and_nothing_else_changes(alibaba):
     grown = evaluate(
         "alibaba",
@@ -124,3 +156,194 @@ def test_a_created_host_gets_a_new_group_in_the_created_vpc():
     assert inputs(group)["innerAccessPolicy"] == "Drop"
     rules = run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
     assert {inputs(r)["securityGroupId"] for r in rules} == {f"{group.name}-id"}
+
+
+# ---------------------------------------------------------------------------------------
+# An adopted Alibaba group's hand-made rules
+# ---------------------------------------------------------------------------------------
+
+REGION = "cn-shenzhen"  # alicloud:region in Pulumi.alibaba.yaml
+HEADING = (
+    "platform:firewall.securityGroupId sg-wz9example000000001: the adopted group holds {count} hand-made rules that "
+    "defeat the plan; remove each with the command on its line, or set platform:firewall.allowUnmanagedRules: true "
+    "to proceed knowingly:"
+)
+CONSOLE = (
+    "Or in the ECS console: Network & Security > Security Groups > sg-wz9example000000001 > Manage Rules, "
+    "delete each rule above on its Inbound or Outbound tab."
+)
+REVOKE = "aliyun ecs RevokeSecurityGroup --RegionId cn-shenzhen --SecurityGroupId sg-wz9example000000001"
+WORLD_OPEN = (
+    '- ingress tcp {port}/{port} from 0.0.0.0/0 accept priority 1 "{description}": beats the plan\'s deny-all at '
+    "priority 100; opens {what} {port}/tcp to the world. Remove: " + REVOKE + " --IpProtocol tcp --PortRange "
+    "{port}/{port} --SourceCidrIp 0.0.0.0/0 --Policy accept --Priority 1 --NicType intranet"
+)
+SEEDS_CONVENIENCE = [
+    WORLD_OPEN.format(port=22, what="SSH", description="System created rule."),
+    WORLD_OPEN.format(port=3306, what="production-mysql", description="MySQL数据库主从复制和外部访问"),
+    WORLD_OPEN.format(port=5432, what="production-postgres", description="PostgreSQL数据库流复制和外部访问"),
+    WORLD_OPEN.format(port=6379, what="production-redis", description="Redis数据库主从复制和外部访问"),
+    WORLD_OPEN.format(port=7474, what="production-neo4j", description="Neo4j HTTP接口访问"),
+    WORLD_OPEN.format(port=7687, what="production-neo4j", description="Neo4j Bolt协议连接"),
+    WORLD_OPEN.format(port=9200, what="production-elasticsearch", description="Elasticsearch HTTP接口访问"),
+    WORLD_OPEN.format(port=9300, what="production-elasticsearch", description="Elasticsearch节点间通信"),
+    WORLD_OPEN.format(port=8080, what="production-weaviate", description="Weaviate HTTP接口访问"),
+]
+TAKEN_OVER = "identical to a rule of the plan: `pulumi up` would take it over and a later plan would revoke it"
+HAND_MADE_TWINS = [
+    f'- ingress tcp 3306/3306 from {TENCENT} accept priority 1 "只允许腾讯云服务器访问": {TAKEN_OVER}. Remove: '
+    f"{REVOKE} --IpProtocol tcp --PortRange 3306/3306 --SourceCidrIp {TENCENT} --Policy accept --Priority 1 "
+    "--NicType intranet",
+    f'- ingress all -1/-1 from 0.0.0.0/0 drop priority 100 "deny everything else": {TAKEN_OVER}. Remove: '
+    f"{REVOKE} --IpProtocol all --PortRange -1/-1 --SourceCidrIp 0.0.0.0/0 --Policy drop --Priority 100 "
+    "--NicType intranet",
+    '- egress all -1/-1 to 0.0.0.0/0 accept priority 1 "允许全部出方向": beats the plan\'s deny-all at priority 100. '
+    "Remove: aliyun ecs RevokeSecurityGroupEgress --RegionId cn-shenzhen --SecurityGroupId sg-wz9example000000001 "
+    "--IpProtocol all --PortRange -1/-1 --DestCidrIp 0.0.0.0/0 --Policy accept --Priority 1 --NicType intranet",
+]
+
+
+def group_response(fixture: str) -> dict[str, Any]:
+    """A response of the provider's getSecurityGroupRules, as recorded in tests/fixtures."""
+    return json.loads((FIXTURES / f"{fixture}.json").read_text())
+
+
+def adopted_group_holding(fixture: str) -> CloudMocks:
+    response = group_response(fixture)
+    return CloudMocks(group_rules={response["groupId"]: response["rules"]})
+
+
+def evaluate_with(mocks: CloudMocks, stack: str = "alibaba", **changes: Any) -> StackRun:
+    return evaluate(stack, monitor=RecordingMonitor(mocks), **changes)
+
+
+def refusal_lines(mocks: CloudMocks, **changes: Any) -> list[str]:
+    with pytest.raises(RunError) as refused:
+        evaluate_with(mocks, **changes)
+    return str(refused.value).splitlines()
+
+
+def test_the_shipped_alibaba_stack_reads_its_adopted_group_once_and_finds_it_empty():
+    mocks = CloudMocks()
+    run = evaluate_with(mocks)
+    assert mocks.calls == [(ALIBABA_GROUP_RULES, {"groupId": GROUP, "nicType": "intranet"})]
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [("seeds_convenience", SEEDS_CONVENIENCE), ("hand_made_twins", HAND_MADE_TWINS)],
+)
+def test_hand_made_rules_that_defeat_the_plan_stop_the_preview_one_line_each(fixture, expected):
+    lines = refusal_lines(adopted_group_holding(fixture))
+    assert lines == [HEADING.format(count=len(expected)), *expected, CONSOLE]
+
+
+def test_hand_made_rules_that_cannot_defeat_the_plan_and_the_programs_own_are_not_named():
+    message = "\n".join(refusal_lines(adopted_group_holding("hand_made_twins")))
+    assert "443/443" not in message  # an accept at priority 100 loses to the deny-all (a drop wins a tie)
+    assert "3389" not in message  # a drop
+    assert "SSH from admins" not in message  # carries the marker: the program's own
+
+
+def test_a_group_holding_only_the_programs_rules_passes_stale_ones_included():
+    stale = {("ingress", "6380/6380", "platform: cache: redis"), ("egress", "7687/7687", "platform: peer database")}
+    held = {(r["direction"], r["portRange"], r["description"]) for r in group_response("program_only")["rules"]}
+    assert stale <= held  # marked rules of an earlier plan: the engine deletes them, they are not hand-made
+    run = evaluate_with(adopted_group_holding("program_only"))
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+
+
+def test_allow_unmanaged_rules_proceeds_with_the_same_lines_as_a_warning(caplog):
+    caplog.set_level(logging.WARNING)
+    run = evaluate_with(adopted_group_holding("seeds_convenience"), firewall={"allowUnmanagedRules": True})
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+    (warning,) = [r.getMessage() for r in caplog.records if "hand-made rules" in r.getMessage()]
+    assert warning.splitlines() == [HEADING.format(count=9), *SEEDS_CONVENIENCE, CONSOLE]
+
+
+def test_without_a_region_the_command_says_where_it_goes():
+    config = config_for("alibaba")
+    without_region = {k: v for k, v in config.config.items() if k != "alicloud:region"}
+    monitor = RecordingMonitor(adopted_group_holding("seeds_convenience"))
+    with pytest.raises(RunError) as refused:
+        run_stack(config.project, "alibaba", without_region, set(config.secret_keys), monitor=monitor)
+    assert "RevokeSecurityGroup --RegionId <region> --SecurityGroupId sg-wz9example000000001" in str(refused.value)
+
+
+def test_a_created_group_is_not_read():
+    mocks = adopted_group_holding("seeds_convenience")
+    evaluate_with(mocks, host=CREATED_ALIBABA_HOST, firewall={"securityGroupId": None})
+    assert [token for token, _ in mocks.calls if token == ALIBABA_GROUP_RULES] == []
+
+
+def test_the_tencent_rule_set_is_authoritative_so_its_group_is_not_read():
+    mocks = CloudMocks()
+    evaluate_with(mocks, "tencent")
+    assert mocks.calls == []
+
+
+def hand_made(**fields: Any) -> GroupRule:
+    rule = GroupRule(
+        direction="ingress",
+        ip_protocol="tcp",
+        port_range="22/22",
+        cidr=WORLD,
+        peer_group="",
+        policy="accept",
+        priority=100,
+        nic_type="intranet",
+        description="",
+    )
+    return GroupRule(**{**rule, **fields})
+
+
+SENSITIVE = {(22, "tcp"): "SSH", (3306, "tcp"): "production-mysql", (6379, "tcp"): "production-redis"}
+
+
+@pytest.mark.parametrize(
+    ("rule", "reasons"),
+    [
+        (
+            hand_made(port_range="1/65535"),
+            ("opens SSH 22/tcp, production-mysql 3306/tcp, production-redis 6379/tcp to the world",),
+        ),
+        (
+            hand_made(ip_protocol="all", port_range="-1/-1"),
+            ("opens SSH 22/tcp, production-mysql 3306/tcp, production-redis 6379/tcp to the world",),
+        ),
+        (
+            hand_made(port_range="3000/4000", priority=99),
+            ("beats the plan's deny-all at priority 100", "opens production-mysql 3306/tcp to the world"),
+        ),
+        (
+            hand_made(direction="egress", port_range="3306/3306", priority=5),
+            ("beats the plan's deny-all at priority 100",),
+        ),
+    ],
+)
+def test_a_port_range_covering_a_sensitive_port_counts(rule, reasons):
+    (finding,) = defeating_rules([rule], [], SENSITIVE)
+    assert finding.reasons == reasons
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        hand_made(ip_protocol="udp"),  # SSH is tcp
+        hand_made(cidr="198.51.100.0/24"),  # not the world, and loses to the deny-all
+        hand_made(port_range="8000/8100"),  # no sensitive port
+        hand_made(policy="drop", priority=1),
+        hand_made(priority=1, description="platform: SSH from a plan since changed"),  # ours, stale
+    ],
+)
+def test_rules_that_cannot_defeat_the_plan_are_not_findings(rule):
+    assert defeating_rules([rule], [], SENSITIVE) == []
+
+
+def test_a_rule_from_a_source_group_is_revoked_by_that_group():
+    rule = hand_made(cidr="", peer_group="sg-wz9other", priority=1)
+    assert revoke_command(rule, GROUP, REGION) == (
+        f"{REVOKE} --IpProtocol tcp --PortRange 22/22 --SourceGroupId sg-wz9other --Policy accept --Priority 1 "
+        "--NicType intranet"
+    )
