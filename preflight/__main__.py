@@ -1,4 +1,4 @@
-"""``python -m preflight [STACK ...] [--format text|json|markdown|sarif] [--policy-pack-config FILE]``.
+"""``python -m preflight [STACK ...] [--format text|json|markdown|sarif] [--policy-pack-config FILE] [--from OLD]``.
 
 Runs the Pulumi program for each stack under Pulumi's mock engine with the real provider
 SDKs, evaluates the policy pack (``policies/``) over what the engine recorded exactly as
@@ -8,11 +8,17 @@ secrets are labelled placeholders.
 
 Exit status: 0 when no mandatory policy is violated, 1 when one is, 2 when a stack or the
 pack config cannot be read.
+
+With ``--from OLD`` (a stack file, or a git revision such as ``origin/main``) it prints only
+what ``pulumi up`` would do to a state OLD produced: per resource same, create, update, replace,
+delete or retire, what runs on the host, and the hazards (``preflight/diff.py``); the policy pack
+does not run. Exit status: 0 without hazards, 1 with one, 2 when OLD or a stack cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,11 +27,20 @@ import pulumi
 from rich.console import Console
 
 from plan import PlanError, load_plan
-from preflight import policy_report, report
+from preflight import diff, policy_report, report, revision
 from preflight.capacity import capacity
-from preflight.engine import CloudMocks, run_stack
+from preflight.engine import CloudMocks, StackRun, run_stack
 from preflight.policy import OutputMonitor, PackConfigError, evaluate, load_pack
-from preflight.stackfile import StackFileError, available_stacks, read_stack, with_missing_secrets
+from preflight.stackfile import (
+    StackConfig,
+    StackFileError,
+    available_stacks,
+    check_project_keys,
+    project_name,
+    read_stack,
+    read_stack_file,
+    with_missing_secrets,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         "--policy-pack-config", type=Path, metavar="FILE", help="JSON policy config, as for `pulumi preview`"
     )
     parser.add_argument("--root", type=Path, default=ROOT, help="the folder with Pulumi.yaml and the stack files")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="OLD",
+        help="a stack file or a git revision (origin/main): print only what `pulumi up` would do to its state",
+    )
     args = parser.parse_args(argv)
 
     stacks = args.stacks or available_stacks(args.root)
     if not stacks:
         parser.error(f"no Pulumi.<stack>.yaml in {args.root}")
+    if args.source is not None:
+        return _diff_main(args.source, args.stacks, stacks, args.root, args.format)
     try:
         pack = load_pack(args.policy_pack_config)
     except (PackConfigError, OSError) as error:
@@ -76,6 +99,92 @@ def main(argv: list[str] | None = None) -> int:
             report.print_text(preview, console)
             policy_report.print_text(preview, pack, console)
     return 1 if policy_report.mandatory(previews) else 0
+
+
+def _diff_main(source: str, named: list[str], stacks: list[str], root: Path, output: str) -> int:
+    """``--from OLD``: the engine's steps from OLD's state to this tree's program, per stack."""
+    if output == "sarif":
+        print("error: --from prints text, json or markdown, not sarif", file=sys.stderr)
+        return 2
+    path = Path(source)
+    try:
+        if path.is_file():
+            diffs = _from_file(path, _file_stacks(path, named, stacks), root)
+        else:
+            diffs = _from_revision(source, stacks, root)
+    except _InputError as failed:
+        print(failed, file=sys.stderr)
+        return 2
+    if output == "json":
+        document = [diff.as_json(d) for d in diffs]
+        _write_json(document[0] if len(document) == 1 else document)
+    elif output == "markdown":
+        sys.stdout.write(diff.markdown(diffs))
+    else:
+        console = Console(width=160)
+        for one in diffs:
+            diff.print_text(one, console)
+    return 1 if any(d.hazards for d in diffs) else 0
+
+
+class _InputError(Exception):
+    """Bad input for --from: the one line to print."""
+
+
+def _file_stacks(path: Path, named: list[str], stacks: list[str]) -> list[str]:
+    """A stack file is one stack's config: the stack named, or the one its file name says."""
+    if len(named) == 1:
+        return named
+    guessed = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    if not named and guessed in stacks and path.name == f"Pulumi.{guessed}.yaml":
+        return [guessed]
+    raise _InputError(f"error: --from {path}: a stack file holds one stack's config; name the stack it is for")
+
+
+def _from_file(path: Path, stacks: list[str], root: Path) -> list[diff.Diff]:
+    """OLD is this program with another stack file: what changing only the config does."""
+    signatures = diff.script_signatures(diff.SCRIPTS)
+    diffs = []
+    for stack in stacks:
+        new = _new_run(root, stack)
+        try:
+            config = read_stack_file(path, project_name(root), stack)
+            check_project_keys(config)
+            old = _program_run(config)
+        except (StackFileError, PlanError, pulumi.RunError) as error:
+            raise _InputError(f"error: --from {path}: {error}") from None
+        diffs.append(dataclasses.replace(diff.steps(old, new), source=str(path), scripts=signatures))
+    return diffs
+
+
+def _from_revision(source: str, stacks: list[str], root: Path) -> list[diff.Diff]:
+    """OLD is a git revision: its code and its stack file, as they produced the state."""
+    diffs = []
+    try:
+        with revision.checkout(root, source, project_name(root)) as tree:
+            signatures = diff.script_signatures(diff.SCRIPTS, tree / "components" / "scripts")
+            for stack in stacks:
+                new = _new_run(root, stack)
+                old, notes = revision.evaluate(tree, stack, source)
+                found = diff.steps(old, new)
+                diffs.append(dataclasses.replace(found, source=source, notes=notes, scripts=signatures))
+    except revision.RevisionError as error:
+        raise _InputError(f"error: --from {source}: {error}") from None
+    return diffs
+
+
+def _new_run(root: Path, stack: str) -> StackRun:
+    try:
+        return _program_run(read_stack(root, stack))
+    except (StackFileError, PlanError, pulumi.RunError) as error:
+        raise _InputError(f"error: stack {stack}: {error}") from None
+
+
+def _program_run(config: StackConfig) -> StackRun:
+    """This tree's program over a stack's config, placeholder secrets filled in as for the preview."""
+    plan = load_plan(config.config, config.secret_keys)
+    config = with_missing_secrets(config, tuple(db.name for db in plan.databases))
+    return run_stack(config.project, config.stack, config.config, set(config.secret_keys))
 
 
 def _write_json(document: object) -> None:

@@ -47,11 +47,18 @@ def read_stack(root: Path, stack: str) -> StackConfig:
     if not path.exists():
         valid = ", ".join(available_stacks(root)) or "none"
         raise StackFileError(f"stack {stack!r}: no {path.name} here; stacks: {valid}")
+    return read_stack_file(path, project_name(root), stack)
+
+
+def read_stack_file(path: Path, project: str, stack: str) -> StackConfig:
+    """Any stack file's config, as the engine would hand it to ``project``'s program for ``stack``."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name}: not valid YAML ({str(error).splitlines()[0]})") from None
-    raw: dict[str, Any] = document.get("config") or {}
+    raw: Any = (document.get("config") or {}) if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise StackFileError(f"{path.name}: not a Pulumi stack file (expected a mapping with a config: mapping)")
     config: dict[str, str] = {}
     secret_keys: set[str] = set()
     placeholders: set[str] = set()
@@ -61,7 +68,16 @@ def read_stack(root: Path, stack: str) -> StackConfig:
             secret_keys.add(key)
             placeholders.add(key)
         config[key] = _encode(value)
-    return StackConfig(project_name(root), stack, config, frozenset(secret_keys), frozenset(placeholders))
+    return StackConfig(project, stack, config, frozenset(secret_keys), frozenset(placeholders))
+
+
+def check_project_keys(stack: StackConfig) -> None:
+    """A stack file of this project sets ``platform:cloud``; another project's keys use its own namespace."""
+    if f"{NAMESPACE}:cloud" in stack.config:
+        return
+    namespaces = sorted({key.partition(":")[0] for key in stack.config if ":" in key})
+    found = f"; its keys are under {', '.join(f'{n}:' for n in namespaces)}" if namespaces else "; it sets no config"
+    raise StackFileError(f"not a stack file of project {stack.project!r}: it has no {NAMESPACE}:cloud{found}")
 
 
 def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) -> StackConfig:

@@ -1,0 +1,156 @@
+"""The stack as a git revision left it: that revision's code and stack file, under today's recorder.
+
+The state a merge updates was produced by the base revision's program, not today's. So the
+revision is extracted (``git archive REV | tar -x``) into a temporary tree and its program is
+evaluated in a subprocess (``python -P``, cwd the tree, the tree first on ``sys.path``), so that
+``import program`` / ``plan`` / ``components`` find the revision's modules. The recorder is the
+current one: ``preflight/engine.py`` and ``preflight/stackfile.py`` are loaded by file path
+under private module names, so both sides are recorded the same way. The child writes the
+registrations as JSON; the parent rebuilds them as ``Registration``s.
+
+Run as a script, this module is that child (``python -P revision.py STACK OUT``). Its top level
+imports nothing from ``preflight``: in the child, that name is the revision's own package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from preflight.engine import StackRun
+
+HERE = Path(__file__).resolve().parent
+TIMEOUT_S = 600
+
+
+class RevisionError(Exception):
+    """A revision that cannot be read or evaluated: one line for the user."""
+
+
+@contextmanager
+def checkout(root: Path, revision: str, project: str) -> Iterator[Path]:
+    """The project folder of ``revision`` of the git repository holding ``root``, extracted."""
+    try:
+        inside = _git(root, "rev-parse", "--show-prefix")
+    except FileNotFoundError:
+        raise RevisionError("no such file, and git is not installed to read it as a revision") from None
+    if inside.returncode != 0:
+        raise RevisionError(f"no such file, and {root} is not inside a git repository to read it as a revision")
+    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if revision.startswith("-") or commit.returncode != 0:
+        raise RevisionError("no such file or git revision")
+    prefix = inside.stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", commit.stdout.strip()],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise RevisionError(f"git archive failed: {_last_line(archive.stderr.decode())}")
+    with tempfile.TemporaryDirectory(prefix="preflight-from-") as temp:
+        untar = subprocess.run(["tar", "-x", "-C", temp], input=archive.stdout, capture_output=True, check=False)
+        if untar.returncode != 0:
+            raise RevisionError(f"tar -x failed: {_last_line(untar.stderr.decode())}")
+        tree = Path(temp) / prefix
+        _check_project(tree, revision, project, prefix)
+        yield tree
+
+
+def evaluate(tree: Path, stack: str, revision: str) -> tuple[StackRun, tuple[str, ...]]:
+    """The revision's registrations for ``stack`` and notes; no stack file there: empty state."""
+    from preflight.engine import Registration, StackRun
+
+    project = yaml.safe_load((tree / "Pulumi.yaml").read_text())["name"]
+    if not (tree / f"Pulumi.{stack}.yaml").exists():
+        note = f"{revision} has no Pulumi.{stack}.yaml: the old state is empty, every resource is a create"
+        return StackRun(project, stack, [], {}), (note,)
+    out = tree / f".preflight-registrations-{stack}.json"
+    out.unlink(missing_ok=True)
+    try:
+        child = subprocess.run(
+            [sys.executable, "-P", str(Path(__file__).resolve()), stack, str(out)],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RevisionError(f"evaluating its program for stack {stack} took over {TIMEOUT_S} s") from None
+    document: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"error": _last_line(child.stderr)}
+    if "error" in document:
+        raise RevisionError(f"its program fails for stack {stack}: {document['error']}")
+    known = {f.name for f in dataclasses.fields(Registration)}
+    resources = [Registration(**{k: v for k, v in r.items() if k in known}) for r in document["resources"]]
+    return StackRun(project, stack, resources, document["outputs"]), ()
+
+
+def _check_project(tree: Path, revision: str, project: str, prefix: str) -> None:
+    where = f"{prefix.rstrip('/')}/Pulumi.yaml" if prefix else "Pulumi.yaml"
+    try:
+        name = yaml.safe_load((tree / "Pulumi.yaml").read_text())["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        raise RevisionError(f"revision {revision} has no readable {where}: not a revision of this project") from None
+    if name != project:
+        raise RevisionError(f"revision {revision} is project {name!r} ({where}), not {project!r}")
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+# ---------------------------------------------------------------------------------------
+# The child: runs with the revision's tree as cwd
+# ---------------------------------------------------------------------------------------
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _child(stack: str, out: Path) -> int:
+    tree = Path.cwd()
+    sys.path.insert(0, str(tree))  # the revision's program, plan and components
+    document: dict[str, Any]
+    try:
+        engine = _load("_preflight_engine", HERE / "engine.py")
+        stackfile = _load("_preflight_stackfile", HERE / "stackfile.py")
+        import plan  # the revision's plan, first on sys.path
+
+        config = stackfile.read_stack(tree, stack)
+        loaded = plan.load_plan(config.config, config.secret_keys)
+        config = stackfile.with_missing_secrets(config, tuple(db.name for db in loaded.databases))
+        run = engine.run_stack(config.project, stack, config.config, set(config.secret_keys))
+        document = {"resources": [dataclasses.asdict(r) for r in run.resources], "outputs": run.outputs}
+    except Exception as error:  # whatever the revision's program raises is one line for the parent
+        lines = str(error).strip().splitlines()
+        document = {"error": lines[0] if lines else type(error).__name__}
+    out.write_text(json.dumps(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], Path(sys.argv[2])))
