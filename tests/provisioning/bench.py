@@ -2,8 +2,9 @@
 
     .venv/bin/python -m tests.provisioning.bench [pytest arguments]
 
-Runs ``tests/provisioning`` once and prints what was run over SSH, per script, with the wall
-time. Figures, not assertions: the suite's own tests decide pass or fail.
+Runs ``tests/provisioning`` once and prints what was run over SSH, per script, the upgrade
+drill's scenarios with their time, and the wall time. Figures, not assertions: the suite's own
+tests decide pass or fail.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def main(arguments: list[str]) -> int:
         seconds = [run.seconds for run in runs]
         print(f"{name:<46} {len(runs):>5} {failed:>6} {sum(seconds) / len(seconds):>7.2f} {max(seconds):>6.2f}")
     print(f"{'total':<46} {len(STATS.runs):>5}")
+    if STATS.scenarios:
+        print()
+        print(f"{'upgrade drill scenario (preflight --from, then SSH)':<66} {'runs':>5} {'s':>6}")
+        for name, runs, seconds in STATS.scenarios:
+            print(f"{name:<66} {runs:>5} {seconds:>6.2f}")
+        total = sum(seconds for _, _, seconds in STATS.scenarios)
+        print(f"{len(STATS.scenarios)} drill scenarios in {total:.1f} s")
     inside = sum(run.seconds for run in STATS.runs)
     print(
         f"{STATS.tests} tests, {len(STATS.runs)} script scenarios over SSH, "
