@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -193,4 +194,10 @@ def _write_json(document: object) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # End without interpreter finalizers: the event loop the Pulumi SDK leaves behind can fail in
+    # its __del__ at shutdown (its selector already gone) and print a traceback after the one-line
+    # error. Everything this tool writes is flushed first; nothing else needs the finalizers.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
