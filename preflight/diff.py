@@ -384,7 +384,7 @@ def script_signatures(*directories: Path) -> dict[str, str]:
     """Each script's first comment line (up to any single quote) -> its file name.
 
     The command line carries the script shell-quoted, so a quote would not match as written
-    (``tests/provisioning/bench.py: script_names`` recognises scripts the same way).
+    (``make bench`` names the scripts of each run with these too).
     """
     found: dict[str, str] = {}
     for directory in directories:

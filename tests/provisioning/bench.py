@@ -17,20 +17,15 @@ from pathlib import Path
 import pytest
 
 from components.provisioning import SCRIPTS
+from preflight.diff import script_signatures, scripts_in
 from tests.provisioning.harness import STATS, Run
 
 HERE = Path(__file__).resolve().parent
 
 
-def script_names(run: Run) -> str:
-    """Which scripts a command ran, by the first comment line of each script's body (up to any
-    single quote, which the command line carries escaped)."""
-    found = []
-    for script in sorted(SCRIPTS.glob("*.sh")):
-        lines = script.read_text().splitlines()
-        if len(lines) > 1 and lines[1].split("'")[0] in run.command:
-            found.append(script.name)
-    return " + ".join(found) or "(other)"
+def script_names(run: Run, signatures: dict[str, str]) -> str:
+    """Which scripts a command ran, recognised as ``preflight --from`` recognises them."""
+    return " + ".join(scripts_in(run.command, signatures)) or "(other)"
 
 
 def main(arguments: list[str]) -> int:
@@ -38,8 +33,9 @@ def main(arguments: list[str]) -> int:
     code = pytest.main(["-q", "-p", "no:cacheprovider", str(HERE), *arguments])
     wall = time.monotonic() - started
     by_script: dict[str, list[Run]] = defaultdict(list)
+    signatures = script_signatures(SCRIPTS)
     for run in STATS.runs:
-        by_script[script_names(run)].append(run)
+        by_script[script_names(run, signatures)].append(run)
     print()
     print(f"{'scripts run over SSH':<46} {'runs':>5} {'exit≠0':>6} {'mean s':>7} {'max s':>6}")
     for name, runs in sorted(by_script.items()):

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.diff import Diff, Step, steps
+from preflight.diff import Diff, steps
 from preflight.engine import StackRun, unwrap
 from tests.provisioning.harness import STATS, Run, SshHost
 from tests.stacks import evaluate
@@ -57,11 +57,11 @@ def up(host: SshHost, old: StackRun, new: StackRun) -> Applied:
     """One ``pulumi up`` from OLD's state to NEW's program, run for real over SSH."""
     diff = steps(old, new)
     applied = Applied(diff)
-    by_name = {s.name: s for s in diff.steps}
+    step_at = {s.new.urn: s.name for s in diff.steps if s.new is not None}
     failed: set[str] = set()
     ordered = sorted(((run.order, step, run) for step in diff.steps for run in step.runs), key=lambda r: r[0])
     for _, step, host_run in ordered:
-        if _blocked(step, by_name, failed):
+        if step.new is not None and any(step_at.get(urn) in failed for urn in step.new.dependencies):
             applied.runs.append((step.name, host_run.phase, None))
             failed.add(step.name)
             continue
@@ -73,13 +73,6 @@ def up(host: SshHost, old: StackRun, new: StackRun) -> Applied:
         if result.code != 0:
             failed.add(step.name)
     return applied
-
-
-def _blocked(step: Step, by_name: dict[str, Step], failed: set[str]) -> bool:
-    if step.new is None:
-        return False
-    names = {s.new.urn: s.name for s in by_name.values() if s.new is not None}
-    return any(names.get(urn) in failed for urn in step.new.dependencies)
 
 
 @dataclass
