@@ -14,26 +14,51 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping
+from difflib import get_close_matches
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from plan_values import (
+    CLOUD_IDS,
+    MAX_MEMORY_MIB,
+    WORLD_PREFIX,
+    Artifact,
+    Bool,
+    Cidr,
+    CloudId,
+    HostAddress,
+    HostKey,
+    HostPath,
+    MemoryMib,
+    Name,
+    Port,
+    Text,
+    Token,
+    count,
+    covered_addresses,
+    is_below,
+    looks_secret_key,
+    shown,
+    wider_than_world_share,
+)
+
 NAMESPACE = "platform"
+# Namespaces a stack file of this project may set: the program's own and its providers'.
+NAMESPACES = (NAMESPACE, "alicloud", "tencentcloud", "command", "pulumi")
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("sshPrivateKey", "dbPasswords")
-# A plain (non-secret) config key whose name looks like one of these is refused.
-_SECRET_LOOKING = re.compile(r"pass(word)?|secret|token|private.?key|api.?key", re.IGNORECASE)
 
 # Memory a JVM needs outside its heap and page cache (metaspace, threads, GC, direct
 # buffers). The seeds record Elasticsearch OOM-killed when its limit was near its heap.
@@ -45,37 +70,12 @@ class PlanError(Exception):
 
 
 # ---------------------------------------------------------------------------------------
-# Domain types
+# Domain types (the bounded values themselves live in plan_values.py)
 # ---------------------------------------------------------------------------------------
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-MemoryMib = Annotated[int, Field(gt=0, description="memory in MiB")]
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
-
-def _strict_network(value: str) -> str:
-    try:
-        return str(ipaddress.IPv4Network(value, strict=True))
-    except ValueError as error:
-        raise ValueError(f"must be an IPv4 CIDR with no host bits set ({error})") from None
-
-
-def _host_address(value: str) -> str:
-    try:
-        address = ipaddress.IPv4Address(value)
-    except ValueError:
-        raise ValueError("must be a single IPv4 address such as 203.0.113.10") from None
-    if address.is_unspecified or address.is_loopback or address.is_multicast:
-        raise ValueError("must be a routable host address")
-    return str(address)
-
-
-Cidr = Annotated[str, AfterValidator(_strict_network)]
-HostAddress = Annotated[str, AfterValidator(_host_address)]
-HostKey = Annotated[
-    str,
-    Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$"),
-]
+def _pattern(regex: str, max_length: int | None = None) -> Any:
+    return StringConstraints(strict=True, pattern=regex, max_length=max_length)
 
 
 class Model(BaseModel):
@@ -107,7 +107,7 @@ class PortSpec(Model):
     port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     expose: Exposure = Exposure.NONE
-    purpose: str = ""
+    purpose: Text = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,12 +117,13 @@ class PortSpec(Model):
 
 class HostCommon(Model):
     memory_mib: MemoryMib = Field(description="usable memory on the host (what the OS reports)")
-    cpus: int = Field(ge=1)
-    disk_gb: int = Field(ge=20, description="system disk size")
-    min_free_disk_mib: int = Field(default=2048, ge=0, description="the host check refuses a fuller disk")
-    ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    cpus: int = count(1, 1024)
+    disk_gb: int = count(20, 65536, description="system disk size")
+    min_free_disk_mib: int = count(0, 65536 * 1024, default=2048, description="the host check refuses a fuller disk")
+    ssh_user: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,31}$")] = "root"
     ssh_port: Port = 22
-    os_families: tuple[str, ...] = Field(
+    os_families: tuple[Annotated[str, _pattern(r"^[a-z0-9._-]{1,32}$")], ...] = Field(
+        max_length=32,
         default=("ubuntu", "debian", "alinux", "rhel", "centos", "rocky", "almalinux", "opencloudos", "tencentos"),
         description="values of ID / ID_LIKE in /etc/os-release the provisioning supports",
     )
@@ -132,12 +133,14 @@ class CreatedHost(HostCommon):
     """A new instance the program creates and protects."""
 
     mode: Literal["create"]
-    instance_type: str = Field(min_length=1)
-    image_id: str = Field(min_length=1)
-    zone: str = Field(min_length=1)
-    data_disk_gb: int = Field(ge=20)
-    data_disk_category: str | None = Field(default=None, description="default: cloud_essd / CLOUD_PREMIUM")
-    key_pair_name: str = Field(min_length=1, description="cloud key pair holding the admins' public key")
+    instance_type: Token
+    image_id: Token
+    zone: Annotated[str, _pattern(r"^[a-z]{2}-[a-z0-9-]{1,40}$")]
+    data_disk_gb: int = count(20, 65536)
+    data_disk_category: Annotated[str, _pattern(r"^[A-Za-z0-9_]{1,32}$")] | None = Field(
+        default=None, description="default: cloud_essd / CLOUD_PREMIUM"
+    )
+    key_pair_name: Token = Field(description="cloud key pair holding the admins' public key")
     host_key: HostKey | None = Field(
         default=None,
         description="the instance's SSH host key; provisioning waits until it is pinned",
@@ -148,7 +151,7 @@ class AdoptedHost(HostCommon):
     """An existing instance: imported (never recreated), its rules and provisioning managed."""
 
     mode: Literal["adopt"]
-    instance_id: str = Field(min_length=3)
+    instance_id: CloudId
     public_ip: HostAddress
     host_key: HostKey
 
@@ -159,8 +162,8 @@ Host = Annotated[CreatedHost | AdoptedHost, Field(discriminator="mode")]
 class Network(Model):
     """Existing VPC and vSwitch/subnet ids, or a CIDR to create them in."""
 
-    vpc_id: str | None = None
-    subnet_id: str | None = Field(default=None, description="vSwitch id (Alibaba) or subnet id (Tencent)")
+    vpc_id: CloudId | None = None
+    subnet_id: CloudId | None = Field(default=None, description="vSwitch id (Alibaba) or subnet id (Tencent)")
     vpc_cidr: Cidr = "10.10.0.0/16"
     subnet_cidr: Cidr = "10.10.1.0/24"
 
@@ -174,14 +177,15 @@ class Network(Model):
 
 
 class Firewall(Model):
-    admin_cidrs: tuple[Cidr, ...] = Field(min_length=1)
+    admin_cidrs: tuple[Cidr, ...] = Field(min_length=1, max_length=64)
     peer_address: HostAddress
     peer_database_ports: tuple[Port, ...] | None = Field(
         default=None,
+        max_length=64,
         description="the peer host's database ports this host may reach; default: the peer's default plan",
     )
-    security_group_id: str | None = Field(default=None, description="manage rules in this existing group")
-    allow_unmanaged_rules: bool = Field(
+    security_group_id: CloudId | None = Field(default=None, description="manage rules in this existing group")
+    allow_unmanaged_rules: Bool = Field(
         default=False,
         description="proceed although the adopted Alibaba group holds hand-made rules that defeat the plan",
     )
@@ -192,6 +196,12 @@ class Firewall(Model):
         for cidr in cidrs:
             if ipaddress.IPv4Network(cidr).prefixlen == 0:
                 raise ValueError("SSH is never opened to 0.0.0.0/0: list the admins' own CIDRs")
+        if wider_than_world_share(cidrs):
+            raise ValueError(
+                f"together cover {covered_addresses(cidrs):,} addresses, more than a /{WORLD_PREFIX} "
+                f"({2 ** (32 - WORLD_PREFIX):,}): for SSH and admin database ports that is the world; "
+                "list the admins' own CIDRs"
+            )
         return cidrs
 
     @property
@@ -226,8 +236,8 @@ ENGINE_PORTS: dict[DatabaseKind, tuple[int, ...]] = {
 
 class Jvm(Model):
     heap_mib: MemoryMib
-    page_cache_mib: int = Field(default=0, ge=0)
-    transaction_mib: int = Field(default=0, ge=0)
+    page_cache_mib: int = count(0, MAX_MEMORY_MIB, default=0)
+    transaction_mib: int = count(0, MAX_MEMORY_MIB, default=0)
 
     @property
     def floor_mib(self) -> int:
@@ -237,11 +247,11 @@ class Jvm(Model):
 class Database(Model):
     kind: DatabaseKind
     name: Name = Field(description="container name")
-    image: str = Field(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+$")
-    ports: tuple[PortSpec, ...] = Field(min_length=1)
+    image: Annotated[str, _pattern(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+$", max_length=255)]
+    ports: tuple[PortSpec, ...] = Field(min_length=1, max_length=8)
     memory_mib: MemoryMib
     jvm: Jvm | None = None
-    health_timeout_s: int = Field(default=300, ge=1, le=1800, description="bounded wait for the engine's health")
+    health_timeout_s: int = count(1, 1800, default=300, description="bounded wait for the engine's health")
 
     @model_validator(mode="before")
     @classmethod
@@ -288,28 +298,32 @@ class Database(Model):
 
 
 class Release(Model):
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-    artifact: str = Field(
-        pattern=r"^(https://\S+|/\S+)$",
-        description="release tarball: an https URL or an absolute path on the host",
-    )
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    version: Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+    artifact: Artifact = Field(description="release tarball: an https URL or an absolute path on the host")
+    sha256: Annotated[str, _pattern(r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _downloads_are_pinned(self) -> Release:
+        if self.artifact.startswith("https://") and self.sha256 is None:
+            raise ValueError(
+                "an https artifact needs its sha256 (64 hex digits): a download is installed only when it matches"
+            )
+        return self
 
 
 class Service(Model):
     name: Name
-    description: str = ""
+    description: Text = ""
     port: Port
     expose: Exposure = Exposure.PUBLIC
-    family: str = Field(min_length=1, description="port-plan family its port must fall in")
+    family: Name = Field(description="port-plan family its port must fall in")
     memory_mib: MemoryMib
     release: Release
-    start_command: str = Field(
-        pattern=r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$",
+    start_command: Annotated[str, _pattern(r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$", max_length=200)] = Field(
         description="run from the release directory; plain words only (it lands in a unit's ExecStart)",
     )
-    health_path: str = Field(default="/health", pattern=r"^/\S*$")
-    health_timeout_s: int = Field(default=60, ge=1, le=900)
+    health_path: Annotated[str, _pattern(r"^/[A-Za-z0-9._~/-]*$", max_length=200)] = "/health"
+    health_timeout_s: int = count(1, 900, default=60)
 
     @property
     def ports(self) -> tuple[PortSpec, ...]:
@@ -326,7 +340,7 @@ class ExistingWorkload(Model):
     name: Name
     ports: tuple[PortSpec, ...] = ()
     memory_mib: MemoryMib
-    database: bool = False
+    database: Bool = False
 
     @property
     def role(self) -> str:
@@ -337,7 +351,7 @@ class RetiredDatabase(Model):
     """A database taken off the host on purpose: stopped, its unit and secret removed."""
 
     name: Name
-    purge: bool = Field(default=False, description="also delete its data directory (otherwise it is kept)")
+    purge: Bool = Field(default=False, description="also delete its data directory (otherwise it is kept)")
 
 
 class RetiredService(Model):
@@ -358,18 +372,38 @@ class Retired(Model):
 
 
 class Paths(Model):
-    """Where provisioning installs things on the host (tests point these at a temp dir)."""
+    """Where provisioning installs things on the host (tests point these at a temp dir).
 
-    root: str = Field(default="/opt/platform", pattern=r"^/\S+$")
-    data: str = Field(default="/var/lib/platform", pattern=r"^/\S+$")
-    units: str = Field(default="/etc/systemd/system", pattern=r"^/\S+$")
-    quadlet: str = Field(default="/etc/containers/systemd", pattern=r"^/\S+$")
-    secrets: str = Field(default="/etc/platform/secrets", pattern=r"^/\S+$")
-    state: str = Field(
-        default="/var/lib/platform-state", pattern=r"^/\S+$", description="markers of what the platform owns"
-    )
-    sysctl: str = Field(default="/etc/sysctl.d", pattern=r"^/\S+$")
-    keep_releases: int = Field(default=3, ge=2, le=20)
+    ``root``, ``data``, ``secrets`` and ``state`` are the platform's own (scripts create and
+    remove inside them); ``units``, ``quadlet`` and ``sysctl`` are the system's drop-in
+    directories it writes files into. No two may nest: a secrets directory inside a database's
+    bind mount would hand every password to that container.
+    """
+
+    root: HostPath = "/opt/platform"
+    data: HostPath = "/var/lib/platform"
+    units: HostPath = "/etc/systemd/system"
+    quadlet: HostPath = "/etc/containers/systemd"
+    secrets: HostPath = "/etc/platform/secrets"
+    state: HostPath = Field(default="/var/lib/platform-state", description="markers of what the platform owns")
+    sysctl: HostPath = "/etc/sysctl.d"
+    keep_releases: int = count(2, 20, default=3)
+
+    @model_validator(mode="after")
+    def _apart(self) -> Paths:
+        named = {
+            to_camel(key): getattr(self, key)
+            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl")
+        }
+        for key, path in named.items():
+            for other, other_path in named.items():
+                if key != other and (path == other_path or is_below(path, other_path)):
+                    where = "is the same directory as" if path == other_path else "lies inside"
+                    raise ValueError(
+                        f"{NAMESPACE}:paths.{key} {path} {where} paths.{other} {other_path}: the platform's "
+                        "directories must not nest (a container or a removal of one would reach the other)"
+                    )
+        return self
 
 
 # ---------------------------------------------------------------------------------------
@@ -539,7 +573,26 @@ class Plan(Model):
             )
         self._check_batches()
         self._check_retired()
+        self._check_cloud_ids()
         return self
+
+    def _check_cloud_ids(self) -> None:
+        """Ids in the cloud's own format: anything else would reach the API, or a command, as typed."""
+        formats = CLOUD_IDS[self.cloud.value]
+        located = {
+            "host.instanceId": getattr(self.host, "instance_id", None),
+            "firewall.securityGroupId": self.firewall.security_group_id,
+            "network.vpcId": self.network.vpc_id,
+            "network.subnetId": self.network.subnet_id,
+        }
+        for where, value in located.items():
+            field = where.rpartition(".")[2]
+            if value is not None and not re.match(formats[field], value):
+                example = formats[field].strip("^$").replace("[a-z0-9]", "").split("{")[0]
+                raise ValueError(
+                    f"{NAMESPACE}:{where}: {shown(value)} is not a {self.cloud.value.title()} id; expected "
+                    f"{example} followed by lower-case letters and digits ({formats[field]})"
+                )
 
     def _check_retired(self) -> None:
         for kind, retired, active in (
@@ -648,21 +701,16 @@ _FIELDS = {field.alias or name for name, field in Plan.model_fields.items()}
 def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] = frozenset()) -> Plan:
     """Build the plan from raw stack config (``{"platform:host": "<json>", ...}``).
 
-    Raises ``PlanError`` with one line naming the key, the value and what is valid.
+    Raises ``PlanError`` with one line naming the key, the value (unless it may be a secret) and
+    what is valid; never another exception, whatever the config holds.
     """
     prefix = f"{NAMESPACE}:"
     values: dict[str, Any] = {}
     for full_key, raw in config.items():
-        if not full_key.startswith(prefix):
+        check_config_key(full_key, secret_keys)
+        if not full_key.startswith(prefix) or full_key[len(prefix) :] in SECRET_KEYS:
             continue
         key = full_key[len(prefix) :]
-        if key in SECRET_KEYS or _SECRET_LOOKING.search(key):
-            if full_key not in secret_keys:
-                raise PlanError(
-                    f"{full_key} is stored in plain text: set it with "
-                    f"`pulumi config set --secret {full_key} ...` (or --secret --path for one field)"
-                )
-            continue
         if key not in _FIELDS:
             valid = ", ".join(sorted(f"{prefix}{f}" for f in _FIELDS | set(SECRET_KEYS)))
             raise PlanError(f"{full_key}: unknown config key; valid keys: {valid}")
@@ -671,6 +719,27 @@ def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] 
         return Plan.model_validate(values)
     except ValidationError as error:
         raise PlanError(_first_error(error)) from None
+    except RecursionError:
+        raise PlanError(f"{NAMESPACE}: config nested too deeply to be a plan") from None
+
+
+def check_config_key(full_key: Any, secret_keys: set[str] | frozenset[str]) -> None:
+    """A key in a namespace this project reads, and stored as a secret when it names one."""
+    if not isinstance(full_key, str) or ":" not in full_key:
+        raise PlanError(f"config key {shown(full_key)}: expected '<namespace>:<name>', e.g. {NAMESPACE}:cloud")
+    namespace, _, name = full_key.partition(":")
+    if namespace not in NAMESPACES:
+        guess = get_close_matches(namespace, NAMESPACES, n=1)
+        hint = f"; did you mean {guess[0]}:{name}?" if guess else ""
+        raise PlanError(
+            f"{shown(full_key)}: unknown namespace {shown(namespace)}; this project reads "
+            f"{', '.join(f'{n}:' for n in NAMESPACES)}{hint}"
+        )
+    if (name in SECRET_KEYS or looks_secret_key(name)) and full_key not in secret_keys:
+        raise PlanError(
+            f"{full_key} is stored in plain text: set it with "
+            f"`pulumi config set --secret {full_key} ...` (or --secret --path for one field)"
+        )
 
 
 def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
@@ -698,36 +767,44 @@ def _decode(raw: str) -> Any:
 def _first_error(error: ValidationError) -> str:
     detail = error.errors(include_url=False)[0]
     location = _location(detail["loc"])
+    key = loc_name(detail["loc"])
+    value = detail["input"]
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "missing":
         return f"{location}: required but not set"
-    if detail["type"] == "extra_forbidden":
-        return f"{location}: unknown field (value {detail['input']!r}); check the spelling against README.md"
+    if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
+        return f"{location}: unknown field; check the spelling against README.md"
     if detail["type"] == "union_tag_invalid":
-        return f"{location}: mode {detail['input'].get('mode')!r} is not valid; expected 'create' or 'adopt'"
+        return f"{location}: mode {shown(value.get('mode'))} is not valid; expected 'create' or 'adopt'"
     if detail["type"] == "union_tag_not_found":
         return f"{location}: mode is required; expected 'create' or 'adopt'"
-    if detail["type"] == "string_pattern_mismatch" and loc_name(detail["loc"]) in _PATTERN_HELP:
-        return f"{location}: {detail['input']!r} is not valid; expected {_PATTERN_HELP[loc_name(detail['loc'])]}"
+    if detail["type"] == "string_pattern_mismatch" and key in _PATTERN_HELP:
+        return f"{location}: {shown(value, key)} is not valid; expected {_PATTERN_HELP[key]}"
     if detail["type"] == "enum":
-        return f"{location}: {detail['input']!r} is not valid; {message.lower()}"
+        return f"{location}: {shown(value, key)} is not valid; {message.lower()}"
     if message.startswith(f"{NAMESPACE}:"):  # a cross-field check that names its own key
         return message
-    if isinstance(detail["input"], dict | list | tuple):  # a check over a whole block
+    if isinstance(value, dict | list | tuple):  # a check over a whole block
         return f"{location}: {message}"
-    return f"{location}: {message} (got {_shown(detail['input'])})"
+    return f"{location}: {message} (got {shown(value, key)})"
 
 
 _PATTERN_HELP = {
-    "hostKey": "an OpenSSH public host key line, e.g. 'ssh-ed25519 AAAA...' (ssh-keyscan or /etc/ssh/*.pub)",
     "startCommand": "plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
-    "artifact": "an https:// URL or an absolute path on the host",
     "image": "a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
     "name": "lower-case letters, digits and '-', starting with a letter, at most 63 characters",
+    "family": "a port-plan family name: lower-case letters, digits and '-'",
     "version": "letters, digits and . _ + -, e.g. 1.4.2",
     "sha256": "64 lower-case hex digits",
     "sshUser": "a Unix user name, e.g. root or ubuntu",
+    "healthPath": "a URL path of letters, digits and . _ ~ / -, e.g. /health",
+    "zone": "a zone id such as cn-shenzhen-a or ap-guangzhou-3",
+    "instanceType": "the cloud's instance type, e.g. ecs.t6-c1m1.large or S5.MEDIUM4",
+    "imageId": "the cloud's image id: letters, digits and _ . -",
+    "keyPairName": "the cloud's key pair name or id: letters, digits and _ . -",
+    "dataDiskCategory": "a disk category such as cloud_essd or CLOUD_PREMIUM",
 }
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def loc_name(loc: tuple[int | str, ...]) -> str:
@@ -741,10 +818,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += part if index == 0 else f".{part}"
+            # A key is shown as written only when it is plain (a key with a newline stays one line).
+            name = part if _PLAIN_KEY.match(part) else f"[{shown(part)}]"
+            text += name if index == 0 else f".{name}"
     return text
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

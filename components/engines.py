@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.formats import redis_string, unit_assignment, unit_value, unit_words
 from plan import ENGINE_PORTS, Database, DatabaseKind, Paths
 
 
@@ -136,7 +137,7 @@ def secret_content(db: Database, password: str) -> str:
     """What reaches the host on stdin: the secret's exact value (an env secret has no newline)."""
     match db.kind:
         case DatabaseKind.REDIS:
-            return f"requirepass {password}\n"
+            return f"requirepass {redis_string(password)}\n"
         case DatabaseKind.NEO4J:
             return f"neo4j/{password}"
         case _:
@@ -151,20 +152,13 @@ def secret_option(db: Database) -> str:
     return f"{db.name},type=env,target={spec.credential_env}"
 
 
-def _quoted(assignment: str) -> str:
-    """Quadlet splits Environment= on whitespace like systemd: quote an assignment with spaces."""
-    if not any(c.isspace() for c in assignment):
-        return assignment
-    return '"' + assignment.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def quadlet_unit(db: Database, paths: Paths) -> str:
     """The ``.container`` unit Quadlet turns into ``<name>.service`` (Podman >= 4.5)."""
     spec = engine(db)
     lines = [
         "# Managed by Pulumi (platform plan); edits are overwritten.",
         "[Unit]",
-        f"Description={db.name} ({db.kind}) database container",
+        f"Description={unit_value(f'{db.name} ({db.kind}) database container')}",
         "Wants=network-online.target",
         "After=network-online.target",
         "",
@@ -179,11 +173,11 @@ def quadlet_unit(db: Database, paths: Paths) -> str:
         ),
         # U: podman chowns the data directory to the engine's user (Elasticsearch runs as 1000).
         f"Volume={data_dir(db.name, paths)}:{spec.data_path}:Z,U",
-        *(f"Environment={_quoted(f'{key}={value}')}" for key, value in sorted(spec.environment.items())),
+        *(f"Environment={unit_assignment(key, value)}" for key, value in sorted(spec.environment.items())),
     ]
     lines.append(f"Secret={secret_option(db)}")
     if spec.exec_args:
-        lines.append("Exec=" + " ".join(spec.exec_args))
+        lines.append("Exec=" + unit_words(spec.exec_args, command=True))
     # --memory-swap equal to --memory: the limit is real, not spilled to swap.
     lines += [
         f"PodmanArgs=--memory={db.memory_mib}m --memory-swap={db.memory_mib}m",

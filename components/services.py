@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
+from components.formats import unit_value, unit_word
 from components.provisioning import Step, host_check_params, render, retire_step_name, run_step
 from plan import Plan, RetiredService, Service
 
@@ -95,14 +96,15 @@ def systemd_unit(service: Service, plan: Plan) -> str:
         [
             "# Managed by Pulumi (platform plan); edits are overwritten.",
             "[Unit]",
-            f"Description={service.name}: {service.description}",
+            f"Description={unit_value(f'{service.name}: {service.description}' if service.description else service.name)}",
             "Wants=network-online.target",
             "After=network-online.target",
             "",
             "[Service]",
             "Type=simple",
-            f"WorkingDirectory={service_dir}/current",
-            f"ExecStart=/bin/sh -c 'exec {service.start_command}'",
+            f"WorkingDirectory={unit_value(f'{service_dir}/current')}",
+            # The plan allows plain words only; quoting keeps the line one argument to sh -c.
+            f"ExecStart=/bin/sh -c {unit_word(f'exec {service.start_command}', command=True)}",
             f"Environment=PORT={service.port}",
             f"MemoryMax={service.memory_mib}M",
             "MemorySwapMax=0",

@@ -7,7 +7,8 @@ plan, capacity and firewall rules, and the violations by level. Nothing reaches 
 secrets are labelled placeholders.
 
 Exit status: 0 when no mandatory policy is violated, 1 when one is, 2 when a stack or the
-pack config cannot be read.
+pack config cannot be read. Whatever a stack file holds, a failure is one line on stderr and
+exit 2, never a traceback: exit 1 means a mandatory violation and nothing else.
 
 With ``--from OLD`` (a stack file, or a git revision such as ``origin/main``) it prints only
 what ``pulumi up`` would do to a state OLD produced: per resource same, create, update, replace,
@@ -47,6 +48,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except Exception as error:  # the one place every failure becomes exit 2
+        # Only the kind of failure: its text could quote a value of the stack file.
+        if os.environ.get("PREFLIGHT_DEBUG"):
+            raise
+        print(
+            f"error: the stacks could not be evaluated ({type(error).__name__}); the config is not a valid plan. "
+            "Set PREFLIGHT_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m preflight", description="The offline preview of the Pulumi stacks, with the policy pack."
     )

@@ -50,6 +50,7 @@ from rich.table import Table
 from policies._scan import workload_stops
 from preflight.engine import Registration, StackRun, unwrap
 from preflight.inspect import HOST_COMPONENT, redacted
+from preflight.markdown import cell
 
 COMMAND = "command:remote:Command"
 # Resources that hold data: replacing or deleting one loses a disk (or the host with its disks).
@@ -527,18 +528,14 @@ def markdown(diffs: Iterable[Diff]) -> str:
             out.append("| op | resource | runs on the host |")
             out.append("|---|---|---|")
             for step in rows:
-                runs = "<br>".join(_cell(line) for line in summary(step, diff.scripts)) or "-"
-                out.append(f"| {step.op} | `{step.name}` ({_cell(step.type)}) | {runs} |")
+                runs = "<br>".join(cell(line) for line in summary(step, diff.scripts)) or "-"
+                out.append(f"| {step.op} | `{step.name}` ({cell(step.type)}) | {runs} |")
             out.append("")
         if components:
             names = ", ".join(f"`{s.name}`" for s in components)
             out.append(f"Components whose props changed (nothing runs): {names}\n")
         if not changes:
             out.append("No changes.\n")
-        out += [f"- :warning: {_cell(h)}" for h in diff.hazards]
+        out += [f"- :warning: {cell(h)}" for h in diff.hazards]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from policies import PACK_NAME
+from preflight.markdown import cell
 from preflight.policy import Pack, Violation
 from preflight.report import Preview
 
@@ -76,7 +77,7 @@ def markdown(previews: Sequence[Preview], pack: Pack) -> str:
         found = report.assessment
         lines.append(
             f"| {found.host} | {found.cloud} | {found.limit_mib} | {found.used_mib} | {found.reserve_mib} | "
-            f"{'✅' if found.fits else '❌'} {_cell(report.verdict)} |"
+            f"{'✅' if found.fits else '❌'} {cell(report.verdict)} |"
         )
     for level in _ORDER:
         found = [(p.run.stack, v) for p in previews for v in p.violations if v.level == level]
@@ -84,10 +85,10 @@ def markdown(previews: Sequence[Preview], pack: Pack) -> str:
             continue
         lines += ["", f"### {level.capitalize()} ({len(found)})", "", "| stack | policy | resource | message |"]
         lines.append("|---|---|---|---|")
-        lines += [f"| `{stack}` | `{v.policy}` | `{resource_name(v.urn)}` | {_cell(v.message)} |" for stack, v in found]
+        lines += [f"| `{stack}` | `{v.policy}` | `{resource_name(v.urn)}` | {cell(v.message)} |" for stack, v in found]
     lines += ["", "<details><summary>Policies</summary>", "", "| policy | level | kind | checks |", "|---|---|---|---|"]
     lines += [
-        f"| `{info.name}` | {pack.level(info.name)} | {info.kind} | {_cell(info.description)} |"
+        f"| `{info.name}` | {pack.level(info.name)} | {info.kind} | {cell(info.description)} |"
         for info in pack.policies.values()
     ]
     lines += ["", "</details>", ""]
@@ -96,10 +97,6 @@ def markdown(previews: Sequence[Preview], pack: Pack) -> str:
 
 def _headline(failed: int) -> str:
     return f"❌ {failed} mandatory violation{'s' if failed != 1 else ''}" if failed else "✅ passed"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
 
 
 def sarif(previews: Sequence[Preview], pack: Pack) -> dict[str, Any]:

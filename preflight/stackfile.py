@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from plan import NAMESPACE
+from plan import NAMESPACE, SECRET_KEYS
+from plan_values import looks_secret_key, shown
 
 # Offline there is no passphrase or cloud KMS to decrypt `secure:` values, so every secret
 # is replaced by a labelled placeholder, marked secret like the real one.
@@ -42,7 +44,16 @@ def available_stacks(root: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
+# Pulumi's own rule for stack names; the name also lands in resource names and the PR comment.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# Bounds that keep a hostile file from costing more than a glance: real stack files are a few KiB.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+
+
 def read_stack(root: Path, stack: str) -> StackConfig:
+    if not _STACK_NAME.match(stack):
+        raise StackFileError(f"stack {shown(stack)}: a stack name holds letters, digits and _ . - only")
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         valid = ", ".join(available_stacks(root)) or "none"
@@ -52,10 +63,7 @@ def read_stack(root: Path, stack: str) -> StackConfig:
 
 def read_stack_file(path: Path, project: str, stack: str) -> StackConfig:
     """Any stack file's config, as the engine would hand it to ``project``'s program for ``stack``."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name}: not valid YAML ({str(error).splitlines()[0]})") from None
+    document = load_yaml(path)
     raw: Any = (document.get("config") or {}) if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise StackFileError(f"{path.name}: not a Pulumi stack file (expected a mapping with a config: mapping)")
@@ -63,12 +71,91 @@ def read_stack_file(path: Path, project: str, stack: str) -> StackConfig:
     secret_keys: set[str] = set()
     placeholders: set[str] = set()
     for key, value in raw.items():
+        _check_plain_secrets(key, value, secret=key.partition(":")[2] in SECRET_KEYS)
         if _has_secure(value):  # the whole value, or a field of it, set with --secret
             value = _replace_secure(value, key)
             secret_keys.add(key)
             placeholders.add(key)
         config[key] = _encode(value)
     return StackConfig(project, stack, config, frozenset(secret_keys), frozenset(placeholders))
+
+
+def load_yaml(path: Path) -> Any:
+    """The file's YAML, refusing what would let a reviewer read one thing and the engine another."""
+    try:
+        data = path.read_bytes()
+        if len(data) > MAX_FILE_BYTES:
+            raise StackFileError(f"{path.name}: {len(data)} bytes; a stack file is at most {MAX_FILE_BYTES}")
+        return yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML ({_first_line(error)})") from None
+    except UnicodeDecodeError:
+        raise StackFileError(f"{path.name}: not UTF-8 text") from None
+    except (ValueError, RecursionError) as error:  # e.g. an integer literal too long to convert
+        raise StackFileError(f"{path.name}: a value cannot be read ({type(error).__name__})") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe subset, minus what a stack file never needs and an attacker would use:
+    duplicate keys (YAML keeps the last silently), non-string keys, aliases (exponential
+    expansion), and nesting deeper than any plan."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise StackFileError(
+                f"line {_line(self.peek_event())}: YAML aliases (*name) are not allowed in a stack file"
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise StackFileError(f"line {_line(self.peek_event())}: nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise StackFileError(f"line {line}: key {shown(key)} is not a string; config keys are names")
+            if key in seen:
+                raise StackFileError(
+                    f"line {line}: key {shown(key)} repeats the one on line {seen[key]}; YAML would silently keep "
+                    "only the last, so remove one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _line(event: Any) -> int:
+    return event.start_mark.line + 1
+
+
+def _first_line(error: yaml.YAMLError) -> str:
+    return " ".join(str(error).split())[:200]
+
+
+def _check_plain_secrets(path: str, value: Any, secret: bool) -> None:
+    """Every leaf under a secret-looking name, at any depth, is ``secure:`` on its own: one
+    secure field does not make its plain siblings secret."""
+    secret = secret or looks_secret_key(path.rpartition(".")[2].rpartition(":")[2])
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return
+        for key, item in value.items():
+            _check_plain_secrets(f"{path}.{key}", item, secret)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain_secrets(f"{path}[{index}]", item, secret)
+    elif secret and value not in (None, ""):
+        raise StackFileError(
+            f"{path} is stored in plain text: set it with `pulumi config set --secret --path '{path}' ...` "
+            "(the value is not shown)"
+        )
 
 
 def check_project_keys(stack: StackConfig) -> None:
@@ -89,7 +176,8 @@ def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) ->
         secret_keys.add(key)
         placeholders.add(key)
     key = f"{NAMESPACE}:dbPasswords"
-    if key not in config and database_names:
+    # Not in the file, or one secure: block for the whole object (its fields cannot be read offline).
+    if database_names and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
         config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
         secret_keys.add(key)
         placeholders.add(key)

@@ -314,7 +314,15 @@ def project_copy(tmp_path: Path) -> Path:
     """The program and its stack files, outside any git repository."""
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.alibaba.yaml", "Pulumi.tencent.yaml", "__main__.py", "program.py", "plan.py"):
+    for name in (
+        "Pulumi.yaml",
+        "Pulumi.alibaba.yaml",
+        "Pulumi.tencent.yaml",
+        "__main__.py",
+        "program.py",
+        "plan.py",
+        "plan_values.py",
+    ):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
     return root

@@ -1,0 +1,366 @@
+"""Typed, bounded values at the plan edge.
+
+A pull request can change any stack file, so every value that reaches a script, a unit file,
+a config file or a PR comment is checked here against what its target can hold safely: no
+control characters, none of the target format's specials, a length bound, a real range.
+Shell quoting (components/provisioning.py) is a second line, not the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import posixpath
+import re
+import struct
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints
+
+# ---------------------------------------------------------------------------------------
+# Numbers and booleans: strict (`true` is not 1, "224" is not 224), with real ranges
+# ---------------------------------------------------------------------------------------
+
+# Chosen here: no ECS or CVM type offers more than 4 TiB of memory; a figure beyond that is a
+# typo, and keeping every figure far inside 2**63 keeps bash's arithmetic and `[ -lt ]` exact.
+MAX_MEMORY_MIB = 4 * 1024 * 1024
+
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+MemoryMib = Annotated[int, Field(strict=True, gt=0, le=MAX_MEMORY_MIB, description="memory in MiB")]
+Bool = StrictBool
+
+
+def count(low: int, high: int, **kwargs: Any) -> Any:
+    """A strict integer field within [low, high]."""
+    return Field(strict=True, ge=low, le=high, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# Strings
+# ---------------------------------------------------------------------------------------
+
+Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+"""A workload name: container, unit, file and resource names are made from it."""
+
+Token = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+"""An identifier of the cloud's (image id, instance type, key pair): no spaces, no specials."""
+
+# Punctuation free text may use besides letters, digits and spaces: none of it is special in a
+# systemd unit, a Quadlet file, a shell word inside quotes, or Markdown inside a table cell.
+_TEXT_PUNCTUATION = frozenset(" .,:;()/+_'&-")
+MAX_TEXT = 120
+
+
+def _free_text(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"is {len(value)} characters long; at most {MAX_TEXT}")
+    for char in value:
+        if not (char.isalnum() or char in _TEXT_PUNCTUATION):
+            raise ValueError(
+                f"contains {describe_char(char)}; free text may hold letters, digits, spaces and "
+                f"{''.join(sorted(_TEXT_PUNCTUATION - {' '}))} only (it lands in unit files and the PR comment)"
+            )
+    if value != value.strip():
+        raise ValueError("starts or ends with a space")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strict=True), AfterValidator(_free_text)]
+"""Free text (a description, a port's purpose): letters of any script, digits and plain punctuation."""
+
+
+def describe_char(char: str) -> str:
+    if char == "\n":
+        return "a newline"
+    if not char.isprintable():
+        return f"the control character U+{ord(char):04X}"
+    return f"{char!r}"
+
+
+# ---------------------------------------------------------------------------------------
+# Paths on the host
+# ---------------------------------------------------------------------------------------
+
+# Directories the platform must never own, remove or hand to a container. A managed directory
+# may lie below one of these (/var/lib/platform), never be one, nor contain one (/ contains /etc).
+SYSTEM_DIRECTORIES = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/snap",
+        "/srv",
+        "/sys",
+        "/tmp",  # noqa: S108  (refused, not used)
+        "/usr",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/sbin",
+        "/usr/share",
+        "/var",
+        "/var/cache",
+        "/var/lib",
+        "/var/log",
+        "/var/tmp",  # noqa: S108
+        "/var/run",
+        "/etc/systemd",
+        "/etc/ssh",
+    }
+)
+MAX_PATH = 200
+_PATH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+def _host_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path starting with /")
+    if len(value) > MAX_PATH:
+        raise ValueError(f"is {len(value)} characters long; at most {MAX_PATH}")
+    if bad := next((c for c in value if not (c.isascii() and _PATH_CHARS.match(c))), None):
+        raise ValueError(
+            f"contains {describe_char(bad)}; a path holds letters, digits and . _ - / only (no globs, ':' or '%')"
+        )
+    if posixpath.normpath(value) != value or "//" in value:
+        raise ValueError(f"is not normalized (no '//', '.', '..' or trailing '/'); write {posixpath.normpath(value)}")
+    if holds := system_directory_within(value):
+        what = "is" if holds == value else f"contains {holds}, which is"
+        raise ValueError(f"{what} a system directory; use a directory of the platform's own, e.g. /opt/platform")
+    return value
+
+
+def system_directory_within(path: str) -> str | None:
+    """The system directory ``path`` is, or one it contains; None when it is neither."""
+    if path in SYSTEM_DIRECTORIES:
+        return path
+    return next((d for d in sorted(SYSTEM_DIRECTORIES) if is_below(d, path)), None)
+
+
+def is_below(path: str, directory: str) -> bool:
+    """True when ``path`` lies strictly inside ``directory`` (both normalized)."""
+    return path != directory and path.startswith(directory.rstrip("/") + "/")
+
+
+HostPath = Annotated[str, StringConstraints(strict=True), AfterValidator(_host_path)]
+"""A normalized absolute path that is not, and does not contain, a system directory."""
+
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9._~%+=-]*)+$")
+MAX_URL = 500
+
+
+def _artifact(value: str) -> str:
+    if value.startswith("https://"):
+        if len(value) > MAX_URL or not _HTTPS_URL.match(value):
+            raise ValueError(
+                f"is not a plain https URL (host, optional port, a path of letters, digits and . _ ~ % + = -; "
+                f"at most {MAX_URL} characters)"
+            )
+        return value
+    if value.startswith("/"):
+        return _host_path(value)
+    raise ValueError("must be an https:// URL or an absolute path on the host")
+
+
+Artifact = Annotated[str, StringConstraints(strict=True), AfterValidator(_artifact)]
+"""A release tarball: an https URL (fetched with https only, redirects too) or a path on the host."""
+
+
+# ---------------------------------------------------------------------------------------
+# Addresses
+# ---------------------------------------------------------------------------------------
+
+# Chosen here: a set of sources wider than a /8 (16.7 million addresses) is no admin network
+# and no peer; for SSH and database ports it counts as the world, whatever CIDRs spell it.
+WORLD_PREFIX = 8
+
+
+def _strict_network(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as error:
+        raise ValueError(f"must be an IPv4 CIDR with no host bits set ({error})") from None
+
+
+def _host_address(value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("must be a single IPv4 address such as 203.0.113.10") from None
+    if problem := unusable_host(address):
+        raise ValueError(f"is {problem}, not a host's address")
+    return str(address)
+
+
+def unusable_host(address: ipaddress.IPv4Address) -> str | None:
+    """Why ``address`` cannot be a host's unicast address, or None when it can."""
+    checks = (
+        (address.is_unspecified, "the unspecified address"),
+        (address == ipaddress.IPv4Address("255.255.255.255"), "the broadcast address"),
+        (address in ipaddress.IPv4Network("0.0.0.0/8"), "in 0.0.0.0/8 ('this network')"),
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address (169.254.0.0/16: the cloud's metadata service)"),
+        (address.is_multicast, "a multicast address"),
+        (address.is_reserved, "a reserved address (240.0.0.0/4)"),
+    )
+    return next((why for hit, why in checks if hit), None)
+
+
+def covered_addresses(cidrs: Iterable[str]) -> int:
+    """How many addresses the union of ``cidrs`` covers (overlaps count once)."""
+    networks = [ipaddress.IPv4Network(c) for c in cidrs]
+    return sum(n.num_addresses for n in ipaddress.collapse_addresses(networks))
+
+
+def wider_than_world_share(cidrs: Iterable[str]) -> bool:
+    return covered_addresses(cidrs) > 2 ** (32 - WORLD_PREFIX)
+
+
+Cidr = Annotated[str, StringConstraints(strict=True, max_length=18), AfterValidator(_strict_network)]
+HostAddress = Annotated[str, StringConstraints(strict=True, max_length=15), AfterValidator(_host_address)]
+
+
+# ---------------------------------------------------------------------------------------
+# SSH host keys
+# ---------------------------------------------------------------------------------------
+
+# key type -> (curve name for ECDSA, or None) ; the blob must say the same type.
+_KEY_TYPES = {
+    "ssh-ed25519": None,
+    "ecdsa-sha2-nistp256": ("nistp256", 65),
+    "ecdsa-sha2-nistp384": ("nistp384", 97),
+    "ecdsa-sha2-nistp521": ("nistp521", 133),
+    "ssh-rsa": None,
+}
+MIN_RSA_BITS = 2048
+_COMMENT = re.compile(r"^[A-Za-z0-9@._+:-]{1,100}$")
+
+
+def _ssh_strings(blob: bytes) -> list[bytes]:
+    """The length-prefixed fields of an OpenSSH key blob (RFC 4253 section 6.6)."""
+    fields, offset = [], 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ValueError("truncated")
+        (length,) = struct.unpack(">I", blob[offset : offset + 4])
+        offset += 4
+        if offset + length > len(blob):
+            raise ValueError("truncated")
+        fields.append(blob[offset : offset + length])
+        offset += length
+    return fields
+
+
+def _host_key(value: str) -> str:
+    parts = value.split(" ")
+    if len(parts) not in (2, 3) or "" in parts:
+        raise ValueError(
+            "must be one OpenSSH public key line: '<type> <base64>' with an optional comment, "
+            "e.g. the contents of /etc/ssh/ssh_host_ed25519_key.pub"
+        )
+    kind, encoded = parts[0], parts[1]
+    if kind not in _KEY_TYPES:
+        raise ValueError(f"has key type {kind[:40]!r}; expected one of {', '.join(_KEY_TYPES)}")
+    if len(parts) == 3 and not _COMMENT.match(parts[2]):
+        raise ValueError("has a comment with characters other than letters, digits and @ . _ + : -")
+    try:
+        fields = _ssh_strings(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        raise ValueError(f"has a key blob that is not valid base64 of an OpenSSH {kind} key") from None
+    if not fields or fields[0] != kind.encode():
+        raise ValueError(f"says {kind} but its key blob holds another key type")
+    _check_key_material(kind, fields[1:])
+    return f"{kind} {encoded}"  # the comment is not part of the key
+
+
+def _check_key_material(kind: str, fields: list[bytes]) -> None:
+    if kind == "ssh-ed25519":
+        if len(fields) != 1 or len(fields[0]) != 32:
+            raise ValueError("has an ed25519 key blob of the wrong size (a public key is 32 bytes)")
+    elif kind == "ssh-rsa":
+        if len(fields) != 2 or int.from_bytes(fields[1], "big").bit_length() < MIN_RSA_BITS:
+            raise ValueError(f"is not an RSA key of at least {MIN_RSA_BITS} bits")
+    else:
+        curve, point = _KEY_TYPES[kind] or ("", 0)
+        if len(fields) != 2 or fields[0] != curve.encode() or len(fields[1]) != point or fields[1][0] != 4:
+            raise ValueError(f"has a key blob that is not an uncompressed {curve} point")
+
+
+HostKey = Annotated[str, StringConstraints(strict=True, max_length=1000), AfterValidator(_host_key)]
+
+
+# ---------------------------------------------------------------------------------------
+# Cloud ids
+# ---------------------------------------------------------------------------------------
+
+# The documented id formats: Alibaba ids are a prefix and 8-30 lower-case letters and digits
+# (i-wz9..., sg-wz9...), Tencent's a prefix and exactly 8 (ins-abcd1234, sg-abcd1234).
+CLOUD_IDS: dict[str, dict[str, str]] = {
+    "alibaba": {
+        "instanceId": r"^i-[a-z0-9]{8,30}$",
+        "securityGroupId": r"^sg-[a-z0-9]{8,30}$",
+        "vpcId": r"^vpc-[a-z0-9]{8,30}$",
+        "subnetId": r"^vsw-[a-z0-9]{8,30}$",
+    },
+    "tencent": {
+        "instanceId": r"^ins-[a-z0-9]{8}$",
+        "securityGroupId": r"^sg-[a-z0-9]{8}$",
+        "vpcId": r"^vpc-[a-z0-9]{8}$",
+        "subnetId": r"^subnet-[a-z0-9]{8}$",
+    },
+}
+CloudId = Annotated[str, StringConstraints(strict=True, max_length=40)]
+
+
+# ---------------------------------------------------------------------------------------
+# Secrets: what looks like one, and never showing it
+# ---------------------------------------------------------------------------------------
+
+# A config key or field whose name looks like a credential holds a secret, in any namespace
+# (alicloud:secretKey, tencentcloud:secretKey, platform:dbPasswords, a stray "token" field).
+SECRET_LOOKING = re.compile(
+    r"pass(word|wd)?|secret|token|private.?key|api.?key|access.?key|credential|auth",
+    re.IGNORECASE,
+)
+_KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40,}$")
+
+
+def looks_secret_key(name: str) -> bool:
+    return bool(SECRET_LOOKING.search(name))
+
+
+def shown(value: Any, key: str = "") -> str:
+    """A bad value as an error message may show it, or what kind of value it is.
+
+    Never the value of a secret-looking field, nor anything that looks like key material, nor
+    a long or multi-line value (a secret pasted in the wrong field must not reach a CI log).
+    """
+    if looks_secret_key(key):
+        return "a value (not shown: the field's name says it is a secret)"
+    if isinstance(value, str):
+        if _KEY_MATERIAL.search(value):
+            return f"a {len(value)}-character value that looks like key material (not shown)"
+        if len(value) > 60:
+            return f"a {len(value)}-character value (not shown)"
+        if bad := next((c for c in value if not c.isprintable()), None):
+            return f"a value containing {describe_char(bad)} (not shown)"
+        return repr(value)
+    if isinstance(value, bool | int | float) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else f"a {len(text)}-digit number"
+    return f"a {type(value).__name__}"
