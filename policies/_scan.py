@@ -6,7 +6,9 @@ was seen and where, never the value (CrossGuard hands validators secrets in plai
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shlex
 
 # NAME=literal where NAME ends in a secret-ish word: MYSQL_ROOT_PASSWORD=..., api_key: ...
 _SECRET_WORDS = "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|SECRET_ID"  # noqa: S105 - names to look for
@@ -84,6 +86,188 @@ def data_removals(text: str) -> list[str]:
             if guards:
                 guards.pop()
     return found
+
+
+# ---------------------------------------------------------------------------------------
+# Where a removal lands
+# ---------------------------------------------------------------------------------------
+
+# Directories of the operating system, and of what the hosts already run (the Tencent host's own
+# MySQL, PostgreSQL and Redis keep their data under /var/lib): no removal may be one of them or
+# hold one of them. Top-level /lib* (lib32, lib64, libx32, ...) counts too (_TOP_LEVEL_LIB).
+SYSTEM_DIRECTORIES = (
+    *("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt"),
+    *("/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/usr", "/var"),
+    *("/tmp", "/var/tmp"),  # noqa: S108 - names to refuse, not files this code writes
+    *("/usr/bin", "/usr/include", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/sbin"),
+    *("/usr/share", "/usr/src", "/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail"),
+    *("/var/opt", "/var/spool", "/var/lib/containers", "/var/lib/docker", "/var/lib/elasticsearch"),
+    *("/var/lib/mysql", "/var/lib/neo4j", "/var/lib/pgsql", "/var/lib/postgresql", "/var/lib/redis"),
+)
+_TOP_LEVEL_LIB = re.compile(r"/lib[^/]*")
+_GLOB = re.compile(r"[*?\[]")
+# components/provisioning.render writes this line above the ``NAME=<shell-quoted value>`` block.
+_PARAMS_HEADER = "# parameters rendered from the plan"
+_PARAM = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)", re.DOTALL)
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
+_RM = re.compile(r"(?:^|[;&|({]|\b(?:then|do|else|exec|command|xargs)\s|\bsudo(?:\s+-\w+)*\s)\s*rm\s+([^;&|)\n]*)")
+_ARRAY = re.compile(r"(?:^|[\s;&|(])([A-Za-z_]\w*)(\+?)=\(([^)]*)\)")
+_FOR_ARRAY = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\s+\"?\$\{([A-Za-z_]\w*)\[[@*]\]\}")
+# A ' inside the single-quoted script of ``bash -c '...'`` (how shlex.quote writes it).
+_QUOTE_IN_QUOTES = "'\"'\"'"
+
+
+def command_script(text: str) -> str:
+    """The script a command runs: the argument of ``bash -c`` when the command wraps one (as
+    components.provisioning.as_command does), else the text itself."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return text
+    for index in range(1, len(words) - 1):
+        if words[index] == "-c" and words[index - 1].rsplit("/", 1)[-1] == "bash":
+            return words[index + 1]
+    return text
+
+
+def rendered_parameters(text: str) -> dict[str, str]:
+    """The ``NAME=value`` block a rendered script starts with, values unquoted ({} without one)."""
+    script = command_script(text)
+    at = script.find(_PARAMS_HEADER)
+    if at < 0:
+        return {}
+    lexer = shlex.shlex(script[at + len(_PARAMS_HEADER) :], posix=True)
+    lexer.whitespace_split = True
+    params: dict[str, str] = {}
+    try:
+        for word in lexer:
+            match = _PARAM.fullmatch(word)
+            if match is None:
+                break  # the script's body begins
+            params.setdefault(match.group(1), match.group(2))
+    except ValueError:  # an unbalanced quote: keep what was read
+        pass
+    return params
+
+
+def unsafe_removals(text: str) -> list[str]:
+    """Removals in ``text`` that land on a system directory or can reach beyond their own.
+
+    A removal's target is read where the rendered parameters say what it is: the ``DATA_DIR`` a
+    purging command (``PURGE=1``) deletes, and every ``rm`` operand whose ``$NAME``s the
+    parameter block defines, also through an array that a ``for`` loop hands to ``rm`` (as the
+    retire scripts do). A removal under a test of ``$PURGE`` counts only when the command
+    purges. A target is refused when it is or holds a system directory (SYSTEM_DIRECTORIES,
+    after ``..`` and repeated slashes are folded), has a ``..`` component or an empty one
+    (``//``), a parameter value with a glob character, a glob over a system directory, or, as a
+    whole parameter, is not an absolute path.
+    """
+    params = rendered_parameters(text)
+    purge = params.get("PURGE")
+    if purge is None:
+        rendered = _PURGE_PARAM.search(text)
+        purge = rendered.group(1) if rendered is not None else None
+    # where, as written, resolved, the parameter values in it, whether it is one whole parameter
+    targets: list[tuple[str, str, str, list[str], bool]] = []
+    if purge == "1" and "DATA_DIR" in params:
+        targets.append(("purges", "DATA_DIR", params["DATA_DIR"], [params["DATA_DIR"]], True))
+    arrays: dict[str, list[str]] = {}
+    loops: dict[str, str] = {}
+    guards: list[bool] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = _COMMENT.sub("", line.replace(_QUOTE_IN_QUOTES, "'"))
+        opened = len(_IF.findall(code))
+        live = purge != "0" or not (any(guards) or "PURGE" in code)
+        for match in _FOR_ARRAY.finditer(code):
+            loops[match.group(1)] = match.group(2)
+        for match in _ARRAY.finditer(code) if live else ():
+            entries = _words(match.group(3))
+            arrays[match.group(1)] = [*arrays.get(match.group(1), []), *entries] if match.group(2) else entries
+        for match in _RM.finditer(code) if live else ():
+            for word in _operands(match.group(1)):
+                loop = _REFERENCE.fullmatch(word)
+                array = loops.get(loop.group(1) or loop.group(2)) if loop else None
+                for written in arrays.get(array, []) if array else [word]:
+                    resolved = _resolve(written, params)
+                    if resolved is not None:
+                        whole = _REFERENCE.fullmatch(written) is not None
+                        targets.append((f"line {number}: removes", written, *resolved, whole))
+        guards += ["PURGE" in code] * opened
+        for _ in range(len(_FI.findall(code))):
+            if guards:
+                guards.pop()
+    found: list[str] = []
+    seen: set[str] = set()
+    for where, written, path, values, whole in targets:
+        reason = _unsafe(path, values, whole)
+        if path in seen or not reason:
+            continue
+        seen.add(path)
+        shown = path if not secret_literals(path) else "(withheld: it looks like it holds a secret)"
+        found.append(
+            f"{where} {written} = {shown}, which {reason}" if written != path else f"{where} {shown}, which {reason}"
+        )
+    return found
+
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return []
+
+
+def _operands(arguments: str) -> list[str]:
+    """The paths an ``rm`` is given (options and redirections left out)."""
+    operands: list[str] = []
+    options = True
+    for word in _words(arguments):
+        if word.startswith((">", "<", "2>", "&>")):
+            continue
+        if options and word == "--":
+            options = False
+        elif not (options and word.startswith("-")):
+            operands.append(word)
+    return operands
+
+
+def _resolve(word: str, params: dict[str, str]) -> tuple[str, list[str]] | None:
+    """``word`` with its ``$NAME``s replaced from the parameters, and their values; None when one is not a parameter."""
+    names = [a or b for a, b in _REFERENCE.findall(word)]
+    if any(name not in params for name in names) or "$" in _REFERENCE.sub("", word):
+        return None
+    return _REFERENCE.sub(lambda m: params[m.group(1) or m.group(2)], word), [params[name] for name in names]
+
+
+def _unsafe(path: str, values: list[str], whole: bool) -> str:
+    """Why removing ``path`` is refused ('' when it is not)."""
+    if path.startswith("/"):
+        static = _GLOB.split(path, maxsplit=1)[0]
+        folded = posixpath.normpath(re.sub(r"/+", "/", static))
+        if static != path:  # a glob: it reaches every entry of the directory it starts in
+            folded = folded if static.endswith("/") else posixpath.dirname(folded)
+        system = _system_directory(folded)
+        if system:
+            return f"{'is a glob over' if static != path else 'is'} {system}"
+    if ".." in path.split("/"):
+        return "has a '..' component: it can climb out of the directory it names"
+    if "//" in path:
+        return "has an empty component ('//'): a parameter is empty or '/'"
+    if any(_GLOB.search(value) for value in values):
+        return "has a glob character in a parameter: it can match more than the one directory"
+    if whole and path and not path.startswith("/"):
+        return "is not an absolute path"
+    return ""
+
+
+def _system_directory(path: str) -> str:
+    """'the root directory', 'the system directory X', 'a directory holding the system directory X' or ''."""
+    if path == "/":
+        return "the root directory"
+    if path in SYSTEM_DIRECTORIES or _TOP_LEVEL_LIB.fullmatch(path):
+        return f"the system directory {path}"
+    inner = next((d for d in SYSTEM_DIRECTORIES if d.startswith(path + "/")), None)
+    return f"a directory holding the system directory {inner}" if inner else ""
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@
   false: both clouds default to deleting them). An adopted instance declares nothing (it is
   imported and ignores every property), so only ``protect`` can be checked for it.
 - No command text removes a database volume or data directory unless the plan retires it with purge.
+- No command removes a system directory (``/``, ``/etc``, ``/var/lib``, ...) or a directory that
+  holds one, or a path with ``..``, ``//`` or a glob in a parameter: read from the purge's
+  ``DATA_DIR`` and each ``rm`` whose operands the rendered ``NAME=value`` parameters define
+  (``_scan.unsafe_removals``), so ``purge: true`` cannot empty the host.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pulumi_policy import (
 )
 
 from ._common import ALIBABA_INSTANCE, COMMANDS, INSTANCES, TENCENT_INSTANCE, declares_inputs
-from ._scan import data_removals
+from ._scan import data_removals, unsafe_removals
 
 ALIBABA_DISKS = ("alicloud:ecs/disk:Disk", "alicloud:ecs/ecsDisk:EcsDisk")
 TENCENT_DISK = "tencentcloud:Cbs/storage:Storage"
@@ -41,10 +45,24 @@ def check(args: ResourceValidationArgs, report_violation: ReportViolation) -> No
     elif kind == TENCENT_DISK and args.props.get("forceDelete") is True:
         report_violation("forceDelete is true: deleting it skips the recycle bin", None)
     elif kind in COMMANDS:
-        for key in ("create", "update", "delete"):
-            text = args.props.get(key)
-            for finding in data_removals(text) if isinstance(text, str) else []:
-                report_violation(f"{key} {finding} (only a database retired with purge: true may lose its data)", None)
+        _check_command(args.props, report_violation)
+
+
+def _check_command(props: Mapping[str, Any], report_violation: ReportViolation) -> None:
+    # The program's commands run one script on create and on update: read each text once.
+    texts: dict[str, list[str]] = {}
+    for key in ("create", "update", "delete"):
+        text = props.get(key)
+        if isinstance(text, str):
+            texts.setdefault(text, []).append(key)
+    for text, keys in texts.items():
+        named = "/".join(keys)
+        for finding in data_removals(text):
+            report_violation(f"{named} {finding} (only a database retired with purge: true may lose its data)", None)
+        for finding in unsafe_removals(text):
+            report_violation(
+                f"{named} {finding}; a removal stays inside a directory of the platform's own (platform:paths)", None
+            )
 
 
 def _check_instance(kind: str, props: Mapping[str, Any], report_violation: ReportViolation) -> None:
@@ -62,7 +80,7 @@ def _check_instance(kind: str, props: Mapping[str, Any], report_violation: Repor
 data_protection = ResourceValidationPolicy(
     name="data-protection",
     description="Instances and data disks are protected and outlive their instance; no command removes a "
-    "database's data unless the plan retires it with purge: true.",
+    "database's data unless the plan retires it with purge: true, and no removal reaches a system directory.",
     validate=check,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,

@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import FIREWALL, SSH_PORTS, as_int, covers, host_name, stack_plans, workloads
+from ._common import FIREWALL, SSH_PORTS, as_int, covers, exposure_sources, host_name, stack_plans, workloads
 from ._rules import GroupKey, Rule, plan_groups, rules_by_group
 
 Expected = tuple[int, str, str]  # port, protocol, source CIDR
@@ -47,11 +47,7 @@ def check(args: StackValidationArgs, report_violation: ReportViolation) -> None:
 
 def expected_ingress(plan: Mapping[str, Any]) -> dict[Expected, str]:
     """What the plan opens: (port, protocol, source) -> why."""
-    sources = {
-        "public": ["0.0.0.0/0"],
-        "peer": [plan["peerCidr"]] if plan.get("peerCidr") else [],
-        "admins": list(plan.get("adminCidrs") or []),
-    }
+    sources = exposure_sources(plan)
     ssh = as_int(plan.get("sshPort")) or SSH_PORTS[0]
     expected: dict[Expected, str] = {(ssh, "tcp", cidr): "SSH from admins" for cidr in sources["admins"]}
     for workload in workloads(plan):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import re
+import shlex
 from functools import cache
 
-from plan import DEFAULT_DATABASES
+from components.provisioning import as_command
+from plan import DEFAULT_DATABASES, DEFAULT_SERVICES
 from tests.policies.shapes import (
     ALIBABA_INSTANCE,
     TENCENT_INSTANCE,
@@ -21,6 +24,7 @@ from tests.policies.shapes import (
 
 MYSQL = "alibaba-db-production-mysql"
 RETIRE_REDIS = "alibaba-db-retire-production-redis"
+RETIRE_LOOMA = "tencent-svc-retire-looma-crm"
 
 
 @cache
@@ -28,6 +32,55 @@ def _retiring():
     """The alibaba stack with production-redis retired (kept): its retire command's create removes it."""
     databases = [db for db in DEFAULT_DATABASES if db["name"] != "production-redis"]
     return run_program("alibaba", databases=databases, retired={"databases": [{"name": "production-redis"}]})
+
+
+@cache
+def _purging():
+    """The alibaba stack with production-redis retired with purge: true (its command renders PURGE=1)."""
+    databases = [db for db in DEFAULT_DATABASES if db["name"] != "production-redis"]
+    return run_program(
+        "alibaba", databases=databases, retired={"databases": [{"name": "production-redis", "purge": True}]}
+    )
+
+
+@cache
+def _retiring_a_service():
+    """The tencent stack with looma-crm retired: its command removes SERVICE_DIR."""
+    services = [s for s in DEFAULT_SERVICES if s["name"] != "looma-crm"]
+    batches = [["zervigo", "shared-service"], ["ai-service-1", "ai-service-2"]]
+    return run_program("tencent", services=services, batches=batches, retired={"services": [{"name": "looma-crm"}]})
+
+
+def _script(edit):
+    """Edit the script a real command runs and wrap it again as components.provisioning does."""
+
+    def apply(inputs):
+        for key in ("create", "update"):
+            words = shlex.split(inputs[key])
+            at = words.index("-c")
+            script = edit(words[at + 1])
+            assert script != words[at + 1], "the edit changed nothing"
+            inputs[key] = as_command(script, words[at + 2], sudo=words[0] == "sudo")
+
+    return apply
+
+
+def _parameter(name: str, value: str):
+    """The rendered parameter ``name`` set to ``value`` (quoted as provisioning.render quotes it)."""
+
+    def edit(script):
+        return re.sub(rf"^{name}=.*$", lambda _: f"{name}={shlex.quote(value)}", script, count=1, flags=re.M)
+
+    return _script(edit)
+
+
+def _line_after(anchor: str, line: str, **params: str):
+    def edit(script):
+        for name, value in params.items():
+            script = re.sub(rf"^{name}=.*$", lambda _, n=name, v=value: f"{n}={shlex.quote(v)}", script, flags=re.M)
+        return script.replace(anchor, f"{anchor}\n{line}", 1)
+
+    return _script(edit)
 
 
 def _removal_text(extra: str, purge: str = "0", key: str = "create"):
@@ -75,6 +128,13 @@ def passing_resources():
         "data_removal_guarded_by_purge": edit_inputs(
             _retiring(), RETIRE_REDIS, _removal_text('if [ "$PURGE" = 1 ]; then\n  rm -rf -- "$DATA_DIR"\nfi')
         ),
+        "database_purged_from_its_own_directory": _purging(),
+        "purged_directory_with_a_space": edit_inputs(
+            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/production redis")
+        ),
+        # Without purge the data directory is kept, so where it points removes nothing.
+        "system_directory_kept_without_purge": edit_inputs(_retiring(), RETIRE_REDIS, _parameter("DATA_DIR", "/etc")),
+        "service_retired_from_its_own_directory": _retiring_a_service(),
     }
 
 
@@ -99,6 +159,32 @@ def failing_resources():
         ),
         "unprotected_disk_deleted_with_instance": with_resources(
             alibaba, resource("alicloud:ecs/ecsDisk:EcsDisk", "data", {"deleteWithInstance": True, "encrypted": True})
+        ),
+        **failing_removal_targets(),
+    }
+
+
+@cache
+def failing_removal_targets():
+    """Removals that land on a system directory or can reach beyond their own, one per case."""
+    return {
+        "purge_of_etc": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/etc")),
+        "purge_of_the_root": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/")),
+        "purge_of_var_lib": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/")),
+        "purge_of_usr_through_dot_dot": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/usr/local/..")),
+        "purge_climbing_out_with_dot_dot": edit_inputs(
+            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/../production-redis")
+        ),
+        "purge_with_an_empty_component": edit_inputs(
+            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform//production-redis")
+        ),
+        "purge_of_a_glob": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/*")),
+        "service_retired_from_opt": edit_inputs(_retiring_a_service(), RETIRE_LOOMA, _parameter("SERVICE_DIR", "/opt")),
+        "rm_of_a_parameter_naming_a_system_directory": edit_inputs(
+            _retiring(), RETIRE_REDIS, _line_after("changes=0", 'rm -rf -- "$STATE_DIR"', STATE_DIR="/var/lib")
+        ),
+        "rm_of_a_glob_over_a_system_directory": edit_inputs(
+            _retiring(), RETIRE_REDIS, _line_after("changes=0", 'rm -rf "${STATE_DIR}"/*', STATE_DIR="/etc")
         ),
     }
 
@@ -140,3 +226,65 @@ def test_a_database_retired_with_purge_renders_a_removal_the_policy_accepts():
     create = next(r.inputs["create"] for r in run.resources if r.name == RETIRE_REDIS)
     assert "PURGE=1" in create
     assert violations(run, "data-protection") == []
+
+
+def test_removal_targets_are_read_from_the_rendered_parameters():
+    def messages(name):
+        return [v.message for v in violations(failing_removal_targets()[name], "data-protection")]
+
+    rest = "; a removal stays inside a directory of the platform's own (platform:paths)"
+    assert messages("purge_of_etc") == [
+        f"create/update purges DATA_DIR = /etc, which is the system directory /etc{rest}"
+    ]
+    assert messages("purge_of_the_root") == [f"create/update purges DATA_DIR = /, which is the root directory{rest}"]
+    assert messages("purge_of_var_lib") == [
+        f"create/update purges DATA_DIR = /var/lib/, which is the system directory /var/lib{rest}"
+    ]
+    assert messages("purge_of_usr_through_dot_dot") == [
+        f"create/update purges DATA_DIR = /usr/local/.., which is the system directory /usr{rest}"
+    ]
+    assert messages("purge_climbing_out_with_dot_dot") == [
+        "create/update purges DATA_DIR = /var/lib/platform/../production-redis, which has a '..' component: it "
+        f"can climb out of the directory it names{rest}"
+    ]
+    assert messages("purge_with_an_empty_component") == [
+        "create/update purges DATA_DIR = /var/lib/platform//production-redis, which has an empty component "
+        f"('//'): a parameter is empty or '/'{rest}"
+    ]
+    (glob,) = messages("purge_of_a_glob")
+    assert "which has a glob character in a parameter" in glob
+
+    def after_line(message):
+        found = re.fullmatch(r"create/update line \d+: (.*)", message)
+        return found.group(1) if found else message
+
+    (service,) = messages("service_retired_from_opt")
+    # As the script writes it: $SERVICE_DIR or ${SERVICE_DIR}.
+    assert re.sub(r"\$\{(\w+)\}", r"$\1", after_line(service)) == (
+        f"removes $SERVICE_DIR = /opt, which is the system directory /opt{rest}"
+    )
+    (state,) = messages("rm_of_a_parameter_naming_a_system_directory")
+    assert after_line(state) == f"removes $STATE_DIR = /var/lib, which is the system directory /var/lib{rest}"
+    (over,) = messages("rm_of_a_glob_over_a_system_directory")
+    assert (
+        after_line(over) == f"removes ${{STATE_DIR}}/* = /etc/*, which is a glob over the system directory /etc{rest}"
+    )
+
+
+def test_the_removal_checks_read_the_real_retire_scripts():
+    """The fixtures edit real rendered commands: the parameters the policy reads are the scripts' own."""
+    from policies._scan import rendered_parameters
+
+    create = _purging().named(RETIRE_REDIS).inputs["create"]
+    expected = {
+        "DATA_DIR": "/var/lib/platform/production-redis",
+        "NAME": "production-redis",
+        "PURGE": "1",
+        "STATE_DIR": "/var/lib/platform-state",
+        "UNIT_FILE": "/etc/containers/systemd/production-redis.container",
+    }
+    assert rendered_parameters(create).items() >= expected.items()
+    spaced = edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/production redis"))
+    assert rendered_parameters(spaced.named(RETIRE_REDIS).inputs["create"])["DATA_DIR"] == (
+        "/var/lib/platform/production redis"
+    )

@@ -19,6 +19,7 @@ from tests.policies.shapes import (
     ROOT,
     alibaba_rule,
     edit_inputs,
+    resource,
     run_program,
     secret,
     shipped,
@@ -107,15 +108,25 @@ def test_a_config_the_schema_refuses_is_an_error(config, message):
 
 
 def test_resource_policies_read_inputs_and_stack_policies_read_outputs():
-    # The provider reports an output that differs from the input: the rule the program asked for
-    # is the peer's /32, the state says 0.0.0.0/0.
+    # The provider reports outputs that differ from the inputs: the rule the program asked for
+    # is the peer's /32, the state says 0.0.0.0/0; the disk asked to outlive its instance, the
+    # state says it dies with it.
     alibaba = shipped("alibaba")
     rule = alibaba_rule("drifted-3306", alibaba.named("alibaba-fw"), cidrIp="101.33.251.158/32")
     rule.outputs = {**rule.outputs, "cidrIp": "0.0.0.0/0"}
-    run = with_resources(alibaba, rule)
-    assert violations(run, "no-public-database") == []  # a resource policy: the input is fine
-    (found,) = violations(run, "firewall-matches-plan")  # a stack policy: the output is not
+    disk = resource(
+        "alicloud:ecs/ecsDisk:EcsDisk",
+        "drifted-disk",
+        {"deleteWithInstance": False, "encrypted": True},
+        protect=True,
+        outputs={"deleteWithInstance": True, "encrypted": True},
+    )
+    run = with_resources(alibaba, rule, disk)
+    assert violations(run, "data-protection") == []  # a resource policy: the inputs are fine
+    (found,) = violations(run, "firewall-matches-plan")  # stack policies: the outputs are not
     assert "drifted-3306: accept tcp 3306 from 0.0.0.0/0" in found.message
+    (found,) = violations(run, "no-public-database")
+    assert found.message == "drifted-3306: accept tcp 3306 from 0.0.0.0/0: opens 3306 (database) to the whole Internet"
 
 
 def test_secrets_reach_validators_unwrapped_so_a_secret_command_text_is_still_read():
