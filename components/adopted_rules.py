@@ -24,6 +24,7 @@ import pulumi_alicloud as alicloud
 
 from components.rules import Rule
 from plan import NAMESPACE, Exposure, Plan
+from plan_values import WORLD_PREFIX, wider_than_world_share
 
 MARKER = "platform: "
 """Every rule the program writes carries a description starting with this; no hand-made rule should."""
@@ -122,14 +123,42 @@ def defeating_rules(
     deny-all, or an ingress accept open to the world on a workload port or SSH.
     """
     identities = {_identity(rule) for rule in managed}
+    hand_made = [rule for rule in existing if not rule["description"].startswith(MARKER)]
+    joint = _jointly_open(hand_made, sensitive)
     findings = []
-    for rule in existing:
-        if rule["description"].startswith(MARKER):
-            continue
-        reasons = _reasons(rule, identities, sensitive)
+    for index, rule in enumerate(hand_made):
+        reasons = (*_reasons(rule, identities, sensitive), *joint.get(index, ()))
         if reasons:
             findings.append(Finding(rule, reasons))
     return findings
+
+
+def _jointly_open(rules: Sequence[GroupRule], sensitive: Mapping[tuple[int, str], str]) -> dict[int, list[str]]:
+    """Rules none of which is the world alone, but whose sources together cover more than a /8 on a
+    sensitive port (0.0.0.0/1 and 128.0.0.0/1 are all of IPv4): index -> why."""
+    why: dict[int, list[str]] = {}
+    for (port, protocol), what in sorted(sensitive.items()):
+        opening = [
+            (index, network)
+            for index, rule in enumerate(rules)
+            if rule["direction"] == "ingress" and rule["policy"] == "accept" and _opens(rule, port, protocol)
+            if (network := _ipv4(rule["cidr"])) is not None and not _is_world(rule["cidr"])
+        ]
+        if len(opening) > 1 and wider_than_world_share(str(network) for _, network in opening):
+            for index, _ in opening:
+                others = len(opening) - 1
+                why.setdefault(index, []).append(
+                    f"with {others} other hand-made rule{'s' if others != 1 else ''} opens {what} {port}/{protocol} "
+                    f"to more than a /{WORLD_PREFIX} (the world)"
+                )
+    return why
+
+
+def _ipv4(cidr: str) -> ipaddress.IPv4Network | None:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        return None
 
 
 def _reasons(
@@ -166,10 +195,12 @@ def _identity(rule: GroupRule) -> tuple[object, ...]:
 
 
 def _is_world(cidr: str) -> bool:
+    """One source wider than a /8 (or the whole IPv6 space's equal share) is the world on its own."""
     try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+        network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return False
+    return network.num_addresses > 2 ** (network.max_prefixlen - WORLD_PREFIX)
 
 
 def _opens(rule: GroupRule, port: int, protocol: str) -> bool:

@@ -341,6 +341,19 @@ def test_rules_that_cannot_defeat_the_plan_are_not_findings(rule):
     assert defeating_rules([rule], [], SENSITIVE) == []
 
 
+def test_hand_made_rules_that_together_cover_more_than_a_slash_8_are_the_world():
+    two_slash_8s = [hand_made(cidr="10.0.0.0/8"), hand_made(cidr="11.0.0.0/8", port_range="1/65535")]
+    findings = defeating_rules(two_slash_8s, [], SENSITIVE)
+    assert [f.reasons for f in findings] == [
+        ("with 1 other hand-made rule opens SSH 22/tcp to more than a /8 (the world)",),
+        ("with 1 other hand-made rule opens SSH 22/tcp to more than a /8 (the world)",),
+    ]
+    alone = [hand_made(cidr="0.0.0.0/1"), hand_made(cidr="10.0.0.0/7")]  # each wider than a /8 on its own
+    assert [f.reasons for f in defeating_rules(alone, [], SENSITIVE)] == [("opens SSH 22/tcp to the world",)] * 2
+    two_slash_9s = [hand_made(cidr="10.0.0.0/9"), hand_made(cidr="10.128.0.0/9")]  # exactly a /8
+    assert defeating_rules(two_slash_9s, [], SENSITIVE) == []
+
+
 def test_a_rule_from_a_source_group_is_revoked_by_that_group():
     rule = hand_made(cidr="", peer_group="sg-wz9other", priority=1)
     assert revoke_command(rule, GROUP, REGION) == (
