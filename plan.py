@@ -93,6 +93,10 @@ class Cloud(StrEnum):
     ALIBABA = "alibaba"
     TENCENT = "tencent"
 
+    @property
+    def article(self) -> str:
+        return "an Alibaba" if self is Cloud.ALIBABA else "a Tencent"
+
 
 class Exposure(StrEnum):
     """Who may reach a workload's port through the security group."""
@@ -590,7 +594,7 @@ class Plan(Model):
             if value is not None and not re.match(formats[field], value):
                 example = formats[field].strip("^$").replace("[a-z0-9]", "").split("{")[0]
                 raise ValueError(
-                    f"{NAMESPACE}:{where}: {shown(value)} is not a {self.cloud.value.title()} id; expected "
+                    f"{NAMESPACE}:{where}: {shown(value)} is not {self.cloud.article} id; expected "
                     f"{example} followed by lower-case letters and digits ({formats[field]})"
                 )
 
@@ -797,6 +801,7 @@ _PATTERN_HELP = {
     "version": "letters, digits and . _ + -, e.g. 1.4.2",
     "sha256": "64 lower-case hex digits",
     "sshUser": "a Unix user name, e.g. root or ubuntu",
+    "osFamilies": "an os-release ID such as ubuntu or rhel: lower-case letters, digits and . _ -",
     "healthPath": "a URL path of letters, digits and . _ ~ / -, e.g. /health",
     "zone": "a zone id such as cn-shenzhen-a or ap-guangzhou-3",
     "instanceType": "the cloud's instance type, e.g. ecs.t6-c1m1.large or S5.MEDIUM4",

@@ -333,15 +333,15 @@ CloudId = Annotated[str, StringConstraints(strict=True, max_length=40)]
 
 # A config key or field whose name looks like a credential holds a secret, in any namespace
 # (alicloud:secretKey, tencentcloud:secretKey, platform:dbPasswords, a stray "token" field).
-SECRET_LOOKING = re.compile(
-    r"pass(word|wd)?|secret|token|private.?key|api.?key|access.?key|credential|auth",
-    re.IGNORECASE,
-)
+SECRET_LOOKING = re.compile(r"pass(word|wd)?|secret|token|private.?key|api.?key|credential|auth", re.IGNORECASE)
+# Names that match but are not secrets: the public halves of the providers' key pairs (their docs
+# set them without --secret) and the plan's own field naming the secrets directory.
+NOT_SECRETS = frozenset({"accessKey", "accessKeyId", "secretId", "secrets"})
 _KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40,}$")
 
 
 def looks_secret_key(name: str) -> bool:
-    return bool(SECRET_LOOKING.search(name))
+    return name not in NOT_SECRETS and bool(SECRET_LOOKING.search(name))
 
 
 def shown(value: Any, key: str = "") -> str:

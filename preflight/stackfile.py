@@ -76,7 +76,7 @@ def read_stack_file(path: Path, project: str, stack: str) -> StackConfig:
             value = _replace_secure(value, key)
             secret_keys.add(key)
             placeholders.add(key)
-        config[key] = _encode(value)
+        config[key] = _encode(key, value)
     return StackConfig(project, stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 
@@ -152,8 +152,9 @@ def _check_plain_secrets(path: str, value: Any, secret: bool) -> None:
         for index, item in enumerate(value):
             _check_plain_secrets(f"{path}[{index}]", item, secret)
     elif secret and value not in (None, ""):
+        how = f"--path '{path}'" if "." in path or "[" in path else path
         raise StackFileError(
-            f"{path} is stored in plain text: set it with `pulumi config set --secret --path '{path}' ...` "
+            f"{path} is stored in plain text: set it with `pulumi config set --secret {how} ...` "
             "(the value is not shown)"
         )
 
@@ -184,9 +185,17 @@ def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) ->
     return StackConfig(stack.project, stack.stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 
-def _encode(value: Any) -> str:
+def _encode(key: str, value: Any) -> str:
     """Pulumi passes strings as they are and everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):  # a YAML date, set, binary or .nan: nothing a config value can be
+        raise StackFileError(
+            f"{key}: holds a value config cannot carry (a YAML date, set, binary or NaN); "
+            "use strings, numbers, booleans, lists and mappings"
+        ) from None
 
 
 def _has_secure(value: Any) -> bool:
