@@ -94,6 +94,7 @@ def retire_step(name: str, plan: Plan, retired: RetiredDatabase) -> Step:
         "NAME": retired.name,
         "UNIT_FILE": f"{plan.paths.quadlet}/{retired.name}.container",
         "SECRET_FILE": secret_file(retired.name, plan.paths),
+        "DATA_ROOT": plan.paths.data,
         "DATA_DIR": data_dir(retired.name, plan.paths),
         "STATE_DIR": plan.paths.state,
         "PURGE": int(retired.purge),

@@ -63,6 +63,7 @@ def deploy_step(name: str, plan: Plan, service: Service) -> Step:
         "VERSION": service.release.version,
         "ARTIFACT": service.release.artifact,
         "ARTIFACT_SHA256": service.release.sha256 or "",
+        "SERVICES_ROOT": plan.paths.root,
         "SERVICE_DIR": f"{plan.paths.root}/{service.name}",
         "UNIT_FILE": f"{plan.paths.units}/platform-{service.name}.service",
         "UNIT_NAME": f"platform-{service.name}.service",
@@ -80,6 +81,7 @@ def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
     """Stop and disable the service, remove its unit and its releases."""
     params = {
         "NAME": retired.name,
+        "SERVICES_ROOT": plan.paths.root,
         "SERVICE_DIR": f"{plan.paths.root}/{retired.name}",
         "UNIT_FILE": f"{plan.paths.units}/platform-{retired.name}.service",
         "UNIT_NAME": f"platform-{retired.name}.service",
@@ -90,13 +92,17 @@ def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
     return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)
 
 
+def service_title(service: Service) -> str:
+    return f"{service.name}: {service.description}" if service.description else service.name
+
+
 def systemd_unit(service: Service, plan: Plan) -> str:
     service_dir = f"{plan.paths.root}/{service.name}"
     return "\n".join(
         [
             "# Managed by Pulumi (platform plan); edits are overwritten.",
             "[Unit]",
-            f"Description={unit_value(f'{service.name}: {service.description}' if service.description else service.name)}",
+            f"Description={unit_value(service_title(service))}",
             "Wants=network-online.target",
             "After=network-online.target",
             "",

@@ -55,7 +55,10 @@ def test_one_secure_field_does_not_make_its_plain_sibling_secret(tmp_path):
     assert "PLANTED" not in message
 
 
-@pytest.mark.parametrize("key", ["alicloud:secretKey", "tencentcloud:secretKey", "tencentcloud:securityToken", "aws:token"])
+CREDENTIALS = ["alicloud:secretKey", "tencentcloud:secretKey", "tencentcloud:securityToken", "aws:token"]
+
+
+@pytest.mark.parametrize("key", CREDENTIALS)
 def test_provider_credentials_in_plain_text_are_refused_in_any_namespace(tmp_path, key):
     with pytest.raises(StackFileError, match=f"{key} is stored in plain text"):
         read(stack_file(tmp_path, f"  {key}: PLANTED-credential\n"))

@@ -24,52 +24,54 @@ fi
 
 # Quadlet reads PodmanArgs= (the --memory limit) from Podman 4.5 on.
 podman_version=$(podman --version | awk '{print $NF}')
-lowest=$(printf '%s\n%s\n' "$MIN_PODMAN" "$podman_version" | sort -V | head -n 1)
-if [ "$lowest" != "$MIN_PODMAN" ]; then
-  echo "bootstrap: podman $podman_version has no Quadlet PodmanArgs= (needs >= $MIN_PODMAN)." \
+lowest=$(printf '%s\n%s\n' "${MIN_PODMAN}" "${podman_version}" | sort -V | head -n 1)
+if [[ "${lowest}" != "${MIN_PODMAN}" ]]; then
+  echo "bootstrap: podman ${podman_version} has no Quadlet PodmanArgs= (needs >= ${MIN_PODMAN})." \
     "Ubuntu 22.04 ships 3.4: move to Ubuntu 24.04, Alibaba Cloud Linux 3 or a current RHEL-family release." >&2
   exit 4
 fi
 
 # Elasticsearch refuses to start with the default vm.max_map_count.
-if [ "$NEEDS_ES_SYSCTL" = 1 ]; then
+if [[ "${NEEDS_ES_SYSCTL}" = 1 ]]; then
   wanted="vm.max_map_count = 262144"
-  if [ "$(cat "$SYSCTL_FILE" 2>/dev/null)" != "$wanted" ]; then
-    mkdir -p "$(dirname "$SYSCTL_FILE")"
-    printf '%s\n' "$wanted" > "$SYSCTL_FILE"
-    echo "bootstrap: wrote $SYSCTL_FILE"
+  written=$(cat "${SYSCTL_FILE}" 2>/dev/null || true)
+  if [[ "${written}" != "${wanted}" ]]; then
+    mkdir -p "${SYSCTL_FILE%/*}"
+    printf '%s\n' "${wanted}" > "${SYSCTL_FILE}"
+    echo "bootstrap: wrote ${SYSCTL_FILE}"
     changes=$((changes + 1))
   fi
   # Applied now (the file only takes effect at boot), and only when the kernel is below it.
-  if [ "$(sysctl -n vm.max_map_count)" -lt 262144 ]; then
-    sysctl -q -p "$SYSCTL_FILE"
+  running=$(sysctl -n vm.max_map_count)
+  if [[ "${running}" -lt 262144 ]]; then
+    sysctl -q -p "${SYSCTL_FILE}"
     echo "bootstrap: applied vm.max_map_count"
     changes=$((changes + 1))
   fi
 fi
 
 ensure_dir() {  # path mode
-  if [ ! -d "$1" ]; then
-    # -m sets the mode of the last directory only; its parents get the usual 755.
-    # shellcheck disable=SC2174
+  if [[ ! -d "$1" ]]; then
+    # shellcheck disable=SC2174  # -m is meant for the last directory only; parents get the usual 755
     mkdir -p -m "$2" "$1"
     echo "bootstrap: created $1"
     changes=$((changes + 1))
-  elif [ "$(stat -c %a "$1")" != "$2" ]; then
+  elif [[ "$(stat -c %a "$1" || true)" != "$2" ]]; then
     chmod "$2" "$1"
     echo "bootstrap: set mode $2 on $1"
     changes=$((changes + 1))
   fi
 }
 
-ensure_dir "$DATA_ROOT" 755
-for dir in $DATA_DIRS; do ensure_dir "$dir" 700; done
-ensure_dir "$SECRETS_DIR" 700
-ensure_dir "$QUADLET_DIR" 755
-ensure_dir "$STATE_DIR/ports" 755
+ensure_dir "${DATA_ROOT}" 755
+read -ra planned < <(printf '%s\n' "${DATA_DIRS}")  # read splits without pathname expansion
+for dir in "${planned[@]}"; do ensure_dir "${dir}" 700; done
+ensure_dir "${SECRETS_DIR}" 700
+ensure_dir "${QUADLET_DIR}" 755
+ensure_dir "${STATE_DIR}/ports" 755
 
-if [ "$changes" = 0 ]; then
+if [[ "${changes}" = 0 ]]; then
   echo "bootstrap: unchanged"
 else
-  echo "bootstrap: $changes change(s)"
+  echo "bootstrap: ${changes} change(s)"
 fi

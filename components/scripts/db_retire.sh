@@ -1,43 +1,68 @@
 #!/usr/bin/env bash
 # Retire a database (platform:retired.databases): stop its container (the Quadlet unit's stop
-# removes the container, never a volume), remove its unit, its secret (file and Podman secret)
-# and the markers of the ports it held. Its data directory stays unless the retired entry says
-# purge: true. Safe to run again: with nothing left to remove it says so.
-# Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_DIR, STATE_DIR, PURGE.
+# removes the container, never a volume), remove its unit, its secret (file and Podman secret),
+# its healthy-unit record and the markers of the ports it held. Its data directory stays unless
+# the retired entry says purge: true; a DATA_DIR to purge that is not strictly below DATA_ROOT is
+# refused before anything changes. Safe to run again: with nothing left to remove it says so.
+# Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_ROOT, DATA_DIR, STATE_DIR, PURGE.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
+# Deletions stay inside the plan's own directories: $2 must lie strictly below $1, both plain
+# absolute paths (no "//", "." or ".." segment), so no parameter can turn one into / or /etc.
+assert_under() {  # root path
+  local p
+  for p in "$1" "$2"; do
+    if [[ "${p}" != /?* || "${p}/" == *//* || "${p}/" == */./* || "${p}/" == */../* ]]; then
+      echo "${NAME}: refusing ${2}: ${p} must be an absolute path below / with no //, . or .. segments" >&2
+      exit 8
+    fi
+  done
+  if [[ "$2" != "$1"/?* ]]; then
+    echo "${NAME}: refusing ${2}: it is not strictly below ${1}" >&2
+    exit 8
+  fi
+}
+
+if [[ "${PURGE}" == 1 ]]; then assert_under "${DATA_ROOT}" "${DATA_DIR}"; fi
+
 changes=0
-if systemctl is-active --quiet "$NAME.service"; then
-  systemctl stop "$NAME.service"
+if systemctl is-active --quiet "${NAME}.service"; then
+  systemctl stop "${NAME}.service"
   changes=$((changes + 1))
 fi
-if [ -e "$UNIT_FILE" ]; then
-  rm -f "$UNIT_FILE"
+if [[ -e "${UNIT_FILE}" ]]; then
+  rm -f -- "${UNIT_FILE}"
   systemctl daemon-reload  # the generated $NAME.service goes with its .container file
   changes=$((changes + 1))
 fi
-if podman secret inspect "$NAME" >/dev/null 2>&1; then
-  podman secret rm "$NAME" >/dev/null
+if podman secret inspect "${NAME}" >/dev/null 2>&1; then
+  podman secret rm "${NAME}" >/dev/null
   changes=$((changes + 1))
 fi
-doomed=("$SECRET_FILE")
+doomed=("${SECRET_FILE}" "${STATE_DIR}/healthy/${NAME}.container")
 # A port marker names the workload that holds the port (db_container.sh wrote it).
-for marker in "$STATE_DIR"/ports/*; do
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ]; then doomed+=("$marker"); fi
+for marker in "${STATE_DIR}"/ports/*; do
+  [[ -f "${marker}" ]] || continue
+  owner=$(< "${marker}")
+  if [[ "${owner}" == "${NAME}" ]]; then doomed+=("${marker}"); fi
 done
-if [ "$PURGE" = 1 ]; then doomed+=("$DATA_DIR"); fi
 for path in "${doomed[@]}"; do
-  if [ -e "$path" ]; then
-    rm -rf -- "$path"
+  if [[ -e "${path}" ]]; then
+    rm -f -- "${path}"
     changes=$((changes + 1))
   fi
 done
+if [[ "${PURGE}" == 1 && -e "${DATA_DIR}" ]]; then
+  # Checked above, before anything changed: DATA_DIR lies strictly below DATA_ROOT.
+  rm -rf -- "${DATA_DIR}"
+  changes=$((changes + 1))
+fi
 
-if [ "$changes" = 0 ]; then
-  echo "$NAME: unchanged (already retired)"
-elif [ "$PURGE" = 1 ]; then
-  echo "$NAME: retired, data purged"
+if [[ "${changes}" == 0 ]]; then
+  echo "${NAME}: unchanged (already retired)"
+elif [[ "${PURGE}" == 1 ]]; then
+  echo "${NAME}: retired, data purged"
 else
-  echo "$NAME: retired, data kept in $DATA_DIR"
+  echo "${NAME}: retired, data kept in ${DATA_DIR}"
 fi

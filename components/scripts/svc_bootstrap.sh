@@ -5,19 +5,19 @@
 set -euo pipefail
 
 for tool in curl tar sha256sum systemctl; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "bootstrap: $tool is required on the host" >&2; exit 4; }
+  command -v "${tool}" >/dev/null 2>&1 || { echo "bootstrap: ${tool} is required on the host" >&2; exit 4; }
 done
 
 changes=0
-for dir in "$SERVICES_ROOT" "$UNIT_DIR" "$STATE_DIR/ports"; do
-  if [ ! -d "$dir" ]; then
-    mkdir -p "$dir"
-    echo "bootstrap: created $dir"
+for dir in "${SERVICES_ROOT}" "${UNIT_DIR}" "${STATE_DIR}/ports"; do
+  if [[ ! -d "${dir}" ]]; then
+    mkdir -p "${dir}"
+    echo "bootstrap: created ${dir}"
     changes=$((changes + 1))
   fi
 done
-if [ "$changes" = 0 ]; then
+if [[ "${changes}" = 0 ]]; then
   echo "bootstrap: unchanged"
 else
-  echo "bootstrap: $changes change(s)"
+  echo "bootstrap: ${changes} change(s)"
 fi

@@ -2,155 +2,256 @@
 # Deploy one release of a native service behind its health check.
 #
 #   SERVICE_DIR/releases/<version>/              one directory per release
+#   SERVICE_DIR/sha256/<version>                 the sha256 of the artifact it was unpacked from
 #   SERVICE_DIR/current  -> releases/<version>   what the unit runs
-#   SERVICE_DIR/previous -> releases/<version>   what a failed deploy rolls back to
+#   SERVICE_DIR/healthy                          the release that last passed its health check
+#                                                (first line) and the unit it passed with (the
+#                                                rest): what a failed deploy goes back to
+#   SERVICE_DIR/previous -> releases/<version>   the healthy release before it (kept by pruning)
 #
-# A release that does not answer HEALTH_URL with a 2xx within HEALTH_TIMEOUT seconds is rolled
-# back (the previous release and unit are restored and restarted) and the command fails with
-# the health output, which stops the later batches. Running it again with nothing changed
-# writes nothing (not even a temporary file) and restarts nothing.
-# Parameters: NAME, PORT, VERSION, ARTIFACT, ARTIFACT_SHA256, SERVICE_DIR, UNIT_FILE, UNIT_NAME,
-# UNIT_CONTENT, HEALTH_URL, HEALTH_TIMEOUT, KEEP_RELEASES, STATE_DIR.
+# Any failure once the switch has begun (writing the unit, moving current, daemon-reload, enable,
+# restart, or no 2xx from HEALTH_URL within HEALTH_TIMEOUT seconds) rolls back: the healthy
+# release and its unit are restored and running, and the command fails with what went wrong,
+# which stops the later batches. A run cut short is completed by the next: a release counts as
+# deployed only once it passed its health check. Running it again with nothing changed writes
+# nothing (not even a temporary file) and restarts nothing. A version already unpacked from
+# another artifact is refused: a changed artifact needs a new version.
+# Parameters: NAME, PORT, VERSION, ARTIFACT, ARTIFACT_SHA256, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE,
+# UNIT_NAME, UNIT_CONTENT, HEALTH_URL, HEALTH_TIMEOUT, KEEP_RELEASES, STATE_DIR.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
-releases="$SERVICE_DIR/releases"
-release="$releases/$VERSION"
-current="$SERVICE_DIR/current"
-previous="$SERVICE_DIR/previous"
+releases="${SERVICE_DIR}/releases"
+release="${releases}/${VERSION}"
+digests="${SERVICE_DIR}/sha256"
+current="${SERVICE_DIR}/current"
+healthy="${SERVICE_DIR}/healthy"
+previous="${SERVICE_DIR}/previous"
 health_output="no answer yet"
+download=""
+staging=""
+failure=""
+restarted=0
+
+# Deletions stay inside the plan's own directories: $2 must lie strictly below $1, both plain
+# absolute paths (no "//", "." or ".." segment), so no parameter can turn one into / or /etc.
+assert_under() {  # root path
+  local p
+  for p in "$1" "$2"; do
+    if [[ "${p}" != /?* || "${p}/" == *//* || "${p}/" == */./* || "${p}/" == */../* ]]; then
+      echo "${NAME}: refusing ${2}: ${p} must be an absolute path below / with no //, . or .. segments" >&2
+      exit 8
+    fi
+  done
+  if [[ "$2" != "$1"/?* ]]; then
+    echo "${NAME}: refusing ${2}: it is not strictly below ${1}" >&2
+    exit 8
+  fi
+}
+
+assert_under "${SERVICES_ROOT}" "${SERVICE_DIR}"  # releases are pruned below it
+
+# shellcheck disable=SC2329  # run by the EXIT trap below
+cleanup() {  # what this run fetched or half-unpacked
+  [[ -z "${download}" ]] || rm -f -- "${download}"
+  if [[ -n "${staging}" && -d "${staging}" ]]; then
+    assert_under "${SERVICES_ROOT}" "${staging}"
+    rm -rf -- "${staging}"
+  fi
+}
+trap 'cleanup' EXIT
 
 # One GET of HEALTH_URL; true on a 2xx. The answer (or curl's error) is kept in memory for the
 # failure message: a health check writes nothing to disk.
 health_once() {
   local answer code
   # The status code travels in a marker (a -w format starting with "@" would name a file).
-  answer=$(curl -sS --max-time 5 -w '##%{http_code}##' "$HEALTH_URL" 2>&1) || true
+  answer=$(curl -sS --max-time 5 -w '##%{http_code}##' "${HEALTH_URL}" 2>&1) || true
   code=000
-  if [[ "$answer" =~ \#\#([0-9]{3})\#\# ]]; then code=${BASH_REMATCH[1]}; fi
+  if [[ "${answer}" =~ \#\#([0-9]{3})\#\# ]]; then code=${BASH_REMATCH[1]}; fi
   answer=${answer//"##${code}##"/}
   answer=${answer//$'\n'/ }
-  health_output="HTTP $code: ${answer:0:500}"  # the start of the answer is enough to read
-  [[ "$code" == 2?? ]]
+  health_output="HTTP ${code}: ${answer:0:500}"  # the start of the answer is enough to read
+  [[ "${code}" == 2?? ]]
 }
 
 # Poll until healthy, for at least $1 seconds (SECONDS counts whole seconds, hence -le).
 healthy_within() {
-  local deadline=$(( SECONDS + $1 ))
+  local deadline=$((SECONDS + $1))
+  # shellcheck disable=SC2310  # health_once answers with its status; nothing in it should exit
   until health_once; do
-    [ "$SECONDS" -le "$deadline" ] || return 1
+    [[ "${SECONDS}" -le "${deadline}" ]] || return 1
     sleep 0.5
   done
 }
 
-# Whether the unit file already holds exactly the plan's unit (compared in memory).
-unit_unchanged() {
-  [ -f "$UNIT_FILE" ] && cmp -s "$UNIT_FILE" <(printf '%s' "$UNIT_CONTENT")
+# Whether file $1 holds exactly $2 (compared through a pipe: no temporary file).
+holds() {
+  [[ -f "$1" ]] && cmp -s "$1" <(printf '%s' "$2")
+}
+
+# Write $2 to $1 with mode $3 through a temporary file beside it: a reader sees the old or the
+# new content, never half. Chained, so that a failure is returned where set -e does not apply.
+write_file() {  # path content mode
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX") && printf '%s' "$2" > "${tmp}" && chmod "$3" "${tmp}" && mv -f "${tmp}" "$1"
 }
 
 point() {  # link target: switch a symlink atomically
-  ln -sfn "$2" "$1.new"
-  mv -Tf "$1.new" "$1"
+  ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
 }
 
-if [ "$(readlink "$current" 2>/dev/null)" = "$release" ] && unit_unchanged \
-  && systemctl is-active --quiet "$UNIT_NAME" && health_once; then
-  echo "$NAME: $VERSION unchanged, healthy"
+# Download (or copy) the artifact into TMPDIR and check it: a bad one leaves the host as it was.
+fetch() {
+  download=$(mktemp)
+  case "${ARTIFACT}" in
+    https://*) curl -fsSL --proto =https --proto-redir =https --max-time 300 -o "${download}" "${ARTIFACT}" ;;
+    *) cp "${ARTIFACT}" "${download}" ;;
+  esac
+  fetched=$(sha256sum "${download}")
+  fetched=${fetched%% *}
+  if [[ -n "${ARTIFACT_SHA256}" && "${fetched}" != "${ARTIFACT_SHA256}" ]]; then
+    echo "${NAME}: ${ARTIFACT} does not match its sha256 ${ARTIFACT_SHA256}; nothing changed" >&2
+    exit 6
+  fi
+}
+
+# The release: unpacked once, in a staging directory, so a half-unpacked release never exists
+# under its version; the digest of its artifact is kept beside it.
+if [[ ! -d "${release}" ]]; then
+  fetch
+  [[ -d "${digests}" ]] || mkdir -p "${digests}"
+  [[ -d "${releases}" ]] || mkdir -p "${releases}"
+  staging=$(mktemp -d "${releases}/.staging.XXXXXX")
+  tar -xzf "${download}" -C "${staging}" --no-same-owner
+  chmod 755 "${staging}"  # mktemp made it 0700; the unit's (dynamic) user must enter it
+  printf '%s\n' "${fetched}" > "${digests}/${VERSION}"
+  mv "${staging}" "${release}"
+  staging=""
+  echo "${NAME}: unpacked ${VERSION}"
+elif [[ ! -f "${digests}/${VERSION}" ]]; then
+  # Unpacked by an earlier version of this script, which kept no digest: its artifact's, now.
+  fetch
+  [[ -d "${digests}" ]] || mkdir -p "${digests}"
+  printf '%s\n' "${fetched}" > "${digests}/${VERSION}"
+  echo "${NAME}: recorded the sha256 of ${VERSION}"
+fi
+unpacked_from=$(< "${digests}/${VERSION}")
+if [[ -n "${ARTIFACT_SHA256}" && "${unpacked_from}" != "${ARTIFACT_SHA256}" ]]; then
+  echo "${NAME}: ${VERSION} is already unpacked from an artifact with sha256 ${unpacked_from}, the plan" \
+    "now gives ${ARTIFACT_SHA256}: a changed artifact needs a new version; nothing changed" >&2
+  exit 6
+fi
+
+# A host deployed before the healthy record was kept: the release serving now is the healthy one.
+# shellcheck disable=SC2310  # health_once answers with its status; nothing in it should exit
+if [[ ! -f "${healthy}" && -L "${current}" && -f "${UNIT_FILE}" ]] \
+  && systemctl is-active --quiet "${UNIT_NAME}" && health_once; then
+  serving=$(readlink "${current}")
+  unit=$(cat "${UNIT_FILE}"; printf x)  # the x keeps trailing newlines through $(...)
+  write_file "${healthy}" "${serving}"$'\n'"${unit%x}" 644
+  echo "${NAME}: recorded ${serving##*/} as its healthy release"
+fi
+
+live=$(readlink "${current}" 2>/dev/null || true)
+known=""
+[[ ! -f "${healthy}" ]] || IFS= read -r known < "${healthy}"
+# shellcheck disable=SC2310  # holds and health_once answer with their status
+if [[ "${live}" == "${release}" ]] \
+  && holds "${healthy}" "${release}"$'\n'"${UNIT_CONTENT}" && holds "${UNIT_FILE}" "${UNIT_CONTENT}" \
+  && systemctl is-active --quiet "${UNIT_NAME}" && health_once; then
+  echo "${NAME}: ${VERSION} unchanged, healthy"
   exit 0
 fi
 
-# Fetch and check the release in TMPDIR first: a bad download leaves the service directory as
-# it was. Then unpack it once; a half-unpacked release never becomes current.
-if [ ! -d "$release" ]; then
-  download=$(mktemp)
-  trap 'rm -f "$download"' EXIT
-  case "$ARTIFACT" in
-    https://*) curl -fsSL --max-time 300 -o "$download" "$ARTIFACT" ;;
-    *) cp "$ARTIFACT" "$download" ;;
-  esac
-  if [ -n "$ARTIFACT_SHA256" ]; then
-    echo "$ARTIFACT_SHA256  $download" | sha256sum -c --quiet - >/dev/null 2>&1 \
-      || { echo "$NAME: $ARTIFACT does not match its sha256 $ARTIFACT_SHA256; nothing changed" >&2; exit 6; }
-  fi
-  [ -d "$releases" ] || mkdir -p "$releases"
-  staging=$(mktemp -d "$releases/.staging.XXXXXX")
-  trap 'rm -rf "$download" "$staging"' EXIT
-  tar -xzf "$download" -C "$staging" --no-same-owner
-  chmod 755 "$staging"  # mktemp made it 0700; the unit's (dynamic) user must enter it
-  mv "$staging" "$release"
-  echo "$NAME: unpacked $VERSION"
-fi
-
-[ -d "$STATE_DIR/ports" ] || mkdir -p "$STATE_DIR/ports"
+[[ -d "${STATE_DIR}/ports" ]] || mkdir -p "${STATE_DIR}/ports"
 # The plan owns this port from now on: a later host check must not take it for a stranger's. The
 # marker names the service, so retiring it (svc_retire.sh) removes exactly its own.
-for marker in "$STATE_DIR"/ports/*; do
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ] && [ "${marker##*/}" != "$PORT" ]; then
-    rm -f "$marker"
-  fi
+for marker in "${STATE_DIR}"/ports/*; do
+  [[ -f "${marker}" ]] || continue
+  owner=$(< "${marker}")
+  if [[ "${owner}" == "${NAME}" && "${marker##*/}" != "${PORT}" ]]; then rm -f -- "${marker}"; fi
 done
-[ "$(cat "$STATE_DIR/ports/$PORT" 2>/dev/null)" = "$NAME" ] || printf '%s\n' "$NAME" > "$STATE_DIR/ports/$PORT"
+owner=$(cat "${STATE_DIR}/ports/${PORT}" 2>/dev/null || true)
+[[ "${owner}" == "${NAME}" ]] || printf '%s\n' "${NAME}" > "${STATE_DIR}/ports/${PORT}"
 
-previous_target=$(readlink "$current" 2>/dev/null || true)
-unit_backup=""
-if [ -f "$UNIT_FILE" ] && ! unit_unchanged; then
-  # Kept beside the releases, not in the unit directory (systemd reads every file there).
-  unit_backup="$SERVICE_DIR/unit.rollback"
-  cp -p "$UNIT_FILE" "$unit_backup"
-fi
-if ! unit_unchanged; then
-  unit_tmp=$(mktemp "$UNIT_FILE.XXXXXX")
-  printf '%s' "$UNIT_CONTENT" > "$unit_tmp"
-  chmod 644 "$unit_tmp"
-  mv -f "$unit_tmp" "$UNIT_FILE"
-fi
-point "$current" "$release"
-systemctl daemon-reload
-systemctl enable --quiet "$UNIT_NAME"
-systemctl restart "$UNIT_NAME"
-
-if healthy_within "$HEALTH_TIMEOUT"; then
-  if [ -n "$previous_target" ] && [ "$previous_target" != "$release" ]; then
-    point "$previous" "$previous_target"
+# The switch, step by step. Each step returns its failure rather than exiting (set -e does not
+# apply in a function called as a condition), so that any failure rolls back, not only the health
+# gate's.
+# shellcheck disable=SC2310  # every step's status is taken here, none is left to set -e
+go_live() {
+  if ! holds "${UNIT_FILE}" "${UNIT_CONTENT}"; then
+    write_file "${UNIT_FILE}" "${UNIT_CONTENT}" 644 || { failure="failed: writing ${UNIT_FILE}"; return 1; }
   fi
-  [ -z "$unit_backup" ] || rm -f "$unit_backup"
-  touch "$release"  # its mtime is when it last went live: the order the pruning keeps
-  # Keep KEEP_RELEASES releases: current and previous always, then the most recently live.
-  keep_previous=$(readlink "$previous" 2>/dev/null || true)
-  room=$(( KEEP_RELEASES - 1 ))
-  [ -z "$keep_previous" ] || room=$(( room - 1 ))
-  while IFS= read -r old; do
-    if [ "$old" = "$release" ] || [ "$old" = "$keep_previous" ]; then continue; fi
-    if [ "$room" -gt 0 ]; then
-      room=$(( room - 1 ))
+  point "${current}" "${release}" || { failure="failed: pointing ${current} at it"; return 1; }
+  systemctl daemon-reload || { failure="failed: systemctl daemon-reload"; return 1; }
+  systemctl enable --quiet "${UNIT_NAME}" || { failure="failed: systemctl enable ${UNIT_NAME}"; return 1; }
+  restarted=1
+  systemctl restart "${UNIT_NAME}" || { failure="failed: systemctl restart ${UNIT_NAME}"; return 1; }
+  if ! healthy_within "${HEALTH_TIMEOUT}"; then
+    failure="failed ${HEALTH_URL} within ${HEALTH_TIMEOUT}s (${health_output};"
+    failure+=" unit $(systemctl is-active "${UNIT_NAME}" || true))"
+    return 1
+  fi
+}
+
+# Keep KEEP_RELEASES releases: current and previous always, then the most recently live.
+prune() {
+  local kept room old listing
+  kept=$(readlink "${previous}" 2>/dev/null || true)
+  listing=$(find "${releases}" -mindepth 1 -maxdepth 1 -type d ! -name '.staging.*' -printf '%T@ %p\n')
+  listing=$(sort -rn <<< "${listing}")
+  room=$((KEEP_RELEASES - 1))
+  [[ -z "${kept}" ]] || room=$((room - 1))
+  while read -r _ old; do
+    if [[ "${old}" == "${release}" || "${old}" == "${kept}" ]]; then continue; fi
+    if [[ "${room}" -gt 0 ]]; then
+      room=$((room - 1))
       continue
     fi
-    rm -rf -- "$old"
-    echo "$NAME: pruned ${old##*/}"
-  done < <(find "$releases" -mindepth 1 -maxdepth 1 -type d ! -name '.staging.*' -printf '%T@ %p\n' \
-    | sort -rn | cut -d' ' -f2-)
-  echo "$NAME: $VERSION deployed, healthy"
+    assert_under "${SERVICES_ROOT}" "${old}"
+    rm -rf -- "${old}" "${digests:?}/${old##*/}"
+    echo "${NAME}: pruned ${old##*/}"
+  done <<< "${listing}"
+}
+
+# Back to the healthy release and its unit, running; a first deploy leaves nothing behind instead.
+# shellcheck disable=SC2310  # holds and healthy_within answer with their status
+roll_back() {
+  if [[ -n "${known}" && -d "${known}" ]]; then
+    local unit
+    unit=$(tail -n +2 "${healthy}"; printf x)
+    holds "${UNIT_FILE}" "${unit%x}" || write_file "${UNIT_FILE}" "${unit%x}" 644
+    point "${current}" "${known}"
+    systemctl daemon-reload || true
+    # A failure before the restart left the healthy release running: no need to stop it.
+    if [[ "${restarted}" == 1 ]] || ! systemctl is-active --quiet "${UNIT_NAME}"; then
+      systemctl restart "${UNIT_NAME}" || true
+    fi
+    if healthy_within "${HEALTH_TIMEOUT}"; then
+      echo "${NAME}: rolled back to ${known##*/}, healthy" >&2
+    else
+      echo "${NAME}: rolled back to ${known##*/}, which is not healthy either (${health_output})" >&2
+    fi
+  else
+    systemctl stop "${UNIT_NAME}" || true
+    systemctl disable --quiet "${UNIT_NAME}" 2>/dev/null || true
+    rm -f -- "${UNIT_FILE}" "${current}"
+    systemctl daemon-reload
+    echo "${NAME}: no earlier release to roll back to; stopped and removed its unit" >&2
+  fi
+}
+
+# shellcheck disable=SC2310  # go_live returns each step's failure, for the rollback below
+if go_live; then
+  # This release and its unit are now what a later failure goes back to.
+  if [[ -n "${known}" && "${known}" != "${release}" ]]; then point "${previous}" "${known}"; fi
+  write_file "${healthy}" "${release}"$'\n'"${UNIT_CONTENT}" 644
+  touch "${release}"  # its mtime is when it last went live: the order the pruning keeps
+  prune
+  echo "${NAME}: ${VERSION} deployed, healthy"
   exit 0
 fi
-
-echo "$NAME: $VERSION failed $HEALTH_URL within ${HEALTH_TIMEOUT}s ($health_output;" \
-  "unit $(systemctl is-active "$UNIT_NAME" || true))" >&2
-[ -z "$unit_backup" ] || mv -f "$unit_backup" "$UNIT_FILE"
-if [ -n "$previous_target" ] && [ -d "$previous_target" ]; then
-  point "$current" "$previous_target"
-  systemctl daemon-reload
-  systemctl restart "$UNIT_NAME"
-  if healthy_within "$HEALTH_TIMEOUT"; then
-    echo "$NAME: rolled back to ${previous_target##*/}, healthy" >&2
-  else
-    echo "$NAME: rolled back to ${previous_target##*/}, which is not healthy either ($health_output)" >&2
-  fi
-else
-  # A first deploy has nothing to return to: leave no unit that would start it at boot.
-  systemctl stop "$UNIT_NAME" || true
-  systemctl disable --quiet "$UNIT_NAME" 2>/dev/null || true
-  rm -f "$UNIT_FILE" "$current"
-  systemctl daemon-reload
-  echo "$NAME: no earlier release to roll back to; stopped and removed its unit" >&2
-fi
+echo "${NAME}: ${VERSION} ${failure}" >&2
+roll_back
 exit 7

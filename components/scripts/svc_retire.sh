@@ -1,38 +1,60 @@
 #!/usr/bin/env bash
 # Retire a service (platform:retired.services): stop and disable its unit, remove the unit, its
 # releases and the marker of the port it held. Safe to run again: with nothing left to remove it
-# changes nothing and says so.
-# Parameters: NAME, SERVICE_DIR, UNIT_FILE, UNIT_NAME, STATE_DIR.
+# changes nothing and says so. A SERVICE_DIR that is not strictly below SERVICES_ROOT is refused
+# before anything changes.
+# Parameters: NAME, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE, UNIT_NAME, STATE_DIR.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
+# Deletions stay inside the plan's own directories: $2 must lie strictly below $1, both plain
+# absolute paths (no "//", "." or ".." segment), so no parameter can turn one into / or /etc.
+assert_under() {  # root path
+  local p
+  for p in "$1" "$2"; do
+    if [[ "${p}" != /?* || "${p}/" == *//* || "${p}/" == */./* || "${p}/" == */../* ]]; then
+      echo "${NAME}: refusing ${2}: ${p} must be an absolute path below / with no //, . or .. segments" >&2
+      exit 8
+    fi
+  done
+  if [[ "$2" != "$1"/?* ]]; then
+    echo "${NAME}: refusing ${2}: it is not strictly below ${1}" >&2
+    exit 8
+  fi
+}
+
+assert_under "${SERVICES_ROOT}" "${SERVICE_DIR}"  # its releases are deleted below
+
 changes=0
-if systemctl is-active --quiet "$UNIT_NAME"; then
-  systemctl stop "$UNIT_NAME"
+if systemctl is-active --quiet "${UNIT_NAME}"; then
+  systemctl stop "${UNIT_NAME}"
   changes=$((changes + 1))
 fi
-if systemctl is-enabled --quiet "$UNIT_NAME" 2>/dev/null; then
-  systemctl disable --quiet "$UNIT_NAME"
+if systemctl is-enabled --quiet "${UNIT_NAME}" 2>/dev/null; then
+  systemctl disable --quiet "${UNIT_NAME}"
   changes=$((changes + 1))
 fi
-if [ -e "$UNIT_FILE" ]; then
-  rm -f "$UNIT_FILE"
+if [[ -e "${UNIT_FILE}" ]]; then
+  rm -f -- "${UNIT_FILE}"
   systemctl daemon-reload
   changes=$((changes + 1))
 fi
-doomed=("$SERVICE_DIR")
+if [[ -e "${SERVICE_DIR}" ]]; then
+  # Checked above, before anything changed: SERVICE_DIR lies strictly below SERVICES_ROOT.
+  rm -rf -- "${SERVICE_DIR}"
+  changes=$((changes + 1))
+fi
 # A port marker names the workload that holds the port (svc_deploy.sh wrote it).
-for marker in "$STATE_DIR"/ports/*; do
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$NAME" ]; then doomed+=("$marker"); fi
-done
-for path in "${doomed[@]}"; do
-  if [ -e "$path" ]; then
-    rm -rf -- "$path"
+for marker in "${STATE_DIR}"/ports/*; do
+  [[ -f "${marker}" ]] || continue
+  owner=$(< "${marker}")
+  if [[ "${owner}" == "${NAME}" ]]; then
+    rm -f -- "${marker}"
     changes=$((changes + 1))
   fi
 done
-if [ "$changes" = 0 ]; then
-  echo "$NAME: unchanged (already retired)"
+if [[ "${changes}" == 0 ]]; then
+  echo "${NAME}: unchanged (already retired)"
 else
-  echo "$NAME: retired (unit stopped and disabled, releases deleted)"
+  echo "${NAME}: retired (unit stopped and disabled, releases deleted)"
 fi

@@ -304,7 +304,7 @@ class SshHost:
             "platform:host": json.dumps(
                 {
                     "mode": "adopt",
-                    "instanceId": "ins-loopback",
+                    "instanceId": "i-loopback" if cloud == "alibaba" else "ins-loopback",  # each cloud's id format
                     "publicIp": "203.0.113.10",
                     "hostKey": self.host_key,
                     "memoryMib": 2048,
@@ -371,9 +371,17 @@ class SshHost:
         return {f.name: f.read_text().strip() for f in directory.iterdir()}
 
     def podman_secret(self, name: str) -> str | None:
-        """The file the podman stand-in's secret ``name`` was made from, or None."""
+        """The sha256 of the value the podman stand-in's secret ``name`` holds, or None."""
         record = self.standin_state / "podman/secrets" / name
         return record.read_text().strip() if record.exists() else None
+
+    def inject(self, tool: str, pattern: str, *, times: int = 1, action: str = "fail") -> None:
+        """The next ``times`` calls of the stand-in ``tool`` matching ``pattern`` fail or kill their
+        caller (``action``, see standins/faults.sh); ``reset`` clears every fault."""
+        faults = self.standin_state / "faults"
+        faults.mkdir(parents=True, exist_ok=True)
+        with (faults / tool).open("a") as file:
+            file.write(f"{action} {times} {pattern}\n")
 
     def set_health(self, container: str, policy: str | int) -> None:
         """How the engine in ``container`` answers: "unhealthy", or a count of failing checks."""
@@ -408,7 +416,8 @@ class SshHost:
                     member = tarfile.TarInfo(f"./{name}")
                     member.size, member.mode, member.mtime = len(data), mode, 1_700_000_000
                     archive.addfile(member, io.BytesIO(data))
-            path = self.artifacts / f"sample-{version}-{behaviour.replace(':', '-')}.tar.gz"
+            label = hashlib.sha256(behaviour.encode()).hexdigest()[:12]
+            path = self.artifacts / f"sample-{version}-{label}.tar.gz"
             path.write_bytes(buffer.getvalue())
             self._releases[key] = {
                 "version": version,

@@ -1,8 +1,9 @@
 """The sample native service of the provisioning tests, shipped inside each release tarball.
 
 Beside it in the release: ``VERSION`` and ``behaviour``, which decides how it starts and how
-``GET /health`` answers: ``healthy``, ``unhealthy`` (503), ``crash`` (exits on start) or
-``slow:<seconds>`` (healthy, after listening late). It listens on 127.0.0.1:$PORT only.
+``GET /health`` answers: ``healthy``, ``unhealthy`` (503), ``crash`` (exits on start),
+``slow:<seconds>`` (healthy, after listening late) or ``unhealthy-while:<path>`` (503 while that
+file exists: a fault a test switches on and off). It listens on 127.0.0.1:$PORT only.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ def main() -> None:
         sys.exit(3)
     if behaviour.startswith("slow:"):
         time.sleep(float(behaviour.removeprefix("slow:")))
-    healthy = behaviour != "unhealthy"
+    fault = Path(behaviour.removeprefix("unhealthy-while:")) if behaviour.startswith("unhealthy-while:") else None
+
+    def healthy() -> bool:
+        return behaviour != "unhealthy" and not (fault and fault.exists())
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/health":
-                status, body = (200, f"ok {version}") if healthy else (503, f"{version}: database unreachable")
+                status, body = (200, f"ok {version}") if healthy() else (503, f"{version}: database unreachable")
             elif self.path == "/version":
                 status, body = 200, version
             else:

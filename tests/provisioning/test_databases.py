@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def test_unit_file_is_the_declared_one_and_memory_flags_equal_the_plan(host: Ssh
     assert f"{data_dir(db.name, plan.paths)}:{engine(db).data_path}:Z,U" in values_of(argv, "-v")
     assert values_of(argv, "--secret") == [secret_option(db)]
     assert values_of(argv, "--env-file") == []
-    assert host.podman_secret(db.name) == secret_file(db.name, plan.paths)
+    secret = Path(secret_file(db.name, plan.paths)).read_bytes()
+    assert host.podman_secret(db.name) == hashlib.sha256(secret).hexdigest()
     container = host.container(name)
     assert container is not None
     assert (container["image"], container["status"], container["healthcheck"]) == (db.image, "running", "1")
@@ -155,6 +157,20 @@ def test_an_update_that_fails_its_health_check_goes_back_to_the_previous_unit(ho
     assert container is not None
     assert (container["image"], container["status"]) == ("docker.io/library/redis:7", "running")
     assert (data / "appendonly.aof").read_bytes() == b"SET k v"
+
+
+def test_a_host_provisioned_before_the_healthy_unit_record_adopts_the_running_unit(host: SshHost) -> None:
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"))
+    bootstrap(host, plan)
+    install(host, plan, "production-redis")
+    record = Path(plan.paths.state) / "healthy/production-redis.container"
+    assert record.read_text() == quadlet_unit(plan.databases[0], plan.paths)
+    record.unlink()  # what an earlier version of db_container.sh left
+    container = host.container("production-redis")
+
+    assert install(host, plan, "production-redis") == "production-redis: unchanged, healthy\n"
+    assert host.container("production-redis") == container  # adopted, not restarted
+    assert record.read_text() == quadlet_unit(plan.databases[0], plan.paths)
 
 
 def test_a_first_install_that_fails_its_health_check_has_nothing_to_go_back_to(host: SshHost) -> None:

@@ -69,7 +69,8 @@ def test_exec_trace_holds_the_scripts_commands_and_no_password(host: SshHost) ->
     # The commands that handled the secret ran as processes and were traced, with argv and env.
     assert any(b'"cmp", "-s", "' + secret + b'", "/dev/fd/' in line for line in execs)  # a pipe, not argv
     assert any(b'"mv", "-f", "' + secret in line for line in execs)
-    assert any(b'"secret", "create", "production-mysql", "' + secret + b'"' in line for line in execs)
+    # The Podman secret is made from the new password's file before that file takes its place.
+    assert any(b'"secret", "create", "production-mysql", "' + secret + b'.pending"' in line for line in execs)
     assert [line for line in execs if MARKER.encode() in line] == []
 
 

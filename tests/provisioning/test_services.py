@@ -194,3 +194,47 @@ def test_batches_run_in_order_when_every_deploy_is_healthy(host: SshHost) -> Non
         assert get(port, "/version") == (200, "1.0.0")
     started = {name: host.service_started_at(f"platform-{name}.service") for name in ports}
     assert started["gamma"] > max(started["alpha"], started["beta"])
+
+
+def test_a_changed_artifact_under_a_version_already_unpacked_is_refused(host: SshHost) -> None:
+    port = free_port()
+    bootstrap(host, port)
+    first = host.release("A")
+    assert deploy(host, port, first)[0].code == 0
+    before, pid = host.snapshot(), host.service_pids()["platform-alpha.service"]
+    changed = host.release("A", "crash")  # the same version from another tarball, with its own sha256
+
+    run, _ = deploy(host, port, changed)
+
+    assert run.code == 6, run
+    assert run.stderr == (
+        f"alpha: A is already unpacked from an artifact with sha256 {first['sha256']}, the plan now gives "
+        f"{changed['sha256']}: a changed artifact needs a new version; nothing changed\n"
+    )
+    assert host.snapshot() == before
+    assert host.service_pids()["platform-alpha.service"] == pid
+
+
+def test_a_host_deployed_before_the_healthy_record_keeps_serving_and_rolls_back_to_it(host: SshHost) -> None:
+    port = free_port()
+    bootstrap(host, port)
+    assert deploy(host, port, host.release("A"))[0].code == 0
+    service_dir = Path(host.paths()["root"]) / "alpha"
+    # What an earlier version of svc_deploy.sh left: no healthy record, no digest beside the release.
+    (service_dir / "healthy").unlink()
+    (service_dir / "sha256/A").unlink()
+    pid = host.service_pids()["platform-alpha.service"]
+
+    again, _ = deploy(host, port, host.release("A"))
+
+    assert again.code == 0, again
+    assert again.stdout.splitlines() == [
+        "alpha: recorded the sha256 of A",
+        "alpha: recorded A as its healthy release",
+        "alpha: A unchanged, healthy",
+    ]
+    assert host.service_pids()["platform-alpha.service"] == pid  # adopted, not restarted
+    bad, _ = deploy(host, port, host.release("B", "unhealthy"), healthTimeoutS=1)
+    assert bad.code == 7, bad
+    assert bad.stderr.endswith("alpha: rolled back to A, healthy\n")
+    assert get(port, "/version") == (200, "A")
