@@ -36,16 +36,19 @@ def unit_value(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def unit_word(value: str, *, command: bool = False) -> str:
-    """One word of a command line or of ``Environment=``: double-quoted, C-escaped.
+def unit_word(value: str, *, command: bool = False, quote: str = '"') -> str:
+    """One word of a command line or of ``Environment=``: quoted (systemd takes ``"`` or ``'``),
+    C-escaped.
 
     ``command``: the word is part of ``ExecStart=``/``Exec=``, where ``$`` expands variables.
     """
+    if quote not in ("'", '"'):
+        raise ValueError(f"systemd quotes with ' or \", not {quote!r}")
     _no_control_characters(value, "unit file")
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    escaped = value.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("%", "%%")
     if command:
         escaped = escaped.replace("$", "$$")
-    return f'"{escaped}"'
+    return f"{quote}{escaped}{quote}"
 
 
 def unit_words(words: Iterable[str], *, command: bool = False) -> str:
@@ -64,8 +67,12 @@ def unit_assignment(key: str, value: str) -> str:
 
 
 def redis_string(value: str) -> str:
-    """A Redis config argument: double-quoted, every byte that is not plain printable ASCII
-    (and every quote and backslash) as ``\\xHH``, which Redis's config parser decodes back."""
+    """A Redis config argument: as it is when it is one plain word (what a generated password
+    is, so the auth file of an existing host does not change), else double-quoted with every byte
+    that is not plain printable ASCII (and every quote and backslash) as ``\\xHH``, which Redis's
+    config parser decodes back."""
+    if value and all(0x21 <= ord(c) < 0x7F and c not in "\"'\\" for c in value):
+        return value
     out = []
     for byte in value.encode():
         char = chr(byte)

@@ -98,6 +98,9 @@ def service_title(service: Service) -> str:
 
 def systemd_unit(service: Service, plan: Plan) -> str:
     service_dir = f"{plan.paths.root}/{service.name}"
+    # The plan allows plain words only; quoting keeps the line one argument to sh -c (single
+    # quotes, as units written before the renderer have it: an upgrade does not restart them).
+    start_word = unit_word(f"exec {service.start_command}", command=True, quote="'")
     return "\n".join(
         [
             "# Managed by Pulumi (platform plan); edits are overwritten.",
@@ -109,8 +112,7 @@ def systemd_unit(service: Service, plan: Plan) -> str:
             "[Service]",
             "Type=simple",
             f"WorkingDirectory={unit_value(f'{service_dir}/current')}",
-            # The plan allows plain words only; quoting keeps the line one argument to sh -c.
-            f"ExecStart=/bin/sh -c {unit_word(f'exec {service.start_command}', command=True)}",
+            f"ExecStart=/bin/sh -c {start_word}",
             f"Environment=PORT={service.port}",
             f"MemoryMax={service.memory_mib}M",
             "MemorySwapMax=0",

@@ -136,6 +136,8 @@ def _child(stack: str, out: Path) -> int:
     sys.path.insert(0, str(tree))  # the revision's program, plan and components
     document: dict[str, Any]
     try:
+        if not (tree / "plan_values.py").exists():  # a revision from before plan_values.py: the reader needs ours
+            _load("plan_values", HERE.parent / "plan_values.py")
         engine = _load("_preflight_engine", HERE / "engine.py")
         stackfile = _load("_preflight_stackfile", HERE / "stackfile.py")
         import plan  # the revision's plan, first on sys.path

@@ -216,6 +216,7 @@ def test_unit_values_disarm_specifiers_and_refuse_line_breaks():
     with pytest.raises(FormatError):
         unit_value("continued \\")
     assert unit_word('say "hi" $HOME 5%', command=True) == '"say \\"hi\\" $$HOME 5%%"'
+    assert unit_word("it's", quote="'") == "'it\\'s'"
     assert unit_assignment("ES_JAVA_OPTS", "-Xms1m -Xmx1m") == '"ES_JAVA_OPTS=-Xms1m -Xmx1m"'
     assert unit_assignment("discovery.type", "single-node") == "discovery.type=single-node"
     with pytest.raises(FormatError):
@@ -223,6 +224,7 @@ def test_unit_values_disarm_specifiers_and_refuse_line_breaks():
 
 
 REDIS_PASSWORDS = [
+    "Plain0Generated1Password2",
     'quote"and\\backslash',
     "line\nrename-command CONFIG PWNED",
     "spaces and 'single' quotes",
@@ -232,7 +234,7 @@ REDIS_PASSWORDS = [
 
 
 def test_redis_strings_escape_quotes_backslashes_and_line_breaks():
-    assert redis_string("plain") == '"plain"'
+    assert redis_string("pwgen-s-32-Output9") == "pwgen-s-32-Output9"  # one plain word stays as written
     assert redis_string('a"b\\c\nd') == '"a\\x22b\\x5cc\\x0ad"'
 
 

@@ -436,3 +436,22 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, message):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# The last commit before the plan edge (issue 8): what a host runs today.
+BEFORE_PLAN_EDGE = "eb3c863"
+
+
+def test_the_first_up_after_the_plan_edge_changes_no_unit_and_no_password():
+    """Upgrading from the previous version runs only updates: new script text, no new unit (no
+    restart) and no new stdin (no password rotation), and no hazard."""
+    known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE_PLAN_EDGE}^{{commit}}"], check=False)
+    if known.returncode != 0:
+        pytest.skip(f"commit {BEFORE_PLAN_EDGE} is not in this clone's history (a shallow checkout)")
+    result = preflight("alibaba", "tencent", "--from", BEFORE_PLAN_EDGE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("no hazards") == 2
+    assert "replace" not in result.stdout
+    assert "delete" not in result.stdout
+    assert "UNIT_CONTENT" not in result.stdout
+    assert "stdin" not in result.stdout
