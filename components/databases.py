@@ -8,7 +8,7 @@ import pulumi
 from pulumi_command import remote
 
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
-from components.provisioning import Step, host_check_params, render, retire_step_name, run_step
+from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
 from plan import Database, Plan, RetiredDatabase
 
 # Podman 4.5 is the first whose Quadlet reads PodmanArgs= (the --memory limit).
@@ -99,6 +99,6 @@ def retire_step(name: str, plan: Plan, retired: RetiredDatabase) -> Step:
         "STATE_DIR": plan.paths.state,
         "PURGE": int(retired.purge),
     }
-    script = render(["db_retire.sh"], params)
+    script = render([GUARDS, "db_retire.sh"], params)
     label = f"platform-retire-{retired.name}"
     return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)

@@ -20,6 +20,8 @@ from pulumi_command import remote
 from plan import Plan
 
 SCRIPTS = Path(__file__).parent / "scripts"
+# Rendered before the body of every script that deletes a directory: defines assert_under.
+GUARDS = "lib/guards.sh"
 _PARAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 ParamValue = str | int

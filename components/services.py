@@ -13,7 +13,7 @@ import pulumi
 from pulumi_command import remote
 
 from components.formats import unit_value, unit_word
-from components.provisioning import Step, host_check_params, render, retire_step_name, run_step
+from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
 from plan import Plan, RetiredService, Service
 
 
@@ -73,7 +73,7 @@ def deploy_step(name: str, plan: Plan, service: Service) -> Step:
         "KEEP_RELEASES": plan.paths.keep_releases,
         "STATE_DIR": plan.paths.state,
     }
-    script = render(["svc_deploy.sh"], params)
+    script = render([GUARDS, "svc_deploy.sh"], params)
     return Step(f"{name}-{service.name}", script=script, label=f"platform-{service.name}", sudo=plan.needs_sudo)
 
 
@@ -87,7 +87,7 @@ def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
         "UNIT_NAME": f"platform-{retired.name}.service",
         "STATE_DIR": plan.paths.state,
     }
-    script = render(["svc_retire.sh"], params)
+    script = render([GUARDS, "svc_retire.sh"], params)
     label = f"platform-retire-{retired.name}"
     return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)
 

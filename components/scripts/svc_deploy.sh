@@ -33,22 +33,6 @@ staging=""
 failure=""
 restarted=0
 
-# Deletions stay inside the plan's own directories: $2 must lie strictly below $1, both plain
-# absolute paths (no "//", "." or ".." segment), so no parameter can turn one into / or /etc.
-assert_under() {  # root path
-  local p
-  for p in "$1" "$2"; do
-    if [[ "${p}" != /?* || "${p}/" == *//* || "${p}/" == */./* || "${p}/" == */../* ]]; then
-      echo "${NAME}: refusing ${2}: ${p} must be an absolute path below / with no //, . or .. segments" >&2
-      exit 8
-    fi
-  done
-  if [[ "$2" != "$1"/?* ]]; then
-    echo "${NAME}: refusing ${2}: it is not strictly below ${1}" >&2
-    exit 8
-  fi
-}
-
 assert_under "${SERVICES_ROOT}" "${SERVICE_DIR}"  # releases are pruned below it
 
 # shellcheck disable=SC2329  # run by the EXIT trap below

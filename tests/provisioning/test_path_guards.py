@@ -16,7 +16,7 @@ from pathlib import Path
 
 from components import databases, services
 from components.engines import data_dir, secret_file
-from components.provisioning import SCRIPTS, Step, render
+from components.provisioning import GUARDS, SCRIPTS, Step, render
 from plan import RetiredDatabase, RetiredService
 from tests.provisioning.harness import SshHost, free_port
 from tests.provisioning.workloads import database_step, service
@@ -47,10 +47,12 @@ def with_parameter(step: Step, key: str, value: str) -> Step:
 
 
 def test_the_scripts_that_delete_share_one_guard() -> None:
-    guards = {path.name: ASSERT_UNDER.findall(path.read_text()) for path in sorted(SCRIPTS.glob("*.sh"))}
-    deleting = {name: found for name, found in guards.items() if found}
-    assert sorted(deleting) == ["db_retire.sh", "svc_deploy.sh", "svc_retire.sh"]
-    assert len({found[0] for found in deleting.values()}) == 1
+    defined = {
+        path.relative_to(SCRIPTS).as_posix(): ASSERT_UNDER.findall(path.read_text()) for path in SCRIPTS.rglob("*.sh")
+    }
+    assert sorted(name for name, found in defined.items() if found) == [GUARDS]
+    callers = sorted(path.name for path in SCRIPTS.glob("*.sh") if "assert_under " in path.read_text())
+    assert callers == ["db_retire.sh", "svc_deploy.sh", "svc_retire.sh"]
 
 
 def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_changes(host: SshHost) -> None:
@@ -72,11 +74,11 @@ def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_chan
         "PURGE": 1,
     }
     real = databases.retire_step("db", plan, RetiredDatabase(name=db.name, purge=True))
-    assert render(["db_retire.sh"], params) == real.script  # the same script, but for DATA_DIR
+    assert render([GUARDS, "db_retire.sh"], params) == real.script  # the same script, but for DATA_DIR
     before, container, calls = host.snapshot(), host.container(db.name), len(host.systemctl_calls())
 
     for target, reason in doctored_cases(plan.paths.data, db.name, outside):
-        script = render(["db_retire.sh"], {**params, "DATA_DIR": target})
+        script = render([GUARDS, "db_retire.sh"], {**params, "DATA_DIR": target})
         run = host.step(Step(real.name, script=script, label=real.label))
         assert run.code == 8, run
         assert run.stderr == f"{db.name}: refusing {target}: {reason}\n"
@@ -105,11 +107,11 @@ def test_a_service_dir_outside_services_root_is_refused_by_retire_and_deploy(hos
         "UNIT_NAME": "platform-alpha.service",
         "STATE_DIR": plan.paths.state,
     }
-    assert render(["svc_retire.sh"], params) == retire.script
+    assert render([GUARDS, "svc_retire.sh"], params) == retire.script
     pids, before, calls = host.service_pids(), host.snapshot(), len(host.systemctl_calls())
 
     for target, reason in doctored_cases(plan.paths.root, "alpha", outside):
-        script = render(["svc_retire.sh"], {**params, "SERVICE_DIR": target})
+        script = render([GUARDS, "svc_retire.sh"], {**params, "SERVICE_DIR": target})
         run = host.step(Step(retire.name, script=script, label=retire.label))
         assert (run.code, run.stderr) == (8, f"alpha: refusing {target}: {reason}\n"), run
     # The deploy prunes below its SERVICE_DIR: the same guard, before it fetches anything.
