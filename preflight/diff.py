@@ -37,7 +37,6 @@ What this cannot know:
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from policies._scan import workload_stops
+from policies._scan import command_script, rendered_parameters, workload_stops
 from preflight.engine import Registration, StackRun, unwrap
 from preflight.inspect import HOST_COMPONENT, redacted
 from preflight.markdown import cell
@@ -344,7 +343,7 @@ def _hazards(step: Step) -> list[str]:
         kept = " (retained: the cloud keeps it, the stack no longer manages it)" if step.old.retain_on_delete else ""
         found.append(f"{what}: it holds data{kept}")
     delete = next((r for r in step.runs if r.phase in ("delete", "delete-replaced")), None)
-    if delete is not None and (stops := workload_stops(script_of(delete.command))):
+    if delete is not None and (stops := workload_stops(command_script(delete.command))):
         found.append(f"{what} runs its old delete, which stops or removes a workload ({stops[0]})")
     if step.old.protect or (step.op == "replace" and step.new is not None and step.new.protect):
         found.append(f"{what}: it is protected, the engine refuses to {step.op} it and `pulumi up` fails")
@@ -400,39 +399,11 @@ def scripts_in(command: str, signatures: Mapping[str, str]) -> list[str]:
     return sorted({name for signature, name in signatures.items() if signature in command})
 
 
-def script_of(command: str) -> str:
-    """The script a ``[sudo -n] bash -c '<script>' label`` command line carries, else the line."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return command
-    if "-c" in words and words.index("-c") + 1 < len(words):
-        return words[words.index("-c") + 1]
-    return command
-
-
-_HEADER = "# parameters rendered from the plan\n"
-_ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=((?:[^\s'\"]+|'[^']*'|\"[^\"]*\")*)\n")
-
-
-def parameters(command: str) -> dict[str, str]:
-    """The rendered ``NAME=value`` block of a script (``components/provisioning.py: render``)."""
-    script = script_of(command)
-    start = script.find(_HEADER)
-    if start < 0:
-        return {}
-    found, position = {}, start + len(_HEADER)
-    while match := _ASSIGNMENT.match(script, position):
-        found[match.group(1)] = match.group(2)
-        position = match.end()
-    return found
-
-
 def changed_parameters(old: str | None, new: str | None) -> list[str]:
     """Names (never values) of the parameters whose rendered values differ."""
     if old is None or new is None:
         return []
-    before, after = parameters(old), parameters(new)
+    before, after = rendered_parameters(old), rendered_parameters(new)
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
