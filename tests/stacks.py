@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +90,18 @@ def inputs(resource: Registration) -> dict[str, Any]:
 
 def commands(run: StackRun) -> dict[str, dict[str, Any]]:
     return {r.name: inputs(r) for r in run.of_type("command:remote:Command")}
+
+
+def preflight_cli(
+    *args: str, root: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m preflight ARGS --root ROOT`` as a user runs it: a real interpreter, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "preflight", *args, "--root", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )

@@ -18,8 +18,6 @@ import gc
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import pulumi
 import pytest
 
 from preflight.__main__ import main
-from tests.stacks import ROOT
+from tests.stacks import ROOT, preflight_cli
 
 HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
 FIXTURES = sorted(HOSTILE.glob("*.yaml"))
@@ -139,14 +137,7 @@ def test_hostile_stack_file_is_refused(fixture: Path, tmp_path: Path, capsys: py
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_crash_class_is_one_line_from_the_real_cli(name: str, tmp_path: Path):
     root = stack_root(tmp_path, fixture_bytes(HOSTILE / name))
-    result = subprocess.run(
-        [sys.executable, "-m", "preflight", STACK, "--root", str(root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = preflight_cli(STACK, root=root)
     assert "Traceback" not in result.stdout + result.stderr
     assert result.returncode == 2, result.stderr[-500:]
     assert_one_error_line(result.stderr)

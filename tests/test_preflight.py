@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pulumi import RunError
 
 from preflight.engine import CloudMocks, RecordingMonitor, run_stack
-from tests.stacks import ROOT, config_for
+from tests.stacks import ROOT, config_for, preflight_cli
 
-
-def preflight(*args: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "preflight", *args, "--root", str(root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+preflight = preflight_cli
 
 
 @pytest.fixture(scope="module")

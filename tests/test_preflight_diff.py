@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 import shutil
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import program
 from plan import DEFAULT_DATABASES
 from preflight import diff
 from preflight.engine import Registration, StackRun
-from tests.stacks import ROOT, evaluate
+from tests.stacks import ROOT, evaluate, preflight_cli
 
 COMMAND = "command:remote:Command"
 SIGNATURES = diff.script_signatures(diff.SCRIPTS)
@@ -298,16 +297,7 @@ def repr_sh(text: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def preflight(*args: str, root: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "preflight", *args, "--root", str(root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+preflight = partial(preflight_cli, timeout=300)  # --from a revision evaluates two programs
 
 
 def project_copy(tmp_path: Path) -> Path:
