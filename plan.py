@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from plan_values import (
-    CLOUD_IDS,
+    CLOUD_ID_PREFIXES,
     MAX_MEMORY_MIB,
     WORLD_PREFIX,
     Artifact,
@@ -45,6 +45,7 @@ from plan_values import (
     Port,
     Text,
     Token,
+    cloud_id_pattern,
     count,
     covered_addresses,
     is_below,
@@ -582,7 +583,6 @@ class Plan(Model):
 
     def _check_cloud_ids(self) -> None:
         """Ids in the cloud's own format: anything else would reach the API, or a command, as typed."""
-        formats = CLOUD_IDS[self.cloud.value]
         located = {
             "host.instanceId": getattr(self.host, "instance_id", None),
             "firewall.securityGroupId": self.firewall.security_group_id,
@@ -591,11 +591,11 @@ class Plan(Model):
         }
         for where, value in located.items():
             field = where.rpartition(".")[2]
-            if value is not None and not re.match(formats[field], value):
-                example = formats[field].strip("^$").replace("[a-z0-9]", "").split("{")[0]
+            prefix, pattern = CLOUD_ID_PREFIXES[self.cloud.value][field], cloud_id_pattern(self.cloud.value, field)
+            if value is not None and not re.match(pattern, value):
                 raise ValueError(
                     f"{NAMESPACE}:{where}: {shown(value)} is not {self.cloud.article} id; expected "
-                    f"{example} followed by lower-case letters and digits ({formats[field]})"
+                    f"{prefix} followed by lower-case letters and digits ({pattern})"
                 )
 
     def _check_retired(self) -> None:

@@ -310,20 +310,18 @@ HostKey = Annotated[str, StringConstraints(strict=True, max_length=1000), AfterV
 
 # The documented id formats: Alibaba ids are a prefix and 8-30 lower-case letters and digits
 # (i-wz9..., sg-wz9...), Tencent's a prefix and exactly 8 (ins-abcd1234, sg-abcd1234).
-CLOUD_IDS: dict[str, dict[str, str]] = {
-    "alibaba": {
-        "instanceId": r"^i-[a-z0-9]{8,30}$",
-        "securityGroupId": r"^sg-[a-z0-9]{8,30}$",
-        "vpcId": r"^vpc-[a-z0-9]{8,30}$",
-        "subnetId": r"^vsw-[a-z0-9]{8,30}$",
-    },
-    "tencent": {
-        "instanceId": r"^ins-[a-z0-9]{8}$",
-        "securityGroupId": r"^sg-[a-z0-9]{8}$",
-        "vpcId": r"^vpc-[a-z0-9]{8}$",
-        "subnetId": r"^subnet-[a-z0-9]{8}$",
-    },
+CLOUD_ID_PREFIXES: dict[str, dict[str, str]] = {
+    "alibaba": {"instanceId": "i-", "securityGroupId": "sg-", "vpcId": "vpc-", "subnetId": "vsw-"},
+    "tencent": {"instanceId": "ins-", "securityGroupId": "sg-", "vpcId": "vpc-", "subnetId": "subnet-"},
 }
+_CLOUD_ID_LENGTH = {"alibaba": "{8,30}", "tencent": "{8}"}
+
+
+def cloud_id_pattern(cloud: str, field: str) -> str:
+    """The regular expression ids of ``field`` (``instanceId``, ...) match on ``cloud``."""
+    return f"^{CLOUD_ID_PREFIXES[cloud][field]}[a-z0-9]{_CLOUD_ID_LENGTH[cloud]}$"
+
+
 CloudId = Annotated[str, StringConstraints(strict=True, max_length=40)]
 
 
