@@ -283,6 +283,7 @@ class SshHost:
             "quadlet": str(self.quadlet),
             "secrets": str(self.secrets),
             "state": f"{root}/var/lib/platform-state",
+            "backups": f"{root}/var/lib/platform-backups",
             "sysctl": f"{root}/etc/sysctl.d",
             "keepReleases": keep_releases,
         }
