@@ -35,6 +35,7 @@ from plan_values import (
     WORLD_PREFIX,
     Artifact,
     Bool,
+    Calendar,
     Cidr,
     CloudId,
     HostAddress,
@@ -60,6 +61,22 @@ NAMESPACES = (NAMESPACE, "alicloud", "tencentcloud", "command", "pulumi")
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("sshPrivateKey", "dbPasswords")
+
+# The replication user on every source (quoted from the seeds: "复制用户: replication").
+REPLICATION_USER = "replication"
+
+# Command names a workload's name must not start with (or be): each names one of the commands the
+# provisioning components add beside the workloads' own (<component>-<prefix><workload>), so a
+# workload called so would collide with, or be mistaken for, one of them.
+RESERVED_PREFIXES = ("retire-", "backup-", "restore-", "repl-", "replica-", "replication-", "tls-")
+RESERVED_NAMES = ("bootstrap", "tls")
+# The transient workload of the backup jobs (see Plan.transient).
+BACKUP_JOBS = "backup-jobs"
+# Chosen here: the memory of a backup or drill job's own programs on the host (MemoryMax= of
+# their units): bash, gzip, tar, sha256sum, the podman client of `podman exec` (a Go program,
+# tens of MiB) and, after the dump, ossutil with one upload stream. The dump tools themselves
+# run inside their containers' limits.
+BACKUP_RUNNER_MEMORY_MIB = 64
 
 # Memory a JVM needs outside its heap and page cache (metaspace, threads, GC, direct
 # buffers). The seeds record Elasticsearch OOM-killed when its limit was near its heap.
@@ -249,6 +266,61 @@ class Jvm(Model):
         return self.heap_mib + self.page_cache_mib + JVM_NATIVE_FLOOR_MIB
 
 
+# Engines whose replication this platform sets up (Alibaba primary -> Tencent replica). Neo4j
+# Community, Elasticsearch without a paid licence and Weaviate cannot replicate across clusters:
+# for them the off-host backup (and a restore on the other side) is the cross-cloud copy.
+REPLICABLE_KINDS = (DatabaseKind.MYSQL, DatabaseKind.POSTGRES, DatabaseKind.REDIS)
+# Chosen here: the PostgreSQL database a replica follows when replicaOf.database is not given
+# (the seeds' application database).
+DEFAULT_REPLICATED_POSTGRES_DATABASE = "future_user"
+
+
+class BackupNone(Model):
+    """A database that is deliberately not backed up, and why (the policy pack reads the reason)."""
+
+    none: Text = Field(min_length=1, description="why this database needs no backup")
+
+
+class ReplicaOf(Model):
+    """An existing engine on the Tencent host that follows an Alibaba database."""
+
+    source: Name = Field(description="the Alibaba database's name, e.g. production-mysql")
+    kind: Literal["mysql", "postgres", "redis"]
+    host: HostAddress | None = Field(default=None, description="the source host; must be firewall.peerAddress")
+    port: Port | None = Field(
+        default=None, description="the source's port on its host; default the engine's own (3306, 5432, 6379)"
+    )
+    database: Name | None = Field(default=None, description="postgres: the database replicated (future_user)")
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _replicable(cls, kind: Any) -> Any:
+        if kind in {k.value for k in DatabaseKind} - {k.value for k in REPLICABLE_KINDS}:
+            raise ValueError(
+                f"{kind} cannot replicate across clouds (only mysql, postgres and redis do): the off-host backup, "
+                "restored on the other side, is the cross-cloud copy for it; remove replicaOf"
+            )
+        return kind
+
+    @model_validator(mode="after")
+    def _database_is_postgres(self) -> ReplicaOf:
+        if self.database is not None and self.kind != "postgres":
+            raise ValueError(f"replicaOf.database applies to postgres (one database streams); not to {self.kind}")
+        return self
+
+    @property
+    def source_port(self) -> int:
+        """Declared here, not read from the Alibaba stack, so the replica's command is known at preview
+        (the program checks it against the stack's outputs when it runs)."""
+        return self.port or ENGINE_PORTS[DatabaseKind(self.kind)][0]
+
+    @property
+    def replicated_database(self) -> str | None:
+        if self.kind != "postgres":
+            return None
+        return self.database or DEFAULT_REPLICATED_POSTGRES_DATABASE
+
+
 class Database(Model):
     kind: DatabaseKind
     name: Name = Field(description="container name")
@@ -257,6 +329,9 @@ class Database(Model):
     memory_mib: MemoryMib
     jvm: Jvm | None = None
     health_timeout_s: int = count(1, 1800, default=300, description="bounded wait for the engine's health")
+    backup: BackupNone | None = Field(
+        default=None, description="None: backed up on platform:backups.schedule; {none: reason} to opt out"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -346,6 +421,21 @@ class ExistingWorkload(Model):
     ports: tuple[PortSpec, ...] = ()
     memory_mib: MemoryMib
     database: Bool = False
+    replica_of: ReplicaOf | None = Field(
+        default=None, description="make this engine a replica of an Alibaba database (over TLS)"
+    )
+
+    @model_validator(mode="after")
+    def _replica_is_one_engine(self) -> ExistingWorkload:
+        if self.replica_of is not None:
+            if len(self.ports) != 1:
+                raise ValueError(
+                    f"a replica (replicaOf) lists exactly one port, the local {self.replica_of.kind}'s; "
+                    f"{self.name} lists {len(self.ports)}"
+                )
+            if not self.database:
+                raise ValueError(f"a replica (replicaOf) is a database: set database: true on {self.name}")
+        return self
 
     @property
     def role(self) -> str:
@@ -379,8 +469,8 @@ class Retired(Model):
 class Paths(Model):
     """Where provisioning installs things on the host (tests point these at a temp dir).
 
-    ``root``, ``data``, ``secrets`` and ``state`` are the platform's own (scripts create and
-    remove inside them); ``units``, ``quadlet`` and ``sysctl`` are the system's drop-in
+    ``root``, ``data``, ``secrets``, ``state`` and ``backups`` are the platform's own (scripts create
+    and remove inside them); ``units``, ``quadlet`` and ``sysctl`` are the system's drop-in
     directories it writes files into. No two may nest: a secrets directory inside a database's
     bind mount would hand every password to that container.
     """
@@ -392,13 +482,17 @@ class Paths(Model):
     secrets: HostPath = "/etc/platform/secrets"
     state: HostPath = Field(default="/var/lib/platform-state", description="markers of what the platform owns")
     sysctl: HostPath = "/etc/sysctl.d"
+    backups: HostPath = Field(
+        default="/var/lib/platform-backups",
+        description="local backups (chosen here: beside the data tree, never inside it, so no container sees them)",
+    )
     keep_releases: int = count(2, 20, default=3)
 
     @model_validator(mode="after")
     def _apart(self) -> Paths:
         named = {
             to_camel(key): getattr(self, key)
-            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl")
+            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl", "backups")
         }
         for key, path in named.items():
             for other, other_path in named.items():
@@ -409,6 +503,68 @@ class Paths(Model):
                         "directories must not nest (a container or a removal of one would reach the other)"
                     )
         return self
+
+
+# ---------------------------------------------------------------------------------------
+# Backups and replication
+# ---------------------------------------------------------------------------------------
+
+# An OSS bucket name: 3-63 lower-case letters, digits and '-', starting and ending with a letter or digit.
+OSS_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+
+
+class OffHost(Model):
+    """The OSS bucket the Alibaba host copies its backups to (through its ECS RAM role)."""
+
+    bucket: Annotated[str, _pattern(OSS_BUCKET_PATTERN)] | None = Field(
+        default=None, description="OSS bucket name; default: derived from the project and stack (components/offsite.py)"
+    )
+    # Chosen here: one folder per platform, so the bucket may hold other prefixes, and the RAM
+    # policy grants nothing outside it.
+    prefix: Annotated[str, _pattern(r"^([a-z0-9][a-z0-9._-]{0,62}/){1,8}$", max_length=200)] = "platform/"
+
+
+class Backups(Model):
+    """When and how long the databases are backed up (the seeds: 每日自动备份, daily backups).
+
+    Every default below but the daily schedule is chosen here: 03:00 (the quiet hour of a
+    Chinese-market application) with up to 30 minutes' random delay, so the six dumps do not
+    start together; a week of dailies and a month of weeklies; the restore drill on Sunday
+    05:00, after that night's backups, with a 16 MiB scratch limit: the seeds' Alibaba host
+    has 83 MiB beside its six containers, the job's own programs take 64 of them
+    (BACKUP_RUNNER_MEMORY_MIB), and 16 restores a small Redis dataset. An engine whose
+    scratch needs more (components/backups.py: DRILL_SCRATCH_MIN_MIB) has its archive verified, not restored, until
+    drillMemoryMib is raised on a host with room.
+    """
+
+    schedule: Calendar = "*-*-* 03:00:00"
+    randomized_delay_s: int = count(0, 86400, default=1800, description="systemd RandomizedDelaySec=")
+    keep_daily: int = count(0, 3660, default=7)
+    keep_weekly: int = count(0, 520, default=4)
+    drill_schedule: Calendar = "Sun *-*-* 05:00:00"
+    drill_memory_mib: MemoryMib = 16
+    off_host: OffHost | None = Field(default=OffHost(), description="null: local backups only (not recommended)")
+
+    @field_validator("keep_daily")
+    @classmethod
+    def _keeps_one(cls, keep: int) -> int:
+        if keep < 1:
+            raise ValueError(
+                "a retention of 0 keeps no daily backup (each would be pruned as soon as it is written); "
+                "keep at least 1, e.g. 7"
+            )
+        return keep
+
+
+class Replication(Model):
+    """Which Alibaba databases accept the peer as a replica, and where the Tencent side reads them."""
+
+    sources: tuple[Name, ...] | None = Field(
+        default=None, max_length=16, description="alibaba: default every mysql, postgres and redis database"
+    )
+    source_stack: Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")] | None = Field(
+        default=None, description="tencent: the alibaba stack, e.g. my-org/platform/alibaba (a StackReference)"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -538,6 +694,8 @@ class Plan(Model):
     existing: tuple[ExistingWorkload, ...] = ()
     retired: Retired = Retired()
     paths: Paths = Paths()
+    backups: Backups = Backups()
+    replication: Replication = Replication()
 
     @model_validator(mode="before")
     @classmethod
@@ -579,7 +737,41 @@ class Plan(Model):
         self._check_batches()
         self._check_retired()
         self._check_cloud_ids()
+        self._check_replication()
         return self
+
+    def _check_replication(self) -> None:
+        databases = {db.name: db for db in self.databases}
+        for index, name in enumerate(self.replication.sources or ()):
+            where = f"{NAMESPACE}:replication.sources[{index}]"
+            if name not in databases:
+                valid = ", ".join(db.name for db in self.databases if db.kind in REPLICABLE_KINDS) or "none"
+                raise ValueError(f"{where}: {shown(name)} is not a database of this plan; replicable ones: {valid}")
+            if databases[name].kind not in REPLICABLE_KINDS:
+                raise ValueError(
+                    f"{where}: {name} is {databases[name].kind}, which cannot replicate across clouds (only mysql, "
+                    "postgres and redis do): its off-host backup is the cross-cloud copy; remove it from the list"
+                )
+        for index, workload in enumerate(self.existing):
+            replica = workload.replica_of
+            if replica is None:
+                continue
+            where = f"{NAMESPACE}:existing[{index}].replicaOf"
+            if self.cloud == Cloud.ALIBABA:
+                raise ValueError(f"{where}: the Alibaba host is the primary; replicas live on the Tencent host")
+            if replica.host is not None and replica.host != self.firewall.peer_address:
+                raise ValueError(
+                    f"{where}.host: {shown(replica.host)} is not the peer; a replica follows the peer host only "
+                    f"(firewall.peerAddress {self.firewall.peer_address}): set it to that or leave it out"
+                )
+            if self.replication.source_stack is None:
+                raise ValueError(
+                    f"{NAMESPACE}:replication.sourceStack: required when existing[{index}] ({workload.name}) has "
+                    "replicaOf: the alibaba stack whose outputs it reads, e.g. my-org/platform/alibaba"
+                )
+        sources = [w.replica_of.source for w in self.existing if w.replica_of is not None]
+        if repeated := sorted(n for n, count in Counter(sources).items() if count > 1):
+            raise ValueError(f"{NAMESPACE}:existing: more than one replica of {', '.join(repeated)}; one per source")
 
     def _check_cloud_ids(self) -> None:
         """Ids in the cloud's own format: anything else would reach the API, or a command, as typed."""
@@ -613,10 +805,12 @@ class Plan(Model):
                         "workload is either on the host or retired: remove one of the two entries"
                     )
         for section, index, workload in self._located_workloads():
-            if workload.name.startswith("retire-"):
+            prefix = next((p for p in RESERVED_PREFIXES if workload.name.startswith(p)), None)
+            if prefix is not None or workload.name in RESERVED_NAMES:
+                what = f"start with {prefix!r}" if prefix is not None else f"be {workload.name!r}"
                 raise ValueError(
-                    f"{NAMESPACE}:{section}[{index}]: name {workload.name!r} must not start with 'retire-' (the "
-                    "prefix names the commands that remove retired workloads)"
+                    f"{NAMESPACE}:{section}[{index}]: name {workload.name!r} must not {what} (it names the "
+                    f"platform's own commands: {', '.join(RESERVED_PREFIXES)} and {', '.join(RESERVED_NAMES)})"
                 )
 
     def _check_batches(self) -> None:
@@ -647,8 +841,45 @@ class Plan(Model):
         return (*self.existing, *self.databases, *self.services)
 
     @property
+    def backed_up(self) -> tuple[Database, ...]:
+        """The databases backed up on the schedule (all but those with ``backup: {none: ...}``)."""
+        return tuple(db for db in self.databases if db.backup is None)
+
+    @property
+    def transient(self) -> tuple[dict[str, Any], ...]:
+        """Jobs that run now and then beside the workloads and must fit the same memory budget.
+
+        One backup or restore drill runs at a time (a host-wide lock). A backup's dump runs
+        through ``podman exec`` inside its container's own limit, so the most a job adds is a
+        drill's: its programs (BACKUP_RUNNER_MEMORY_MIB) and its scratch engine (drillMemoryMib).
+        """
+        if not self.backed_up:
+            return ()
+        return (
+            {
+                "name": BACKUP_JOBS,
+                "role": "transient:backup-jobs",
+                "memoryMib": BACKUP_RUNNER_MEMORY_MIB + self.backups.drill_memory_mib,
+                "family": None,
+                "ports": [],
+            },
+        )
+
+    @property
+    def replication_sources(self) -> tuple[Database, ...]:
+        """Alibaba databases that accept the peer as a replica (default: every replicable one)."""
+        if self.replication.sources is None:
+            return tuple(db for db in self.databases if db.kind in REPLICABLE_KINDS)
+        return tuple(db for db in self.databases if db.name in self.replication.sources)
+
+    @property
+    def replicas(self) -> tuple[ExistingWorkload, ...]:
+        """Existing Tencent engines that follow an Alibaba database."""
+        return tuple(w for w in self.existing if w.replica_of is not None)
+
+    @property
     def used_mib(self) -> int:
-        return sum(w.memory_mib for w in self.workloads)
+        return sum(w.memory_mib for w in self.workloads) + sum(t["memoryMib"] for t in self.transient)
 
     @property
     def free_mib(self) -> int:
@@ -664,15 +895,43 @@ class Plan(Model):
             "peerCidr": self.firewall.peer_cidr,
             "adminCidrs": list(self.firewall.admin_cidrs),
             "workloads": [
-                {
-                    "name": w.name,
-                    "role": w.role,
-                    "memoryMib": w.memory_mib,
-                    "family": w.family if isinstance(w, Service) else None,
-                    "ports": [p.model_dump(mode="json", by_alias=True) for p in w.ports],
-                }
-                for w in self.workloads
+                *(
+                    {
+                        "name": w.name,
+                        "role": w.role,
+                        "memoryMib": w.memory_mib,
+                        "family": w.family if isinstance(w, Service) else None,
+                        "ports": [p.model_dump(mode="json", by_alias=True) for p in w.ports],
+                        "backup": _backup_props(w),
+                    }
+                    for w in self.workloads
+                ),
+                *({**t, "backup": None} for t in self.transient),
             ],
+            "backups": self.backups.model_dump(mode="json", by_alias=True),
+            "replication": {
+                "sources": [
+                    {
+                        "name": db.name,
+                        "kind": db.kind.value,
+                        "port": db.ports[0].port,
+                        "peerCidr": self.firewall.peer_cidr,
+                    }
+                    for db in self.replication_sources
+                ],
+                "replicas": [
+                    {
+                        "name": w.name,
+                        "kind": w.replica_of.kind,
+                        "source": w.replica_of.source,
+                        "sourceAddress": w.replica_of.host or self.firewall.peer_address,
+                        "sourcePort": w.replica_of.source_port,
+                        "port": w.ports[0].port,
+                    }
+                    for w in self.replicas
+                    if w.replica_of is not None
+                ],
+            },
             "retired": [
                 *({"name": r.name, "kind": "database", "purge": r.purge} for r in self.retired.databases),
                 *({"name": r.name, "kind": "service", "purge": False} for r in self.retired.services),
@@ -693,6 +952,14 @@ class Plan(Model):
         else:  # the peer is the Alibaba database host
             peer_ports = (p for d in DEFAULT_DATABASES for p in d["ports"])
         return tuple(sorted({p["port"] for p in peer_ports}))
+
+
+def _backup_props(workload: Database | Service | ExistingWorkload) -> dict[str, str] | None:
+    if not isinstance(workload, Database):
+        return None
+    if workload.backup is None:
+        return {"mode": "scheduled"}
+    return {"mode": "none", "reason": workload.backup.none}
 
 
 # ---------------------------------------------------------------------------------------

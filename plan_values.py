@@ -80,6 +80,148 @@ def describe_char(char: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# systemd calendar expressions (OnCalendar=)
+# ---------------------------------------------------------------------------------------
+
+# The shorthands systemd knows (systemd.time(7)), case-insensitive as systemd reads them.
+CALENDAR_SHORTHANDS = frozenset(
+    {
+        "minutely",
+        "hourly",
+        "daily",
+        "weekly",
+        "monthly",
+        "yearly",
+        "annually",
+        "quarterly",
+        "semiannually",
+        "semi-annually",
+        "biannually",
+        "bi-annually",
+    }
+)
+CALENDAR_EXAMPLE = "e.g. '*-*-* 03:00:00', 'Mon..Fri 02:30', '*-*-1,15 02:30', '*:0/15' or 'daily'"
+MAX_CALENDAR = 100
+_CALENDAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 *:,./~-")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBER = re.compile(r"^[0-9]{1,2}$")
+# Last days of a month counted back with '~': systemd accepts 1..28.
+_MAX_DAYS_BACK = 28
+
+
+def _weekday(word: str) -> int:
+    lowered = word.lower()
+    for index, day in enumerate(_WEEKDAYS):
+        if lowered in (day, day[:3]):
+            return index
+    raise ValueError(
+        f"{word!r} is neither a weekday (Mon, Tue, ... or Monday, ...) nor a shorthand (daily, weekly, ...)"
+    )
+
+
+def _weekdays(text: str) -> None:
+    """``Mon``, ``Mon..Fri``, ``Sat,Sun``, ``Mon..Wed,Fri``: no repetition, ranges forward only."""
+    for item in text.split(","):
+        first, dots, last = item.partition("..")
+        start = _weekday(first)
+        if dots and _weekday(last) < start:
+            raise ValueError(f"weekday range {item!r} runs backwards (write Mon..Fri, not Fri..Mon)")
+
+
+def _number(text: str, what: str, low: int, high: int) -> int:
+    if not _NUMBER.match(text):
+        raise ValueError(f"{what} {text!r} is not a number of one or two digits")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{what} {value} is outside {low}..{high}")
+    return value
+
+
+def _component(text: str, what: str, low: int, high: int, *, star: bool = True, repeat: bool = True) -> None:
+    """One field: ``*``, or a list of ``N``, ``N..M`` and ``N/R``/``N..M/R`` (repeat every R)."""
+    if text == "*" and star:
+        return
+    for item in text.split(","):
+        value, slash, step = item.partition("/")
+        first, dots, last = value.partition("..")
+        start = _number(first, what, low, high)
+        if dots and _number(last, what, low, high) < start:
+            raise ValueError(f"{what} range {value!r} runs backwards")
+        if slash:
+            if not repeat:
+                raise ValueError(f"{what} {item!r} may not repeat with '/' here")
+            if not step.isdigit() or not 1 <= int(step) <= high - start:
+                raise ValueError(f"{what} repetition {item!r} must step by 1..{high - start} (the next one must exist)")
+
+
+def _calendar_date(text: str) -> None:
+    """``[*-]MONTH-DAY``, or ``[*-]MONTH~N`` (the N-th last day); the year, when written, is ``*``."""
+    head, tilde, back = text.partition("~")
+    parts = head.split("-")
+    if len(parts) == (2 if tilde else 3):
+        if parts[0] != "*":
+            raise ValueError(f"year {parts[0]!r} is fixed: a schedule that stops after one year is no schedule; use *")
+        parts = parts[1:]
+    if tilde:
+        if len(parts) != 1 or "~" in back:
+            raise ValueError(f"{text!r} is not a date of the form *-MONTH~DAYS-BACK")
+        _component(parts[0], "month", 1, 12)
+        _component(back, "days back from the month's end", 1, _MAX_DAYS_BACK, star=False, repeat=False)
+        return
+    if len(parts) != 2:
+        raise ValueError(f"{text!r} is not a date of the form *-MONTH-DAY")
+    _component(parts[0], "month", 1, 12)
+    _component(parts[1], "day", 1, 31)
+
+
+def _calendar_time(text: str) -> None:
+    """``HOUR:MINUTE[:SECOND]``, whole seconds."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"{text!r} is not a time of the form HH:MM or HH:MM:SS")
+    for part, (what, high) in zip(parts, (("hour", 23), ("minute", 59), ("second", 59)), strict=False):
+        _component(part, what, 0, high)
+
+
+def _calendar(value: str) -> str:
+    """A systemd ``OnCalendar=`` expression: a shorthand or ``[WEEKDAYS] [DATE] [TIME]``.
+
+    Refused although systemd takes it (a backup schedule has no use for it, and each is one more
+    way to write a schedule that stops): a fixed or two-digit year, a timezone, ``@epoch``,
+    fractional seconds, leading zeros beyond two digits, a repetition after ``~`` or one whose
+    next occurrence does not exist.
+    """
+    if len(value) > MAX_CALENDAR:
+        raise ValueError(f"is {len(value)} characters long; at most {MAX_CALENDAR}")
+    if bad := next((c for c in value if c not in _CALENDAR_CHARS), None):
+        raise ValueError(
+            f"contains {describe_char(bad)}; a calendar expression holds letters, digits, spaces and * : , . / ~ - "
+            f"only ({CALENDAR_EXAMPLE})"
+        )
+    if value.lower() in CALENDAR_SHORTHANDS:
+        return value
+    words = value.split()
+    if not words or value != value.strip():
+        raise ValueError(f"is not a systemd calendar expression (no leading or trailing space; {CALENDAR_EXAMPLE})")
+    try:
+        if words[0][:1].isalpha():
+            _weekdays(words.pop(0))
+        if words and ":" not in words[0]:
+            _calendar_date(words.pop(0))
+        if words:
+            _calendar_time(words.pop(0))
+        if words:
+            raise ValueError(f"{words[0]!r} follows the time; the order is [WEEKDAYS] [DATE] [TIME]")
+    except ValueError as error:
+        raise ValueError(f"is not a systemd calendar expression: {error}; {CALENDAR_EXAMPLE}") from None
+    return value
+
+
+Calendar = Annotated[str, StringConstraints(strict=True), AfterValidator(_calendar)]
+"""A systemd ``OnCalendar=`` expression (systemd.time(7)), checked here; the test compares with systemd-analyze."""
+
+
+# ---------------------------------------------------------------------------------------
 # Paths on the host
 # ---------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
 FIXTURES = sorted(HOSTILE.glob("*.yaml"))
 STACK = "hostile"
 MARKER = "PLANTED"
-CLASSES = ("inject", "paths", "world", "dup", "secret", "crash", "id", "artifact", "policy")
+CLASSES = ("inject", "paths", "world", "dup", "secret", "crash", "id", "artifact", "policy", "backup", "replica")
 # The crash class again, as a user runs it: a real interpreter, so nothing pytest does can hide a traceback.
 SUBPROCESS_CASES = (
     "crash-config-nonstring-key.yaml",

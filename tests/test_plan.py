@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
-from plan import PlanError, load_plan
+from plan import BACKUP_RUNNER_MEMORY_MIB, REPLICATION_USER, PlanError, load_plan
+from plan_values import Calendar
 from tests.stacks import CREATED_ALIBABA_HOST, config_for, stack_values
 
 SEEDS_DATABASE_PORTS = {
@@ -79,6 +83,17 @@ def _database(**fields: Any) -> list[dict[str, Any]]:
         "memoryMib": 256,
     }
     return [{**base, **fields}]
+
+
+def _replica(**fields: Any) -> dict[str, Any]:
+    base = {
+        "name": "mysql",
+        "ports": [{"port": 3306, "expose": "peer"}],
+        "memoryMib": 384,
+        "database": True,
+        "replicaOf": {"source": "production-mysql", "kind": "mysql"},
+    }
+    return {**base, **fields}
 
 
 def _service(**fields: Any) -> dict[str, Any]:
@@ -288,6 +303,78 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         ("platform:databases[0]", "'retire-cache'", "'retire-'"),
     ),
     (
+        "workload-named-like-a-backup-command",
+        "alibaba",
+        {"databases": _database(name="backup-cache")},
+        ("platform:databases[0]", "'backup-cache'", "'backup-'"),
+    ),
+    (
+        "workload-named-like-the-tls-command",
+        "tencent",
+        {"existing": [{"name": "tls", "memoryMib": 16}]},
+        ("platform:existing[0]", "'tls'"),
+    ),
+    (
+        "schedule-not-a-calendar-expression",
+        "alibaba",
+        {"backups": {"schedule": "every night"}},
+        ("platform:backups.schedule", "'every night'", "not a systemd calendar expression", "*-*-* 03:00:00"),
+    ),
+    (
+        "schedule-with-shell",
+        "alibaba",
+        {"backups": {"drillSchedule": "daily; reboot"}},
+        ("platform:backups.drillSchedule", "';'", "daily"),
+    ),
+    (
+        "retention-of-zero",
+        "alibaba",
+        {"backups": {"keepDaily": 0}},
+        ("platform:backups.keepDaily", "(got 0)", "at least 1"),
+    ),
+    (
+        "replica-of-neo4j",
+        "tencent",
+        {"existing": [_replica(replicaOf={"source": "production-neo4j", "kind": "neo4j"})]},
+        ("platform:existing[0].replicaOf.kind", "'neo4j'", "off-host backup", "mysql, postgres and redis"),
+    ),
+    (
+        "replica-of-not-the-peer",
+        "tencent",
+        {"existing": [_replica(replicaOf={"source": "production-mysql", "kind": "mysql", "host": "198.51.100.7"})]},
+        ("platform:existing[0].replicaOf.host", "'198.51.100.7'", "47.115.168.107"),
+    ),
+    (
+        "replica-without-source-stack",
+        "tencent",
+        {"existing": [_replica()], "replication": None},
+        ("platform:replication.sourceStack", "required", "replicaOf"),
+    ),
+    (
+        "replication-source-cannot-replicate",
+        "alibaba",
+        {"replication": {"sources": ["production-elasticsearch"]}},
+        ("platform:replication.sources[0]", "production-elasticsearch", "off-host backup"),
+    ),
+    (
+        "replication-source-unknown",
+        "alibaba",
+        {"replication": {"sources": ["production-mongo"]}},
+        ("platform:replication.sources[0]", "'production-mongo'", "production-mysql"),
+    ),
+    (
+        "backups-inside-data",
+        "alibaba",
+        {"paths": {"backups": "/var/lib/platform/backups"}},
+        ("platform:paths.backups", "/var/lib/platform/backups", "paths.data"),
+    ),
+    (
+        "backup-none-without-reason",
+        "alibaba",
+        {"databases": _database(backup={"none": ""})},
+        ("platform:databases[0].backup.none",),
+    ),
+    (
         "retired-unknown-field",
         "alibaba",
         {"retired": {"databases": [{"name": "old", "keepData": True}]}},
@@ -322,3 +409,207 @@ def test_a_secret_set_with_secret_is_accepted():
     config = config_for("alibaba")
     assert {"platform:sshPrivateKey", "platform:dbPasswords"} <= config.secret_keys
     assert load_plan(config.config, config.secret_keys).cloud == "alibaba"
+
+
+# --- Backups and replication ---------------------------------------------------------------------
+
+# Calendar expressions the plan accepts: systemd must accept each too.
+CALENDAR_ACCEPTED = (
+    "minutely",
+    "hourly",
+    "daily",
+    "Daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "quarterly",
+    "semiannually",
+    "annually",
+    "Mon..Fri",
+    "mon..fri 03:00",
+    "Sat,Sun 10:00",
+    "Mon..Wed,Fri *-*-* 01:00",
+    "Monday *:00",
+    "*-*-* 03:00:00",
+    "*-*-1,15 02:30",
+    "*:0/15",
+    "*:*:0/15",
+    "Sun *-*-* 05:00:00",
+    "03:00",
+    "3:0",
+    "*-*-*",
+    "*-1,15",
+    "*-01,07-01 00:00",
+    "*-02~03",
+    "*-*~1 23:30",
+    "*-*-1..7",
+    "*-*-1..7/2",
+    "*-1/11-1",
+    "*-*-* 00..06:00",
+    "*-*-* 0,12:00",
+    "*-*-* 0/23:00",
+    "*:00/59",
+    "Mon  03:00",
+)
+# Not calendar expressions at all: systemd refuses each too.
+CALENDAR_INVALID = (
+    "",
+    " daily",
+    "daily ",
+    "now",
+    "every night",
+    "12",
+    ":00",
+    "*:",
+    "Mo",
+    "Fri..Mon",
+    "Mon/2",
+    "Mon..",
+    "Mon,,Tue",
+    "Mon, Tue",
+    "Mon Tue",
+    "*-*-* 03:00 Mon",
+    "*/2:00",
+    "*-*-* */15:00",
+    "*-*-*/2",
+    "*-*-0",
+    "*-*-32",
+    "*-13-01",
+    "*-*-5..3",
+    "*-*-1/0",
+    "*-*-2/30",
+    "*-*~29",
+    "*-*-1~2",
+    "*-*-*-* 03:00",
+    "*-*-* 24:00",
+    "*-*-* 03:00:60",
+    "*:60",
+    "*:0/0",
+    "*:00/60",
+    "*-*-* 03",
+    "*-*-* 3:00:00:00",
+    "*-*-* *,3:00",
+    "* 03:00",
+)
+# Valid for systemd, refused here on purpose (Calendar's docstring says why).
+CALENDAR_STRICTER = (
+    "2024-01-01",  # a fixed year: the backups stop after it
+    "24-01-01",  # a two-digit year
+    "*-*-* 03:00:00 UTC",  # a timezone: the host's local time is the one documented
+    "*-*-* 03:00:00.5",  # fractional seconds
+    "*-*-* 003:00",  # three digits for an hour
+    "*-*~7/1",  # a repetition counted from the month's end
+    "*:0..59/70",  # a repetition whose next occurrence does not exist
+)
+CALENDAR_HOSTILE = ("daily; reboot", "*-*-* 03:00\nExecStart=/bin/sh", "$(reboot)", "*-*-* 03:00:00 #", "@1")
+
+
+def _calendar_refused(value: str) -> str:
+    with pytest.raises(ValidationError) as raised:
+        TypeAdapter(Calendar).validate_python(value)
+    return raised.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("value", CALENDAR_ACCEPTED)
+def test_calendar_accepts_systemd_expressions(value):
+    assert TypeAdapter(Calendar).validate_python(value) == value
+
+
+@pytest.mark.parametrize("value", CALENDAR_INVALID + CALENDAR_STRICTER + CALENDAR_HOSTILE)
+def test_calendar_refuses_with_an_example(value):
+    message = _calendar_refused(value)
+    assert "\n" not in message
+    assert "*-*-* 03:00:00" in message
+
+
+def _systemd_accepts(value: str) -> bool:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None
+    result = subprocess.run([analyze, "calendar", value], capture_output=True, text=True, timeout=30, check=False)
+    return result.returncode == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed: the Calendar examples are not compared with systemd's own parser",
+)
+def test_calendar_examples_agree_with_systemd_analyze():
+    """What the plan accepts systemd accepts; what it refuses as invalid systemd refuses; the
+    deliberate refusals are ones systemd would take (so each is a choice, not a parser gap)."""
+    assert [v for v in CALENDAR_ACCEPTED if not _systemd_accepts(v)] == []
+    assert [v for v in CALENDAR_INVALID if _systemd_accepts(v)] == []
+    assert [v for v in CALENDAR_STRICTER if not _systemd_accepts(v)] == []
+    assert [v for v in CALENDAR_HOSTILE if v.isprintable() and _systemd_accepts(v)] == ["@1"]
+
+
+def test_plan_defaults_for_backups_and_replication():
+    plan = plan_of("alibaba")
+    assert plan.backups.schedule == "*-*-* 03:00:00"
+    assert plan.backups.off_host is not None
+    assert (plan.backups.off_host.bucket, plan.backups.off_host.prefix) == (None, "platform/")
+    assert [db.name for db in plan.backed_up] == list(SEEDS_DATABASE_PORTS)
+    assert [db.name for db in plan.replication_sources] == [
+        "production-mysql",
+        "production-postgres",
+        "production-redis",
+    ]
+    assert plan.replicas == ()
+    assert REPLICATION_USER == "replication"
+
+
+def test_backup_none_is_left_out_and_said_in_the_props():
+    databases = [*plan_of("alibaba").props()["workloads"]]
+    assert {w["name"]: w["backup"] for w in databases}["production-mysql"] == {"mode": "scheduled"}
+    plan = plan_of("alibaba", databases=_database(backup={"none": "a cache, rebuilt from mysql"}))
+    assert plan.backed_up == ()
+    assert plan.transient == ()
+    assert plan.props()["workloads"][0]["backup"] == {"mode": "none", "reason": "a cache, rebuilt from mysql"}
+
+
+def test_the_backup_jobs_count_in_the_memory_budget():
+    plan = plan_of("alibaba", backups={"drillMemoryMib": 96})
+    jobs = next(w for w in plan.props()["workloads"] if w["name"] == "backup-jobs")
+    assert jobs == {
+        "name": "backup-jobs",
+        "role": "transient:backup-jobs",
+        "memoryMib": BACKUP_RUNNER_MEMORY_MIB + 96,
+        "family": None,
+        "ports": [],
+        "backup": None,
+    }
+    assert plan.used_mib == sum(db.memory_mib for db in plan.databases) + BACKUP_RUNNER_MEMORY_MIB + 96
+
+
+def test_replication_sources_can_be_narrowed():
+    plan = plan_of("alibaba", replication={"sources": ["production-redis"]})
+    assert plan.props()["replication"] == {
+        "sources": [{"name": "production-redis", "kind": "redis", "port": 6379, "peerCidr": "101.33.251.158/32"}],
+        "replicas": [],
+    }
+
+
+def test_a_replica_names_its_source_and_the_peer():
+    plan = plan_of(
+        "tencent",
+        existing=[
+            _replica(
+                name="postgres",
+                ports=[{"port": 5432, "expose": "peer"}],
+                replicaOf={"source": "production-postgres", "kind": "postgres"},
+            )
+        ],
+        replication={"sourceStack": "org/platform/alibaba"},
+    )
+    (replica,) = plan.replicas
+    assert replica.replica_of is not None
+    assert replica.replica_of.replicated_database == "future_user"
+    assert plan.props()["replication"]["replicas"] == [
+        {
+            "name": "postgres",
+            "kind": "postgres",
+            "source": "production-postgres",
+            "sourceAddress": "47.115.168.107",
+            "sourcePort": 5432,
+            "port": 5432,
+        }
+    ]
