@@ -1,0 +1,314 @@
+"""Backups on the database host: one systemd timer per database, a weekly restore drill.
+
+Each step installs, over SSH like every other step, a program under ``paths.root/bin``, its
+configuration under ``paths.state/backup`` and a ``.service`` + ``.timer`` pair in
+``paths.units`` (``components/scripts/db_backup.sh``). The programs run later, on the timer:
+
+- ``platform-backup CONFIG`` (``backup_run.sh``): one database's logical backup through
+  ``podman exec`` inside the container's own memory limit, written atomically with a JSON
+  manifest (size, sha256, check figures), promoted to ``weekly/`` on the first backup of an ISO
+  week, pruned to ``keepDaily`` / ``keepWeekly`` (never the newest good backup), copied to OSS
+  with the instance's RAM role, and reported as a textfile-collector metric and a status file.
+- ``platform-restore-drill CONFIG [DATABASE [BACKUP]]`` (``restore_drill.sh``): restores the
+  latest good (or the named) backup of each database into a scratch container limited to
+  ``drillMemoryMib``, checks it against the manifest, removes the scratch, and reports.
+
+Passwords never reach these steps: the programs read the host's 0600 secret file (written by the
+database's own container step) when an engine needs one, and hand it to the tool on a pipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from components.engines import data_dir, engine, secret_file
+from components.formats import unit_value, unit_words
+from components.provisioning import GUARDS, ParamValue, Step, render
+from plan import BACKUP_RUNNER_MEMORY_MIB, Database, DatabaseKind, Plan
+
+BACKUP_PROGRAM = "platform-backup"
+DRILL_PROGRAM = "platform-restore-drill"
+DRILL_UNIT = "platform-restore-drill"
+# Chosen here: the least scratch memory the drill restores each engine in (a small dataset):
+# MySQL 8 with a tiny buffer pool and no performance_schema, PostgreSQL with 8 MB of
+# shared_buffers, an empty Redis. Below it the drill verifies the archive and says why it did
+# not restore it, rather than failing every week on an out-of-memory kill.
+DRILL_SCRATCH_MIN_MIB = {DatabaseKind.MYSQL: 256, DatabaseKind.POSTGRES: 48, DatabaseKind.REDIS: 16}
+# Chosen here: bounded waits. A job waits this long for another backup or the drill to finish...
+LOCK_WAIT_S = 3 * 3600
+# ...a Redis BGSAVE, an Elasticsearch snapshot or a Weaviate backup may take this long...
+SAVE_TIMEOUT_S = 1800
+# ...a scratch engine of the drill this long to answer, and the whole job this long.
+DRILL_START_TIMEOUT_S = 300
+JOB_TIMEOUT = "6h"
+# The off-host copy's CLI (Alibaba's ossutil 1.7+, on PATH); the host authenticates as its ECS
+# RAM role, so no key is ever configured.
+OSSUTIL = "ossutil"
+
+
+@dataclass(frozen=True)
+class OffHostTarget:
+    """Where the host copies its backups: ``oss://<bucket>/<prefix>{daily,weekly}/<db>/``."""
+
+    bucket: str
+    prefix: str
+    endpoint: str
+    """The bucket's internal endpoint (the host reaches it inside the cloud's network)."""
+    ram_role: str
+    """The ECS RAM role attached to the instance: ossutil reads its STS credentials from the metadata service."""
+
+    @property
+    def url(self) -> str:
+        return f"oss://{self.bucket}/{self.prefix}"
+
+
+def backup_dir(name: str, plan: Plan) -> str:
+    """A database's backups: ``daily/`` and ``weekly/`` below it."""
+    return f"{plan.paths.backups}/{name}"
+
+
+def config_dir(plan: Plan) -> str:
+    return f"{plan.paths.state}/backup"
+
+
+def database_config_file(name: str, plan: Plan) -> str:
+    return f"{config_dir(plan)}/db/{name}.conf"
+
+
+def metrics_dir(plan: Plan) -> str:
+    """The node exporter's textfile-collector directory (the monitoring work reads it)."""
+    return f"{plan.paths.state}/metrics"
+
+
+def backup_unit(name: str) -> str:
+    return f"platform-backup-{name}"
+
+
+def _config(values: Mapping[str, ParamValue]) -> str:
+    """``KEY=value`` lines the programs read (no quoting: a value is the rest of its line)."""
+    lines = []
+    for key, value in values.items():
+        text = str(value)
+        if "\n" in text or "\r" in text:
+            raise ValueError(f"backup configuration {key} cannot hold a line break")
+        lines.append(f"{key}={text}\n")
+    return "".join(lines)
+
+
+def _db_user(db: Database) -> str:
+    """Who the runner connects as: the engine's administrator."""
+    match db.kind:
+        case DatabaseKind.POSTGRES:
+            return engine(db).environment["POSTGRES_USER"]
+        case DatabaseKind.ELASTICSEARCH:
+            return "elastic"
+        case DatabaseKind.NEO4J:
+            return "neo4j"
+        case DatabaseKind.WEAVIATE:
+            return "admin"
+        case _:
+            return "root"
+
+
+def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) -> str:
+    """What ``platform-backup`` (and the drill) read for one database."""
+    # Only Neo4j's dump uses its limits (a sibling container while the database is stopped); the
+    # others leave them out, so a memory change updates only the database's own command.
+    dumps_offline = db.kind is DatabaseKind.NEO4J
+    heap = db.jvm.heap_mib if db.jvm is not None and dumps_offline else 0
+    spec = engine(db)
+    return _config(
+        {
+            "NAME": db.name,
+            "KIND": db.kind.value,
+            "IMAGE": db.image,
+            "SERVICE": f"{db.name}.service",
+            "DATA_DIR": data_dir(db.name, plan.paths),
+            "DATA_PATH": spec.data_path,
+            "SECRET_FILE": secret_file(db.name, plan.paths),
+            "DB_USER": _db_user(db),
+            "API_PORT": db.ports[0].port,
+            "MEMORY_MIB": db.memory_mib if dumps_offline else 0,
+            "HEAP_MIB": heap,
+            "HEALTH_TIMEOUT_S": db.health_timeout_s,
+            "BACKUPS_ROOT": plan.paths.backups,
+            "BACKUP_DIR": backup_dir(db.name, plan),
+            "STATUS_FILE": f"{config_dir(plan)}/db/{db.name}.last",
+            "METRICS_FILE": f"{metrics_dir(plan)}/backup_{db.name}.prom",
+            "LOCK_FILE": f"{config_dir(plan)}/lock",
+            "LOCK_WAIT_S": LOCK_WAIT_S,
+            "SAVE_TIMEOUT_S": SAVE_TIMEOUT_S,
+            "KEEP_DAILY": plan.backups.keep_daily,
+            "KEEP_WEEKLY": plan.backups.keep_weekly,
+            # Where Elasticsearch and Weaviate write their snapshots inside the data volume (the
+            # engines' settings); the runner archives each one and removes it.
+            "ES_SNAPSHOT_PATH": spec.environment.get("path.repo", ""),
+            "WEAVIATE_BACKUP_PATH": spec.environment.get("BACKUP_FILESYSTEM_PATH", ""),
+            "OFF_HOST_URL": off_host.url if off_host is not None else "",
+            "OFF_HOST_ENDPOINT": off_host.endpoint if off_host is not None else "",
+            "OFF_HOST_RAM_ROLE": off_host.ram_role if off_host is not None else "",
+            "OSSUTIL": OSSUTIL,
+        }
+    )
+
+
+def drill_config(plan: Plan) -> str:
+    """What ``platform-restore-drill`` reads: where the databases' configurations are, its limits."""
+    return _config(
+        {
+            "CONFIG_DIR": f"{config_dir(plan)}/db",
+            "BACKUPS_ROOT": plan.paths.backups,
+            "SCRATCH_ROOT": f"{plan.paths.backups}/.drill",
+            "DRILL_MEMORY_MIB": plan.backups.drill_memory_mib,
+            **{f"SCRATCH_MIN_MIB_{kind.name}": mib for kind, mib in DRILL_SCRATCH_MIN_MIB.items()},
+            "DRILL_START_TIMEOUT_S": DRILL_START_TIMEOUT_S,
+            "STATUS_FILE": f"{config_dir(plan)}/drill.last",
+            "METRICS_FILE": f"{metrics_dir(plan)}/restore_drill.prom",
+            "LOCK_FILE": f"{config_dir(plan)}/lock",
+            "LOCK_WAIT_S": LOCK_WAIT_S,
+        }
+    )
+
+
+def service_unit(description: str, program: str, config: str, after: str | None) -> str:
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description={unit_value(description)}",
+        *([f"After={after}"] if after else []),
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "ExecStart=" + unit_words([program, config], command=True),
+        # The dump tools run inside their containers (podman exec); this bounds the programs on
+        # the host: bash, gzip, tar, sha256sum, ossutil.
+        f"MemoryMax={BACKUP_RUNNER_MEMORY_MIB}M",
+        "Nice=10",
+        "IOSchedulingClass=best-effort",
+        "IOSchedulingPriority=7",
+        "UMask=0077",
+        f"TimeoutStartSec={JOB_TIMEOUT}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def timer_unit(description: str, unit: str, schedule: str, randomized_delay_s: int) -> str:
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description={unit_value(description)}",
+        "",
+        "[Timer]",
+        f"OnCalendar={unit_value(schedule)}",
+        f"RandomizedDelaySec={randomized_delay_s}",
+        # A run missed while the host was down starts when it boots.
+        "Persistent=true",
+        f"Unit={unit}.service",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _program(file: str) -> str:
+    """A program installed on the host: the guards, the shared functions, then its body."""
+    return render([GUARDS, "lib/backup_common.sh", file], {})
+
+
+def _install_params(
+    plan: Plan, *, name: str, program: str, body: str, config_file: str, config: str
+) -> dict[str, ParamValue]:
+    return {
+        "NAME": name,
+        "PROGRAM_FILE": f"{plan.paths.root}/bin/{program}",
+        "PROGRAM_CONTENT": _program(body),
+        "CONFIG_FILE": config_file,
+        "CONFIG_CONTENT": config,
+        "CONFIG_DIR": f"{config_dir(plan)}/db",
+        "UNITS_DIR": plan.paths.units,
+        "METRICS_DIR": metrics_dir(plan),
+        "BACKUPS_ROOT": plan.paths.backups,
+    }
+
+
+def backup_step(component: str, plan: Plan, db: Database, off_host: OffHostTarget | None) -> Step:
+    """``<component>-backup-<db>``: the database's backup program, configuration and timer."""
+    unit = backup_unit(db.name)
+    config_file = database_config_file(db.name, plan)
+    program = f"{plan.paths.root}/bin/{BACKUP_PROGRAM}"
+    params = {
+        **_install_params(
+            plan,
+            name=db.name,
+            program=BACKUP_PROGRAM,
+            body="backup_run.sh",
+            config_file=config_file,
+            config=database_config(plan, db, off_host),
+        ),
+        "UNIT": unit,
+        "SERVICE_CONTENT": service_unit(
+            f"Backup of {db.name} ({db.kind.value})", program, config_file, after=f"{db.name}.service"
+        ),
+        "TIMER_CONTENT": timer_unit(
+            f"Daily backup of {db.name}", unit, plan.backups.schedule, plan.backups.randomized_delay_s
+        ),
+        "SCHEDULE": plan.backups.schedule,
+        "DIRS": f"{backup_dir(db.name, plan)}/daily {backup_dir(db.name, plan)}/weekly",
+        "STOP_BACKUPS": "",
+        "OFF_HOST_URL": off_host.url if off_host is not None else "",
+        "OSSUTIL": OSSUTIL,
+    }
+    return Step(
+        f"{component}-backup-{db.name}",
+        script=render(["db_backup.sh"], params),
+        label=f"platform-backup-{db.name}",
+        sudo=plan.needs_sudo,
+    )
+
+
+def drill_step(component: str, plan: Plan, off_host: OffHostTarget | None) -> Step:
+    """``<component>-restore-drill``: the drill program, its configuration and its weekly timer.
+
+    ``off_host`` is accepted for symmetry with ``backup_step``: the drill restores the host's own
+    copies (the off-host ones are the same bytes, checked by the same sha256 when fetched).
+    """
+    del off_host
+    program = f"{plan.paths.root}/bin/{DRILL_PROGRAM}"
+    config_file = f"{config_dir(plan)}/drill.conf"
+    params = {
+        **_install_params(
+            plan,
+            name="restore-drill",
+            program=DRILL_PROGRAM,
+            body="restore_drill.sh",
+            config_file=config_file,
+            config=drill_config(plan),
+        ),
+        "UNIT": DRILL_UNIT,
+        "SERVICE_CONTENT": service_unit(
+            "Restore drill: each database's latest backup into a scratch container", program, config_file, None
+        ),
+        "TIMER_CONTENT": timer_unit(
+            "Weekly restore drill", DRILL_UNIT, plan.backups.drill_schedule, min(plan.backups.randomized_delay_s, 600)
+        ),
+        "SCHEDULE": plan.backups.drill_schedule,
+        "DIRS": f"{plan.paths.backups}/.drill",
+        # The drill's install also takes down the timers of databases retired or now `backup:
+        # none`; one merely dropped from the plan keeps running, so its backups keep running too.
+        "STOP_BACKUPS": " ".join(
+            [*(r.name for r in plan.retired.databases), *(db.name for db in plan.databases if db.backup is not None)]
+        ),
+        "CONFIG_DIR": f"{config_dir(plan)}/db",
+        "OFF_HOST_URL": "",
+        "OSSUTIL": OSSUTIL,
+    }
+    return Step(
+        f"{component}-restore-drill",
+        script=render(["db_backup.sh"], params),
+        label="platform-restore-drill",
+        sudo=plan.needs_sudo,
+    )
