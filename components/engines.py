@@ -9,10 +9,13 @@ environment file, ``podman inspect`` or a process's argv.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from components.formats import redis_string, unit_assignment, unit_value, unit_words
-from plan import ENGINE_PORTS, Database, DatabaseKind, Paths
+from plan import ENGINE_PORTS, REPLICATION_USER, Database, DatabaseKind, Paths
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,82 @@ class Engine:
     credential_mount: str | None = None
     """...or the file it reads it from (type mount; world-readable inside the container only,
     because the entrypoints drop root before they read it)."""
+
+
+# Where a replication source's TLS files (components/replication.py: tls_dir) appear in its container.
+TLS_MOUNT = "/etc/platform-tls"
+TLS_CA, TLS_CERT, TLS_KEY = "ca.crt", "server.crt", "server.key"
+# The engine's user in the official mysql, mariadb, postgres and redis images (uid and gid 999):
+# the owner of its TLS key until the image's entrypoint has chowned the data directory to it.
+IMAGE_ENGINE_OWNER = "999:999"
+# The superuser (and its database) the postgres image creates from POSTGRES_USER.
+POSTGRES_SUPERUSER = "future_user"
+
+
+def mysql_flavour(db: Database) -> Literal["mariadb", "mysql"]:
+    """MariaDB or Oracle MySQL, from the image's repository name (their flags differ)."""
+    repository = db.image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    return "mariadb" if "mariadb" in repository else "mysql"
+
+
+def server_id(name: str) -> int:
+    """A replication source's MySQL server id: stable per database name, never 1 (every fresh MySQL's
+    default, so a replica that kept it still differs) nor 0 (replication off)."""
+    return 2 + zlib.crc32(f"platform/{name}".encode()) % (2**32 - 3)
+
+
+def replication_args(db: Database, tls_path: str) -> tuple[str, ...]:
+    """A replication source's TLS and replication settings in the engine's own argv syntax, reading
+    its CA, certificate and key from ``tls_path`` (the mount in its container; the tests pass the
+    directory itself). mysql, postgres and redis only."""
+    ca, cert, key = (f"{tls_path}/{file}" for file in (TLS_CA, TLS_CERT, TLS_KEY))
+    match db.kind:
+        case DatabaseKind.MYSQL:
+            # MariaDB always has GTIDs; Oracle MySQL turns them on with two flags.
+            gtids = ("--gtid-mode=ON", "--enforce-gtid-consistency=ON") if mysql_flavour(db) == "mysql" else ()
+            return (
+                f"--server-id={server_id(db.name)}",
+                # MySQL 8's own default name (MariaDB has no binary log until this).
+                "--log-bin=binlog",
+                "--binlog-format=ROW",
+                *gtids,
+                f"--ssl-ca={ca}",
+                f"--ssl-cert={cert}",
+                f"--ssl-key={key}",
+            )
+        case DatabaseKind.POSTGRES:
+            settings = {"wal_level": "logical", "ssl": "on", "ssl_cert_file": cert, "ssl_key_file": key}
+            return tuple(word for name, value in settings.items() for word in ("-c", f"{name}={value}"))
+        case DatabaseKind.REDIS:
+            # TLS only on the engine's port: nothing reaches it in plaintext. Clients are not asked
+            # for certificates (the replication user's password authenticates the replica).
+            return (
+                "--port",
+                "0",
+                "--tls-port",
+                str(ENGINE_PORTS[DatabaseKind.REDIS][0]),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            )
+        case _:
+            raise ValueError(f"{db.name}: {db.kind} has no cross-cloud replication (only mysql, postgres and redis)")
+
+
+def tls_engine(db: Database) -> Engine:
+    """The engine as a replication source: its settings plus ``replication_args`` on ``TLS_MOUNT``."""
+    spec = engine(db)
+    health = spec.health
+    if db.kind == DatabaseKind.REDIS:
+        # The port speaks TLS only. The check proves the engine answers on loopback inside its own
+        # container, where nothing is sent that needs a verified peer (the replicas verify).
+        health = "redis-cli --tls --insecure -h 127.0.0.1 ping"
+    return replace(spec, exec_args=(*spec.exec_args, *replication_args(db, TLS_MOUNT)), health=health)
 
 
 def engine(db: Database) -> Engine:
@@ -48,9 +127,9 @@ def engine(db: Database) -> Engine:
         case DatabaseKind.POSTGRES:
             return Engine(
                 data_path="/var/lib/postgresql/data",
-                health="pg_isready -h 127.0.0.1 -U future_user",
+                health=f"pg_isready -h 127.0.0.1 -U {POSTGRES_SUPERUSER}",
                 credential_env="POSTGRES_PASSWORD",
-                environment={"POSTGRES_USER": "future_user"},
+                environment={"POSTGRES_USER": POSTGRES_SUPERUSER},
                 exec_args=(
                     "postgres",
                     "-c",
@@ -103,6 +182,9 @@ def engine(db: Database) -> Engine:
                     "ES_JAVA_OPTS": f"-Xms{db.jvm.heap_mib}m -Xmx{db.jvm.heap_mib}m",
                     "xpack.security.enabled": "true",
                     "bootstrap.memory_lock": "false",
+                    # The snapshot repository the backup writes into (inside the data volume, so the
+                    # host archives it; components/backups.py reads this value).
+                    "path.repo": "/usr/share/elasticsearch/data/platform-snapshots",
                 },
             )
         case DatabaseKind.WEAVIATE:
@@ -119,6 +201,10 @@ def engine(db: Database) -> Engine:
                     "AUTHENTICATION_APIKEY_ENABLED": "true",
                     "AUTHENTICATION_APIKEY_USERS": "admin",
                     "QUERY_DEFAULTS_LIMIT": "25",
+                    # The backup module the backup uses, writing inside the data volume (the host
+                    # archives each backup; components/backups.py reads this value).
+                    "ENABLE_MODULES": "backup-filesystem",
+                    "BACKUP_FILESYSTEM_PATH": "/var/lib/weaviate/platform-backups",
                 },
             )
 
@@ -133,11 +219,21 @@ def data_dir(name: str, paths: Paths) -> str:
     return f"{paths.data}/{name}"
 
 
-def secret_content(db: Database, password: str) -> str:
-    """What reaches the host on stdin: the secret's exact value (an env secret has no newline)."""
+def secret_content(db: Database, password: str, replication_password: str | None = None) -> str:
+    """What reaches the host on stdin: the secret's exact value (an env secret has no newline).
+
+    ``replication_password``: a Redis replication source's auth file also defines the ACL user its
+    replicas log in as, allowed only what replication needs, by the password's SHA-256 (so the
+    source host never keeps that password itself). The other engines' replication users are made
+    by components/replication.py: source_step.
+    """
     match db.kind:
         case DatabaseKind.REDIS:
-            return f"requirepass {redis_string(password)}\n"
+            auth = f"requirepass {redis_string(password)}\n"
+            if replication_password is not None:
+                digest = hashlib.sha256(replication_password.encode()).hexdigest()
+                auth += f"user {REPLICATION_USER} reset on #{digest} +psync +replconf +ping\n"
+            return auth
         case DatabaseKind.NEO4J:
             return f"neo4j/{password}"
         case _:
@@ -152,9 +248,13 @@ def secret_option(db: Database) -> str:
     return f"{db.name},type=env,target={spec.credential_env}"
 
 
-def quadlet_unit(db: Database, paths: Paths) -> str:
-    """The ``.container`` unit Quadlet turns into ``<name>.service`` (Podman >= 4.5)."""
-    spec = engine(db)
+def quadlet_unit(db: Database, paths: Paths, tls_dir: str | None = None) -> str:
+    """The ``.container`` unit Quadlet turns into ``<name>.service`` (Podman >= 4.5).
+
+    ``tls_dir``: the database is a replication source; its TLS files are mounted read-only from
+    there (no ``U``: podman would chown them to the image's root user; repl_tls.sh owns them).
+    """
+    spec = engine(db) if tls_dir is None else tls_engine(db)
     lines = [
         "# Managed by Pulumi (platform plan); edits are overwritten.",
         "[Unit]",
@@ -173,6 +273,7 @@ def quadlet_unit(db: Database, paths: Paths) -> str:
         ),
         # U: podman chowns the data directory to the engine's user (Elasticsearch runs as 1000).
         f"Volume={data_dir(db.name, paths)}:{spec.data_path}:Z,U",
+        *([f"Volume={tls_dir}:{TLS_MOUNT}:ro,Z"] if tls_dir is not None else []),
         *(f"Environment={unit_assignment(key, value)}" for key, value in sorted(spec.environment.items())),
     ]
     lines.append(f"Secret={secret_option(db)}")

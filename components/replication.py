@@ -1,0 +1,303 @@
+"""Cross-cloud replication, Alibaba primary -> Tencent replica, over TLS that verifies the peer.
+
+The steps (each a remote command built by ``provisioning.run_step``; every one converges and says
+"unchanged" when the host already is so):
+
+- ``tls_step`` (Alibaba, before the containers): each source's CA, server certificate and key in
+  ``tls_dir(<db>)``, which its container mounts read-only (``engines.quadlet_unit(..., tls_dir)``
+  turns TLS and the replication settings on); a running engine reloads a changed file.
+- ``source_step`` (Alibaba, after the source's container): the replication user, limited to
+  replication, reachable from the peer only and only over TLS (``repl_source.sh``).
+- ``replica_step`` (Tencent): the host's existing native engine follows its source, verifying the
+  source's certificate against the program's CA (``repl_replica.sh``).
+- ``health_step`` (Tencent): ``repl_health.sh`` on a one-minute timer, one line per replica and a
+  textfile-collector metric file.
+
+Every replication command renders ``TLS_VERIFY=verify-full`` and a non-empty ``CA_FILE``
+(the ``replication-over-tls`` policy checks them). Passwords and private keys travel only on
+the commands' stdin (``*_stdin`` below give its exact text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+
+from components.engines import (
+    IMAGE_ENGINE_OWNER,
+    POSTGRES_SUPERUSER,
+    TLS_CA,
+    data_dir,
+    secret_file,
+    server_id,
+)
+from components.formats import unit_value
+from components.provisioning import Params, Step, render
+from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Paths, Plan
+
+LIB = "lib/repl.sh"
+TLS_VERIFY = "verify-full"
+# Chosen here: the publication on each source database and the subscription that follows it.
+PUBLICATION = "platform_replication"
+SUBSCRIPTION = "platform_replication"
+# Chosen here: how long a replica step waits for its first sync (the replica keeps syncing after).
+SYNC_TIMEOUT_S = 300
+HEALTH_SERVICE = "platform-replication-health"
+# Chosen here: how often the health check runs, and how long one run may take.
+HEALTH_INTERVAL = "1min"
+HEALTH_TIMEOUT_S = 50
+
+
+# --- where things live on the hosts ---------------------------------------------------------------
+
+
+def tls_dir(name: str, paths: Paths) -> str:
+    """A source's TLS files on the Alibaba host (ca.crt, server.crt, server.key)."""
+    return f"{paths.secrets}/tls/{name}"
+
+
+def replica_dir(name: str, paths: Paths) -> str:
+    """A replica's public TLS files on the Tencent host: readable by the engine's own user (0755)."""
+    return f"{paths.root}/replication/{name}"
+
+
+def replica_ca_file(name: str, paths: Paths) -> str:
+    return f"{replica_dir(name, paths)}/{TLS_CA}"
+
+
+def replica_pass_file(name: str, paths: Paths) -> str:
+    """The replica's copy of its replication password for pg_dump and the health check (0600)."""
+    return f"{paths.secrets}/{name}-replication.pgpass"
+
+
+def metrics_file(paths: Paths) -> str:
+    return f"{paths.state}/metrics/replication.prom"
+
+
+def health_program(paths: Paths) -> str:
+    return f"{paths.root}/bin/{HEALTH_SERVICE}"
+
+
+def _sudo(plan: Plan) -> bool:
+    return plan.needs_sudo
+
+
+# --- TLS files of the sources (Alibaba) -----------------------------------------------------------
+
+
+def tls_stdin(ca_pem: str, certificates: Mapping[str, tuple[str, str]]) -> str:
+    """What ``tls_step`` reads: the CA, then each source's certificate and key (``{db: (cert, key)}``)."""
+    sections = [("ca", ca_pem)]
+    for name, (cert_pem, key_pem) in sorted(certificates.items()):
+        sections += [(f"cert {name}", cert_pem), (f"key {name}", key_pem)]
+    text = ""
+    for header, pem in sections:
+        if any(line.startswith("== ") for line in pem.splitlines()):
+            raise ValueError(f"{header}: a PEM block cannot hold a line starting with '== '")
+        text += f"== {header}\n{pem.strip()}\n"
+    return text
+
+
+def tls_params(plan: Plan) -> Params:
+    sources = plan.replication_sources
+    return {
+        "TLS_ROOT": f"{plan.paths.secrets}/tls",
+        "SOURCE_NAMES": " ".join(db.name for db in sources),
+        "SOURCE_KINDS": " ".join(db.kind.value for db in sources),
+        "SOURCE_DATA_DIRS": " ".join(data_dir(db.name, plan.paths) for db in sources),
+        "SOURCE_SECRET_FILES": " ".join(secret_file(db.name, plan.paths) for db in sources),
+        "IMAGE_ENGINE_OWNER": IMAGE_ENGINE_OWNER,
+        "PG_SUPERUSER": POSTGRES_SUPERUSER,
+        "TLS_VERIFY": TLS_VERIFY,
+        "CA_FILE": TLS_CA,
+    }
+
+
+def tls_step(component: str, plan: Plan, stdin: pulumi.Input[str]) -> Step:
+    """Writes every source's TLS files (stdin: ``tls_stdin``); reloads the engines that run."""
+    return Step(
+        f"{component}-tls",
+        script=render([LIB, "repl_tls.sh"], tls_params(plan)),
+        label="platform-replication-tls",
+        stdin=stdin,
+        handles_secrets=True,
+        sudo=_sudo(plan),
+    )
+
+
+# --- the replication user on a source (Alibaba) ---------------------------------------------------
+
+
+def source_stdin(password: str) -> str:
+    return f"{password}\n"
+
+
+def source_params(plan: Plan, db: Database) -> Params:
+    if db.kind not in REPLICABLE_KINDS:
+        raise ValueError(f"{db.name}: {db.kind} cannot replicate across clouds")
+    return {
+        "NAME": db.name,
+        "KIND": db.kind.value,
+        "PEER": plan.firewall.peer_address,
+        "REPL_USER": REPLICATION_USER,
+        "SECRET_FILE": secret_file(db.name, plan.paths),
+        "PG_SUPERUSER": POSTGRES_SUPERUSER,
+        "PUBLICATION": PUBLICATION,
+        "STATE_DIR": plan.paths.state,
+        "TLS_VERIFY": TLS_VERIFY,
+        "CA_FILE": f"{tls_dir(db.name, plan.paths)}/{TLS_CA}",
+    }
+
+
+def source_step(component: str, plan: Plan, db: Database, stdin: pulumi.Input[str]) -> Step:
+    """The replication user of ``db`` (stdin: ``source_stdin``); after its container."""
+    return Step(
+        f"{component}-repl-{db.name}",
+        script=render([LIB, "repl_source.sh"], source_params(plan, db)),
+        label=f"platform-repl-{db.name}",
+        stdin=stdin,
+        handles_secrets=True,
+        sudo=_sudo(plan),
+    )
+
+
+# --- a replica (Tencent) ----------------------------------------------------------------------------
+
+
+def replica_stdin(password: str, ca_pem: str) -> str:
+    """What ``replica_step`` reads: the password on the first line, then the CA."""
+    if "\n" in password:
+        raise ValueError("a replication password is one line")
+    return f"{password}\n{ca_pem.strip()}\n"
+
+
+def replica_params(plan: Plan, workload: ExistingWorkload, source: Mapping[str, Any]) -> Params:
+    """``source``: the Alibaba stack's ``replication.sources[<db>]`` plus its ``sourceAddress``."""
+    replica = workload.replica_of
+    if replica is None:
+        raise ValueError(f"{workload.name} has no replicaOf")
+    if source.get("kind") != replica.kind:
+        raise ValueError(f"{workload.name}: replicaOf.kind {replica.kind} but {replica.source} is {source.get('kind')}")
+    address = str(source["sourceAddress"])
+    if address != (replica.host or plan.firewall.peer_address):
+        raise ValueError(
+            f"{workload.name}: {replica.source} is at {address}, not the peer {plan.firewall.peer_address}"
+        )
+    return {
+        "NAME": workload.name,
+        "KIND": replica.kind,
+        "PORT": workload.ports[0].port,
+        "SOURCE_NAME": replica.source,
+        "SOURCE_HOST": address,
+        "SOURCE_PORT": int(source["port"]),
+        "SOURCE_USER": str(source.get("user") or REPLICATION_USER),
+        "SOURCE_SERVER_ID": server_id(replica.source),
+        "DATABASE": replica.replicated_database or "-",
+        "PUBLICATION": PUBLICATION,
+        "SUBSCRIPTION": SUBSCRIPTION,
+        "CA_FILE": replica_ca_file(workload.name, plan.paths),
+        "REPLICA_DIR": replica_dir(workload.name, plan.paths),
+        "PASS_FILE": replica_pass_file(workload.name, plan.paths),
+        "LOCAL_SECRET_FILE": secret_file(workload.name, plan.paths),
+        "STATE_DIR": plan.paths.state,
+        "SYNC_TIMEOUT": SYNC_TIMEOUT_S,
+        "TLS_VERIFY": TLS_VERIFY,
+    }
+
+
+def replica_step(
+    component: str, plan: Plan, workload: ExistingWorkload, source: Mapping[str, Any], stdin: pulumi.Input[str]
+) -> Step:
+    """``workload`` follows its source (stdin: ``replica_stdin``). ``source`` holds plain values
+    (kind, port, user, sourceAddress): the script text is rendered from them."""
+    return Step(
+        f"{component}-replica-{workload.name}",
+        script=render([LIB, "repl_replica.sh"], replica_params(plan, workload, source)),
+        label=f"platform-replica-{workload.name}",
+        stdin=stdin,
+        handles_secrets=True,
+        sudo=_sudo(plan),
+    )
+
+
+# --- health (Tencent) -------------------------------------------------------------------------------
+
+
+def health_params(plan: Plan) -> Params:
+    replicas = plan.replicas
+    return {
+        "REPLICA_NAMES": " ".join(w.name for w in replicas),
+        "REPLICA_KINDS": " ".join(w.replica_of.kind for w in replicas if w.replica_of is not None),
+        "REPLICA_PORTS": " ".join(str(w.ports[0].port) for w in replicas),
+        "REPLICA_DATABASES": " ".join(
+            (w.replica_of.replicated_database or "-") for w in replicas if w.replica_of is not None
+        ),
+        "REPLICA_SECRET_FILES": " ".join(secret_file(w.name, plan.paths) for w in replicas),
+        "REPLICA_PASS_FILES": " ".join(replica_pass_file(w.name, plan.paths) for w in replicas),
+        "SUBSCRIPTION": SUBSCRIPTION,
+        "METRICS_FILE": metrics_file(plan.paths),
+        "TLS_VERIFY": TLS_VERIFY,
+    }
+
+
+def health_script(plan: Plan) -> str:
+    """The health check as installed on the host (its parameters rendered in)."""
+    return render([LIB, "repl_health.sh"], health_params(plan))
+
+
+def health_units(plan: Plan) -> tuple[str, str]:
+    """The oneshot service and its timer."""
+    service = "\n".join(
+        [
+            "# Managed by Pulumi (platform plan); edits are overwritten.",
+            "[Unit]",
+            f"Description={unit_value('Replication health of the replicas (metrics for the textfile collector)')}",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"ExecStart={health_program(plan.paths)}",
+            f"TimeoutStartSec={HEALTH_TIMEOUT_S}",
+            "MemoryMax=64M",
+            "Nice=10",
+            "",
+        ]
+    )
+    timer = "\n".join(
+        [
+            "# Managed by Pulumi (platform plan); edits are overwritten.",
+            "[Unit]",
+            f"Description={unit_value('Run the replication health check every minute')}",
+            "",
+            "[Timer]",
+            f"OnBootSec={HEALTH_INTERVAL}",
+            f"OnUnitActiveSec={HEALTH_INTERVAL}",
+            "AccuracySec=5s",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+    return service, timer
+
+
+def health_step(component: str, plan: Plan) -> Step:
+    """Installs the health check and its timer; runs it once (an unhealthy replica is reported)."""
+    service, timer = health_units(plan)
+    params = {
+        "SCRIPT_FILE": health_program(plan.paths),
+        "SCRIPT_CONTENT": health_script(plan),
+        "UNIT_DIR": plan.paths.units,
+        "SERVICE": HEALTH_SERVICE,
+        "SERVICE_CONTENT": service,
+        "TIMER_CONTENT": timer,
+        "METRICS_FILE": metrics_file(plan.paths),
+    }
+    return Step(
+        f"{component}-replication-health",
+        script=render(["repl_health_install.sh"], params),
+        label=HEALTH_SERVICE,
+        sudo=_sudo(plan),
+    )

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the replication health check (repl_health.sh, rendered with the plan's replicas) as
+# SCRIPT_FILE with a oneshot service and a timer that runs it every minute, then runs it once and
+# prints what it found. An unhealthy replica is reported, not a failure of this step (the replica
+# steps already failed if they could not sync; the metric and the timer's failed runs carry it on).
+# Unchanged files are not written and systemd is not reloaded ("unchanged").
+# Parameters: SCRIPT_FILE, SCRIPT_CONTENT, UNIT_DIR, SERVICE, SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE.
+# shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
+set -euo pipefail
+umask 022
+
+changed=0
+units_changed=0
+# Install content $2 at $1 with mode $3 through a temporary file beside it; 0 when it changed.
+converge() {  # path content mode
+  local tmp
+  if [[ -f "$1" ]] && cmp -s "$1" <(printf '%s' "$2"); then
+    [[ "$(stat -c %a "$1" || true)" == "$3" ]] || chmod "$3" "$1"
+    return 1
+  fi
+  [[ -d "${1%/*}" ]] || mkdir -p "${1%/*}"
+  tmp=$(mktemp "$1.XXXXXX")
+  printf '%s' "$2" > "${tmp}"
+  chmod "$3" "${tmp}"
+  mv -f "${tmp}" "$1"
+}
+
+# shellcheck disable=SC2310  # converge answers with its status
+if converge "${SCRIPT_FILE}" "${SCRIPT_CONTENT}" 755; then changed=1; fi
+# shellcheck disable=SC2310
+if converge "${UNIT_DIR}/${SERVICE}.service" "${SERVICE_CONTENT}" 644; then units_changed=1; fi
+# shellcheck disable=SC2310
+if converge "${UNIT_DIR}/${SERVICE}.timer" "${TIMER_CONTENT}" 644; then units_changed=1; fi
+[[ -d "${METRICS_FILE%/*}" ]] || install -d -m 755 "${METRICS_FILE%/*}"
+
+if [[ "${units_changed}" == 1 ]]; then
+  systemctl daemon-reload
+  changed=1
+fi
+if ! systemctl is-enabled --quiet "${SERVICE}.timer"; then
+  systemctl enable --quiet "${SERVICE}.timer"
+  changed=1
+fi
+if ! systemctl is-active --quiet "${SERVICE}.timer"; then
+  systemctl start "${SERVICE}.timer"
+  changed=1
+fi
+
+if report=$("${SCRIPT_FILE}" 2>&1); then health=healthy; else health="NOT healthy"; fi
+printf '%s\n' "${report}"
+if [[ "${changed}" == 0 ]]; then
+  echo "${SERVICE}: unchanged (replication ${health}; metrics in ${METRICS_FILE})"
+else
+  echo "${SERVICE}: installed, timer active (replication ${health}; metrics in ${METRICS_FILE})"
+fi
