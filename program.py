@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 from pulumi.runtime import config as runtime_config
 
@@ -9,8 +11,21 @@ from components.databases import Databases, DatabasesArgs
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
 from components.network import Network, NetworkArgs
-from components.services import Services, ServicesArgs
-from plan import NAMESPACE, AdoptedHost, Cloud, Plan, PlanError, check_secrets_present, load_plan
+from components.offsite import OffHostBackups, OffHostBackupsArgs
+from components.pki import ReplicationCredentials, ReplicationCredentialsArgs
+from components.services import ReplicationSource, Services, ServicesArgs
+from plan import (
+    DEFAULT_REPLICATED_POSTGRES_DATABASE,
+    NAMESPACE,
+    REPLICATION_USER,
+    AdoptedHost,
+    Cloud,
+    DatabaseKind,
+    Plan,
+    PlanError,
+    check_secrets_present,
+    load_plan,
+)
 
 
 def read_plan() -> Plan:
@@ -42,6 +57,61 @@ def provisioning_options(name: str, after: pulumi.Resource) -> pulumi.ResourceOp
     return pulumi.ResourceOptions(depends_on=[after], protect=True, aliases=aliases or None)
 
 
+def _alibaba_region() -> str:
+    region = pulumi.Config("alicloud").get("region")
+    if not region:
+        raise pulumi.RunError(
+            "alicloud:region: not set; the backup bucket lives in the host's region, e.g. cn-shenzhen"
+        )
+    return region
+
+
+def export_replication(plan: Plan, credentials: ReplicationCredentials, public_ip: pulumi.Output[str]) -> None:
+    """What the Tencent stack reads through its StackReference: where and how to replicate from.
+
+    ``replication`` is public (addresses, ports, the CA's certificate); ``replicationPasswords``
+    is a secret output: the Tencent program hands each password to its replica's command on stdin.
+    """
+    sources = {
+        db.name: {
+            "kind": db.kind.value,
+            "port": db.ports[0].port,
+            "user": REPLICATION_USER,
+            "database": DEFAULT_REPLICATED_POSTGRES_DATABASE if db.kind == DatabaseKind.POSTGRES else None,
+        }
+        for db in plan.replication_sources
+    }
+    pulumi.export("replication", {"caCert": credentials.ca_cert_pem, "sourceAddress": public_ip, "sources": sources})
+    pulumi.export("replicationPasswords", pulumi.Output.secret(credentials.passwords))
+
+
+def replication_source(plan: Plan) -> ReplicationSource | None:
+    """The Alibaba stack's replication outputs, through a StackReference, when the plan has replicas."""
+    stack = plan.replication.source_stack
+    if not plan.replicas or stack is None:
+        return None
+    reference = pulumi.StackReference(stack)
+    return ReplicationSource(
+        stack=stack,
+        replication=stack_output(reference, stack, "replication"),
+        passwords=stack_output(reference, stack, "replicationPasswords"),
+    )
+
+
+def stack_output(reference: pulumi.StackReference, stack: str, name: str) -> pulumi.Output[Any]:
+    """An output of the referenced stack; a clear error when it has none of that name."""
+
+    def present(value: Any) -> Any:
+        if value is None:
+            raise pulumi.RunError(
+                f"{NAMESPACE}:replication.sourceStack {stack!r}: the stack has no output {name!r}; run "
+                "`pulumi up` on it first (it exports replication and replicationPasswords)"
+            )
+        return value
+
+    return reference.get_output(name).apply(present)
+
+
 def main() -> None:
     plan = read_plan()
     config = pulumi.Config(NAMESPACE)
@@ -65,6 +135,22 @@ def main() -> None:
         ),
     )
 
+    # The off-host copy lives in the cloud, not on the host: it is there before the host key is pinned.
+    off_host = None
+    if plan.cloud == Cloud.ALIBABA and plan.backups.off_host is not None and plan.backed_up:
+        off_host = OffHostBackups(
+            f"{name}-backups",
+            OffHostBackupsArgs(plan=plan, instance_id=host.instance_id, region=_alibaba_region()),
+        )
+
+    # The replication CA, certificates and passwords: Pulumi state, exported to the Tencent stack.
+    credentials = None
+    if plan.cloud == Cloud.ALIBABA and plan.replication_sources:
+        credentials = ReplicationCredentials(
+            f"{name}-replication", ReplicationCredentialsArgs(plan=plan, source_address=host.public_ip)
+        )
+        export_replication(plan, credentials, host.public_ip)
+
     # The provisioning component is protected: if it ever drops out of the program (the host key
     # of a provisioned host removed from config), the engine refuses to delete it and the preview
     # fails, instead of forgetting every command of the host.
@@ -79,13 +165,20 @@ def main() -> None:
     elif plan.cloud == Cloud.ALIBABA:
         Databases(
             provisioning,
-            DatabasesArgs(plan=plan, connection=host.connection, passwords=config.require_secret_object("dbPasswords")),
+            DatabasesArgs(
+                plan=plan,
+                connection=host.connection,
+                passwords=config.require_secret_object("dbPasswords"),
+                off_host=off_host.target if off_host is not None else None,
+                off_host_ready=off_host,
+                replication=credentials,
+            ),
             opts=provisioning_options(provisioning, after=firewall),
         )
     else:
         Services(
             provisioning,
-            ServicesArgs(plan=plan, connection=host.connection),
+            ServicesArgs(plan=plan, connection=host.connection, replication_source=replication_source(plan)),
             opts=provisioning_options(provisioning, after=firewall),
         )
 

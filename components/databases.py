@@ -1,4 +1,9 @@
-"""The database platform: host check and bootstrap, then one Quadlet container per database."""
+"""The database platform: host check and bootstrap, then one Quadlet container per database, its
+backup timer, the weekly restore drill, and (for replication sources) TLS and the replication user.
+
+Order on the host: bootstrap -> TLS files of the sources -> containers -> per source its
+replication user, per backed-up database its backup timer -> the restore drill.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
+from components.backups import OffHostTarget, backup_step, drill_step
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
+from components.pki import ReplicationCredentials
 from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
-from plan import Database, Plan, RetiredDatabase
+from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
+from plan import Database, DatabaseKind, Plan, RetiredDatabase
 
 # Podman 4.5 is the first whose Quadlet reads PodmanArgs= (the --memory limit).
 MIN_PODMAN = "4.5"
@@ -21,6 +29,12 @@ class DatabasesArgs:
     connection: remote.ConnectionArgs
     passwords: pulumi.Output[dict[str, str]]
     """Secret: database name -> password."""
+    off_host: OffHostTarget | None = None
+    """Where the backups are copied (None: local backups only)."""
+    off_host_ready: pulumi.Resource | None = None
+    """The bucket and the instance's RAM role: the backup timers are installed after them."""
+    replication: ReplicationCredentials | None = None
+    """The sources' CA, certificates and replication passwords (None: no database is a source)."""
 
 
 class Databases(pulumi.ComponentResource):
@@ -31,14 +45,42 @@ class Databases(pulumi.ComponentResource):
         plan = args.plan
         super().__init__("platform:provisioning:Databases", name, {"plan": plan.props()}, opts)
         self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
-        self.containers: dict[str, remote.Command] = {
-            db.name: run_step(
-                container_step(name, plan, db, args.passwords),
+        credentials = args.replication
+        sources = {db.name for db in plan.replication_sources} if credentials is not None else set()
+        # The sources' TLS files are on the host before their containers start (they mount them).
+        self.tls: remote.Command | None = None
+        if credentials is not None and sources:
+            self.tls = run_step(
+                tls_step(name, plan, pulumi.Output.secret(_tls_stdin(credentials))),
                 args.connection,
                 parent=self,
                 depends_on=[self.bootstrap],
             )
+        self.containers: dict[str, remote.Command] = {
+            db.name: run_step(
+                container_step(
+                    name,
+                    plan,
+                    db,
+                    args.passwords,
+                    source=credentials if db.name in sources else None,
+                ),
+                args.connection,
+                parent=self,
+                depends_on=[self.bootstrap, *([self.tls] if db.name in sources and self.tls is not None else [])],
+            )
             for db in plan.databases
+        }
+        # Per source, its replication user, once its engine runs.
+        self.sources: dict[str, remote.Command] = {
+            db.name: run_step(
+                source_step(name, plan, db, pulumi.Output.secret(credentials.passwords[db.name].apply(source_stdin))),
+                args.connection,
+                parent=self,
+                depends_on=[self.containers[db.name]],
+            )
+            for db in plan.replication_sources
+            if credentials is not None
         }
         self.retirements: dict[str, remote.Command] = {
             retired.name: run_step(
@@ -46,7 +88,33 @@ class Databases(pulumi.ComponentResource):
             )
             for retired in plan.retired.databases
         }
-        self.register_outputs({"containers": list(self.containers), "retired": list(self.retirements)})
+        ready = [args.off_host_ready] if args.off_host_ready is not None else []
+        self.backups: dict[str, remote.Command] = {
+            db.name: run_step(
+                backup_step(name, plan, db, args.off_host),
+                args.connection,
+                parent=self,
+                depends_on=[self.containers[db.name], *ready],
+            )
+            for db in plan.backed_up
+        }
+        # One drill for all: it restores each backed-up database's latest backup in turn.
+        self.drill: remote.Command | None = None
+        if self.backups:
+            self.drill = run_step(
+                drill_step(name, plan, args.off_host),
+                args.connection,
+                parent=self,
+                depends_on=list(self.backups.values()),
+            )
+        self.register_outputs(
+            {
+                "containers": list(self.containers),
+                "retired": list(self.retirements),
+                "backups": list(self.backups),
+                "sources": list(self.sources),
+            }
+        )
 
 
 def bootstrap_step(name: str, plan: Plan) -> Step:
@@ -64,12 +132,30 @@ def bootstrap_step(name: str, plan: Plan) -> Step:
     return Step(f"{name}-bootstrap", script=script, label="platform-bootstrap", sudo=plan.needs_sudo)
 
 
-def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output[dict[str, str]]) -> Step:
+def _tls_stdin(credentials: ReplicationCredentials) -> pulumi.Output[str]:
+    certificates = {
+        name: pulumi.Output.all(cert.cert_pem, cert.key_pem).apply(tuple)
+        for name, cert in credentials.certificates.items()
+    }
+    return pulumi.Output.all(credentials.ca_cert_pem, pulumi.Output.all(**certificates)).apply(
+        lambda values: tls_stdin(values[0], values[1])
+    )
+
+
+def container_step(
+    name: str,
+    plan: Plan,
+    db: Database,
+    passwords: pulumi.Output[dict[str, str]],
+    source: ReplicationCredentials | None = None,
+) -> Step:
+    """The database's container; ``source``: it is a replication source (TLS files mounted; a Redis
+    source's auth file also defines the replication user, so its password joins the stdin)."""
     params = {
         "NAME": db.name,
         "IMAGE": db.image,
         "UNIT_FILE": f"{plan.paths.quadlet}/{db.name}.container",
-        "UNIT_CONTENT": quadlet_unit(db, plan.paths),
+        "UNIT_CONTENT": quadlet_unit(db, plan.paths, tls_dir(db.name, plan.paths) if source is not None else None),
         "SECRET_FILE": secret_file(db.name, plan.paths),
         "DATA_DIR": data_dir(db.name, plan.paths),
         "PORTS": " ".join(str(p.port) for p in db.ports),
@@ -77,7 +163,12 @@ def container_step(name: str, plan: Plan, db: Database, passwords: pulumi.Output
         "HEALTH_TIMEOUT": db.health_timeout_s,
     }
     # Presence of every password was checked before any resource (plan.check_secrets_present).
-    stdin = passwords.apply(lambda values: secret_content(db, values[db.name]))
+    if source is not None and db.kind == DatabaseKind.REDIS:
+        stdin = pulumi.Output.all(passwords, source.passwords[db.name]).apply(
+            lambda values: secret_content(db, values[0][db.name], values[1])
+        )
+    else:
+        stdin = passwords.apply(lambda values: secret_content(db, values[db.name]))
     return Step(
         f"{name}-{db.name}",
         script=render(["db_container.sh"], params),

@@ -1,26 +1,43 @@
-"""The application platform: native services under systemd, deployed batch by batch.
+"""The application platform: native services under systemd, deployed batch by batch, and the
+host's existing engines that follow the Alibaba databases (``replicaOf``).
 
 Batch N+1 depends on every command of batch N; a deploy command fails when its service
 does not answer its health path in time (after rolling back), so a failed batch stops the
-later ones.
+later ones. The replicas do not wait for the services (nor they for them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_command import remote
 
 from components.formats import unit_value, unit_word
 from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
-from plan import Plan, RetiredService, Service
+from components.replication import health_step, replica_stdin, replica_step
+from plan import NAMESPACE, REPLICATION_USER, ExistingWorkload, Plan, RetiredService, Service
+
+
+@dataclass(frozen=True)
+class ReplicationSource:
+    """The Alibaba stack's replication outputs, as its StackReference reads them."""
+
+    stack: str
+    replication: pulumi.Output[Any]
+    """``{"caCert", "sourceAddress", "sources": {db: {"kind", "port", "user", "database"}}}``."""
+    passwords: pulumi.Output[Any]
+    """Secret: source database -> the replication user's password."""
 
 
 @dataclass(frozen=True)
 class ServicesArgs:
     plan: Plan
     connection: remote.ConnectionArgs
+    replication_source: ReplicationSource | None = None
+    """Required when the plan has replicas (``plan.replicas``)."""
 
 
 class Services(pulumi.ComponentResource):
@@ -47,7 +64,85 @@ class Services(pulumi.ComponentResource):
             )
             for retired in plan.retired.services
         }
-        self.register_outputs({"deploys": list(self.deploys), "retired": list(self.retirements)})
+        self.replicas: dict[str, remote.Command] = {}
+        self.health: remote.Command | None = None
+        if plan.replicas:
+            self._replicas(name, plan, args)
+        self.register_outputs(
+            {"deploys": list(self.deploys), "retired": list(self.retirements), "replicas": list(self.replicas)}
+        )
+
+    def _replicas(self, name: str, plan: Plan, args: ServicesArgs) -> None:
+        source = args.replication_source
+        if source is None:  # the plan requires replication.sourceStack with any replicaOf
+            raise pulumi.RunError(f"{NAMESPACE}:replication.sourceStack: required for the replicas")
+        for index, workload in enumerate(plan.existing):
+            if workload.replica_of is None:
+                continue
+            stdin = pulumi.Output.all(source.replication, source.passwords).apply(
+                lambda values, index=index, workload=workload: _replica_stdin(plan, index, workload, *values)
+            )
+            self.replicas[workload.name] = run_step(
+                replica_step(name, plan, workload, replica_source(plan, workload), pulumi.Output.secret(stdin)),
+                args.connection,
+                parent=self,
+                depends_on=[self.bootstrap],
+            )
+        self.health = run_step(
+            health_step(name, plan), args.connection, parent=self, depends_on=list(self.replicas.values())
+        )
+
+
+def replica_source(plan: Plan, workload: ExistingWorkload) -> dict[str, Any]:
+    """Where ``workload`` replicates from, as the plan declares it: known before any stack is read, so
+    the replica's command text is too; ``_replica_stdin`` checks it against the Alibaba stack's outputs."""
+    replica = workload.replica_of
+    if replica is None:
+        raise ValueError(f"{workload.name} has no replicaOf")
+    return {
+        "kind": replica.kind,
+        "port": replica.source_port,
+        "user": REPLICATION_USER,
+        "database": replica.replicated_database,
+        "sourceAddress": replica.host or plan.firewall.peer_address,
+    }
+
+
+def _replica_stdin(
+    plan: Plan, index: int, workload: ExistingWorkload, replication: Mapping[str, Any], passwords: Mapping[str, Any]
+) -> str:
+    """The replica's stdin (password and CA), once the Alibaba stack's outputs agree with the plan."""
+    replica = workload.replica_of
+    assert replica is not None
+    where = f"{NAMESPACE}:existing[{index}].replicaOf"
+    sources = replication.get("sources") or {}
+    if replica.source not in sources or replica.source not in passwords:
+        offered = ", ".join(sorted(sources)) or "none"
+        raise pulumi.RunError(
+            f"{where}.source: {replica.source!r} is not a replication source of the Alibaba stack (it offers: "
+            f"{offered}); list it in its platform:replication.sources and run `pulumi up` there first"
+        )
+    offered = sources[replica.source]
+    declared = replica_source(plan, workload)
+    for key, field in (("kind", "kind"), ("port", "port")):
+        if offered.get(key) is not None and _same(offered[key], declared[key]) is False:
+            raise pulumi.RunError(
+                f"{where}.{field}: the plan says {declared[key]!r}, the Alibaba stack's {replica.source} is "
+                f"{offered[key]!r}; make them agree"
+            )
+    if replication.get("sourceAddress") != declared["sourceAddress"]:
+        raise pulumi.RunError(
+            f"{where}: the Alibaba stack's address is {replication.get('sourceAddress')!r}, not the peer "
+            f"{declared['sourceAddress']!r} (firewall.peerAddress): the replica follows the peer only"
+        )
+    return replica_stdin(str(passwords[replica.source]), str(replication["caCert"]))
+
+
+def _same(offered: Any, declared: Any) -> bool:
+    """Equal, whatever JSON made of a number (a port may come back as 3306.0)."""
+    if isinstance(declared, int) and isinstance(offered, int | float):
+        return float(offered) == float(declared)
+    return offered == declared
 
 
 def bootstrap_step(name: str, plan: Plan) -> Step:

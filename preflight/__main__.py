@@ -33,6 +33,7 @@ from preflight import diff, policy_report, report, revision
 from preflight.capacity import capacity
 from preflight.engine import CloudMocks, StackRun, run_stack
 from preflight.policy import OutputMonitor, PackConfigError, evaluate, load_pack
+from preflight.references import stack_references
 from preflight.stackfile import (
     StackConfig,
     StackFileError,
@@ -96,7 +97,8 @@ def _main(argv: list[str] | None) -> int:
             config = read_stack(args.root, stack)
             plan = load_plan(config.config, config.secret_keys)
             config = with_missing_secrets(config, tuple(db.name for db in plan.databases))
-            monitor = OutputMonitor(CloudMocks())
+            references = stack_references(args.root, config)
+            monitor = OutputMonitor(CloudMocks(stack_outputs=references))
             run = run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
         except (StackFileError, PlanError, pulumi.RunError) as error:
             print(f"error: stack {stack}: {error}", file=sys.stderr)
@@ -167,7 +169,7 @@ def _from_file(path: Path, stacks: list[str], root: Path) -> list[diff.Diff]:
         try:
             config = read_stack_file(path, project_name(root), stack)
             check_project_keys(config)
-            old = _program_run(config)
+            old = _program_run(config, root)
         except (StackFileError, PlanError, pulumi.RunError) as error:
             raise _InputError(f"error: --from {path}: {error}") from None
         diffs.append(dataclasses.replace(diff.steps(old, new), source=str(path), scripts=signatures))
@@ -192,16 +194,18 @@ def _from_revision(source: str, stacks: list[str], root: Path) -> list[diff.Diff
 
 def _new_run(root: Path, stack: str) -> StackRun:
     try:
-        return _program_run(read_stack(root, stack))
+        return _program_run(read_stack(root, stack), root)
     except (StackFileError, PlanError, pulumi.RunError) as error:
         raise _InputError(f"error: stack {stack}: {error}") from None
 
 
-def _program_run(config: StackConfig) -> StackRun:
-    """This tree's program over a stack's config, placeholder secrets filled in as for the preview."""
+def _program_run(config: StackConfig, root: Path) -> StackRun:
+    """This tree's program over a stack's config, placeholder secrets filled in as for the preview;
+    a stack it references is evaluated from its file in ``root``."""
     plan = load_plan(config.config, config.secret_keys)
     config = with_missing_secrets(config, tuple(db.name for db in plan.databases))
-    return run_stack(config.project, config.stack, config.config, set(config.secret_keys))
+    references = stack_references(root, config)
+    return run_stack(config.project, config.stack, config.config, set(config.secret_keys), references=references)
 
 
 def _write_json(document: object) -> None:

@@ -22,10 +22,13 @@ the engine's own rules, per resource:
 
 What this cannot know:
 
-- Providers' own diffs. A cloud provider may replace a resource on a field it forces (ForceNew,
-  e.g. an instance's image or zone): a custom resource's changed inputs are shown as ``update``
-  with the note "the provider decides". pulumi-command's provider replaces on nothing but
-  ``triggers``, so a command's op is the engine's.
+- Providers' own diffs, beyond ``PROVIDER_REPLACES``. A cloud provider may replace a resource on a
+  field it forces (ForceNew, e.g. an instance's image or zone): a custom resource's changed inputs
+  are shown as ``update`` with the note "the provider decides", except for the fields listed in
+  ``PROVIDER_REPLACES`` (the backup bucket's name, classes; every input of pulumi-tls and
+  pulumi-random resources), which are a ``replace``. pulumi-command's provider replaces on nothing
+  but ``triggers``, so a command's op is the engine's. A certificate due for renewal is replaced
+  by pulumi-tls without any input changing: not seen here (its dependents' stdin is then new).
 - The real state. OLD is re-evaluated from code and config; a failed or partial ``up``, a
   ``pulumi state`` edit, a ``refresh`` or drift on the hosts are not seen.
 - Outputs the cloud assigns (ids, addresses): the mocks derive them from names, so an input
@@ -60,8 +63,25 @@ DATA_HOLDERS = frozenset(
         "alicloud:ecs/ecsDisk:EcsDisk",
         "tencentcloud:Instance/instance:Instance",
         "tencentcloud:Cbs/storage:Storage",
+        "alicloud:oss/bucket:Bucket",
     }
 )
+# Inputs whose change the provider answers with a replacement (its schema's ForceNew): the
+# resources this program creates beside the instance. "*" is every input.
+PROVIDER_REPLACES: dict[str, tuple[str, ...]] = {
+    "alicloud:oss/bucket:Bucket": ("bucket", "storageClass", "redundancyType"),
+    "alicloud:oss/bucketAcl:BucketAcl": ("bucket",),
+    "alicloud:oss/bucketPublicAccessBlock:BucketPublicAccessBlock": ("bucket",),
+    "alicloud:ram/role:Role": ("roleName", "name"),
+    "alicloud:ram/policy:Policy": ("policyName", "name"),
+    "alicloud:ram/rolePolicyAttachment:RolePolicyAttachment": ("*",),
+    "alicloud:ram/roleAttachment:RoleAttachment": ("*",),
+    "tls:index/privateKey:PrivateKey": ("*",),
+    "tls:index/selfSignedCert:SelfSignedCert": ("*",),
+    "tls:index/certRequest:CertRequest": ("*",),
+    "tls:index/locallySignedCert:LocallySignedCert": ("*",),
+    "random:index/randomPassword:RandomPassword": ("*",),
+}
 OPS = ("same", "create", "update", "replace", "delete", "retire")
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
 _MISSING = object()
@@ -164,8 +184,13 @@ def _compared(prior: Registration, resource: Registration) -> Step:
         return Step(resource.name, resource.type, "same", (), tuple(notes), (), prior, resource)
     notes.append(f"changed: {', '.join(changed)}")
     covered = [p for p in resource.replace_on_changes if _covers(p, old_inputs, new_inputs)]
-    if covered:
-        notes.append(f"replaceOnChanges {', '.join(covered)}: replaced")
+    forced = PROVIDER_REPLACES.get(resource.type, ())
+    by_provider = list(changed) if "*" in forced else [key for key in changed if key in forced]
+    if covered or by_provider:
+        if covered:
+            notes.append(f"replaceOnChanges {', '.join(covered)}: replaced")
+        if by_provider:
+            notes.append(f"the provider replaces it on a change to {', '.join(by_provider)}")
         create = ("create-replacement", _text(resource, "create"))
         delete = ("delete-replaced", _delete_text(prior))
         if prior.retain_on_delete:

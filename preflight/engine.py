@@ -9,6 +9,7 @@ retainOnDelete, aliases).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,33 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 MOCK_PUBLIC_IP = "192.0.2.10"
 
 ALIBABA_GROUP_RULES = "alicloud:ecs/getSecurityGroupRules:getSecurityGroupRules"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type token
+TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
+TLS_CERT_REQUEST = "tls:index/certRequest:CertRequest"
+TLS_CERTIFICATES = ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert")
+# What a generated secret reads as in the preview: labelled, like the config placeholders
+# (preflight/stackfile.py), so a leak of one into a script or a log is recognisable.
+GENERATED_PLACEHOLDER = "PLACEHOLDER-SECRET-generated-"
+
+
+def fake_pem(label: str, name: str) -> str:
+    """A PEM block that parses as one but holds only the resource's name: nothing real to leak.
+
+    The header is assembled here, at run time: no file of the project holds a key block header
+    (secret scanners rightly flag even a fake one).
+    """
+    body = base64.b64encode(f"mock {label.lower()} of {name}".encode()).decode()
+    dashes = "-" * 5
+    return f"{dashes}BEGIN {label}{dashes}\n{body}\n{dashes}END {label}{dashes}\n"
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """A referenced stack's outputs as a ``StackReference`` reads them: plain values, and which are secret."""
+
+    outputs: dict[str, Any]
+    secret_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,10 +102,20 @@ class CloudMocks(pulumi.runtime.Mocks):
     ``group_rules`` holds what the Alibaba data source ``getSecurityGroupRules`` reads, per
     security-group id, as the provider returns each rule (camelCase keys); a group not listed
     is empty, as a freshly adopted group with no rule would be. Every invoke is kept in ``calls``.
+
+    ``stack_outputs`` holds, per fully-qualified stack name, what a ``StackReference`` to it reads
+    (``preflight/references.py`` evaluates the referenced stack's own file for it). pulumi-tls
+    keys and certificates read as labelled fake PEM blocks, pulumi-random passwords as labelled
+    placeholders.
     """
 
-    def __init__(self, group_rules: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        group_rules: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        stack_outputs: Mapping[str, StackOutputs] | None = None,
+    ) -> None:
         self.group_rules = {group: [dict(rule) for rule in rules] for group, rules in (group_rules or {}).items()}
+        self.stack_outputs = dict(stack_outputs or {})
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -86,8 +124,18 @@ class CloudMocks(pulumi.runtime.Mocks):
             state.setdefault("publicIp", MOCK_PUBLIC_IP)
         if args.typ == "command:remote:Command":
             state.update(stdout="", stderr="")
+        if args.typ == STACK_REFERENCE:
+            state.update(self._stack_reference(str(args.inputs.get("name") or args.resource_id)))
+        state.update(generated_outputs(args.typ, args.name))
         resource_id = args.resource_id or (f"{args.name}-id" if args.custom else "")
         return resource_id, state
+
+    def _stack_reference(self, stack: str) -> dict[str, Any]:
+        if stack not in self.stack_outputs:
+            known = ", ".join(sorted(self.stack_outputs)) or "none"
+            raise LookupError(f"StackReference {stack!r}: no such stack evaluated for the preview (evaluated: {known})")
+        found = self.stack_outputs[stack]
+        return {"name": stack, "outputs": found.outputs, "secretOutputNames": list(found.secret_names)}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.calls.append((args.token, dict(args.args)))
@@ -110,6 +158,31 @@ class CloudMocks(pulumi.runtime.Mocks):
             "groupDesc": "",
             "rules": rules,
         }
+
+
+def generated_outputs(type_: str, name: str) -> dict[str, Any]:
+    """The outputs pulumi-tls and pulumi-random would compute, as recognisable stand-ins."""
+    if type_ == RANDOM_PASSWORD:
+        return {"result": f"{GENERATED_PLACEHOLDER}{name}", "bcryptHash": f"{GENERATED_PLACEHOLDER}{name}-bcrypt"}
+    if type_ == TLS_PRIVATE_KEY:
+        private = "EC " + "PRIVATE KEY"
+        return {
+            "privateKeyPem": fake_pem(private, name),
+            "privateKeyPemPkcs8": fake_pem("PRIVATE" + " KEY", name),
+            "publicKeyPem": fake_pem("PUBLIC KEY", name),
+            "publicKeyOpenssh": f"ecdsa-sha2-nistp256 mock-{name}",
+            "publicKeyFingerprintSha256": f"SHA256:mock-{name}",
+        }
+    if type_ == TLS_CERT_REQUEST:
+        return {"certRequestPem": fake_pem("CERTIFICATE REQUEST", name)}
+    if type_ in TLS_CERTIFICATES:
+        return {
+            "certPem": fake_pem("CERTIFICATE", name),
+            "readyForRenewal": False,
+            "validityStartTime": "2025-01-01T00:00:00Z",
+            "validityEndTime": "2026-01-01T00:00:00Z",
+        }
+    return {}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -183,17 +256,28 @@ def run_stack(
     config: dict[str, str],
     secret_keys: set[str],
     monitor: RecordingMonitor | None = None,
+    references: Mapping[str, StackOutputs] | None = None,
 ) -> StackRun:
-    """Evaluate the program once for a stack; raises what the program raises."""
+    """Evaluate the program once for a stack; raises what the program raises.
+
+    ``references``: what each ``StackReference`` the program makes reads (see CloudMocks).
+    """
     import program  # imported here: importing it registers nothing, running it does
 
     monitor = monitor or RecordingMonitor(CloudMocks())
+    if references and isinstance(monitor.mocks, CloudMocks):
+        monitor.mocks.stack_outputs.update(references)
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # run_in_stack registers its own Stack
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
     _sync_await(stack.run_in_stack(program.main))
     resources = [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
     return StackRun(project, stack_name, resources, monitor.stack_outputs)
+
+
+def is_secret(value: Any) -> bool:
+    """True when an engine-shaped property is wrapped as a secret."""
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 def unwrap(value: Any) -> Any:

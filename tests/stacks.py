@@ -13,6 +13,7 @@ import yaml
 
 from plan import load_plan
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
+from preflight.references import stack_references
 from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,57 @@ CREATED_TENCENT_HOST: dict[str, Any] = {
     "keyPairName": "skey-admins",
 }
 CREATED_HOST = {"alibaba": CREATED_ALIBABA_HOST, "tencent": CREATED_TENCENT_HOST}
+
+
+# The Tencent host's existing engines as replicas of the Alibaba databases (the seeds' plan).
+SOURCE_STACK = "organization/platform/alibaba"
+
+
+def replica(name: str, local_port: int, source: str, memory_mib: int, **replica_of: Any) -> dict[str, Any]:
+    """An existing engine named as its kind (mysql, postgres, redis) following ``source``."""
+    kind = name
+    return {
+        "name": name,
+        "ports": [{"port": local_port, "expose": "peer", "purpose": f"{kind} replica"}],
+        "memoryMib": memory_mib,
+        "database": True,
+        "replicaOf": {"source": source, "kind": kind, **replica_of},
+    }
+
+
+REPLICAS: list[dict[str, Any]] = [
+    replica("mysql", 3306, "production-mysql", 384),
+    replica("postgres", 5432, "production-postgres", 256),
+    replica("redis", 6379, "production-redis", 128),
+    {"name": "nginx", "ports": [{"port": 80, "expose": "public"}, {"port": 443, "expose": "public"}], "memoryMib": 64},
+    {"name": "nodejs", "memoryMib": 192},
+    {"name": "statistics", "memoryMib": 128},
+    {"name": "template", "memoryMib": 128},
+]
+
+
+def with_replicas(**changes: Any) -> dict[str, Any]:
+    """Changes that turn the committed Tencent stack's existing engines into replicas."""
+    return {"existing": REPLICAS, "replication": {"sourceStack": SOURCE_STACK}, **changes}
+
+
+def stack_folder(folder: Path, stack: str, **changes: Any) -> Path:
+    """A project folder as a user's checkout has it: Pulumi.yaml, every committed stack file, and
+    ``Pulumi.<stack>.yaml`` with some ``platform:*`` keys changed (as in ``config_for``)."""
+    for path in (ROOT / "Pulumi.yaml", *ROOT.glob("Pulumi.*.yaml")):
+        (folder / path.name).write_text(path.read_text())
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    for key, value in changes.items():
+        full_key = f"platform:{key}"
+        committed = document["config"].get(full_key)
+        if value is None:
+            document["config"].pop(full_key, None)
+        elif isinstance(value, dict) and isinstance(committed, dict):
+            document["config"][full_key] = {k: v for k, v in {**committed, **value}.items() if v is not None}
+        else:
+            document["config"][full_key] = value
+    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return folder
 
 
 def cache_database(**fields: Any) -> dict[str, Any]:
@@ -80,8 +132,13 @@ def config_for(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
 
 
 def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:
+    """The stack under the mocks; a stack it references (replication.sourceStack) is evaluated
+    from its committed file in ``root`` first, as ``python -m preflight`` does."""
     config = config_for(stack, root, **changes)
-    return run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
+    references = stack_references(root, config)
+    return run_stack(
+        config.project, stack, config.config, set(config.secret_keys), monitor=monitor, references=references
+    )
 
 
 def inputs(resource: Registration) -> dict[str, Any]:

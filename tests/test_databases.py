@@ -34,13 +34,50 @@ def plan():
     return load_plan(config.config, config.secret_keys)
 
 
+SOURCES = ("production-mysql", "production-postgres", "production-redis")
+
+
 def test_one_container_command_per_database_after_the_bootstrap(run):
     steps = commands(run)
-    assert set(steps) == {"alibaba-db-bootstrap", *(f"alibaba-db-{name}" for name in MEMORY)}
+    assert set(steps) == {
+        "alibaba-db-bootstrap",
+        "alibaba-db-tls",
+        "alibaba-db-restore-drill",
+        *(f"alibaba-db-{name}" for name in MEMORY),
+        *(f"alibaba-db-backup-{name}" for name in MEMORY),
+        *(f"alibaba-db-repl-{name}" for name in SOURCES),
+    }
     by_name = {r.name: r for r in run.of_type("command:remote:Command")}
     bootstrap_urn = by_name["alibaba-db-bootstrap"].urn
     for name in MEMORY:
         assert bootstrap_urn in by_name[f"alibaba-db-{name}"].dependencies
+
+
+def test_the_sources_tls_files_come_before_their_containers_and_their_users_after(run):
+    tls = run.named("alibaba-db-tls")
+    assert run.named("alibaba-db-bootstrap").urn in tls.dependencies
+    for name in MEMORY:
+        container = run.named(f"alibaba-db-{name}")
+        assert (tls.urn in container.dependencies) == (name in SOURCES), name
+    for name in SOURCES:
+        assert run.named(f"alibaba-db-{name}").urn in run.named(f"alibaba-db-repl-{name}").dependencies
+
+
+def test_a_source_mounts_its_tls_files_and_others_do_not(run):
+    for name in MEMORY:
+        create = commands(run)[f"alibaba-db-{name}"]["create"]
+        mounted = f"Volume=/etc/platform/secrets/tls/{name}:/etc/platform-tls:ro,Z" in create
+        assert mounted == (name in SOURCES), name
+
+
+def test_a_narrower_source_list_drops_the_others_replication():
+    run = evaluate("alibaba", replication={"sources": ["production-postgres"]})
+    steps = commands(run)
+    assert [name for name in steps if "-repl-" in name] == ["alibaba-db-repl-production-postgres"]
+    assert "/etc/platform-tls" not in steps["alibaba-db-production-mysql"]["create"]
+    assert [r.name for r in run.of_type("random:index/randomPassword:RandomPassword")] == [
+        "alibaba-repl-password-production-postgres"
+    ]
 
 
 @pytest.mark.parametrize(("name", "memory"), MEMORY.items())
@@ -113,14 +150,29 @@ def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_f
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
     for resource in run.of_type("command:remote:Command"):
-        if resource.name == "alibaba-db-bootstrap":
+        if resource.name == "alibaba-db-bootstrap" or "-backup-" in resource.name or "-drill" in resource.name:
+            assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
             continue
         raw = resource.inputs
         assert raw["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
-        assert "PLACEHOLDER-SECRET" in raw["stdin"]["value"]
+        secret = "PRIVATE KEY" if resource.name == "alibaba-db-tls" else "PLACEHOLDER-SECRET"
+        assert secret in raw["stdin"]["value"]
+        assert secret not in raw["create"] + raw["update"]
         assert "PLACEHOLDER-SECRET" not in raw["create"] + raw["update"]
         assert raw["logging"] == "none"
         assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs)
+
+
+def test_replication_passwords_reach_only_their_own_commands(run):
+    generated = "PLACEHOLDER-SECRET-generated-alibaba-repl-password-"
+    for resource in run.of_type("command:remote:Command"):
+        stdin = (resource.inputs.get("stdin") or {}).get("value", "")
+        carried = sorted(name for name in SOURCES if f"{generated}{name}" in stdin)
+        expected = [resource.name.removeprefix("alibaba-db-repl-")] if "-repl-" in resource.name else []
+        # The Redis source's auth file names the replication user by the password's SHA-256 only.
+        assert carried == expected, resource.name
+    redis = run.named("alibaba-db-production-redis").inputs["stdin"]["value"]
+    assert re.search(r"^user replication reset on #[0-9a-f]{64} ", redis, re.MULTILINE)
 
 
 def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_purge_is_set():
@@ -133,6 +185,10 @@ def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_pur
     assert set(retire) == {
         "alibaba-db-bootstrap",
         "alibaba-db-cache",
+        "alibaba-db-tls",
+        "alibaba-db-repl-cache",
+        "alibaba-db-backup-cache",
+        "alibaba-db-restore-drill",
         "alibaba-db-retire-production-mysql",
         "alibaba-db-retire-production-redis",
     }

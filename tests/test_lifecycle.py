@@ -12,7 +12,9 @@ import pytest
 
 import program
 from plan import DEFAULT_DATABASES
-from tests.stacks import CREATED_HOST, commands, evaluate
+from preflight import diff
+from preflight.engine import CloudMocks, RecordingMonitor, fake_pem
+from tests.stacks import CREATED_HOST, commands, evaluate, inputs
 
 COMMAND = "command:remote:Command"
 PROVISIONING = {"alibaba": "alibaba-db", "tencent": "tencent-svc"}
@@ -57,7 +59,77 @@ def test_one_databases_memory_change_changes_only_its_own_command_text():
     databases[0]["memoryMib"] = 256  # production-mysql
     after = commands(evaluate("alibaba", databases=databases))
     assert set(after) == set(before)
+    # Its container only: a backup's configuration carries the limit for Neo4j alone (its dump
+    # runs in a sibling container while the database is stopped).
     assert {name for name in before if before[name] != after[name]} == {"alibaba-db-production-mysql"}
+
+
+# --- the backup bucket, the replication CA and passwords on the second `up` ----------------------------
+
+
+@pytest.fixture(scope="module")
+def alibaba():
+    return evaluate("alibaba")
+
+
+def test_a_retention_change_updates_the_bucket_in_place(alibaba):
+    found = diff.steps(alibaba, evaluate("alibaba", backups={"keepDaily": 14, "keepWeekly": 8}))
+    bucket = found.by_name("alibaba-backups-bucket")
+    assert (bucket.op, bucket.changed) == ("update", ("lifecycleRules",))
+    assert found.hazards == ()
+
+
+def test_a_bucket_rename_is_a_replace_the_protection_refuses(alibaba):
+    found = diff.steps(alibaba, evaluate("alibaba", backups={"offHost": {"bucket": "another-backups"}}))
+    bucket = found.by_name("alibaba-backups-bucket")
+    assert bucket.op == "replace"
+    assert "the provider replaces it on a change to bucket" in bucket.notes
+    assert any("alibaba-backups-bucket" in h and "protected" in h for h in found.hazards)
+    assert any("alibaba-backups-bucket" in h and "holds data" in h for h in found.hazards)
+
+
+def test_an_ordinary_plan_change_replaces_no_key_certificate_or_password(alibaba):
+    databases = [dict(db) for db in DEFAULT_DATABASES]
+    databases[1]["memoryMib"] = 160  # production-postgres
+    found = diff.steps(alibaba, evaluate("alibaba", databases=databases, backups={"keepDaily": 3}))
+    assert not [s.name for s in found.steps if s.op in ("replace", "delete")]
+    generated = [s for s in found.steps if s.type.startswith(("tls:", "random:"))]
+    assert len(generated) == 1 + 1 + 3 * 3 + 3  # CA key and cert; per source key, CSR, cert; passwords
+    assert {s.op for s in generated} == {"same"}
+
+
+class RenewedCertificates(CloudMocks):
+    """As after pulumi-tls replaced the server certificates (due for renewal): new PEM, same inputs."""
+
+    def new_resource(self, args):
+        resource_id, state = super().new_resource(args)
+        if args.typ == "tls:index/locallySignedCert:LocallySignedCert":
+            state["certPem"] = fake_pem("CERTIFICATE", f"{args.name} (renewed)")
+        return resource_id, state
+
+
+def test_a_renewed_certificate_is_an_update_of_the_tls_command_never_a_replace(alibaba):
+    renewed = evaluate("alibaba", monitor=RecordingMonitor(RenewedCertificates()))
+    found = diff.steps(alibaba, renewed)
+    tls = found.by_name("alibaba-db-tls")
+    assert (tls.op, tls.changed) == ("update", ("stdin",))
+    assert [run.phase for run in tls.runs] == ["update"]
+    assert {s.name for s in found.changes() if s.new is not None and s.new.custom} == {"alibaba-db-tls"}
+
+
+def test_certificates_are_renewed_ahead_of_expiry(alibaba):
+    (ca,) = alibaba.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    ca_inputs = inputs(ca)
+    assert ca_inputs["isCaCertificate"] is True
+    assert ca_inputs["allowedUses"] == ["cert_signing", "crl_signing"]
+    assert ca_inputs["validityPeriodHours"] > ca_inputs["earlyRenewalHours"] > 0
+    for cert in alibaba.of_type("tls:index/locallySignedCert:LocallySignedCert"):
+        props = inputs(cert)
+        assert props["validityPeriodHours"] == 24 * 365
+        assert props["earlyRenewalHours"] == 30 * 24
+        assert "server_auth" in props["allowedUses"]
+    for key in alibaba.of_type("tls:index/privateKey:PrivateKey"):
+        assert inputs(key) == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
 
 
 def test_a_renamed_component_carries_its_old_name_to_every_child(monkeypatch):

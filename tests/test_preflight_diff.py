@@ -428,20 +428,47 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, message):
     assert "Traceback" not in result.stderr
 
 
-# The last commit before the plan edge (issue 8): what a host runs today.
-BEFORE_PLAN_EDGE = "eb3c863"
+# What a host runs today: the last commit before the data plane (issue 9).
+BEFORE_DATA_PLANE = "1f795be"
+# The engines the data plane reconfigures, each with a new unit (one restart): the replication
+# sources serve TLS, Elasticsearch gets a snapshot path, Weaviate its backup module.
+RECONFIGURED = {"mysql", "postgres", "redis", "elasticsearch", "weaviate"}
 
 
-def test_the_first_up_after_the_plan_edge_changes_no_unit_and_no_password():
-    """Upgrading from the previous version runs only updates: new script text, no new unit (no
-    restart) and no new stdin (no password rotation), and no hazard."""
-    known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE_PLAN_EDGE}^{{commit}}"], check=False)
+def _command_rows(text: str) -> dict[str, str]:
+    """Each command row of the text table (its wrapped lines joined), by name."""
+    rows: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) < 4:
+            name = None
+        elif cells[2] == COMMAND:
+            name = cells[3]
+            rows[name] = line
+        elif name is not None and not cells[1]:
+            rows[name] += " " + line
+        else:
+            name = None
+    return rows
+
+
+def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfigures():
+    """Upgrading from the previous version replaces and deletes nothing: five engines get a new
+    unit, Redis's ACL gains the replication user (its stdin), the rest is new commands."""
+    known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE_DATA_PLANE}^{{commit}}"], check=False)
     if known.returncode != 0:
-        pytest.skip(f"commit {BEFORE_PLAN_EDGE} is not in this clone's history (a shallow checkout)")
-    result = preflight("alibaba", "tencent", "--from", BEFORE_PLAN_EDGE)
+        pytest.skip(f"commit {BEFORE_DATA_PLANE} is not in this clone's history (a shallow checkout)")
+    result = preflight("alibaba", "tencent", "--from", BEFORE_DATA_PLANE, env={"COLUMNS": "400"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("no hazards") == 2
     assert "replace" not in result.stdout
     assert "delete" not in result.stdout
-    assert "UNIT_CONTENT" not in result.stdout
-    assert "stdin" not in result.stdout
+    rows = _command_rows(result.stdout)
+    assert {name for name, row in rows.items() if "UNIT_CONTENT" in row} == {
+        f"alibaba-db-production-{kind}" for kind in RECONFIGURED
+    }
+    assert {name for name, row in rows.items() if "stdin" in row} == {"alibaba-db-production-redis"}
+    assert {name for name, row in rows.items() if "│ create │" in row} == {
+        name for name in rows if name.startswith(("alibaba-db-backup-", "alibaba-db-repl-"))
+    } | {"alibaba-db-tls", "alibaba-db-restore-drill"}

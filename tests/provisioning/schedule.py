@@ -25,9 +25,12 @@ class RemoteCommand:
 
 
 def remote_commands(stack: StackRun) -> list[RemoteCommand]:
-    names = {r.urn: r.name for r in stack.resources}
+    """The stack's commands; each depends on the commands it waits for (a cloud resource, such
+    as the backup bucket, is there once the mock engine registered it)."""
+    remote = stack.of_type("command:remote:Command")
+    names = {r.urn: r.name for r in remote}
     commands = []
-    for resource in stack.of_type("command:remote:Command"):
+    for resource in remote:
         inputs = unwrap(resource.inputs)
         commands.append(
             RemoteCommand(

@@ -52,7 +52,7 @@ def test_the_scripts_that_delete_share_one_guard() -> None:
     }
     assert sorted(name for name, found in defined.items() if found) == [GUARDS]
     callers = sorted(path.name for path in SCRIPTS.glob("*.sh") if "assert_under " in path.read_text())
-    assert callers == ["db_retire.sh", "svc_deploy.sh", "svc_retire.sh"]
+    assert callers == ["backup_run.sh", "db_retire.sh", "restore_drill.sh", "svc_deploy.sh", "svc_retire.sh"]
 
 
 def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_changes(host: SshHost) -> None:

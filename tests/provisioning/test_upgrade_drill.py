@@ -27,6 +27,7 @@ from tests.provisioning.workloads import service
 
 MYSQL, REDIS = "production-mysql", "production-redis"
 COMMAND = "alibaba-db-{}"
+BACKUP = "alibaba-db-backup-{}"
 
 
 @pytest.fixture
@@ -131,7 +132,9 @@ def test_a_new_image_tag_recreates_only_that_container_and_keeps_its_data(
 ) -> None:
     applied, plan = databases.change(databases=databases.with_changed(REDIS, image="docker.io/library/redis:7.4"))
 
-    assert command_ops(applied) == {COMMAND.format(REDIS): "update"}
+    # Its backup's configuration names the image too (the drill's scratch runs it): an update
+    # that rewrites that file and restarts nothing.
+    assert command_ops(applied) == {COMMAND.format(REDIS): "update", BACKUP.format(REDIS): "update"}
     assert applied.failed() == []
     container = host.container(REDIS)
     assert container is not None
@@ -147,8 +150,16 @@ def test_a_new_port_moves_the_published_port_and_its_marker(host: SshHost, datab
     applied, plan = databases.change(databases=moved)
 
     # The host check learns the new port first (its PLAN_PORTS), then the container moves.
-    assert command_ops(applied) == {"alibaba-db-bootstrap": "update", COMMAND.format(MYSQL): "update"}
-    assert applied.ran() == [("alibaba-db-bootstrap", "update"), (COMMAND.format(MYSQL), "update")]
+    assert command_ops(applied) == {
+        "alibaba-db-bootstrap": "update",
+        COMMAND.format(MYSQL): "update",
+        BACKUP.format(MYSQL): "update",  # the port its dump connects to
+    }
+    assert applied.ran() == [
+        ("alibaba-db-bootstrap", "update"),
+        (COMMAND.format(MYSQL), "update"),
+        (BACKUP.format(MYSQL), "update"),
+    ]
     assert applied.failed() == []
     assert "--publish" in podman_run_of(host, MYSQL)
     assert f"{new_port}:3306/tcp" in podman_run_of(host, MYSQL)
@@ -169,12 +180,22 @@ def test_retiring_a_database_stops_it_and_keeps_its_data(host: SshHost, database
         "alibaba-db-bootstrap": "update",  # its host check no longer expects the redis port
         "alibaba-db-retire-production-redis": "retire",
         COMMAND.format(REDIS): "delete",
+        BACKUP.format(REDIS): "delete",
+        "alibaba-db-restore-drill": "update",  # it takes the retired database's backup timer down
     }
-    # The engine forgets the old command (retained: nothing runs); the retire command removes it.
-    assert applied.ran() == [("alibaba-db-bootstrap", "update"), ("alibaba-db-retire-production-redis", "create")]
+    # The engine forgets the old commands (retained: nothing runs); the retire command removes
+    # the database, the drill's install its backup timer.
+    assert sorted(applied.ran()) == [
+        ("alibaba-db-bootstrap", "update"),
+        ("alibaba-db-restore-drill", "update"),
+        ("alibaba-db-retire-production-redis", "create"),
+    ]
     assert applied.result("alibaba-db-retire-production-redis").stdout == (
         f"{REDIS}: retired, data kept in {databases.data[REDIS]}\n"
     )
+    assert f"{REDIS}: no longer backed up" in applied.result("alibaba-db-restore-drill").stdout
+    assert not (host.units / f"platform-backup-{REDIS}.timer").exists()
+    assert (host.units / f"platform-backup-{MYSQL}.timer").exists()
     assert host.container(REDIS) is None
     assert (databases.data[REDIS] / "rows.db").read_text() == f"{REDIS} rows\n"
     assert applied.diff.hazards == ()
@@ -197,9 +218,15 @@ def test_a_database_dropped_without_retiring_keeps_running_and_is_a_hazard(
 ) -> None:
     applied, _ = databases.change(databases=databases.without(REDIS))
 
-    assert command_ops(applied) == {"alibaba-db-bootstrap": "update", COMMAND.format(REDIS): "delete"}
+    assert command_ops(applied) == {
+        "alibaba-db-bootstrap": "update",
+        COMMAND.format(REDIS): "delete",
+        BACKUP.format(REDIS): "delete",
+    }
     assert applied.ran() == [("alibaba-db-bootstrap", "update")]
     assert any(REDIS in hazard and "platform:retired" in hazard for hazard in applied.diff.hazards)
+    # Still running, so still backed up.
+    assert (host.units / f"platform-backup-{REDIS}.timer").exists()
     databases.untouched(REDIS)
     databases.untouched(MYSQL)
 
