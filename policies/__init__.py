@@ -1,4 +1,4 @@
-"""The platform's CrossGuard policy pack: memory budgets, the port plan, the network, secrets, data.
+"""The platform's CrossGuard policy pack: memory budgets, the port plan, the network, secrets, data, backups.
 
 ``POLICIES`` is the pack in the order it reports. ``__main__.py`` only wraps it in a
 ``PolicyPack`` (which starts a gRPC server and blocks), so tests and ``preflight`` import this
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
+from .backups import backup_waivers, database_backups
 from .checkov import default_network, disk_encryption, user_data_secrets
 from .data_protection import data_protection
 from .egress import egress_least_privilege
@@ -16,6 +17,7 @@ from .firewall_plan import firewall_matches_plan
 from .memory_budget import memory_budget, memory_headroom
 from .port_plan import port_plan
 from .public_database import no_public_database
+from .replication_tls import replication_over_tls
 from .safe_lifecycle import safe_lifecycle
 from .secret_hygiene import secret_hygiene
 
@@ -33,6 +35,9 @@ POLICIES: tuple[Policy, ...] = (
     secret_hygiene,
     data_protection,
     safe_lifecycle,
+    database_backups,
+    backup_waivers,
+    replication_over_tls,
     disk_encryption,
     default_network,
     user_data_secrets,

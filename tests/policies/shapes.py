@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from components.provisioning import as_command
 from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, unwrap
 from preflight.policy import OutputMonitor, Pack, Violation, evaluate, load_pack
 from preflight.stackfile import read_stack
@@ -207,6 +210,49 @@ def edit_inputs(run: StackRun, name: str, edit: Any) -> StackRun:
     if registration.custom:
         registration.outputs = copy.deepcopy(registration.inputs)
     return edited
+
+
+def script_command(
+    name: str,
+    params: Mapping[str, Any],
+    body: str,
+    *,
+    parent: Registration | None = None,
+    **inputs: Any,
+) -> Registration:
+    """A remote command as provisioning.run_step registers it: ``bash -c '<rendered script>'``.
+
+    The script is what components.provisioning.render writes: strict mode, the parameter block
+    (``NAME=<shell-quoted value>``, sorted), then ``body``.
+    """
+    header = "#!/usr/bin/env bash\nset -euo pipefail\n# parameters rendered from the plan\n"
+    block = "".join(f"{key}={shlex.quote(str(params[key]))}\n" for key in sorted(params))
+    command = as_command(header + block + body, name, sudo=False)
+    return resource(COMMAND, name, {"create": command, "update": command, **inputs}, parent=parent)
+
+
+def edit_script(run: StackRun, name: str, edit: Any) -> StackRun:
+    """The run with ``edit(script)`` applied to the script a real command runs (its create and update),
+    wrapped again as components.provisioning.as_command wraps it."""
+
+    def apply(inputs: dict[str, Any]) -> None:
+        for key in ("create", "update"):
+            words = shlex.split(inputs[key])
+            at = words.index("-c")
+            script = edit(words[at + 1])
+            assert script != words[at + 1], f"the edit changed nothing in {name}"
+            inputs[key] = as_command(script, words[at + 2], sudo=words[0] == "sudo")
+
+    return edit_inputs(run, name, apply)
+
+
+def parameter(name: str, value: str) -> Any:
+    """An edit for ``edit_script``: the rendered parameter ``name`` set to ``value`` (quoted as render quotes it)."""
+
+    def edit(script: str) -> str:
+        return re.sub(rf"^{name}=.*$", lambda _: f"{name}={shlex.quote(value)}", script, count=1, flags=re.MULTILINE)
+
+    return edit
 
 
 def alibaba_rule(name: str, parent: Registration | None = None, group: Registration | None = None, **fields: Any):

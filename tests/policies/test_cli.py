@@ -42,7 +42,7 @@ def test_make_preview_passes_the_shipped_stacks_with_their_headroom_warnings(cli
     code, out, _ = cli()
     assert code == 0
     assert out.count("policy pack platform-guardrails 1.0.0: 0 mandatory, 1 advisory") == 2
-    assert "alibaba-host (alibaba): usable 1843 MiB; workloads 1504 MiB + OS reserve 256 MiB = 1760 MiB -> fits" in out
+    assert "alibaba-host (alibaba): usable 1843 MiB; workloads 1584 MiB + OS reserve 256 MiB = 1840 MiB -> fits" in out
     assert "tencent-host (tencent): usable 3686 MiB; workloads 3180 MiB + OS reserve 256 MiB = 3436 MiB -> fits" in out
     assert out.count("[memory-headroom] tencent-host (tencent): used 3180 MiB") == 1
 
@@ -50,8 +50,8 @@ def test_make_preview_passes_the_shipped_stacks_with_their_headroom_warnings(cli
 def test_a_mandatory_violation_fails_the_gate_and_shows_the_shortfall(cli):
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES))
     assert code == 1
-    assert "-> refused: short by 1817 MiB" in out
-    assert "mandatory violations\n  [memory-budget] services-on-alibaba-host (alibaba): used 3404 MiB" in out
+    assert "-> refused: short by 1897 MiB" in out
+    assert "mandatory violations\n  [memory-budget] services-on-alibaba-host (alibaba): used 3484 MiB" in out
 
 
 def test_json_adds_violations_and_capacity(cli):
@@ -65,7 +65,7 @@ def test_json_adds_violations_and_capacity(cli):
         "urn:pulumi:services-on-alibaba::platform::pulumi:pulumi:Stack$platform:compute:Host::services-on-alibaba-host"
     )
     (capacity,) = document["capacity"]
-    assert (capacity["fits"], capacity["freeMib"], capacity["osReserveMib"]) == (False, -1817, 256)
+    assert (capacity["fits"], capacity["freeMib"], capacity["osReserveMib"]) == (False, -1897, 256)
 
 
 def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
@@ -73,13 +73,13 @@ def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[:2] == [COMMENT_MARKER, "## Policy gate: ✅ passed"]
-    assert "| `alibaba` | 30 | 0 | 1 |" in lines
+    assert "| `alibaba` | 64 | 0 | 1 |" in lines
     assert "| `tencent` | 11 | 0 | 1 |" in lines
     verdict = "✅ fits: buffer 250 MiB (6.8% of usable, below the 10% headroom)"
     assert f"| tencent-host | tencent | 3686 | 3180 | 256 | {verdict} |" in lines
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES), "--format", "markdown")
     assert (code, out.splitlines()[1]) == (1, "## Policy gate: ❌ 1 mandatory violation")
-    assert "❌ refused: short by 1817 MiB" in out
+    assert "❌ refused: short by 1897 MiB" in out
 
 
 def test_sarif_is_2_1_0_with_a_rule_per_policy_and_a_result_per_violation(cli):
@@ -88,7 +88,7 @@ def test_sarif_is_2_1_0_with_a_rule_per_policy_and_a_result_per_violation(cli):
     assert (code, document["version"]) == (1, "2.1.0")
     (run,) = document["runs"]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == 12
+    assert len(rules) == 15
     assert rules[0]["defaultConfiguration"] == {"level": "error"}
     assert rules[1]["defaultConfiguration"] == {"level": "warning"}
     (result,) = run["results"]

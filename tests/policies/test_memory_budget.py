@@ -50,8 +50,8 @@ def test_the_five_services_on_the_alibaba_host_are_refused_with_the_shortfall():
     (violation,) = violations(failing_resources()["five_services_on_alibaba"], "memory-budget")
     assert violation.level == "mandatory"
     assert violation.urn.endswith("platform:compute:Host::services-on-alibaba-host")
-    # 1504 MiB of databases + 1900 MiB of services + 256 MiB reserve on 1843 MiB usable.
-    assert "used 3404 MiB + OS reserve 256 MiB = 3660 MiB of limit 1843 MiB: short by 1817 MiB" in violation.message
+    # 1504 MiB of databases + 80 MiB of backup jobs + 1900 MiB of services + 256 MiB reserve on 1843 MiB usable.
+    assert "used 3484 MiB + OS reserve 256 MiB = 3740 MiB of limit 1843 MiB: short by 1897 MiB" in violation.message
     assert "Largest workloads (MiB): ai-service-1 600, ai-service-2 600, production-neo4j 544" in violation.message
 
 
@@ -75,7 +75,7 @@ def test_headroom_warns_on_the_tight_shipped_hosts_only():
 def test_a_larger_os_reserve_in_the_pack_config_makes_the_alibaba_stack_fail():
     config = {"memory-budget": {"osReserveMib": 400}}
     (violation,) = violations(shipped("alibaba"), "memory-budget", config)
-    assert "OS reserve 400 MiB = 1904 MiB of limit 1843 MiB: short by 61 MiB" in violation.message
+    assert "OS reserve 400 MiB = 1984 MiB of limit 1843 MiB: short by 141 MiB" in violation.message
 
 
 def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():

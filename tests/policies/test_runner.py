@@ -48,6 +48,9 @@ def test_the_pack_lists_every_policy_with_a_description_and_a_level():
         "secret-hygiene": "mandatory",
         "data-protection": "mandatory",
         "safe-lifecycle": "mandatory",
+        "database-backups": "mandatory",
+        "backup-waivers": "advisory",
+        "replication-over-tls": "mandatory",
         "disk-encryption": "advisory",
         "default-network": "advisory",
         "user-data-secrets": "advisory",
@@ -64,6 +67,7 @@ def test_every_policys_defaults_satisfy_its_own_schema():
         "port-plan",
         "no-public-database",
         "egress-least-privilege",
+        "database-backups",
     }
 
 
@@ -208,4 +212,4 @@ def test_stack_policies_read_each_hosts_plan_from_its_components_outputs_when_re
     assert violations(run, "egress-least-privilege") == []
     run.named("alibaba-host").outputs["plan"]["hostMemoryMib"] = 1500.0
     (found,) = violations(run, "memory-budget")
-    assert "short by 260 MiB" in found.message
+    assert "short by 340 MiB" in found.message

@@ -122,10 +122,17 @@ def test_messages_name_the_finding_and_never_the_value():
 
 
 def test_the_shipped_secret_commands_are_the_ones_checked_for_logging():
-    # The database commands carry passwords on stdin; the bootstrap carries none and may log.
+    # The database, TLS and replication commands carry passwords or keys on stdin; the
+    # bootstrap and the backups carry none and may log.
     run = copy.deepcopy(shipped("alibaba"))
     for registration in run.of_type(COMMAND):
         registration.inputs["logging"] = "stdoutAndStderr"
     found = {v.urn.rsplit("::", 1)[-1] for v in violations(run, "secret-hygiene")}
     assert found == {r.name for r in run.of_type(COMMAND) if "stdin" in r.inputs}
-    assert len(found) == 6
+    databases = {w["name"] for w in run.outputs["plan"]["workloads"] if w["role"].startswith("database:")}
+    sources = {source["name"] for source in run.outputs["plan"]["replication"]["sources"]}
+    assert found == {
+        "alibaba-db-tls",
+        *(f"alibaba-db-{db}" for db in databases),
+        *(f"alibaba-db-repl-{db}" for db in sources),
+    }
