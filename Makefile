@@ -27,7 +27,7 @@ typecheck: .make/synced
 	.venv/bin/pyright
 
 unit: .make/synced
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses=auto --dist=loadfile
 
 bench: .make/synced
 	$(PY) -m tests.provisioning.bench

@@ -39,13 +39,3 @@ def host(ssh_host: SshHost) -> Iterator[SshHost]:
     leaks = ssh_host.find_leaks(STATS.runs[first_run:], trace_from)
     ssh_host.stop_services()
     assert not leaks, "placeholder secrets leaked:\n" + "\n".join(leaks)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not STATS.runs:
-        return
-    ssh_seconds = sum(run.seconds for run in STATS.runs)
-    terminalreporter.write_line(
-        f"provisioning: {len(STATS.runs)} script runs over SSH in {STATS.tests} tests; "
-        f"{ssh_seconds:.1f} s inside SSH sessions, {time.monotonic() - STATS.started:.1f} s wall"
-    )
