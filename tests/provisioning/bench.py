@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,29 @@ HERE = Path(__file__).resolve().parent
 def script_names(run: Run, signatures: dict[str, str]) -> str:
     """Which scripts a command ran, recognised as ``preflight --from`` recognises them."""
     return " + ".join(scripts_in(run.command, signatures)) or "(other)"
+
+
+def print_figures(title: str, headings: tuple[str, str], rows: Sequence[tuple[str, float, float]]) -> None:
+    """One table of two figures per engine, when its tests ran."""
+    if not rows:
+        return
+    print()
+    print(f"{title:<46} {headings[0]:>12} {headings[1]:>10}")
+    for engine, first, second in rows:
+        print(f"{engine:<46} {first:>12.6g} {second:>10.2f}")
+
+
+def print_data_plane_figures() -> None:
+    """Backups: each engine's backup size and its run's time inside the SSH session
+    (tests/provisioning/test_backups.py, small data). Replication: the replica step's first sync
+    and how long a killed replica took to catch up with 500 writes made while it was down
+    (tests/provisioning/test_replication.py). Real engines on loopback, both."""
+    # Imported here, after pytest has run (and filled) the modules.
+    from tests.provisioning.test_backups import FIGURES
+    from tests.provisioning.test_replication import CATCH_UP
+
+    print_figures("backup (real engines on loopback)", ("bytes", "run s"), FIGURES)
+    print_figures("replication (real engines on loopback)", ("first sync s", "catch-up s"), CATCH_UP)
 
 
 def main(arguments: list[str]) -> int:
@@ -50,6 +74,7 @@ def main(arguments: list[str]) -> int:
             print(f"{name:<66} {runs:>5} {seconds:>6.2f}")
         total = sum(seconds for _, _, seconds in STATS.scenarios)
         print(f"{len(STATS.scenarios)} drill scenarios in {total:.1f} s")
+    print_data_plane_figures()
     inside = sum(run.seconds for run in STATS.runs)
     print(
         f"{STATS.tests} tests, {len(STATS.runs)} script scenarios over SSH, "
