@@ -620,7 +620,7 @@ def test_neo4j_dump_stops_the_database_and_starts_it_again_even_when_the_dump_fa
 
 @pytest.mark.parametrize("name", ["production-elasticsearch", "production-weaviate"])
 def test_a_snapshot_api_that_does_not_answer_fails_the_run_visibly(host: SshHost, name: str) -> None:
-    plan = backup_plan(host, name, **{"randomizedDelayS": 0})
+    plan = backup_plan(host, name, randomizedDelayS=0)
     provision(host, plan)
 
     run = fire(host, backup_unit(name), now=MONDAY)
