@@ -1,12 +1,17 @@
-"""Session-wide hooks: the provisioning suite's figures, summed over pytest-xdist's workers.
+"""Session-wide hooks: the provisioning suite's figures, and the layers that did not run.
 
 ``make test`` runs the suite on every core (``--numprocesses=auto``); each worker counts its own
 script runs over SSH (``tests/provisioning/harness.py: STATS``) and hands them to the controller,
 which prints one line for the whole run. Without xdist the session's own figures are printed.
+
+A layer that cannot run here (no sshd, no real engine, no strace) skips its tests; the very last
+lines of the run name each such reason, with how many tests it skipped, so a green run on a bare
+machine never reads as a full one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -43,3 +48,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"provisioning: {runs:.0f} script runs over SSH in {tests:.0f} tests{workers}; "
         f"{seconds:.1f} s inside SSH sessions"
     )
+
+
+def _skip_reasons(terminalreporter: Any) -> Counter[str]:
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            reasons[str(longrepr[2]).removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own last line: the layers that did not run, if any."""
+    if hasattr(config, "workeroutput"):
+        return
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None:
+        return
+    reasons = _skip_reasons(terminalreporter)
+    if not reasons:
+        return
+    terminalreporter.write_line(
+        f"NOT RUN HERE: {sum(reasons.values())} tests skipped; `bash .ci/run` installs what they need:", yellow=True
+    )
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"  {count:>3} skipped: {reason}", yellow=True)
