@@ -144,6 +144,10 @@ class HostCommon(Model):
     min_free_disk_mib: int = count(0, 65536 * 1024, default=2048, description="the host check refuses a fuller disk")
     ssh_user: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,31}$")] = "root"
     ssh_port: Port = 22
+    allow_undeclared: Bool = Field(
+        default=False,
+        description="the host check proceeds despite TCP listeners beyond loopback that no workload declares",
+    )
     os_families: tuple[Annotated[str, _pattern(r"^[a-z0-9._-]{1,32}$")], ...] = Field(
         max_length=32,
         default=("ubuntu", "debian", "alinux", "rhel", "centos", "rocky", "almalinux", "opencloudos", "tencentos"),

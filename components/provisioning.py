@@ -64,6 +64,15 @@ def host_check_params(plan: Plan) -> dict[str, str | int]:
         # Ports the plan will use; a listener on one of them must be the plan's own workload.
         "PLAN_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in plan.workloads for p in w.ports),
         "EXISTING_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in plan.existing for p in w.ports),
+        # What may listen beyond loopback: the plan's TCP ports and SSH. Anything else would be
+        # cut off by the plan's firewall without anyone having decided so.
+        "DECLARED_TCP_PORTS": " ".join(
+            str(port)
+            for port in sorted(
+                {plan.host.ssh_port} | {p.port for w in plan.workloads for p in w.ports if p.protocol == "tcp"}
+            )
+        ),
+        "ALLOW_UNDECLARED": int(plan.host.allow_undeclared),
         "STATE_DIR": plan.paths.state,
     }
 

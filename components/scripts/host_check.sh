@@ -2,8 +2,8 @@
 # Host check: check the real host against the plan before anything changes. A mismatch
 # stops the step with one line on stderr (exit 3) and nothing on the host changed.
 # Parameters (rendered above): HOST_MEMORY_MIB, MIN_FREE_DISK_MIB, OS_FAMILIES, PLAN_PORTS,
-# EXISTING_PORTS, STATE_DIR, and the root of what the following steps install (DATA_ROOT or
-# SERVICES_ROOT).
+# EXISTING_PORTS, DECLARED_TCP_PORTS, ALLOW_UNDECLARED, STATE_DIR, and the root of what the
+# following steps install (DATA_ROOT or SERVICES_ROOT).
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
@@ -59,4 +59,32 @@ for spec in "${specs[@]}"; do
       "free it or declare it under platform:existing"
   fi
 done
+# Every TCP socket listening beyond loopback must be one the plan declares (a workload, an
+# existing one, SSH): the security group becomes the plan's, which would cut anything else off
+# without anyone having decided so. (UDP is left out: DHCP and NTP clients hold such sockets.)
+undeclared=()
+listeners=$(ss -Hltnp | awk '{print $4, $6}')
+while read -r local_address process; do
+  [[ -n "${local_address}" ]] || continue
+  port=${local_address##*:}
+  address=${local_address%:*}
+  address=${address#[}
+  address=${address%]}
+  case "${address%%%*}" in
+    127.* | ::1 | ::ffff:127.*) continue ;;
+    *) ;;
+  esac
+  case " ${DECLARED_TCP_PORTS} " in *" ${port} "*) continue ;; *) ;; esac
+  name=$(sed -nE 's/^users:\(\("([^"]+)".*/\1/p' <<< "${process}")
+  entry="${port}/tcp on ${address} (${name:-process not shown})"
+  case " ${undeclared[*]} " in *" ${entry} "*) ;; *) undeclared+=("${entry}") ;; esac
+done <<< "${listeners}"
+if [[ "${#undeclared[@]}" -gt 0 ]]; then
+  listed=$(printf '%s, ' "${undeclared[@]}")
+  if [[ "${ALLOW_UNDECLARED}" != 1 ]]; then
+    check_fail "${#undeclared[@]} TCP listener(s) beyond loopback that the plan does not declare (its firewall would" \
+      "cut them off): ${listed%, }; declare each under platform:existing, or set platform:host.allowUndeclared: true"
+  fi
+  echo "host check: left running, not declared (platform:host.allowUndeclared): ${listed%, }"
+fi
 echo "host check: ok (${mem_total_mib} MiB memory, ${free_mib} MiB free disk, OS ${os_ids})"

@@ -106,6 +106,59 @@ def test_listener_on_a_declared_existing_workload_port_passes(host: SshHost) -> 
     assert (host.root / "opt/platform").is_dir()
 
 
+# --- listeners beyond loopback (the ss stand-in plays them: no test may open one) ----------------
+
+# What the architecture document lists as already running on the Tencent host.
+DAO_WEB = 'LISTEN 0 4096 0.0.0.0:9200 0.0.0.0:* users:(("dao-web",pid=4242,fd=7))'
+BLOCKCHAIN = 'LISTEN 0 511 [::]:8300 [::]:* users:(("node",pid=4343,fd=21))'
+SSHD = 'LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))'
+
+
+def play_listeners(host: SshHost, *lines: str) -> None:
+    played = host.standin_state / "ss/listeners"
+    played.parent.mkdir(parents=True, exist_ok=True)
+    played.write_text("".join(f"{line}\n" for line in lines))
+
+
+def test_listeners_beyond_loopback_that_the_plan_does_not_declare_stop_the_bootstrap(host: SshHost) -> None:
+    play_listeners(host, SSHD, DAO_WEB, BLOCKCHAIN)
+    plan = host.plan("tencent", services=[service("alpha", free_port(), host.release("1.0.0"))])
+    before = host.snapshot()
+
+    run = host.step(services.bootstrap_step("app", plan))
+
+    assert run.code == 3, run
+    assert_stopped_cleanly(host, run.stdout, run.stderr, before)
+    assert run.stderr == (
+        "host check: 2 TCP listener(s) beyond loopback that the plan does not declare (its firewall would cut them "
+        "off): 9200/tcp on 0.0.0.0 (dao-web), 8300/tcp on :: (node); declare each under platform:existing, or set "
+        "platform:host.allowUndeclared: true\n"
+    )
+
+
+def test_declared_listeners_pass_and_allow_undeclared_names_what_it_leaves_running(host: SshHost) -> None:
+    play_listeners(host, SSHD, DAO_WEB, BLOCKCHAIN)
+    alpha = service("alpha", free_port(), host.release("1.0.0"))
+    dao_web = {"name": "dao-web", "memoryMib": 64, "ports": [{"port": 9200, "expose": "public"}]}
+    declared = host.plan("tencent", services=[alpha], existing=[dao_web])
+
+    refused = host.step(services.bootstrap_step("app", declared))
+    allowed = host.step(
+        services.bootstrap_step(
+            "app", host.plan("tencent", services=[alpha], existing=[dao_web], host={"allowUndeclared": True})
+        )
+    )
+
+    assert refused.code == 3, refused
+    assert "1 TCP listener(s) beyond loopback" in refused.stderr
+    assert "8300/tcp on :: (node)" in refused.stderr
+    assert allowed.code == 0, allowed
+    assert allowed.stdout.startswith(
+        "host check: left running, not declared (platform:host.allowUndeclared): 8300/tcp on :: (node)\n"
+        "host check: ok ("
+    )
+
+
 def test_podman_without_quadlet_memory_limits_stops_with_what_to_do(host: SshHost) -> None:
     host.set_podman_version("3.4.4")  # what Ubuntu 22.04 ships
     plan = host.plan("alibaba", databases=seed_databases("production-redis"))
