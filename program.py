@@ -47,8 +47,22 @@ def read_plan() -> Plan:
 # scripts converge, so nothing changes on the host) and forgets the old ones (retained: nothing
 # runs), but the preview shows every command as created.
 FORMER_NAMES: dict[str, tuple[str, ...]] = {}
-# The provisioning component of each cloud is named "<stack>-<suffix>"; its commands follow.
-PROVISIONING_SUFFIX = {Cloud.ALIBABA: "db", Cloud.TENCENT: "svc"}
+# The provisioning component of each kind of workload is named "<stack>-<suffix>"; its commands follow.
+PROVISIONING_SUFFIX = {"databases": "db", "services": "svc"}
+# The kind each cloud's host is for: its component is always there (it is protected, so one that
+# vanished with its last workload would stop the preview).
+HOST_ROLE = {Cloud.ALIBABA: "databases", Cloud.TENCENT: "services"}
+
+
+def provisioned_kinds(plan: Plan) -> tuple[str, ...]:
+    """The provisioning components a host gets: its cloud's, and that of any other kind of
+    workload its plan lists, so nothing the plan lists is left undeployed (the memory budget
+    decides whether it fits)."""
+    wanted = {
+        "databases": bool(plan.databases or plan.retired.databases),
+        "services": bool(plan.services or plan.retired.services or plan.replicas),
+    }
+    return tuple(kind for kind in PROVISIONING_SUFFIX if kind == HOST_ROLE[plan.cloud] or wanted[kind])
 
 
 def provisioning_options(name: str, after: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -154,33 +168,35 @@ def main() -> None:
     # The provisioning component is protected: if it ever drops out of the program (the host key
     # of a provisioned host removed from config), the engine refuses to delete it and the preview
     # fails, instead of forgetting every command of the host.
-    provisioning = f"{name}-{PROVISIONING_SUFFIX[plan.cloud]}"
-    if host.connection is None:
+    components = {kind: f"{name}-{PROVISIONING_SUFFIX[kind]}" for kind in provisioned_kinds(plan)}
+    connection = host.connection
+    if connection is None:
         pulumi.log.warn(
             "provisioning waits: platform:host.hostKey is not set. Pin the new instance's SSH host key "
             "(see README, 'Pinning a created host's key') and run `pulumi up` again. If this host was "
-            f"provisioned before, the engine refuses to delete the protected component {provisioning}: "
+            f"provisioned before, the engine refuses to delete the protected {', '.join(components.values())}: "
             "set the key back instead."
         )
-    elif plan.cloud == Cloud.ALIBABA:
-        Databases(
-            provisioning,
-            DatabasesArgs(
-                plan=plan,
-                connection=host.connection,
-                passwords=config.require_secret_object("dbPasswords"),
-                off_host=off_host.target if off_host is not None else None,
-                off_host_ready=off_host,
-                replication=credentials,
-            ),
-            opts=provisioning_options(provisioning, after=firewall),
-        )
     else:
-        Services(
-            provisioning,
-            ServicesArgs(plan=plan, connection=host.connection, replication_source=replication_source(plan)),
-            opts=provisioning_options(provisioning, after=firewall),
-        )
+        if "databases" in components:
+            Databases(
+                components["databases"],
+                DatabasesArgs(
+                    plan=plan,
+                    connection=connection,
+                    passwords=config.require_secret_object("dbPasswords"),
+                    off_host=off_host.target if off_host is not None else None,
+                    off_host_ready=off_host,
+                    replication=credentials,
+                ),
+                opts=provisioning_options(components["databases"], after=firewall),
+            )
+        if "services" in components:
+            Services(
+                components["services"],
+                ServicesArgs(plan=plan, connection=connection, replication_source=replication_source(plan)),
+                opts=provisioning_options(components["services"], after=firewall),
+            )
 
     pulumi.export("plan", plan.props())
     pulumi.export("publicIp", host.public_ip)

@@ -18,7 +18,7 @@ import pytest
 
 import program
 from components.engines import data_dir
-from plan import Cloud, Paths
+from plan import Paths
 from preflight.diff import steps
 from tests.provisioning.drill import Applied, Scenario, nothing, program_on, up
 from tests.provisioning.harness import SshHost, free_port
@@ -235,12 +235,12 @@ def test_renaming_the_component_with_an_alias_runs_nothing(
     host: SshHost, monkeypatch: pytest.MonkeyPatch, scenario: None
 ) -> None:
     dbs = seed_databases(MYSQL)
-    monkeypatch.setitem(program.PROVISIONING_SUFFIX, Cloud.ALIBABA, "databases")
+    monkeypatch.setitem(program.PROVISIONING_SUFFIX, "databases", "databases")
     before = program_on(host, "alibaba", databases=dbs)
     assert up(host, nothing(before), before).failed() == []
     container, calls = host.container(MYSQL), len(host.systemctl_calls())
 
-    monkeypatch.setitem(program.PROVISIONING_SUFFIX, Cloud.ALIBABA, "db")
+    monkeypatch.setitem(program.PROVISIONING_SUFFIX, "databases", "db")
     monkeypatch.setitem(program.FORMER_NAMES, "alibaba-db", ("alibaba-databases",))
     applied = up(host, before, program_on(host, "alibaba", databases=dbs))
 
