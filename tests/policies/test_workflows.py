@@ -32,7 +32,7 @@ def test_every_action_is_pinned_to_a_commit_with_its_version_named(path: Path):
         assert re.search(r"# v\d+\.\d+\.\d+", comment), f"{target}: name the version the SHA is"
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml"])
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "drift.yml"])
 def test_workflows_grant_nothing_by_default(name):
     document = load(name)
     assert document["permissions"] == {}
@@ -61,13 +61,279 @@ def test_previews_run_per_stack_with_the_policy_pack_where_secrets_exist():
     assert pulumi["with"]["comment-on-pr"] is True
 
 
-def test_deploys_run_per_stack_behind_its_environment_one_at_a_time():
+# --- Deploys from the admins' network, alibaba before tencent, manual runs, drift, notifications ---
+
+RUNNER = ["self-hosted", "${{ vars.PLATFORM_RUNNER_LABEL || 'platform-deploy' }}"]
+STACKS = ("alibaba", "tencent")
+
+
+def pulumi_step(job: dict) -> dict:
+    (step,) = [step for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
+    return step
+
+
+def run_scripts(document: dict) -> list[str]:
+    return [step["run"] for job in document["jobs"].values() for step in job.get("steps", []) if "run" in step]
+
+
+def test_deploys_run_on_the_self_hosted_runner_and_nothing_else_does():
+    deploy, drift = load("deploy.yml"), load("drift.yml")
+    for job in (deploy["jobs"]["up-alibaba"], deploy["jobs"]["up-tencent"], drift["jobs"]["check"]):
+        assert job["runs-on"] == RUNNER
+    # The tests, the notification and the issue need no SSH: GitHub's runners.
+    for job in (deploy["jobs"]["gate"], deploy["jobs"]["notify"], drift["jobs"]["report"]):
+        assert job["runs-on"] == "ubuntu-24.04"
+    # A pull request's code (a fork's included) never reaches the runner inside the admins' network.
+    assert "self-hosted" not in (WORKFLOWS / "pull-request.yml").read_text()
+    assert {job["runs-on"] for job in load("pull-request.yml")["jobs"].values()} == {"ubuntu-24.04"}
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_no_workflow_opens_the_ssh_rule(path: Path):
+    text = path.read_text()
+    assert "0.0.0.0/0" not in text
+    assert "::/0" not in text
+    assert not any("adminCidrs" in script or "pulumi config set" in script for script in run_scripts(load(path.name)))
+
+
+def test_alibaba_deploys_first_then_tencent_each_behind_its_environment_one_at_a_time():
+    jobs = load("deploy.yml")["jobs"]
+    assert jobs["up-alibaba"]["needs"] == "gate"
+    assert jobs["up-tencent"]["needs"] == ["gate", "up-alibaba"]
+    for stack in STACKS:
+        up = jobs[f"up-{stack}"]
+        assert "strategy" not in up  # a matrix runs its legs side by side
+        assert up["environment"] == stack
+        assert up["concurrency"] == {"group": f"pulumi-up-{stack}", "cancel-in-progress": False}
+        pulumi = pulumi_step(up)
+        assert pulumi["with"] == {"command": "up", "stack-name": stack, "policyPacks": "policies"}
+        assert pulumi["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+
+
+def test_manual_runs_choose_the_stacks_through_an_input_that_no_script_interpolates():
     document = load("deploy.yml")
-    assert document["on"] == {"push": {"branches": ["main"]}}
-    up = document["jobs"]["up"]
-    assert up["needs"] == "gate"
-    assert up["strategy"]["matrix"]["stack"] == ["alibaba", "tencent"]
-    assert up["environment"] == "${{ matrix.stack }}"
-    assert up["concurrency"] == {"group": "pulumi-up-${{ matrix.stack }}", "cancel-in-progress": False}
-    (pulumi,) = [step for step in up["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
-    assert (pulumi["with"]["command"], pulumi["with"]["policyPacks"]) == ("up", "policies")
+    assert document["on"]["push"] == {"branches": ["main"]}
+    stacks = document["on"]["workflow_dispatch"]["inputs"]["stacks"]
+    assert (stacks["type"], stacks["options"], stacks["default"]) == ("choice", ["all", "alibaba", "tencent"], "all")
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for script in run_scripts(load(path.name)):
+            assert "${{" not in script, f"{path.name}: pass expressions to run: through env"
+
+
+# The `if:` conditions are GitHub expressions; this evaluates the subset the workflows use, with
+# GitHub's semantics (&& and || return an operand, == compares strings case-insensitively, an `if`
+# without a status function means `success() && ...`), so the tests check what a run would do.
+
+TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<op>==|!=|&&|\|\||[!().,])|(?P<name>[A-Za-z_][\w-]*))")
+STATUS_FUNCTIONS = ("success(", "failure(", "cancelled(", "always(")
+
+
+def tokens(expression: str) -> list[tuple[str, str]]:
+    found, position, expression = [], 0, expression.strip()
+    while position < len(expression):
+        match = TOKEN.match(expression, position)
+        assert match, f"cannot read {expression[position:]!r}"
+        kind = match.lastgroup
+        assert kind is not None
+        found.append((kind, match.group(kind)))
+        position = match.end()
+    return found
+
+
+def loose(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def evaluate(expression: str, context: dict, needs_results: list[str], cancelled: bool = False) -> object:
+    inner = expression.strip()
+    if inner.startswith("${{") and inner.endswith("}}"):
+        inner = inner[3:-2]
+    if not any(function in inner for function in STATUS_FUNCTIONS):
+        inner = f"success() && ({inner})"
+    stream = tokens(inner)
+    position = 0
+
+    def peek() -> tuple[str, str] | None:
+        return stream[position] if position < len(stream) else None
+
+    def take(value: str | None = None) -> tuple[str, str]:
+        nonlocal position
+        token = stream[position]
+        assert value is None or token[1] == value, f"expected {value!r}, found {token[1]!r}"
+        position += 1
+        return token
+
+    def either() -> object:
+        value = both()
+        while peek() == ("op", "||"):
+            take()
+            right = both()
+            value = value if value else right
+        return value
+
+    def both() -> object:
+        value = equality()
+        while peek() == ("op", "&&"):
+            take()
+            right = equality()
+            value = right if value else value
+        return value
+
+    def equality() -> object:
+        value = unary()
+        if peek() in (("op", "=="), ("op", "!=")):
+            operator = take()[1]
+            right = unary()
+            same = loose(value) == loose(right)
+            return same if operator == "==" else not same
+        return value
+
+    def unary() -> object:
+        if peek() == ("op", "!"):
+            take()
+            return not unary()
+        return primary()
+
+    def call(name: str, arguments: list[object]) -> object:
+        functions = {
+            "success": lambda: not cancelled and all(result == "success" for result in needs_results),
+            "failure": lambda: any(result == "failure" for result in needs_results),
+            "cancelled": lambda: cancelled,
+            "always": lambda: True,
+            "contains": lambda: str(loose(arguments[1])) in str(loose(arguments[0] or "")),
+        }
+        return functions[name]()
+
+    def primary() -> object:
+        kind, text = take()
+        if text == "(":
+            value = either()
+            take(")")
+            return value
+        if kind == "string":
+            return text[1:-1].replace("''", "'")
+        assert kind == "name", text
+        if text in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[text]
+        if peek() == ("op", "("):
+            take()
+            arguments: list[object] = []
+            while peek() != ("op", ")"):
+                arguments.append(either())
+                if peek() == ("op", ","):
+                    take()
+            take(")")
+            return call(text, arguments)
+        value: object = context.get(text)
+        while peek() == ("op", "."):
+            take()
+            value = value.get(take()[1]) if isinstance(value, dict) else None
+        return value
+
+    result = either()
+    assert position == len(stream), f"unread: {stream[position:]}"
+    return result
+
+
+def simulate_deploy(event: str, stacks: str = "", ref: str = "refs/heads/main", fails: tuple[str, ...] = ()) -> dict:
+    """Each deploy job's result when the jobs named in `fails` fail whenever they run."""
+    jobs = load("deploy.yml")["jobs"]
+    results: dict[str, str] = {}
+    for name, job in jobs.items():  # in the file's order, which is the needs order
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        context = {
+            "github": {"event_name": event, "ref": ref},
+            "inputs": {"stacks": stacks} if event == "workflow_dispatch" else {},
+            "needs": {need: {"result": results[need]} for need in needs},
+        }
+        runs = evaluate(job.get("if", "true"), context, [results[need] for need in needs])
+        results[name] = ("failure" if name in fails else "success") if runs else "skipped"
+    return results
+
+
+@pytest.mark.parametrize(
+    ("event", "stacks", "ref", "fails", "alibaba", "tencent"),
+    [
+        ("push", "", "refs/heads/main", (), "success", "success"),
+        ("push", "", "refs/heads/main", ("up-alibaba",), "failure", "skipped"),
+        ("push", "", "refs/heads/main", ("gate",), "skipped", "skipped"),
+        ("workflow_dispatch", "all", "refs/heads/main", (), "success", "success"),
+        ("workflow_dispatch", "all", "refs/heads/main", ("up-alibaba",), "failure", "skipped"),
+        ("workflow_dispatch", "alibaba", "refs/heads/main", (), "success", "skipped"),
+        ("workflow_dispatch", "tencent", "refs/heads/main", (), "skipped", "success"),
+        ("workflow_dispatch", "tencent", "refs/heads/main", ("gate",), "skipped", "skipped"),
+        ("workflow_dispatch", "all", "refs/heads/some-branch", (), "skipped", "skipped"),
+    ],
+)
+def test_which_stacks_a_run_deploys(event, stacks, ref, fails, alibaba, tencent):
+    results = simulate_deploy(event, stacks, ref, fails)
+    assert (results["up-alibaba"], results["up-tencent"]) == (alibaba, tencent)
+    assert results["notify"] != "skipped"  # success, failure and skips alike are reported
+
+
+def test_the_expression_reader_is_strict_enough_to_catch_a_wrong_condition():
+    needs = {"gate": {"result": "success"}, "up-alibaba": {"result": "failure"}}
+    context = {"github": {"event_name": "push", "ref": "refs/heads/main"}, "inputs": {}, "needs": needs}
+    # What a plain `needs: up-alibaba` with `if: always()` would do: deploy tencent after a failure.
+    assert evaluate("${{ always() }}", context, ["success", "failure"]) is True
+    assert evaluate("needs.gate.result == 'SUCCESS'", context, ["success"]) is True
+    assert evaluate("needs.up-alibaba.result == 'success'", context, ["success", "failure"]) is False
+    assert evaluate("github.event_name == 'push' || inputs.stacks", context, ["success"]) is True
+    assert evaluate("inputs.stacks || 'all'", context, []) == "all"
+
+
+def test_the_notification_follows_the_up_jobs_whatever_they_did():
+    notify = load("deploy.yml")["jobs"]["notify"]
+    assert notify["needs"] == ["gate", "up-alibaba", "up-tencent"]
+    assert notify["if"] == "${{ always() }}"
+    assert notify["permissions"] == {"contents": "read"}
+    (send,) = [step for step in notify["steps"] if "run" in step]
+    assert "python3 tools/notify.py" in send["run"]
+    assert send["env"]["PLATFORM_NOTIFY_WEBHOOK"] == "${{ secrets.PLATFORM_NOTIFY_WEBHOOK }}"
+    assert send["env"]["FORMAT"] == "${{ vars.PLATFORM_NOTIFY_FORMAT || 'slack' }}"
+    assert "PLATFORM_NOTIFY_WEBHOOK" not in send["run"]  # notify.py reads it from the environment, never argv
+
+
+def test_the_drift_check_runs_daily_per_stack_and_only_its_report_may_write_issues():
+    document = load("drift.yml")
+    assert set(document["on"]) == {"schedule", "workflow_dispatch"}
+    (schedule,) = document["on"]["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month, weekday) == ("*", "*", "*")  # every day,
+    assert minute.isdigit()  # once
+    assert hour.isdigit()
+    check, report = document["jobs"]["check"], document["jobs"]["report"]
+    assert check["strategy"]["matrix"]["stack"] == list(STACKS)
+    assert check["environment"] == "preview-${{ matrix.stack }}"
+    assert check["permissions"] == {"contents": "read"}
+    # The CLI, from pulumi/actions at the SHA the deploys use, with no command of its own.
+    (install,) = [step for step in check["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
+    assert install["uses"] == pulumi_step(load("deploy.yml")["jobs"]["up-alibaba"])["uses"]
+    assert "with" not in install
+    (script,) = [step["run"] for step in check["steps"] if step.get("id") == "check"]
+    assert 'pulumi preview --stack "$STACK" --expect-no-changes' in script
+    assert 'pulumi refresh --stack "$STACK" --preview-only --expect-no-changes' in script
+    assert "--yes" not in script  # a check never writes the state
+    assert "pulumi up" not in script
+    assert report["needs"] == "check"
+    assert report["permissions"] == {"issues": "write"}
+    (open_issue,) = report["steps"]
+    assert open_issue["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert "--label drift" in open_issue["run"]
+
+
+@pytest.mark.parametrize(
+    ("alibaba", "tencent", "reported"),
+    [
+        ("preview=clean refresh=clean", "preview=clean refresh=clean", False),
+        ("preview=drift refresh=clean", "preview=clean refresh=clean", True),
+        ("preview=clean refresh=clean", "preview=clean refresh=drift", True),
+        ("preview=error refresh=error", "", False),  # could not check: the run fails, no issue
+        ("", "", False),
+    ],
+)
+def test_the_drift_issue_is_written_only_when_a_check_found_drift(alibaba, tencent, reported):
+    report = load("drift.yml")["jobs"]["report"]
+    context = {"needs": {"check": {"result": "failure", "outputs": {"alibaba": alibaba, "tencent": tencent}}}}
+    assert bool(evaluate(report["if"], context, ["failure"])) is reported
