@@ -33,8 +33,8 @@ import pulumi_tls as tls
 
 from plan import Database, Plan
 
-# Chosen here: ECDSA P-256 keys, which every engine's TLS library of the seeds' images
-# (OpenSSL 1.1/3 in MySQL 8.0, PostgreSQL 16, Redis 7) accepts, with short handshakes.
+# Chosen here: ECDSA P-256 keys, which every engine's TLS library of the default images (chosen
+# here; the seeds give no versions: MySQL 8.0, PostgreSQL 16, Redis 7) accepts, with short handshakes.
 KEY_ALGORITHM = "ECDSA"
 KEY_CURVE = "P256"
 HOURS_PER_YEAR = 24 * 365

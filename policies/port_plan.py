@@ -2,10 +2,11 @@
 
 The ranges are pack config, so a team changes the port plan in one JSON file. The defaults
 keep seed 004's ranges that are sound (LoomaCRM 8700-8799, Zervigo Future 8200-8299, Zervigo
-blockchain 8300-8599), add ranges around the services the seeds place at 8100/8110 (ai) and
-8120 (shared), and reserve the per-version isolated database ports. Seed 004's Zervigo DAO
-range 9200-9299 is left out on purpose: it contains Elasticsearch's 9200 and the isolated
-9202-9204, which this policy refuses; give DAO a free range before it ships.
+blockchain 8300-8599), add ranges around the seeds' 8100/8110 (ai) and the shared service's
+8120 (chosen here: seed 000 gives 8120 or 8207, seed 001 reuses 8207, which is Zervigo's), and
+reserve the per-version isolated database ports. Seed 004's Zervigo DAO range 9200-9299 is
+left out on purpose: it contains Elasticsearch's 9200 and the isolated 9202-9204, which this
+policy refuses; give DAO a free range before it ships.
 """
 
 from __future__ import annotations
