@@ -4,7 +4,8 @@ Stack config (``platform:*`` keys) -> ``Plan`` (pydantic, ``extra="forbid"``) ->
 Firewall rules, container memory flags, systemd ``MemoryMax``, the budget and the port
 checks are all derived from a ``Plan``; nothing here is written twice.
 
-Every default figure comes from ``../shared/DESIGN.md`` (which cites the seeds).
+Each default figure is either the seeds' (quoted) or chosen here (with its reason):
+docs/PROVENANCE.md lists them, and tests/test_provenance.py keeps that list true to the code.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from plan_values import (
     HostAddress,
     HostKey,
     HostPath,
+    LocalPath,
     MemoryMib,
     Name,
     Port,
+    RelativePath,
     Text,
     Token,
     cloud_id_pattern,
@@ -60,7 +63,7 @@ NAMESPACE = "platform"
 NAMESPACES = (NAMESPACE, "alicloud", "tencentcloud", "command", "pulumi")
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("sshPrivateKey", "dbPasswords")
+SECRET_KEYS = ("sshPrivateKey", "dbPasswords", "serviceSecrets")
 
 # The replication user on every source (quoted from the seeds: "复制用户: replication").
 REPLICATION_USER = "replication"
@@ -78,8 +81,9 @@ BACKUP_JOBS = "backup-jobs"
 # run inside their containers' limits.
 BACKUP_RUNNER_MEMORY_MIB = 64
 
-# Memory a JVM needs outside its heap and page cache (metaspace, threads, GC, direct
-# buffers). The seeds record Elasticsearch OOM-killed when its limit was near its heap.
+# Chosen here: memory a JVM needs outside its heap and page cache (metaspace, threads, GC,
+# direct buffers). The seeds give no figure; they record Elasticsearch OOM-killed until its heap
+# was cut to 128 MB.
 JVM_NATIVE_FLOOR_MIB = 150
 
 
@@ -275,7 +279,7 @@ class Jvm(Model):
 # for them the off-host backup (and a restore on the other side) is the cross-cloud copy.
 REPLICABLE_KINDS = (DatabaseKind.MYSQL, DatabaseKind.POSTGRES, DatabaseKind.REDIS)
 # Chosen here: the PostgreSQL database a replica follows when replicaOf.database is not given
-# (the seeds' application database).
+# (the database the postgres image creates for its user future_user, the seeds' user name).
 DEFAULT_REPLICATED_POSTGRES_DATABASE = "future_user"
 
 
@@ -382,32 +386,118 @@ class Database(Model):
 
 
 class Release(Model):
+    """Where a service's release comes from: exactly one of ``artifact`` (on the host or https) and
+    ``upload`` (a file or directory on the machine running ``pulumi up``, sent over the pinned SSH
+    connection). The host checks the sha256 before anything is swapped."""
+
     version: Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
-    artifact: Artifact = Field(description="release tarball: an https URL or an absolute path on the host")
+    artifact: Artifact | None = Field(
+        default=None, description="release tarball: an https URL or an absolute path on the host"
+    )
+    upload: LocalPath | None = Field(
+        default=None,
+        description="a tarball or a directory on the machine running `pulumi up` (relative to the project)",
+    )
     sha256: Annotated[str, _pattern(r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="after")
-    def _downloads_are_pinned(self) -> Release:
-        if self.artifact.startswith("https://") and self.sha256 is None:
+    def _one_source_pinned(self) -> Release:
+        if (self.artifact is None) == (self.upload is None):
+            raise ValueError(
+                "give exactly one of artifact (an https URL or a path on the host) and upload (a file or "
+                "directory on the machine running pulumi up)"
+            )
+        if self.artifact is not None and self.artifact.startswith("https://") and self.sha256 is None:
             raise ValueError(
                 "an https artifact needs its sha256 (64 hex digits): a download is installed only when it matches"
             )
         return self
 
 
+class Runtime(StrEnum):
+    """How a service's release runs on the host."""
+
+    GO = "go"  # a binary: checked to be an executable for the host's architecture before the switch
+    PYTHON = "python"  # a virtualenv per release, built on the host from the release's lock file
+    NATIVE = "native"  # whatever the release carries, run as it is
+
+
+class PythonRuntime(Model):
+    # The seeds: "Setup Python 3.11环境". uv finds that interpreter on the host or installs its own.
+    version: Annotated[str, _pattern(r"^3\.[0-9]{1,2}$")] = "3.11"
+    lock_file: RelativePath = Field(
+        default="requirements.lock",
+        description="in the release: pinned requirements (`uv pip compile --generate-hashes`), installed exactly",
+    )
+
+
+# An environment variable name in a unit's Environment= (upper case, as services read them).
+EnvName = Annotated[str, _pattern(r"^[A-Z][A-Z0-9_]{0,63}$")]
+# A non-secret environment value: one line of plain characters (no quotes, %, $ or backslash, which
+# systemd would interpret), at most 300.
+EnvValue = Annotated[str, _pattern(r"^[A-Za-z0-9 ._:/,+=@?&#~-]{0,300}$")]
+
+
 class Service(Model):
     name: Name
     description: Text = ""
     port: Port
-    expose: Exposure = Exposure.PUBLIC
+    # Chosen here: a service listens on 127.0.0.1 and is reached through the TLS proxy (platform:proxy).
+    expose: Exposure = Exposure.NONE
     family: Name = Field(description="port-plan family its port must fall in")
     memory_mib: MemoryMib
     release: Release
+    runtime: Runtime = Runtime.NATIVE
+    python: PythonRuntime | None = Field(default=None, description="runtime python: its version and lock file")
     start_command: Annotated[str, _pattern(r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$", max_length=200)] = Field(
         description="run from the release directory; plain words only (it lands in a unit's ExecStart)",
     )
     health_path: Annotated[str, _pattern(r"^/[A-Za-z0-9._~/-]*$", max_length=200)] = "/health"
     health_timeout_s: int = count(1, 900, default=60)
+    environment: dict[EnvName, EnvValue] = Field(
+        default_factory=dict, max_length=64, description="non-secret settings, in the unit's Environment="
+    )
+    secrets: tuple[EnvName, ...] = Field(
+        default=(), max_length=32, description="credentials from platform:serviceSecrets (LoadCredential=)"
+    )
+    databases: tuple[Name, ...] = Field(
+        default=(), max_length=16, description="Alibaba databases it connects to (read from platform:databaseStack)"
+    )
+    route: Annotated[str, _pattern(r"^/[a-z0-9][a-z0-9._-]{0,62}/$")] | None = Field(
+        default=None, description="its path behind the proxy; default /<name>/"
+    )
+
+    @model_validator(mode="after")
+    def _settings_fit(self) -> Service:
+        if self.python is not None and self.runtime != Runtime.PYTHON:
+            raise ValueError(f"python settings apply to runtime python only; {self.name} has runtime {self.runtime}")
+        for key in self.environment:
+            if looks_secret_key(key):
+                raise ValueError(
+                    f"environment.{key} looks like a secret and would sit in plain text in the unit: list it under "
+                    f"secrets and set it with `pulumi config set --secret --path {NAMESPACE}:serviceSecrets.{key} ...`"
+                )
+        if repeated := sorted(n for n, count in Counter(self.secrets).items() if count > 1):
+            raise ValueError(f"secrets: listed twice: {', '.join(repeated)}")
+        if repeated := sorted(n for n, count in Counter(self.databases).items() if count > 1):
+            raise ValueError(f"databases: listed twice: {', '.join(repeated)}")
+        reserved = {*self.secrets, *RESERVED_SERVICE_VARIABLES}
+        for db in self.databases:
+            reserved |= {f"{database_variable(db)}_{suffix}" for suffix in DATABASE_VARIABLE_SUFFIXES}
+        if clash := sorted(reserved & set(self.environment)):
+            raise ValueError(
+                f"environment: {', '.join(clash)} is set by the platform (the port, a credential or a database "
+                "setting); remove it from environment"
+            )
+        return self
+
+    @property
+    def python_runtime(self) -> PythonRuntime:
+        return self.python or PythonRuntime()
+
+    @property
+    def proxy_route(self) -> str:
+        return self.route or f"/{self.name}/"
 
     @property
     def ports(self) -> tuple[PortSpec, ...]:
@@ -416,6 +506,16 @@ class Service(Model):
     @property
     def role(self) -> str:
         return "service"
+
+
+# What the platform itself puts in a service's environment (components/services.py: systemd_unit).
+RESERVED_SERVICE_VARIABLES = ("PORT", "HOST", "HF_HOME", "XDG_CACHE_HOME", "HOME", "PATH", "VIRTUAL_ENV")
+DATABASE_VARIABLE_SUFFIXES = ("KIND", "HOST", "PORT", "USER", "NAME", "PASSWORD_FILE")
+
+
+def database_variable(database: str) -> str:
+    """The prefix of a database's settings in a service's environment (DB_PRODUCTION_MYSQL_HOST, ...)."""
+    return "DB_" + database.upper().replace("-", "_")
 
 
 class ExistingWorkload(Model):
@@ -490,13 +590,18 @@ class Paths(Model):
         default="/var/lib/platform-backups",
         description="local backups (chosen here: beside the data tree, never inside it, so no container sees them)",
     )
+    uploads: HostPath = Field(
+        default="/var/lib/platform-uploads",
+        description="where releases are uploaded to (owned by the SSH user, who writes them over SFTP)",
+    )
+    nginx: HostPath = Field(default="/etc/nginx/conf.d", description="nginx's drop-in directory (the proxy)")
     keep_releases: int = count(2, 20, default=3)
 
     @model_validator(mode="after")
     def _apart(self) -> Paths:
         named = {
             to_camel(key): getattr(self, key)
-            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl", "backups")
+            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl", "backups", "uploads", "nginx")
         }
         for key, path in named.items():
             for other, other_path in named.items():
@@ -507,6 +612,24 @@ class Paths(Model):
                         "directories must not nest (a container or a removal of one would reach the other)"
                     )
         return self
+
+
+class Proxy(Model):
+    """Nginx on the host as the TLS reverse proxy in front of the services (each under its route).
+
+    The certificate is a file on the host (an ACME client such as certbot keeps it renewed there).
+    """
+
+    server_name: Annotated[
+        str, _pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$", max_length=253)
+    ]
+    certificate: HostPath = Field(description="PEM certificate chain on the host, e.g. certbot's fullchain.pem")
+    certificate_key: HostPath = Field(description="its private key on the host (read by nginx only)")
+    http_port: Port = 80
+    https_port: Port = 443
+    listen: Annotated[str, _pattern(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")] | None = Field(
+        default=None, description="an IPv4 address of the host to listen on; default all"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -534,8 +657,8 @@ class Backups(Model):
     Every default below but the daily schedule is chosen here: 03:00 (the quiet hour of a
     Chinese-market application) with up to 30 minutes' random delay, so the six dumps do not
     start together; a week of dailies and a month of weeklies; the restore drill on Sunday
-    05:00, after that night's backups, with a 16 MiB scratch limit: the seeds' Alibaba host
-    has 83 MiB beside its six containers, the job's own programs take 64 of them
+    05:00, after that night's backups, with a 16 MiB scratch limit: the default Alibaba plan
+    leaves 83 MiB beside its six containers, the job's own programs take 64 of them
     (BACKUP_RUNNER_MEMORY_MIB), and 16 restores a small Redis dataset. An engine whose
     scratch needs more (components/backups.py: DRILL_SCRATCH_MIN_MIB) has its archive verified, not restored, until
     drillMemoryMib is raised on a host with room.
@@ -560,19 +683,24 @@ class Backups(Model):
         return keep
 
 
+StackName = Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]
+"""A stack's full name for a StackReference, e.g. my-org/platform/alibaba."""
+
+
 class Replication(Model):
     """Which Alibaba databases accept the peer as a replica, and where the Tencent side reads them."""
 
     sources: tuple[Name, ...] | None = Field(
         default=None, max_length=16, description="alibaba: default every mysql, postgres and redis database"
     )
-    source_stack: Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")] | None = Field(
-        default=None, description="tencent: the alibaba stack, e.g. my-org/platform/alibaba (a StackReference)"
+    source_stack: StackName | None = Field(
+        default=None, description="tencent: the same as platform:databaseStack (the older spelling)"
     )
 
 
 # ---------------------------------------------------------------------------------------
-# Defaults: the seeds' plan (DESIGN.md)
+# Defaults: the seeds' workloads, ports and service sizes; container limits, image versions,
+# the existing split and Nginx's ports are chosen here (docs/PROVENANCE.md)
 # ---------------------------------------------------------------------------------------
 
 
@@ -628,25 +756,33 @@ DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
 )
 
 
-def _service(name: str, description: str, port: int, family: str, memory_mib: int, binary: str) -> dict[str, Any]:
+def _service(
+    name: str, description: str, port: int, family: str, memory_mib: int, runtime: str, start: str
+) -> dict[str, Any]:
     return {
         "name": name,
         "description": description,
         "port": port,
         "family": family,
         "memoryMib": memory_mib,
-        "release": {"version": "1.0.0", "artifact": f"/var/lib/platform/artifacts/{name}-1.0.0.tar.gz"},
-        "startCommand": f"./{binary}",
+        "runtime": runtime,
+        # Chosen here: CI builds each release into artifacts/ before `pulumi up` uploads it.
+        "release": {"version": "1.0.0", "upload": f"artifacts/{name}-1.0.0.tar.gz"},
+        "startCommand": start,
     }
 
 
 DEFAULT_SERVICES: tuple[dict[str, Any], ...] = (
-    _service("zervigo", "Go auth and permissions", 8207, "zervigo-future", 200, "zervigo"),
-    # The seeds also say "reuse 8207" for the shared service: that clashes with zervigo.
-    _service("shared-service", "auth and data sync", 8120, "shared", 250, "shared-service"),
-    _service("ai-service-1", "recommendation and analytics", 8100, "ai", 600, "ai-service"),
-    _service("ai-service-2", "NLP and Q&A", 8110, "ai", 600, "ai-service"),
-    _service("looma-crm", "LoomaCRM", 8700, "looma-crm", 250, "looma-crm"),
+    # The seeds: Zervigo is a Go service ("Setup Go 1.23环境", "Build Zervigo服务").
+    _service("zervigo", "Go auth and permissions", 8207, "zervigo-future", 200, "go", "./zervigo"),
+    # The seeds also say "reuse 8207" for the shared service: that clashes with zervigo. Its
+    # language is not stated; chosen here: Go, as batch 1's CI sets up Go only.
+    _service("shared-service", "auth and data sync", 8120, "shared", 250, "go", "./shared-service"),
+    # The seeds: the AI services and LoomaCRM are Python ("Setup Python 3.11环境", "Install
+    # requirements.txt"); the start command `python -m app` is chosen here (the seeds name none).
+    _service("ai-service-1", "recommendation and analytics", 8100, "ai", 600, "python", ".venv/bin/python -m app"),
+    _service("ai-service-2", "NLP and Q&A", 8110, "ai", 600, "python", ".venv/bin/python -m app"),
+    _service("looma-crm", "LoomaCRM", 8700, "looma-crm", 250, "python", ".venv/bin/python -m app"),
 )
 
 DEFAULT_BATCHES: tuple[tuple[str, ...], ...] = (
@@ -655,7 +791,8 @@ DEFAULT_BATCHES: tuple[tuple[str, ...], ...] = (
     ("looma-crm",),
 )
 
-# The Tencent host's existing workloads: the seeds measured 1.2-1.4 GB together.
+# The Tencent host's existing workloads: the seeds count them as 1.2 GB together (000: 现有1.2GB;
+# 1.4 GB is the whole host's use). Chosen here: the per-workload split and Nginx's 80/443.
 DEFAULT_EXISTING: tuple[dict[str, Any], ...] = (
     {
         "name": "mysql",
@@ -700,11 +837,16 @@ class Plan(Model):
     paths: Paths = Paths()
     backups: Backups = Backups()
     replication: Replication = Replication()
+    proxy: Proxy | None = None
+    database_stack: StackName | None = Field(
+        default=None,
+        description="tencent: the alibaba stack whose outputs the services and replicas read (a StackReference)",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _cloud_defaults(cls, data: Any) -> Any:
-        """Fill the seeds' workloads for the cloud when the stack does not list its own."""
+        """Fill the default workloads (docs/PROVENANCE.md) when the stack does not list its own."""
         if not isinstance(data, dict) or data.get("cloud") not in {c.value for c in Cloud}:
             return data
         filled = dict(data)
@@ -742,7 +884,53 @@ class Plan(Model):
         self._check_retired()
         self._check_cloud_ids()
         self._check_replication()
+        self._check_services()
         return self
+
+    @property
+    def source_stack(self) -> str | None:
+        """The Alibaba stack this one reads (databaseStack, or the older replication.sourceStack)."""
+        return self.database_stack or self.replication.source_stack
+
+    @property
+    def source_stack_key(self) -> str:
+        """The config key that names it, as the stack file spells it (for error messages)."""
+        return (
+            "replication.sourceStack"
+            if self.database_stack is None and self.replication.source_stack
+            else "databaseStack"
+        )
+
+    def _check_services(self) -> None:
+        if (
+            self.database_stack is not None
+            and self.replication.source_stack is not None
+            and self.database_stack != self.replication.source_stack
+        ):
+            raise ValueError(
+                f"{NAMESPACE}:replication.sourceStack {self.replication.source_stack!r} differs from "
+                f"{NAMESPACE}:databaseStack {self.database_stack!r}: both name the Alibaba stack; keep databaseStack"
+            )
+        for index, service in enumerate(self.services):
+            if service.databases and self.source_stack is None:
+                raise ValueError(
+                    f"{NAMESPACE}:databaseStack: required when services[{index}] ({service.name}) lists databases: "
+                    "the alibaba stack whose outputs hold their endpoints, e.g. my-org/platform/alibaba"
+                )
+        if self.proxy is None:
+            return
+        routes = Counter(s.proxy_route for s in self.services)
+        if repeated := sorted(r for r, count in routes.items() if count > 1):
+            raise ValueError(
+                f"{NAMESPACE}:services: two services share the proxy route {repeated[0]}; give each a route"
+            )
+        public = {(p.port, w.name) for w in self.existing for p in w.ports if p.expose == Exposure.PUBLIC}
+        for field, port in (("httpPort", self.proxy.http_port), ("httpsPort", self.proxy.https_port)):
+            if not any(p == port for p, _ in public):
+                raise ValueError(
+                    f"{NAMESPACE}:proxy.{field} {port}: no existing workload declares it public; the proxy is the "
+                    "host's nginx, listed under platform:existing with its ports 80 and 443 (expose: public)"
+                )
 
     def _check_replication(self) -> None:
         databases = {db.name: db for db in self.databases}
@@ -768,9 +956,9 @@ class Plan(Model):
                     f"{where}.host: {shown(replica.host)} is not the peer; a replica follows the peer host only "
                     f"(firewall.peerAddress {self.firewall.peer_address}): set it to that or leave it out"
                 )
-            if self.replication.source_stack is None:
+            if self.source_stack is None:
                 raise ValueError(
-                    f"{NAMESPACE}:replication.sourceStack: required when existing[{index}] ({workload.name}) has "
+                    f"{NAMESPACE}:databaseStack: required when existing[{index}] ({workload.name}) has "
                     "replicaOf: the alibaba stack whose outputs it reads, e.g. my-org/platform/alibaba"
                 )
         sources = [w.replica_of.source for w in self.existing if w.replica_of is not None]
@@ -936,6 +1124,13 @@ class Plan(Model):
                     if w.replica_of is not None
                 ],
             },
+            "proxy": None
+            if self.proxy is None
+            else {
+                "httpPort": self.proxy.http_port,
+                "httpsPort": self.proxy.https_port,
+                "routes": {s.proxy_route: s.port for s in self.services},
+            },
             "retired": [
                 *({"name": r.name, "kind": "database", "purge": r.purge} for r in self.retired.databases),
                 *({"name": r.name, "kind": "service", "purge": False} for r in self.retired.services),
@@ -1018,7 +1213,18 @@ def check_config_key(full_key: Any, secret_keys: set[str] | frozenset[str]) -> N
 
 
 def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
-    """Every database has its password (only the key names are read, never the values)."""
+    """Every database has its password and every service secret its value (only the key names
+    are read, never the values)."""
+    key = f"{NAMESPACE}:serviceSecrets"
+    raw = _decode(config.get(key, "{}"))
+    names = set(raw) if isinstance(raw, dict) else set()
+    for service in plan.services:
+        for name in service.secrets:
+            if name not in names:
+                raise PlanError(
+                    f"{key}.{name}: not set (services {service.name} reads it); run "
+                    f"`pulumi config set --secret --path '{key}.{name}' <value>`"
+                )
     if not plan.databases:
         return
     key = f"{NAMESPACE}:dbPasswords"

@@ -323,6 +323,35 @@ Artifact = Annotated[str, StringConstraints(strict=True), AfterValidator(_artifa
 """A release tarball: an https URL (fetched with https only, redirects too) or a path on the host."""
 
 
+def _path_words(value: str, what: str) -> str:
+    if not value or len(value) > MAX_PATH:
+        raise ValueError(f"must be 1 to {MAX_PATH} characters long")
+    if bad := next((c for c in value if not (c.isascii() and _PATH_CHARS.match(c))), None):
+        raise ValueError(f"contains {describe_char(bad)}; {what} holds letters, digits and . _ - / only")
+    if posixpath.normpath(value) != value or "//" in value:
+        raise ValueError(f"is not normalized (no '//', '.', or trailing '/'); write {posixpath.normpath(value)}")
+    return value
+
+
+def _local_path(value: str) -> str:
+    return _path_words(value, "a local path")
+
+
+LocalPath = Annotated[str, StringConstraints(strict=True), AfterValidator(_local_path)]
+"""A file or directory on the machine running ``pulumi up``: absolute, or relative to the project."""
+
+
+def _relative_path(value: str) -> str:
+    _path_words(value, "a path in the release")
+    if value.startswith("/") or value == ".." or value.startswith("../"):
+        raise ValueError("must be a path inside the release (relative, not leaving it with '..')")
+    return value
+
+
+RelativePath = Annotated[str, StringConstraints(strict=True), AfterValidator(_relative_path)]
+"""A path inside a release directory."""
+
+
 # ---------------------------------------------------------------------------------------
 # Addresses
 # ---------------------------------------------------------------------------------------

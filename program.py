@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components import uploads
 from components.databases import Databases, DatabasesArgs
+from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
 from components.network import Network, NetworkArgs
 from components.offsite import OffHostBackups, OffHostBackupsArgs
 from components.pki import ReplicationCredentials, ReplicationCredentialsArgs
-from components.services import ReplicationSource, Services, ServicesArgs
+from components.services import DatabaseEndpoints, ReplicationSource, Services, ServicesArgs
 from plan import (
     DEFAULT_REPLICATED_POSTGRES_DATABASE,
     NAMESPACE,
@@ -39,6 +42,24 @@ def read_plan() -> Plan:
         return plan
     except PlanError as error:
         raise pulumi.RunError(str(error)) from None
+
+
+# The project directory: a release to upload (release.upload) is relative to it.
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+def local_releases(plan: Plan) -> dict[str, uploads.LocalRelease]:
+    """Every release to upload, present and digested, or a one-line error before any resource exists."""
+    try:
+        found = uploads.resolve(plan, PROJECT_DIR)
+    except ValueError as error:
+        raise pulumi.RunError(str(error)) from None
+    if absent := sorted(name for name, local in found.items() if not local.path.exists()):
+        pulumi.log.warn(
+            f"offline preview: the release of {', '.join(absent)} is not on this machine (CI builds it before "
+            "`pulumi up`); its upload and sha256 are not checked here"
+        )
+    return found
 
 
 # Earlier names of this program's components, per component. A component renamed in a refactor
@@ -99,27 +120,72 @@ def export_replication(plan: Plan, credentials: ReplicationCredentials, public_i
     pulumi.export("replicationPasswords", pulumi.Output.secret(credentials.passwords))
 
 
-def replication_source(plan: Plan) -> ReplicationSource | None:
-    """The Alibaba stack's replication outputs, through a StackReference, when the plan has replicas."""
-    stack = plan.replication.source_stack
-    if not plan.replicas or stack is None:
-        return None
-    reference = pulumi.StackReference(stack)
-    return ReplicationSource(
-        stack=stack,
-        replication=stack_output(reference, stack, "replication"),
-        passwords=stack_output(reference, stack, "replicationPasswords"),
+def export_databases(plan: Plan, public_ip: pulumi.Output[str], passwords: pulumi.Output[Any]) -> None:
+    """What the Tencent services read through their StackReference: each database's endpoint
+    (``databases``, public) and the password of its user (``databasePasswords``, a secret output)."""
+    replicated = {db.name for db in plan.replication_sources}
+    endpoints = {
+        db.name: {
+            "kind": db.kind.value,
+            "host": public_ip,
+            "port": db.ports[0].port,
+            "user": CLIENT_USER[db.kind],
+            "database": POSTGRES_SUPERUSER if db.kind == DatabaseKind.POSTGRES else "",
+            # A replication source's Redis port speaks TLS only (components/engines.py: tls_engine).
+            "tls": db.kind == DatabaseKind.REDIS and db.name in replicated,
+        }
+        for db in plan.databases
+    }
+    names = [db.name for db in plan.databases]
+    pulumi.export("databases", endpoints)
+    pulumi.export(
+        "databasePasswords",
+        pulumi.Output.secret(passwords.apply(lambda values: {name: values[name] for name in names})),
     )
 
 
-def stack_output(reference: pulumi.StackReference, stack: str, name: str) -> pulumi.Output[Any]:
+def database_stack(plan: Plan) -> pulumi.StackReference | None:
+    """The one reference to the Alibaba stack, when the services or the replicas read it."""
+    stack = plan.source_stack
+    wanted = plan.replicas or any(service.databases for service in plan.services)
+    if not wanted or stack is None:
+        return None
+    return pulumi.StackReference(stack)
+
+
+def replication_source(plan: Plan, reference: pulumi.StackReference | None) -> ReplicationSource | None:
+    """The Alibaba stack's replication outputs, when the plan has replicas."""
+    stack = plan.source_stack
+    if not plan.replicas or stack is None or reference is None:
+        return None
+    return ReplicationSource(
+        stack=stack,
+        replication=stack_output(reference, plan, "replication"),
+        passwords=stack_output(reference, plan, "replicationPasswords"),
+    )
+
+
+def database_endpoints(plan: Plan, reference: pulumi.StackReference | None) -> DatabaseEndpoints | None:
+    """The Alibaba stack's database outputs, when a service lists databases."""
+    stack = plan.source_stack
+    if reference is None or stack is None or not any(service.databases for service in plan.services):
+        return None
+    return DatabaseEndpoints(
+        stack=stack,
+        databases=stack_output(reference, plan, "databases"),
+        passwords=stack_output(reference, plan, "databasePasswords"),
+    )
+
+
+def stack_output(reference: pulumi.StackReference, plan: Plan, name: str) -> pulumi.Output[Any]:
     """An output of the referenced stack; a clear error when it has none of that name."""
 
     def present(value: Any) -> Any:
         if value is None:
             raise pulumi.RunError(
-                f"{NAMESPACE}:replication.sourceStack {stack!r}: the stack has no output {name!r}; run "
-                "`pulumi up` on it first (it exports replication and replicationPasswords)"
+                f"{NAMESPACE}:{plan.source_stack_key} {plan.source_stack!r}: the stack has no output {name!r}; "
+                "run `pulumi up` on it "
+                "first (it exports databases, databasePasswords, replication and replicationPasswords)"
             )
         return value
 
@@ -128,6 +194,7 @@ def stack_output(reference: pulumi.StackReference, stack: str, name: str) -> pul
 
 def main() -> None:
     plan = read_plan()
+    releases = local_releases(plan)
     config = pulumi.Config(NAMESPACE)
     name = pulumi.get_stack()
 
@@ -164,6 +231,8 @@ def main() -> None:
             f"{name}-replication", ReplicationCredentialsArgs(plan=plan, source_address=host.public_ip)
         )
         export_replication(plan, credentials, host.public_ip)
+    if plan.cloud == Cloud.ALIBABA and plan.databases:
+        export_databases(plan, host.public_ip, config.require_secret_object("dbPasswords"))
 
     # The provisioning component is protected: if it ever drops out of the program (the host key
     # of a provisioned host removed from config), the engine refuses to delete it and the preview
@@ -192,9 +261,19 @@ def main() -> None:
                 opts=provisioning_options(components["databases"], after=firewall),
             )
         if "services" in components:
+            reference = database_stack(plan)
             Services(
                 components["services"],
-                ServicesArgs(plan=plan, connection=connection, replication_source=replication_source(plan)),
+                ServicesArgs(
+                    plan=plan,
+                    connection=connection,
+                    replication_source=replication_source(plan, reference),
+                    databases=database_endpoints(plan, reference),
+                    secrets=config.get_secret_object("serviceSecrets")
+                    if any(service.secrets for service in plan.services)
+                    else None,
+                    uploads=releases,
+                ),
                 opts=provisioning_options(components["services"], after=firewall),
             )
 

@@ -41,6 +41,15 @@ TLS_CA, TLS_CERT, TLS_KEY = "ca.crt", "server.crt", "server.key"
 IMAGE_ENGINE_OWNER = "999:999"
 # The superuser (and its database) the postgres image creates from POSTGRES_USER.
 POSTGRES_SUPERUSER = "future_user"
+# The user each engine's password (platform:dbPasswords) belongs to: what a service connects as.
+CLIENT_USER: dict[DatabaseKind, str] = {
+    DatabaseKind.MYSQL: "root",
+    DatabaseKind.POSTGRES: POSTGRES_SUPERUSER,
+    DatabaseKind.REDIS: "default",
+    DatabaseKind.NEO4J: "neo4j",
+    DatabaseKind.ELASTICSEARCH: "elastic",
+    DatabaseKind.WEAVIATE: "",  # an API key, no user
+}
 
 
 def mysql_flavour(db: Database) -> Literal["mariadb", "mysql"]:

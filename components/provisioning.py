@@ -100,6 +100,7 @@ def run_step(
     connection: remote.ConnectionArgs,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    script: pulumi.Output[str] | None = None,
 ) -> remote.Command:
     """The step as a remote command that a plan change updates in place and that nothing deletes.
 
@@ -115,8 +116,13 @@ def run_step(
       digest trigger in their state. Dropping it would be a change to ``triggers`` (the provider
       marks it replaceOnChanges), so a replace that runs the old, destructive delete; ignoring it
       keeps the old value in state and makes that first ``up`` an update like any other.
+
+    ``script``: the script, when it is known only once another stack's outputs are (it replaces
+    ``step.script``).
     """
-    command = as_command(step.script, step.label, step.sudo)
+    command: pulumi.Input[str] = as_command(step.script, step.label, step.sudo)
+    if script is not None:  # the script holds another stack's values (a service's database endpoints)
+        command = script.apply(lambda text: as_command(text, step.label, step.sudo))
     secret_options = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
     return remote.Command(
         step.name,

@@ -8,17 +8,31 @@ later ones. The replicas do not wait for the services (nor they for them).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
 from pulumi_command import remote
 
-from components.formats import unit_value, unit_word
+from components.formats import unit_assignment, unit_value, unit_word
 from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
 from components.replication import health_step, replica_stdin, replica_step
-from plan import NAMESPACE, REPLICATION_USER, ExistingWorkload, Plan, RetiredService, Service
+from components.uploads import LocalRelease, host_artifact, remote_path
+from plan import (
+    NAMESPACE,
+    REPLICATION_USER,
+    ExistingWorkload,
+    Plan,
+    RetiredService,
+    Runtime,
+    Service,
+    database_variable,
+)
+
+# Chosen here: the uv the hosts build the Python services' virtualenvs with (the Makefile's).
+HOST_UV_VERSION = "0.13.9"
 
 
 @dataclass(frozen=True)
@@ -33,11 +47,28 @@ class ReplicationSource:
 
 
 @dataclass(frozen=True)
+class DatabaseEndpoints:
+    """The Alibaba stack's database outputs, as its StackReference reads them."""
+
+    stack: str
+    databases: pulumi.Output[Any]
+    """``{name: {"kind", "host", "port", "user", "database", "tls"}}``."""
+    passwords: pulumi.Output[Any]
+    """Secret: database name -> the password of its ``user``."""
+
+
+@dataclass(frozen=True)
 class ServicesArgs:
     plan: Plan
     connection: remote.ConnectionArgs
     replication_source: ReplicationSource | None = None
     """Required when the plan has replicas (``plan.replicas``)."""
+    databases: DatabaseEndpoints | None = None
+    """Required when a service lists databases."""
+    secrets: pulumi.Output[Any] | None = None
+    """Secret: ``platform:serviceSecrets`` (name -> value); required when a service lists secrets."""
+    uploads: Mapping[str, LocalRelease] = field(default_factory=dict)
+    """Each service with ``release.upload``: its file on this machine (components/uploads.py)."""
 
 
 class Services(pulumi.ComponentResource):
@@ -49,15 +80,17 @@ class Services(pulumi.ComponentResource):
         super().__init__("platform:provisioning:Services", name, {"plan": plan.props()}, opts)
         self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
         self.deploys: dict[str, remote.Command] = {}
+        self.uploads: dict[str, remote.CopyToRemote] = {}
         gate: list[pulumi.Resource] = [self.bootstrap]
         by_name = {s.name: s for s in plan.services}
         for batch in plan.batches:
-            commands = [
-                run_step(deploy_step(name, plan, by_name[service]), args.connection, parent=self, depends_on=gate)
-                for service in batch
-            ]
+            commands = [self._deploy(name, plan, by_name[service], args, gate) for service in batch]
             self.deploys.update(zip(batch, commands, strict=True))
             gate = list(commands)
+        self.proxy: remote.Command | None = None
+        if plan.proxy is not None:
+            # After the last batch: the routes lead to services that passed their health checks.
+            self.proxy = run_step(proxy_step(name, plan), args.connection, parent=self, depends_on=gate)
         self.retirements: dict[str, remote.Command] = {
             retired.name: run_step(
                 retire_step(name, plan, retired), args.connection, parent=self, depends_on=[self.bootstrap]
@@ -72,10 +105,59 @@ class Services(pulumi.ComponentResource):
             {"deploys": list(self.deploys), "retired": list(self.retirements), "replicas": list(self.replicas)}
         )
 
+    def _deploy(
+        self, name: str, plan: Plan, service: Service, args: ServicesArgs, gate: list[pulumi.Resource]
+    ) -> remote.Command:
+        """The service's upload (a local release), then its deploy command."""
+        artifact = ArtifactSource(service.release.artifact or "", service.release.sha256 or "")
+        depends_on = list(gate)
+        local = args.uploads.get(service.name)
+        if service.release.upload is not None:
+            if local is None:
+                raise pulumi.RunError(f"{NAMESPACE}:services: {service.name}'s upload was not resolved")
+            artifact = ArtifactSource(host_artifact(plan, service, local), local.sha256)
+            upload = remote.CopyToRemote(
+                f"{name}-{service.name}-upload",
+                connection=args.connection,
+                source=pulumi.FileArchive(str(local.path)) if local.directory else pulumi.FileAsset(str(local.path)),
+                remote_path=remote_path(plan, service),
+                # Nothing to delete: the deploy removes what it no longer needs. An unchanged release
+                # uploads nothing (the provider copies only when the source's hash or the path changes).
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.bootstrap], retain_on_delete=True, protect=False
+                ),
+            )
+            self.uploads[service.name] = upload
+            depends_on.append(upload)
+        stdin = self._credentials(service, args)
+        step = replace(deploy_step(name, plan, service, artifact), stdin=stdin, handles_secrets=stdin is not None)
+        script = None
+        if service.databases:  # the unit holds the endpoints the Alibaba stack exports
+            if args.databases is None:  # the plan requires databaseStack with any service databases
+                raise pulumi.RunError(f"{NAMESPACE}:databaseStack: required for {service.name}'s databases")
+            source = args.databases
+            script = source.databases.apply(
+                lambda offered: (
+                    deploy_step(name, plan, service, artifact, select_endpoints(service, source.stack, offered)).script
+                )
+            )
+        return run_step(step, args.connection, parent=self, depends_on=depends_on, script=script)
+
+    def _credentials(self, service: Service, args: ServicesArgs) -> pulumi.Output[str] | None:
+        """The deploy's stdin: each credential's value (the service's secrets, its databases' passwords)."""
+        if not service.secrets and not service.databases:
+            return None
+        secrets: pulumi.Input[Any] = args.secrets if args.secrets is not None else {}
+        passwords: pulumi.Input[Any] = args.databases.passwords if args.databases is not None else {}
+        values = pulumi.Output.all(secrets, passwords).apply(
+            lambda pair: credentials_stdin(service, pair[0] or {}, pair[1] or {})
+        )
+        return pulumi.Output.secret(values)
+
     def _replicas(self, name: str, plan: Plan, args: ServicesArgs) -> None:
         source = args.replication_source
         if source is None:  # the plan requires replication.sourceStack with any replicaOf
-            raise pulumi.RunError(f"{NAMESPACE}:replication.sourceStack: required for the replicas")
+            raise pulumi.RunError(f"{NAMESPACE}:databaseStack: required for the replicas")
         for index, workload in enumerate(plan.existing):
             if workload.replica_of is None:
                 continue
@@ -124,10 +206,10 @@ def _replica_stdin(
         )
     offered = sources[replica.source]
     declared = replica_source(plan, workload)
-    for key, field in (("kind", "kind"), ("port", "port")):
+    for key, declared_key in (("kind", "kind"), ("port", "port")):
         if offered.get(key) is not None and _same(offered[key], declared[key]) is False:
             raise pulumi.RunError(
-                f"{where}.{field}: the plan says {declared[key]!r}, the Alibaba stack's {replica.source} is "
+                f"{where}.{declared_key}: the plan says {declared[key]!r}, the Alibaba stack's {replica.source} is "
                 f"{offered[key]!r}; make them agree"
             )
     if replication.get("sourceAddress") != declared["sourceAddress"]:
@@ -146,23 +228,60 @@ def _same(offered: Any, declared: Any) -> bool:
 
 
 def bootstrap_step(name: str, plan: Plan) -> Step:
-    params = {**host_check_params(plan), "SERVICES_ROOT": plan.paths.root, "UNIT_DIR": plan.paths.units}
+    params = {
+        **host_check_params(plan),
+        "SERVICES_ROOT": plan.paths.root,
+        "UNIT_DIR": plan.paths.units,
+        "UPLOADS_DIR": plan.paths.uploads,
+        "UPLOADS_OWNER": plan.host.ssh_user,
+        "UPLOAD_SERVICES": " ".join(s.name for s in plan.services if s.release.upload is not None),
+        "UV": uv_path(plan),
+        # Only a host with Python services needs uv.
+        "UV_VERSION": HOST_UV_VERSION if any(s.runtime == Runtime.PYTHON for s in plan.services) else "",
+    }
     script = render(["host_check.sh", "svc_bootstrap.sh"], params)
     return Step(f"{name}-bootstrap", script=script, label="platform-bootstrap", sudo=plan.needs_sudo)
 
 
-def deploy_step(name: str, plan: Plan, service: Service) -> Step:
+@dataclass(frozen=True)
+class ArtifactSource:
+    """What the deploy fetches: a path on the host or an https URL, and the sha256 it must have."""
+
+    path: str
+    sha256: str
+
+
+def deploy_step(
+    name: str,
+    plan: Plan,
+    service: Service,
+    artifact: ArtifactSource | None = None,
+    endpoints: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Step:
+    """``artifact``: default the plan's ``release.artifact``; ``endpoints``: the databases' settings
+    (``select_endpoints``), required when the service lists databases."""
+    if artifact is None:
+        artifact = ArtifactSource(service.release.artifact or "", service.release.sha256 or "")
+    python = service.python_runtime
     params = {
         "NAME": service.name,
         "PORT": service.port,
         "VERSION": service.release.version,
-        "ARTIFACT": service.release.artifact,
-        "ARTIFACT_SHA256": service.release.sha256 or "",
+        "ARTIFACT": artifact.path,
+        "ARTIFACT_SHA256": artifact.sha256,
+        "UPLOADS_DIR": f"{plan.paths.uploads}/{service.name}",
+        "RUNTIME": service.runtime.value,
+        "START_BINARY": service.start_command.split()[0],
+        "UV": uv_path(plan),
+        "PYTHON_VERSION": python.version if service.runtime == Runtime.PYTHON else "",
+        "LOCK_FILE": python.lock_file if service.runtime == Runtime.PYTHON else "",
+        "CREDENTIALS": " ".join(credential_names(service)),
+        "CREDENTIALS_DIR": credentials_dir(plan, service),
         "SERVICES_ROOT": plan.paths.root,
         "SERVICE_DIR": f"{plan.paths.root}/{service.name}",
         "UNIT_FILE": f"{plan.paths.units}/platform-{service.name}.service",
         "UNIT_NAME": f"platform-{service.name}.service",
-        "UNIT_CONTENT": systemd_unit(service, plan),
+        "UNIT_CONTENT": systemd_unit(service, plan, endpoints or {}),
         "HEALTH_URL": f"http://127.0.0.1:{service.port}{service.health_path}",
         "HEALTH_TIMEOUT": service.health_timeout_s,
         "KEEP_RELEASES": plan.paths.keep_releases,
@@ -170,6 +289,69 @@ def deploy_step(name: str, plan: Plan, service: Service) -> Step:
     }
     script = render([GUARDS, "svc_deploy.sh"], params)
     return Step(f"{name}-{service.name}", script=script, label=f"platform-{service.name}", sudo=plan.needs_sudo)
+
+
+def uv_path(plan: Plan) -> str:
+    """The pinned uv the bootstrap installs (``.runtime`` cannot be a service: names start with a letter)."""
+    return f"{plan.paths.root}/.runtime/bin/uv"
+
+
+def credentials_dir(plan: Plan, service: Service) -> str:
+    """The service's credential files: 0600 root, read by systemd's ``LoadCredential=`` only."""
+    return f"{plan.paths.secrets}/services/{service.name}"
+
+
+def credential_names(service: Service) -> tuple[str, ...]:
+    return (*service.secrets, *(f"{database_variable(db)}_PASSWORD" for db in service.databases))
+
+
+def credentials_stdin(service: Service, secrets: Mapping[str, Any], passwords: Mapping[str, Any]) -> str:
+    """``NAME BASE64`` per credential, one per line (base64: a value may hold any byte but NUL)."""
+    values = {name: secrets.get(name) for name in service.secrets}
+    for db in service.databases:
+        values[f"{database_variable(db)}_PASSWORD"] = passwords.get(db)
+    lines = []
+    for credential, value in values.items():
+        if value is None:
+            raise pulumi.RunError(
+                f"{NAMESPACE}:services: {service.name} needs credential {credential}, which has no value "
+                "(platform:serviceSecrets, or the Alibaba stack's databasePasswords)"
+            )
+        lines.append(f"{credential} {base64.b64encode(str(value).encode()).decode()}\n")
+    return "".join(lines)
+
+
+# What a service is told about each database it lists (DB_<NAME>_<FIELD>).
+_ENDPOINT_FIELDS = {"KIND": "kind", "HOST": "host", "PORT": "port", "USER": "user", "NAME": "database", "TLS": "tls"}
+
+
+def select_endpoints(service: Service, stack: str, offered: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The endpoints of ``service``'s databases among the Alibaba stack's ``databases`` output."""
+    offered = offered or {}
+    found: dict[str, dict[str, Any]] = {}
+    for db in service.databases:
+        if db not in offered:
+            names = ", ".join(sorted(offered)) or "none"
+            raise pulumi.RunError(
+                f"{NAMESPACE}:services: {service.name} lists database {db!r}, which the stack {stack!r} does not "
+                f"export (its databases: {names}); fix the name or run `pulumi up` on that stack first"
+            )
+        found[db] = dict(offered[db])
+    return found
+
+
+def endpoint_environment(endpoints: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for db, endpoint in endpoints.items():
+        prefix = database_variable(db)
+        for suffix, key in _ENDPOINT_FIELDS.items():
+            value = endpoint.get(key)
+            if isinstance(value, float) and value.is_integer():  # JSON made a port a float
+                value = int(value)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            settings[f"{prefix}_{suffix}"] = "" if value is None else str(value)
+    return settings
 
 
 def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
@@ -191,11 +373,34 @@ def service_title(service: Service) -> str:
     return f"{service.name}: {service.description}" if service.description else service.name
 
 
-def systemd_unit(service: Service, plan: Plan) -> str:
+def systemd_unit(service: Service, plan: Plan, endpoints: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The service's unit. Its state and caches live in systemd's ``StateDirectory=`` and
+    ``CacheDirectory=`` (``%S``/``%C``: writable under the hardening, kept across restarts and
+    releases); ``HOME`` points at the state, ``HF_HOME`` at the cache (the model cache). Secrets
+    arrive as credentials (``$CREDENTIALS_DIRECTORY``, ``%d``), never in the unit."""
     service_dir = f"{plan.paths.root}/{service.name}"
     # The plan allows plain words only; quoting keeps the line one argument to sh -c (single
-    # quotes, as units written before the renderer have it: an upgrade does not restart them).
+    # quotes, as units written before the renderer have it).
     start_word = unit_word(f"exec {service.start_command}", command=True, quote="'")
+    state, cache = f"%S/platform/{service.name}", f"%C/platform/{service.name}"
+    environment = {
+        "PORT": str(service.port),
+        "HOST": "127.0.0.1",  # the proxy is the way in
+        **service.environment,
+        **endpoint_environment(endpoints or {}),
+    }
+    if service.runtime == Runtime.PYTHON:
+        environment["VIRTUAL_ENV"] = f"{service_dir}/current/.venv"
+        environment["PATH"] = f"{service_dir}/current/.venv/bin:/usr/local/bin:/usr/bin:/bin"
+    # The unit's own specifiers (%S state, %C cache, %d credentials), written as they are.
+    directories = {"HOME": state, "XDG_CACHE_HOME": cache, "HF_HOME": f"{cache}/huggingface"}
+    directories |= {
+        f"{database_variable(db)}_PASSWORD_FILE": f"%d/{database_variable(db)}_PASSWORD" for db in endpoints or {}
+    }
+    credentials = [
+        f"LoadCredential={name}:{unit_value(credentials_dir(plan, service))}/{name}"
+        for name in credential_names(service)
+    ]
     return "\n".join(
         [
             "# Managed by Pulumi (platform plan); edits are overwritten.",
@@ -208,13 +413,17 @@ def systemd_unit(service: Service, plan: Plan) -> str:
             "Type=simple",
             f"WorkingDirectory={unit_value(f'{service_dir}/current')}",
             f"ExecStart=/bin/sh -c {start_word}",
-            f"Environment=PORT={service.port}",
+            # %-specifiers are the unit's own (%S, %C, %d); values from the plan hold none.
+            *(f"Environment={unit_assignment(key, value)}" for key, value in environment.items()),
+            *(f"Environment={key}={value}" for key, value in directories.items()),
+            *credentials,
             f"MemoryMax={service.memory_mib}M",
             "MemorySwapMax=0",
             "Restart=on-failure",
             "RestartSec=5",
             "DynamicUser=yes",
             f"StateDirectory=platform/{service.name}",
+            f"CacheDirectory=platform/{service.name}",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ProtectHome=yes",
@@ -225,3 +434,56 @@ def systemd_unit(service: Service, plan: Plan) -> str:
             "",
         ]
     )
+
+
+def nginx_config(plan: Plan) -> str:
+    """The proxy's server blocks: HTTP redirected to HTTPS, each service under its route."""
+    proxy = plan.proxy
+    if proxy is None:
+        raise ValueError("the plan has no proxy")
+    address = f"{proxy.listen}:" if proxy.listen else ""
+    port_suffix = "" if proxy.https_port == 443 else f":{proxy.https_port}"
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "server {",
+        f"    listen {address}{proxy.http_port};",
+        f"    server_name {proxy.server_name};",
+        f"    return 301 https://$host{port_suffix}$request_uri;",
+        "}",
+        "",
+        "server {",
+        f"    listen {address}{proxy.https_port} ssl;",
+        f"    server_name {proxy.server_name};",
+        f"    ssl_certificate {proxy.certificate};",
+        f"    ssl_certificate_key {proxy.certificate_key};",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    ssl_session_cache shared:platform_tls:1m;",
+        '    add_header Strict-Transport-Security "max-age=31536000" always;',
+        "    client_max_body_size 16m;",
+    ]
+    for service in sorted(plan.services, key=lambda s: s.proxy_route):
+        lines += [
+            "",
+            f"    location {service.proxy_route} {{",
+            f"        proxy_pass http://127.0.0.1:{service.port}/;",
+            "        proxy_http_version 1.1;",
+            "        proxy_set_header Host $host;",
+            "        proxy_set_header X-Real-IP $remote_addr;",
+            "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "        proxy_set_header X-Forwarded-Proto https;",
+            "        proxy_read_timeout 120s;",
+            "    }",
+        ]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def proxy_step(name: str, plan: Plan) -> Step:
+    """Nginx's configuration for the services: written, checked with ``nginx -t``, reloaded."""
+    params = {
+        "CONF_FILE": f"{plan.paths.nginx}/platform-services.conf",
+        "CONF_CONTENT": nginx_config(plan),
+        "NGINX_UNIT": "nginx.service",
+    }
+    script = render(["svc_proxy.sh"], params)
+    return Step(f"{name}-proxy", script=script, label="platform-proxy", sudo=plan.needs_sudo)

@@ -20,6 +20,7 @@ from .public_database import no_public_database
 from .replication_tls import replication_over_tls
 from .safe_lifecycle import safe_lifecycle
 from .secret_hygiene import secret_hygiene
+from .services_tls import services_behind_tls
 
 PACK_NAME = "platform-guardrails"
 # A policy that names no level of its own is advisory; every policy here names one.
@@ -31,6 +32,7 @@ POLICIES: tuple[Policy, ...] = (
     port_plan,
     firewall_matches_plan,
     no_public_database,
+    services_behind_tls,
     egress_least_privilege,
     secret_hygiene,
     data_protection,

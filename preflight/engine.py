@@ -10,8 +10,11 @@ retainOnDelete, aliases).
 from __future__ import annotations
 
 import base64
+import importlib
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import pulumi
@@ -257,12 +260,20 @@ def run_stack(
     secret_keys: set[str],
     monitor: RecordingMonitor | None = None,
     references: Mapping[str, StackOutputs] | None = None,
+    *,
+    require_uploads: bool = False,
 ) -> StackRun:
     """Evaluate the program once for a stack; raises what the program raises.
 
     ``references``: what each ``StackReference`` the program makes reads (see CloudMocks).
+    ``require_uploads``: a service release to upload (``release.upload``) must be on this machine,
+    as under the real CLI; by default one that is not is stood in for (the offline gate runs where
+    CI has not built the releases) and the preview warns.
     """
     import program  # imported here: importing it registers nothing, running it does
+
+    # An older revision (``--from``) has no uploads and nothing to stand in for.
+    uploads: Any = sys.modules.get("components.uploads") or _optional_module("components.uploads")
 
     monitor = monitor or RecordingMonitor(CloudMocks())
     if references and isinstance(monitor.mocks, CloudMocks):
@@ -270,9 +281,22 @@ def run_stack(
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # run_in_stack registers its own Stack
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
-    _sync_await(stack.run_in_stack(program.main))
+    if uploads is not None:
+        uploads.offline_preview = not require_uploads
+    try:
+        _sync_await(stack.run_in_stack(program.main))
+    finally:
+        if uploads is not None:
+            uploads.offline_preview = False
     resources = [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
     return StackRun(project, stack_name, resources, monitor.stack_outputs)
+
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def is_secret(value: Any) -> bool:

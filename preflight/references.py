@@ -15,7 +15,7 @@ import pulumi
 
 from plan import load_plan
 from preflight.engine import StackOutputs, is_secret, run_stack, unwrap
-from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
+from preflight.stackfile import StackConfig, read_stack, service_secret_names, with_missing_secrets
 
 
 def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()) -> dict[str, StackOutputs]:
@@ -25,10 +25,10 @@ def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()
     project, the stack itself (or a cycle), or no stack file for it in ``root``.
     """
     plan = load_plan(config.config, config.secret_keys)
-    source = plan.replication.source_stack
+    source = plan.source_stack
     if source is None:
         return {}
-    key = f"platform:replication.sourceStack {source!r}"
+    key = f"platform:{plan.source_stack_key} {source!r}"
     parts = source.split("/")
     if len(parts) > 3:
         raise pulumi.RunError(f"{key}: expected <stack>, <organization>/<stack> or <organization>/<project>/<stack>")
@@ -41,7 +41,9 @@ def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()
         raise pulumi.RunError(f"{key}: no Pulumi.{stack}.yaml beside Pulumi.{config.stack}.yaml to evaluate for it")
     referenced = read_stack(root, stack)
     referenced_plan = load_plan(referenced.config, referenced.secret_keys)
-    referenced = with_missing_secrets(referenced, tuple(db.name for db in referenced_plan.databases))
+    referenced = with_missing_secrets(
+        referenced, tuple(db.name for db in referenced_plan.databases), service_secret_names(referenced_plan)
+    )
     nested = stack_references(root, referenced, (*seen, config.stack))
     run = run_stack(
         referenced.project, stack, referenced.config, set(referenced.secret_keys), references=nested or None

@@ -142,7 +142,9 @@ def _first_line(error: yaml.YAMLError) -> str:
 def _check_plain_secrets(path: str, value: Any, secret: bool) -> None:
     """Every leaf under a secret-looking name, at any depth, is ``secure:`` on its own: one
     secure field does not make its plain siblings secret."""
-    secret = secret or looks_secret_key(path.rpartition(".")[2].rpartition(":")[2])
+    # A list's items go by the list's name: secrets[0] is an item of `secrets`.
+    name = re.sub(r"(\[\d+\])+$", "", path.rpartition(".")[2].rpartition(":")[2])
+    secret = secret or looks_secret_key(name)
     if isinstance(value, dict):
         if set(value) == {"secure"}:
             return
@@ -168,8 +170,16 @@ def check_project_keys(stack: StackConfig) -> None:
     raise StackFileError(f"not a stack file of project {stack.project!r}: it has no {NAMESPACE}:cloud{found}")
 
 
-def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) -> StackConfig:
-    """The secrets a user sets with --secret are not in a committed file: stand in for them."""
+def service_secret_names(plan: Any) -> tuple[str, ...]:
+    """The secrets a plan's services read (none in a revision from before services had any)."""
+    return tuple(sorted({name for service in plan.services for name in getattr(service, "secrets", ())}))
+
+
+def with_missing_secrets(
+    stack: StackConfig, database_names: tuple[str, ...], service_secrets: tuple[str, ...] = ()
+) -> StackConfig:
+    """The secrets a user sets with --secret are not in a committed file: stand in for them
+    (the SSH key, each database's password, each secret a service reads)."""
     config, secret_keys, placeholders = dict(stack.config), set(stack.secret_keys), set(stack.placeholders)
     key = f"{NAMESPACE}:sshPrivateKey"
     if key not in config:
@@ -180,6 +190,11 @@ def with_missing_secrets(stack: StackConfig, database_names: tuple[str, ...]) ->
     # Not in the file, or one secure: block for the whole object (its fields cannot be read offline).
     if database_names and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
         config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
+        secret_keys.add(key)
+        placeholders.add(key)
+    key = f"{NAMESPACE}:serviceSecrets"
+    if service_secrets and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
+        config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in service_secrets})
         secret_keys.add(key)
         placeholders.add(key)
     return StackConfig(stack.project, stack.stack, config, frozenset(secret_keys), frozenset(placeholders))

@@ -14,7 +14,7 @@ import yaml
 from plan import load_plan
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
-from preflight.stackfile import StackConfig, read_stack, with_missing_secrets
+from preflight.stackfile import StackConfig, read_stack, service_secret_names, with_missing_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,8 +68,10 @@ REPLICAS: list[dict[str, Any]] = [
 
 
 def with_replicas(**changes: Any) -> dict[str, Any]:
-    """Changes that turn the committed Tencent stack's existing engines into replicas."""
-    return {"existing": REPLICAS, "replication": {"sourceStack": SOURCE_STACK}, **changes}
+    """Changes that turn the committed Tencent stack's existing engines into replicas (an
+    ``existing`` list of a test's own has no nginx, so the proxy goes with it)."""
+    proxy = {"proxy": None} if "existing" in changes else {}
+    return {"existing": REPLICAS, "replication": {"sourceStack": SOURCE_STACK}, **proxy, **changes}
 
 
 def stack_folder(folder: Path, stack: str, **changes: Any) -> Path:
@@ -128,7 +130,7 @@ def config_for(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
         config[full_key] = value if isinstance(value, str) else json.dumps(value)
     edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
     plan = load_plan(edited.config, edited.secret_keys)
-    return with_missing_secrets(edited, tuple(db.name for db in plan.databases))
+    return with_missing_secrets(edited, tuple(db.name for db in plan.databases), service_secret_names(plan))
 
 
 def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:

@@ -348,7 +348,7 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         "replica-without-source-stack",
         "tencent",
         {"existing": [_replica()], "replication": None},
-        ("platform:replication.sourceStack", "required", "replicaOf"),
+        ("platform:databaseStack", "required", "replicaOf"),
     ),
     (
         "replication-source-cannot-replicate",
@@ -599,6 +599,7 @@ def test_a_replica_names_its_source_and_the_peer():
             )
         ],
         replication={"sourceStack": "org/platform/alibaba"},
+        proxy=None,  # no nginx among these existing workloads
     )
     (replica,) = plan.replicas
     assert replica.replica_of is not None

@@ -71,7 +71,7 @@ def tencent() -> Plan:
         {"name": "redis", "memoryMib": 128, "database": True, "ports": [{"port": 6379, "expose": "peer"}],
          "replicaOf": {"source": "production-redis", "kind": "redis"}},
     ]  # fmt: skip
-    return plan_for("tencent", existing=existing, replication={"sourceStack": "org/platform/alibaba"})
+    return plan_for("tencent", existing=existing, replication={"sourceStack": "org/platform/alibaba"}, proxy=None)
 
 
 def database(plan: Plan, kind: str) -> Database:

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Application host bootstrap: the tools the deploys use and the directories they install into.
-# Parameters: SERVICES_ROOT, UNIT_DIR, STATE_DIR.
+# Parameters: SERVICES_ROOT, UNIT_DIR, STATE_DIR, UPLOADS_DIR, UPLOADS_OWNER, UPLOAD_SERVICES, UV,
+# UV_VERSION.
+#   UPLOADS_DIR    where releases arrive over SFTP, as the SSH user (UPLOADS_OWNER): owned by it,
+#                  0700, with a directory per service that uploads (UPLOAD_SERVICES)
+#   UV, UV_VERSION the pinned uv that builds the Python services' virtualenvs (empty: none needed);
+#                  installed from PyPI into a throwaway virtualenv, and only its static binary kept
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
@@ -16,6 +21,36 @@ for dir in "${SERVICES_ROOT}" "${UNIT_DIR}" "${STATE_DIR}/ports"; do
     changes=$((changes + 1))
   fi
 done
+
+read -ra uploading <<< "${UPLOAD_SERVICES}"
+for dir in "${UPLOADS_DIR}" "${uploading[@]/#/${UPLOADS_DIR}/}"; do
+  [[ -d "${dir}" ]] || mkdir -p "${dir}"
+  owner=$(stat -c '%U %a' "${dir}")
+  if [[ "${owner}" != "${UPLOADS_OWNER} 700" ]]; then
+    chown "${UPLOADS_OWNER}" "${dir}"
+    chmod 700 "${dir}"
+    echo "bootstrap: ${dir} is ${UPLOADS_OWNER}'s, mode 700"
+    changes=$((changes + 1))
+  fi
+done
+
+if [[ -n "${UV_VERSION}" ]]; then
+  have=$("${UV}" --version 2>/dev/null || true)
+  if [[ "${have}" != "uv ${UV_VERSION}" && "${have}" != "uv ${UV_VERSION} "* ]]; then
+    command -v python3 >/dev/null 2>&1 || { echo "bootstrap: python3 is required to install uv" >&2; exit 4; }
+    workdir=$(mktemp -d)
+    # shellcheck disable=SC2064  # the directory is fixed now
+    trap "rm -rf -- '${workdir}'" EXIT
+    python3 -m venv "${workdir}/venv"
+    "${workdir}/venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "uv==${UV_VERSION}"
+    mkdir -p "${UV%/*}"
+    install -m 755 "${workdir}/venv/bin/uv" "${UV}.new"
+    mv -f "${UV}.new" "${UV}"
+    echo "bootstrap: installed uv ${UV_VERSION}"
+    changes=$((changes + 1))
+  fi
+fi
+
 if [[ "${changes}" = 0 ]]; then
   echo "bootstrap: unchanged"
 else

@@ -8,6 +8,15 @@
 #                                                (first line) and the unit it passed with (the
 #                                                rest): what a failed deploy goes back to
 #   SERVICE_DIR/previous -> releases/<version>   the healthy release before it (kept by pruning)
+#   CREDENTIALS_DIR/<NAME>                       each credential (stdin: "NAME BASE64" lines), 0600
+#                                                root, read by systemd's LoadCredential= only
+#
+# The artifact is a tarball or (uploaded from a directory) a directory; its sha256 (a directory's:
+# sha256sum of every file by path, then of that list) is checked before anything is unpacked.
+# The release is made ready in its staging directory before it gets its version's name: a Python
+# release gets its virtualenv (RUNTIME python: uv, from the release's LOCK_FILE; offline from the
+# release's wheels/ when it ships them), a Go release's START_BINARY must be an executable for this
+# host's architecture. So a rollback or a redeploy of a release on the host installs nothing.
 #
 # Any failure once the switch has begun (writing the unit, moving current, daemon-reload, enable,
 # restart, or no 2xx from HEALTH_URL within HEALTH_TIMEOUT seconds) rolls back: the healthy
@@ -16,7 +25,8 @@
 # deployed only once it passed its health check. Running it again with nothing changed writes
 # nothing (not even a temporary file) and restarts nothing. A version already unpacked from
 # another artifact is refused: a changed artifact needs a new version.
-# Parameters: NAME, PORT, VERSION, ARTIFACT, ARTIFACT_SHA256, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE,
+# Parameters: NAME, PORT, VERSION, ARTIFACT, ARTIFACT_SHA256, UPLOADS_DIR, RUNTIME, START_BINARY, UV,
+# PYTHON_VERSION, LOCK_FILE, CREDENTIALS, CREDENTIALS_DIR, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE,
 # UNIT_NAME, UNIT_CONTENT, HEALTH_URL, HEALTH_TIMEOUT, KEEP_RELEASES, STATE_DIR.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
@@ -32,12 +42,13 @@ download=""
 staging=""
 failure=""
 restarted=0
+credentials_changed=0
 
 assert_under "${SERVICES_ROOT}" "${SERVICE_DIR}"  # releases are pruned below it
 
 # shellcheck disable=SC2329  # run by the EXIT trap below
 cleanup() {  # what this run fetched or half-unpacked
-  [[ -z "${download}" ]] || rm -f -- "${download}"
+  [[ -z "${download}" ]] || rm -rf -- "${download}"
   if [[ -n "${staging}" && -d "${staging}" ]]; then
     assert_under "${SERVICES_ROOT}" "${staging}"
     rm -rf -- "${staging}"
@@ -85,19 +96,135 @@ point() {  # link target: switch a symlink atomically
   ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
 }
 
+# The digest of a directory: sha256sum of every file by path (as components/uploads.py computes it).
+tree_digest() {
+  local listing
+  listing=$(cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+  [[ -z "${listing}" ]] || listing+=$'\n'
+  printf '%s' "${listing}" | sha256sum | cut -d' ' -f1
+}
+
 # Download (or copy) the artifact into TMPDIR and check it: a bad one leaves the host as it was.
 fetch() {
-  download=$(mktemp)
-  case "${ARTIFACT}" in
-    https://*) curl -fsSL --proto =https --proto-redir =https --max-time 300 -o "${download}" "${ARTIFACT}" ;;
-    *) cp "${ARTIFACT}" "${download}" ;;
-  esac
-  fetched=$(sha256sum "${download}")
-  fetched=${fetched%% *}
+  if [[ -d "${ARTIFACT}" ]]; then  # an uploaded directory: copied, then its copy checked
+    download=$(mktemp -d)
+    cp -R "${ARTIFACT}/." "${download}/"
+    fetched=$(tree_digest "${download}")
+  else
+    download=$(mktemp)
+    case "${ARTIFACT}" in
+      https://*) curl -fsSL --proto =https --proto-redir =https --max-time 300 -o "${download}" "${ARTIFACT}" ;;
+      *) cp "${ARTIFACT}" "${download}" ;;
+    esac
+    fetched=$(sha256sum "${download}")
+    fetched=${fetched%% *}
+  fi
   if [[ -n "${ARTIFACT_SHA256}" && "${fetched}" != "${ARTIFACT_SHA256}" ]]; then
     echo "${NAME}: ${ARTIFACT} does not match its sha256 ${ARTIFACT_SHA256}; nothing changed" >&2
     exit 6
   fi
+}
+
+# The machine name of an ELF file's e_machine for this host's architecture (uname -m).
+elf_machine() {
+  case "$(uname -m)" in
+    x86_64) echo 3e00 ;;
+    aarch64 | arm64) echo b700 ;;
+    i?86) echo 0300 ;;
+    armv7l | armv6l) echo 2800 ;;
+    riscv64) echo f300 ;;
+    *) echo unknown ;;
+  esac
+}
+
+# Make the release in $1 runnable before it is named: a Go binary checked, a Python virtualenv built.
+prepare_runtime() {
+  local dir=$1 binary header want arch
+  case "${RUNTIME}" in
+    go)
+      binary="${dir}/${START_BINARY#./}"
+      if [[ ! -f "${binary}" || ! -x "${binary}" ]]; then
+        echo "${NAME}: ${VERSION} has no executable ${START_BINARY}; nothing changed" >&2
+        exit 10
+      fi
+      header=$(od -An -tx1 -N20 "${binary}" | tr -d ' \n')
+      want=$(elf_machine)
+      arch=$(uname -m)
+      if [[ "${header:0:8}" != 7f454c46 ]]; then
+        echo "${NAME}: ${START_BINARY} in ${VERSION} is not an ELF executable (a Go build for linux is); nothing changed" >&2
+        exit 10
+      fi
+      if [[ "${header:36:4}" != "${want}" ]]; then
+        echo "${NAME}: ${START_BINARY} in ${VERSION} is built for another architecture (ELF machine" \
+          "0x${header:38:2}${header:36:2}), this host is ${arch}: build it with the matching GOARCH;" \
+          "nothing changed" >&2
+        exit 10
+      fi
+      ;;
+    python)
+      if [[ ! -f "${dir}/${LOCK_FILE}" ]]; then
+        echo "${NAME}: ${VERSION} has no ${LOCK_FILE} to build its virtualenv from; nothing changed" >&2
+        exit 10
+      fi
+      [[ -x "${UV}" ]] || { echo "${NAME}: ${UV} is missing: the bootstrap installs it" >&2; exit 10; }
+      local -a offline=()
+      if [[ -d "${dir}/wheels" ]]; then offline=(--offline --no-index --find-links "${dir}/wheels"); fi
+      # uv's cache and interpreters stay under the platform's root, never in root's home.
+      export UV_CACHE_DIR="${SERVICES_ROOT}/.runtime/cache" UV_PYTHON_INSTALL_DIR="${SERVICES_ROOT}/.runtime/python"
+      export UV_NO_CONFIG=1
+      # shellcheck disable=SC2310  # the status is the failure this reports
+      if ! "${UV}" venv --quiet --relocatable --python "${PYTHON_VERSION}" "${dir}/.venv" \
+        || ! "${UV}" pip sync --quiet --python "${dir}/.venv/bin/python" "${offline[@]}" "${dir}/${LOCK_FILE}"; then
+        echo "${NAME}: ${VERSION}: building its virtualenv from ${LOCK_FILE} failed; nothing changed" >&2
+        exit 10
+      fi
+      echo "${NAME}: built the virtualenv of ${VERSION} from ${LOCK_FILE}"
+      ;;
+    *) ;;
+  esac
+}
+
+# The credentials from stdin ("NAME BASE64" per line) into CREDENTIALS_DIR, 0600 root; a file that
+# changed marks the service for a restart (the unit text does not change with a secret).
+store_credentials() {
+  local credential value wanted=" ${CREDENTIALS} " file
+  [[ -n "${CREDENTIALS}" || -d "${CREDENTIALS_DIR}" ]] || return 0
+  (umask 077 && mkdir -p "${CREDENTIALS_DIR}")
+  chmod 700 "${CREDENTIALS_DIR}"
+  if [[ -n "${CREDENTIALS}" ]]; then
+    while IFS=' ' read -r credential value; do
+      [[ -n "${credential}" ]] || continue
+      if [[ "${wanted}" != *" ${credential} "* ]]; then
+        echo "${NAME}: unexpected credential ${credential} on stdin" >&2
+        exit 11
+      fi
+      file="${CREDENTIALS_DIR}/${credential}"
+      (umask 077 && printf '%s' "${value}" | base64 -d > "${file}.new")
+      if cmp -s "${file}" "${file}.new"; then
+        rm -f -- "${file}.new"
+      else
+        mv -f "${file}.new" "${file}"
+        credentials_changed=1
+        echo "${NAME}: credential ${credential} written"
+      fi
+    done
+  fi
+  for file in "${CREDENTIALS_DIR}"/*; do
+    [[ -f "${file}" ]] || continue
+    credential=${file##*/}
+    if [[ "${wanted}" != *" ${credential} "* ]]; then
+      rm -f -- "${file}"
+      credentials_changed=1
+      echo "${NAME}: credential ${credential} removed"
+    fi
+  done
+  read -ra listed <<< "${CREDENTIALS}"
+  for credential in "${listed[@]}"; do
+    if [[ ! -f "${CREDENTIALS_DIR}/${credential}" ]]; then
+      echo "${NAME}: credential ${credential} missing on stdin" >&2
+      exit 11
+    fi
+  done
 }
 
 # The release: unpacked once, in a staging directory, so a half-unpacked release never exists
@@ -107,8 +234,14 @@ if [[ ! -d "${release}" ]]; then
   [[ -d "${digests}" ]] || mkdir -p "${digests}"
   [[ -d "${releases}" ]] || mkdir -p "${releases}"
   staging=$(mktemp -d "${releases}/.staging.XXXXXX")
-  tar -xzf "${download}" -C "${staging}" --no-same-owner
+  if [[ -d "${download}" ]]; then
+    cp -R "${download}/." "${staging}/"
+    chown -R 0:0 "${staging}"
+  else
+    tar -xzf "${download}" -C "${staging}" --no-same-owner
+  fi
   chmod 755 "${staging}"  # mktemp made it 0700; the unit's (dynamic) user must enter it
+  prepare_runtime "${staging}"
   printf '%s\n' "${fetched}" > "${digests}/${VERSION}"
   mv "${staging}" "${release}"
   staging=""
@@ -137,11 +270,13 @@ if [[ ! -f "${healthy}" && -L "${current}" && -f "${UNIT_FILE}" ]] \
   echo "${NAME}: recorded ${serving##*/} as its healthy release"
 fi
 
+store_credentials
+
 live=$(readlink "${current}" 2>/dev/null || true)
 known=""
 [[ ! -f "${healthy}" ]] || IFS= read -r known < "${healthy}"
 # shellcheck disable=SC2310  # holds and health_once answer with their status
-if [[ "${live}" == "${release}" ]] \
+if [[ "${live}" == "${release}" && "${credentials_changed}" == 0 ]] \
   && holds "${healthy}" "${release}"$'\n'"${UNIT_CONTENT}" && holds "${UNIT_FILE}" "${UNIT_CONTENT}" \
   && systemctl is-active --quiet "${UNIT_NAME}" && health_once; then
   echo "${NAME}: ${VERSION} unchanged, healthy"
@@ -199,6 +334,17 @@ prune() {
   done <<< "${listing}"
 }
 
+# Uploads of this service other than the live version's: unpacked already, no longer needed.
+drop_old_uploads() {
+  local old
+  [[ -d "${UPLOADS_DIR}" ]] || return 0
+  for old in "${UPLOADS_DIR}"/*; do
+    [[ -e "${old}" && "${old##*/}" != "${VERSION}" ]] || continue
+    assert_under "${UPLOADS_DIR}" "${old}"
+    rm -rf -- "${old}"
+  done
+}
+
 # Back to the healthy release and its unit, running; a first deploy leaves nothing behind instead.
 # shellcheck disable=SC2310  # holds and healthy_within answer with their status
 roll_back() {
@@ -233,6 +379,7 @@ if go_live; then
   write_file "${healthy}" "${release}"$'\n'"${UNIT_CONTENT}" 644
   touch "${release}"  # its mtime is when it last went live: the order the pruning keeps
   prune
+  drop_old_uploads
   echo "${NAME}: ${VERSION} deployed, healthy"
   exit 0
 fi

@@ -74,7 +74,7 @@ def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
     lines = out.splitlines()
     assert lines[:2] == [COMMENT_MARKER, "## Policy gate: ✅ passed"]
     assert "| `alibaba` | 64 | 0 | 1 |" in lines
-    assert "| `tencent` | 11 | 0 | 1 |" in lines
+    assert "| `tencent` | 17 | 0 | 1 |" in lines
     verdict = "✅ fits: buffer 250 MiB (6.8% of usable, below the 10% headroom)"
     assert f"| tencent-host | tencent | 3686 | 3180 | 256 | {verdict} |" in lines
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES), "--format", "markdown")
@@ -88,7 +88,7 @@ def test_sarif_is_2_1_0_with_a_rule_per_policy_and_a_result_per_violation(cli):
     assert (code, document["version"]) == (1, "2.1.0")
     (run,) = document["runs"]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == 15
+    assert len(rules) == 16
     assert rules[0]["defaultConfiguration"] == {"level": "error"}
     assert rules[1]["defaultConfiguration"] == {"level": "warning"}
     (result,) = run["results"]

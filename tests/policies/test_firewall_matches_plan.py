@@ -48,9 +48,7 @@ def failing_resources():
     return {
         # The seeds' "for convenience" rule: MySQL open to everyone.
         "alibaba_mysql_open_to_the_world": with_resources(alibaba, alibaba_rule("convenience-3306", firewall)),
-        "tencent_rule_set_without_looma_crm": edit_inputs(
-            shipped("tencent"), "tencent-fw-rules", _drop_ingress("8700")
-        ),
+        "tencent_rule_set_without_https": edit_inputs(shipped("tencent"), "tencent-fw-rules", _drop_ingress("443")),
         "tencent_deny_all_before_the_allows": edit_inputs(shipped("tencent"), "tencent-fw-rules", _deny_first),
         "alibaba_rule_in_an_unmanaged_group": with_resources(
             alibaba, alibaba_rule("elsewhere-22", firewall, portRange="22/22", securityGroupId="sg-unmanaged")
@@ -83,18 +81,16 @@ def test_an_extra_rule_names_what_it_opens_beyond_the_plan():
 
 
 def test_a_missing_rule_names_the_workload_that_exposes_the_port():
-    (found,) = violations(failing_resources()["tencent_rule_set_without_looma_crm"], "firewall-matches-plan")
-    assert found.message == (
-        "tencent-fw: the plan exposes 8700/tcp to 0.0.0.0/0 for looma-crm (public), but no rule opens it"
-    )
+    (found,) = violations(failing_resources()["tencent_rule_set_without_https"], "firewall-matches-plan")
+    assert found.message == "tencent-fw: the plan exposes 443/tcp to 0.0.0.0/0 for nginx (public), but no rule opens it"
 
 
 def test_allows_behind_a_deny_all_never_take_effect():
     found = violations(failing_resources()["tencent_deny_all_before_the_allows"], "firewall-matches-plan")
     shadowed = [v for v in found if "never takes effect" in v.message]
     missing = [v for v in found if "no rule opens it" in v.message]
-    # SSH, three replica ports, Nginx 80 and 443, five services: eleven allows, all dead.
-    assert (len(shadowed), len(missing)) == (11, 11)
+    # SSH, three replica ports, Nginx 80 and 443 (the services are behind it): six allows, all dead.
+    assert (len(shadowed), len(missing)) == (6, 6)
     assert "comes first" in shadowed[0].message
 
 

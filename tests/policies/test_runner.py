@@ -51,6 +51,7 @@ def test_the_pack_lists_every_policy_with_a_description_and_a_level():
         "database-backups": "mandatory",
         "backup-waivers": "advisory",
         "replication-over-tls": "mandatory",
+        "services-behind-tls": "mandatory",
         "disk-encryption": "advisory",
         "default-network": "advisory",
         "user-data-secrets": "advisory",

@@ -26,7 +26,7 @@ import stat
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,8 @@ class SshHost:
                     "X11Forwarding no",
                     "PrintMotd no",
                     "PrintLastLog no",
+                    # pulumi-command's CopyToRemote speaks SFTP (the upload of a local release).
+                    "Subsystem sftp internal-sftp",
                     # No AcceptEnv: the client's environment never reaches the session.
                     "SetEnv " + " ".join(f"{k}={v}" for k, v in environment.items()),
                     "",
@@ -229,6 +231,31 @@ class SshHost:
             STATS.runs.append(result)
         return result
 
+    def upload(self, local: Path, remote_path: str, *, timeout: float = 120) -> Run:
+        """Copy ``local`` to ``remote_path`` over SFTP as CopyToRemote does: a file is written at the
+        path, a directory is copied into it under its own name (the path made when missing)."""
+        commands = [f'put "{local}" "{remote_path}"']
+        if local.is_dir():
+            commands = [f'-mkdir "{remote_path}"', f'put -r "{local}" "{remote_path}/"']
+        argv = [
+            *("sftp", "-F", "/dev/null", "-P", str(self.port), "-i", str(self.ssh_dir / "client_ed25519")),
+            *("-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.ssh_dir / 'known_hosts'}"),
+            *("-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"),
+            *("-b", "-", "root@127.0.0.1"),
+        ]
+        started = time.monotonic()
+        done = subprocess.run(argv, input="\n".join(commands) + "\n", capture_output=True, text=True, timeout=timeout)
+        result = Run(
+            f"upload {local.name}",
+            " ".join(commands),
+            done.returncode,
+            done.stdout,
+            done.stderr,
+            time.monotonic() - started,
+        )
+        STATS.runs.append(result)
+        return result
+
     def step(self, step: Step, stdin: str = "", *, timeout: float = 120) -> Run:
         """Run a component's step as its remote.Command would on create or update (the same script)."""
         return self.run(as_command(step.script, step.label, step.sudo), stdin, label=step.name, timeout=timeout)
@@ -285,6 +312,8 @@ class SshHost:
             "state": f"{root}/var/lib/platform-state",
             "backups": f"{root}/var/lib/platform-backups",
             "sysctl": f"{root}/etc/sysctl.d",
+            "uploads": f"{root}/var/lib/platform-uploads",
+            "nginx": f"{root}/etc/nginx/conf.d",
             "keepReleases": keep_releases,
         }
 
@@ -298,8 +327,10 @@ class SshHost:
         existing: Sequence[dict[str, Any]] = (),
         host: dict[str, Any] | None = None,
         keep_releases: int = 3,
+        extra: Mapping[str, Any] | None = None,
     ) -> Plan:
-        """A plan for this host, built from raw stack config as the program builds it."""
+        """A plan for this host, built from raw stack config as the program builds it (``extra``:
+        more ``platform:`` keys, such as ``proxy``)."""
         config = {
             "platform:cloud": cloud,
             "platform:host": json.dumps(
@@ -320,6 +351,7 @@ class SshHost:
             "platform:existing": json.dumps(list(existing)),
             "platform:paths": json.dumps(self.paths(keep_releases)),
         }
+        config.update({f"platform:{key}": json.dumps(value) for key, value in (extra or {}).items()})
         if cloud == "tencent":
             config["platform:services"] = json.dumps(list(services))
             names = [s["name"] for s in services]
@@ -444,7 +476,11 @@ class SshHost:
                 if not contains_secret(path.read_bytes()):
                     continue
                 mode = stat.S_IMODE(path.lstat().st_mode)
-                if path.parent != self.secrets or mode != 0o600:
+                # A secret file (0600 under the secrets tree), or a unit's credential as systemd
+                # hands it over (0400 under the stand-in's credentials directory, systemd's ramfs).
+                kept = path.is_relative_to(self.secrets) and mode == 0o600
+                handed = path.is_relative_to(self.standin_state / "systemd/credentials") and mode == 0o400
+                if not (kept or handed):
                     leaks.append(f"file {path} (mode {mode:o})")
         for unit, pid in self.service_pids().items():
             for part in ("environ", "cmdline"):

@@ -83,10 +83,17 @@ def test_a_service_process_has_only_its_units_environment(host: SshHost) -> None
     pid = host.service_pids()["platform-alpha.service"]
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
 
+    state, cache = host.standin_state / "systemd/lib", host.standin_state / "systemd/cache"  # %S, %C
     assert sorted(e.decode() for e in environ if e) == [
+        f"CACHE_DIRECTORY={cache}/platform/alpha",  # set by systemd for CacheDirectory=
+        f"HF_HOME={cache}/platform/alpha/huggingface",
+        f"HOME={state}/platform/alpha",
+        "HOST=127.0.0.1",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         f"PORT={port}",  # the unit's Environment=
         f"PWD={plan.paths.root}/alpha/releases/1.0.0",  # set by ExecStart's /bin/sh in WorkingDirectory
+        f"STATE_DIRECTORY={state}/platform/alpha",  # set by systemd for StateDirectory=
+        f"XDG_CACHE_HOME={cache}/platform/alpha",
     ]
 
 

@@ -152,6 +152,7 @@ def tencent_stack(host: SshHost, entries: list[dict[str, Any]], batches: list[li
         services=entries,
         batches=batches,
         existing=[],
+        proxy=None,  # no nginx among the existing workloads (tests/provisioning/test_app_platform.py has it)
         paths=host.paths(),
         host={"sshUser": "root", "hostKey": host.host_key, "memoryMib": 2048},
     )

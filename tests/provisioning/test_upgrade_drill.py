@@ -285,7 +285,8 @@ class ApplicationHost:
             service(name, port, releases.get(name, self.host.release("1.0.0"))) for name, port in self.ports.items()
         ]
         batches = [["alpha", *(s["name"] for s in extra)], ["beta"]]
-        return {"services": [*services, *extra], "batches": batches, "existing": []}
+        # No existing workloads, so no nginx: the proxy is tests/provisioning/test_app_platform.py's.
+        return {"services": [*services, *extra], "batches": batches, "existing": [], "proxy": None}
 
     def change(self, **plan: Any) -> tuple[Applied, dict[str, Any]]:
         plan = self.plan(**plan)

@@ -1,0 +1,300 @@
+"""The Tencent stack as an application platform, under the mock engine: uploads, runtimes,
+credentials, database endpoints from the Alibaba stack (a StackReference) and the TLS proxy.
+
+Each bad input gets one line: a missing local release, an output the Alibaba stack does not
+have, a secret written in plain text; a service port open to the Internet is the
+``services-behind-tls`` policy's (tests/policies/test_services_behind_tls.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi import RunError
+
+from components.services import nginx_config
+from components.uploads import tree_digest
+from plan import PlanError, load_plan
+from policies._scan import rendered_parameters
+from preflight.engine import StackOutputs, run_stack, unwrap
+from tests.stacks import ROOT, SOURCE_STACK, config_for, evaluate, inputs, stack_folder
+from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _tarball(path: Path, files: dict[str, str]) -> str:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(f"./{name}")
+            member.size, member.mtime = len(data), 1_700_000_000
+            archive.addfile(member, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def _services(upload: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "looma-crm",
+            "port": 8700,
+            "family": "looma-crm",
+            "memoryMib": 250,
+            "runtime": "python",
+            "release": {"version": "2.1.0", "upload": upload},
+            "startCommand": ".venv/bin/python -m app",
+            "environment": {"LOG_LEVEL": "info"},
+            "secrets": ["JWT_SECRET"],
+            "databases": ["production-postgres", "production-redis"],
+        }
+    ]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkout whose Tencent stack deploys LoomaCRM from a release CI built into artifacts/."""
+    root = tmp_path_factory.mktemp("project")
+    changes = {
+        "services": _services("artifacts/looma-crm-2.1.0.tar.gz"),
+        "batches": [["looma-crm"]],
+        "databaseStack": SOURCE_STACK,
+    }
+    stack_folder(root, "tencent", **changes)
+    (root / "artifacts").mkdir()
+    _tarball(root / "artifacts/looma-crm-2.1.0.tar.gz", {"app.py": "print('hi')\n", "requirements.lock": ""})
+    return root
+
+
+def _changes() -> dict[str, Any]:
+    return {
+        "services": _services(str(ROOT / "tests/fixtures/none.tar.gz")),
+        "batches": [["looma-crm"]],
+        "databaseStack": SOURCE_STACK,
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    digest = _tarball(artifacts / "looma.tar.gz", {"app.py": "print('hi')\n", "requirements.lock": ""})
+    changes = {**_changes(), "services": _services(str(artifacts / "looma.tar.gz"))}
+    return evaluate("tencent", **changes), digest, artifacts / "looma.tar.gz"
+
+
+def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_digest(run):
+    stack, digest, _ = run
+    upload = stack.named("tencent-svc-looma-crm-upload")
+    assert upload.type == "command:remote:CopyToRemote"
+    copy = inputs(upload)
+    assert copy["remotePath"] == "/var/lib/platform-uploads/looma-crm/2.1.0"
+    assert copy["connection"]["hostKey"].startswith("ssh-ed25519 ")
+    assert "triggers" not in copy  # no forced replace: a changed release is an update
+    assert upload.retain_on_delete
+    assert not upload.protect
+    deploy = stack.named("tencent-svc-looma-crm")
+    params = rendered_parameters(inputs(deploy)["create"])
+    assert params["ARTIFACT"] == "/var/lib/platform-uploads/looma-crm/2.1.0"
+    assert params["ARTIFACT_SHA256"] == digest
+    assert params["RUNTIME"] == "python"
+    assert params["LOCK_FILE"] == "requirements.lock"
+    assert upload.urn in deploy.dependencies
+
+
+def test_the_unit_carries_settings_and_endpoints_never_a_secret(run):
+    stack, _, _ = run
+    deploy = inputs(stack.named("tencent-svc-looma-crm"))
+    unit = rendered_parameters(deploy["create"])["UNIT_CONTENT"]
+    for line in (
+        "Environment=HOST=127.0.0.1",
+        "Environment=LOG_LEVEL=info",
+        "Environment=DB_PRODUCTION_POSTGRES_HOST=47.115.168.107",  # the Alibaba stack's publicIp output
+        "Environment=DB_PRODUCTION_POSTGRES_PORT=5432",
+        "Environment=DB_PRODUCTION_POSTGRES_USER=future_user",
+        "Environment=DB_PRODUCTION_REDIS_TLS=true",
+        "Environment=DB_PRODUCTION_POSTGRES_PASSWORD_FILE=%d/DB_PRODUCTION_POSTGRES_PASSWORD",
+        "Environment=HF_HOME=%C/platform/looma-crm/huggingface",
+        "StateDirectory=platform/looma-crm",
+        "CacheDirectory=platform/looma-crm",
+        "LoadCredential=JWT_SECRET:/etc/platform/secrets/services/looma-crm/JWT_SECRET",
+        "LoadCredential=DB_PRODUCTION_REDIS_PASSWORD:/etc/platform/secrets/services/looma-crm/DB_PRODUCTION_REDIS_PASSWORD",
+    ):
+        assert line in unit.splitlines(), line
+    # The values travel on stdin, a secret, and the command logs nothing.
+    stdin = stack.named("tencent-svc-looma-crm").inputs["stdin"]
+    assert stdin["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    lines = dict(line.split(" ") for line in unwrap(stdin).splitlines())
+    assert set(lines) == {"JWT_SECRET", "DB_PRODUCTION_POSTGRES_PASSWORD", "DB_PRODUCTION_REDIS_PASSWORD"}
+    secret_value = base64.b64decode(lines["JWT_SECRET"]).decode()
+    assert secret_value not in deploy["create"]
+    assert deploy["logging"] == "none"
+
+
+def test_the_proxy_renders_a_route_per_service_behind_https(run):
+    stack, _, _ = run
+    proxy = rendered_parameters(inputs(stack.named("tencent-svc-proxy"))["create"])
+    conf = proxy["CONF_CONTENT"]
+    assert proxy["CONF_FILE"] == "/etc/nginx/conf.d/platform-services.conf"
+    assert "return 301 https://$host$request_uri;" in conf
+    assert "listen 443 ssl;" in conf
+    assert "location /looma-crm/ {" in conf
+    assert "proxy_pass http://127.0.0.1:8700/;" in conf
+    assert stack.named("tencent-svc-looma-crm").urn in stack.named("tencent-svc-proxy").dependencies
+
+
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (Debian's nginx package; .ci/run installs it)")
+def test_nginx_accepts_the_rendered_configuration(tmp_path: Path):
+    """`nginx -t` of Debian's nginx on the configuration the committed Tencent stack renders."""
+    committed = config_for("tencent")
+    plan = load_plan(committed.config, committed.secret_keys)
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+         "-subj", "/CN=api.example.com", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    conf = nginx_config(plan.model_copy(update={"proxy": plan.proxy.model_copy(update={  # type: ignore[union-attr]
+        "certificate": str(certificate), "certificate_key": str(key), "http_port": 18080, "https_port": 18443,
+        "listen": "127.0.0.1"})}))  # fmt: skip
+    (tmp_path / "platform.conf").write_text(conf)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n access_log off;\n client_body_temp_path {tmp_path};\n include {tmp_path}/platform.conf;\n}}\n"
+    )
+    checked = subprocess.run(
+        [NGINX, "-t", "-c", str(main), "-e", str(tmp_path / "error.log")], capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_a_missing_local_release_is_one_line_at_preview():
+    config = config_for("tencent", **_changes())
+    with pytest.raises(RunError) as raised:
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), require_uploads=True)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("platform:services[0].release.upload: ")
+    assert "does not exist on this machine" in message
+
+
+def test_the_offline_gate_stands_in_for_a_release_ci_has_not_built_yet(folder: Path):
+    """`python -m preflight` runs where CI has not built the releases: it says so and goes on."""
+    (folder / "artifacts/looma-crm-2.1.0.tar.gz").rename(folder / "artifacts/elsewhere.tar.gz")
+    try:
+        from tests.stacks import preflight_cli
+
+        result = preflight_cli("tencent", root=folder)
+    finally:
+        (folder / "artifacts/elsewhere.tar.gz").rename(folder / "artifacts/looma-crm-2.1.0.tar.gz")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the release of looma-crm is not on this machine" in result.stdout + result.stderr
+
+
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_a_pinned_sha256_that_the_local_release_does_not_have_is_one_line(run):
+    _, digest, local = run
+    services = _services(str(local))
+    services[0]["release"]["sha256"] = "0" * 64
+    config = config_for("tencent", **{**_changes(), "services": services})
+    with pytest.raises(
+        RunError, match=rf"^platform:services\[0\]\.release\.upload: .* has sha256 {digest}, the plan pins 0{{64}}"
+    ):
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), require_uploads=True)
+
+
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
+    _, _, local = run
+    services = _services(str(local))
+    services[0]["databases"] = ["production-cassandra"]
+    config = config_for("tencent", **{**_changes(), "services": services})
+    references = {SOURCE_STACK: StackOutputs(outputs={"databases": {"production-mysql": {}}, "databasePasswords": {}})}
+    with pytest.raises(RunError) as raised:
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
+    assert str(raised.value) == (
+        "platform:services: looma-crm lists database 'production-cassandra', which the stack "
+        "'organization/platform/alibaba' does not export (its databases: production-mysql); fix the name or run "
+        "`pulumi up` on that stack first"
+    )
+
+
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
+    _, _, local = run
+    config = config_for("tencent", **{**_changes(), "services": _services(str(local))})
+    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107"})}
+    with pytest.raises(
+        RunError, match=r"^platform:databaseStack 'organization/platform/alibaba': the stack has no output 'databases'"
+    ):
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        (
+            {"environment": {"JWT_SECRET": "abc"}},
+            (
+                "platform:services[0]",
+                "environment.JWT_SECRET looks like a secret",
+                "--secret --path platform:serviceSecrets.JWT_SECRET",
+            ),
+        ),
+        ({"environment": {"PORT": "1"}}, ("platform:services[0]", "PORT is set by the platform")),
+        ({"runtime": "go", "python": {"version": "3.11"}}, ("python settings apply to runtime python only",)),
+        ({"databases": ["production-mysql"], "secrets": []}, ("platform:databaseStack: required",)),
+        ({"release": {"version": "1", "artifact": "/srv2/a.tgz", "upload": "a.tgz"}}, ("exactly one of artifact",)),
+        ({"release": {"version": "1", "upload": "../x/./a.tgz"}}, ("not normalized",)),
+    ],
+    ids=[
+        "secret-in-environment",
+        "reserved-variable",
+        "python-settings-on-go",
+        "databases-without-stack",
+        "two-sources",
+        "unnormalized-upload",
+    ],
+)  # fmt: skip
+def test_bad_service_settings_are_one_line(changes: dict[str, Any], fragments: tuple[str, ...]):
+    service = {**_services("artifacts/x.tar.gz")[0], **changes}
+    with pytest.raises(PlanError) as raised:  # the plan is loaded as the program loads it
+        config_for("tencent", services=[service], batches=[["looma-crm"]])
+    message = str(raised.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_service_secrets_in_plain_text_are_refused(run):
+    _, _, local = run
+    config = config_for("tencent", **{**_changes(), "services": _services(str(local))})
+    values = {**config.config, "platform:serviceSecrets": '{"JWT_SECRET": "x"}'}
+    with pytest.raises(PlanError, match=r"^platform:serviceSecrets is stored in plain text"):
+        load_plan(values, config.secret_keys - {"platform:serviceSecrets"})
+
+
+def test_a_directory_release_is_digested_as_the_host_digests_it(tmp_path: Path):
+    release = tmp_path / "release"
+    (release / "bin").mkdir(parents=True)
+    (release / "bin/zervigo").write_bytes(b"\x7fELF...")
+    (release / "VERSION").write_text("1.2.0\n")
+    # The deploy script's own function, run by bash as on the host.
+    deploy = (ROOT / "components/scripts/svc_deploy.sh").read_text()
+    function = deploy[deploy.index("tree_digest() {") : deploy.index("\n}\n", deploy.index("tree_digest() {")) + 3]
+    on_host = subprocess.run(
+        ["bash", "-c", f'{function}\ntree_digest "$1"', "digest", str(release)],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    assert tree_digest(release) == on_host
