@@ -37,7 +37,11 @@ done
 if [[ -n "${UV_VERSION}" ]]; then
   have=$("${UV}" --version 2>/dev/null || true)
   if [[ "${have}" != "uv ${UV_VERSION}" && "${have}" != "uv ${UV_VERSION} "* ]]; then
-    command -v python3 >/dev/null 2>&1 || { echo "bootstrap: python3 is required to install uv" >&2; exit 4; }
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      echo "bootstrap: installing uv ${UV_VERSION} needs python3 with its venv module (Debian/Ubuntu:" \
+        "apt-get install python3-venv), or put uv ${UV_VERSION} at ${UV} yourself" >&2
+      exit 4
+    fi
     workdir=$(mktemp -d)
     # shellcheck disable=SC2064  # the directory is fixed now
     trap "rm -rf -- '${workdir}'" EXIT
