@@ -63,7 +63,7 @@ NAMESPACE = "platform"
 NAMESPACES = (NAMESPACE, "alicloud", "tencentcloud", "command", "pulumi")
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("sshPrivateKey", "dbPasswords", "serviceSecrets")
+SECRET_KEYS = ("sshPrivateKey", "dbPasswords", "serviceSecrets", "alertWebhook")
 
 # The replication user on every source (quoted from the seeds: "复制用户: replication").
 REPLICATION_USER = "replication"
@@ -80,6 +80,13 @@ BACKUP_JOBS = "backup-jobs"
 # tens of MiB) and, after the dump, ossutil with one upload stream. The dump tools themselves
 # run inside their containers' limits.
 BACKUP_RUNNER_MEMORY_MIB = 64
+
+# Chosen here: what the OS needs besides the workloads (kernel slab and page tables, systemd,
+# journald, sshd, the cloud's agent, Podman): an idle minimal Ubuntu or Alibaba Cloud Linux sits
+# around 150-250 MiB. Written on both sides on purpose: the policy pack (policies/memory_budget.py,
+# DEFAULT_OS_RESERVE_MIB) stays standard-library only and imports nothing of the program; it reads
+# the plan's own figure (props "osReserveMib") and holds it to its configured floor.
+OS_RESERVE_MIB = 256
 
 # Chosen here: memory a JVM needs outside its heap and page cache (metaspace, threads, GC,
 # direct buffers). The seeds give no figure; they record Elasticsearch OOM-killed until its heap
@@ -146,6 +153,9 @@ class HostCommon(Model):
     cpus: int = count(1, 1024)
     disk_gb: int = count(20, 65536, description="system disk size")
     min_free_disk_mib: int = count(0, 65536 * 1024, default=2048, description="the host check refuses a fuller disk")
+    os_reserve_mib: int = count(
+        0, 65536, default=OS_RESERVE_MIB, description="memory the OS and agents need besides the workloads"
+    )
     ssh_user: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,31}$")] = "root"
     ssh_port: Port = 22
     allow_undeclared: Bool = Field(
@@ -683,6 +693,31 @@ class Backups(Model):
         return keep
 
 
+class Alerting(Model):
+    """Thresholds of the alert rules (components/monitoring.py). Every default is chosen here."""
+
+    # Below this share of usable memory available, the host is about to swap or OOM-kill
+    # (the pack's memory-headroom warns at the same 10 % for the plan).
+    memory_available_percent: int = count(1, 99, default=10)
+    disk_used_percent: int = count(1, 99, default=85)  # the issue's 85 %: room to react before a full disk
+    # Restarts of one unit (container or service) within restartWindowMinutes that mean a crash loop.
+    restarts: int = count(1, 100, default=3)
+    restart_window_minutes: int = count(1, 1440, default=15)
+    # Replication lag that a cross-cloud link should never reach in normal operation.
+    replication_lag_s: int = count(1, 86400, default=300)
+    # A daily backup is overdue after a day plus the timer's random delay and a run's length.
+    backup_max_age_hours: int = count(1, 24 * 60, default=26)
+    # How long a health probe may fail before anyone is woken: two scrape intervals and a bit.
+    health_failing_minutes: int = count(1, 60, default=2)
+
+
+class Monitoring(Model):
+    alerting: Alerting = Alerting()
+    probes: tuple[Name, ...] | None = Field(
+        default=None, max_length=64, description="services whose health path is probed; default every service"
+    )
+
+
 StackName = Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]
 """A stack's full name for a StackReference, e.g. my-org/platform/alibaba."""
 
@@ -838,6 +873,7 @@ class Plan(Model):
     backups: Backups = Backups()
     replication: Replication = Replication()
     proxy: Proxy | None = None
+    monitoring: Monitoring = Monitoring()
     database_stack: StackName | None = Field(
         default=None,
         description="tencent: the alibaba stack whose outputs the services and replicas read (a StackReference)",
@@ -916,6 +952,14 @@ class Plan(Model):
                 raise ValueError(
                     f"{NAMESPACE}:databaseStack: required when services[{index}] ({service.name}) lists databases: "
                     "the alibaba stack whose outputs hold their endpoints, e.g. my-org/platform/alibaba"
+                )
+        services = {s.name for s in self.services}
+        for index, name in enumerate(self.monitoring.probes or ()):
+            if name not in services:
+                valid = ", ".join(sorted(services)) or "none"
+                raise ValueError(
+                    f"{NAMESPACE}:monitoring.probes[{index}]: {shown(name)} is not a service of this plan, so there is "
+                    f"nothing to probe; services: {valid}"
                 )
         if self.proxy is None:
             return
@@ -1075,7 +1119,9 @@ class Plan(Model):
 
     @property
     def free_mib(self) -> int:
-        return self.host.memory_mib - self.used_mib
+        """What is left of the usable memory after the workloads and the OS reserve: the one figure
+        the stack's ``memory`` output, the preview and the pack's capacity report show."""
+        return self.host.memory_mib - self.used_mib - self.host.os_reserve_mib
 
     def props(self) -> dict[str, Any]:
         """The host's plan as every component registers it, so a policy can read it."""
@@ -1083,6 +1129,7 @@ class Plan(Model):
             "cloud": self.cloud.value,
             "hostMode": self.host.mode,
             "hostMemoryMib": self.host.memory_mib,
+            "osReserveMib": self.host.os_reserve_mib,
             "sshPort": self.host.ssh_port,
             "peerCidr": self.firewall.peer_cidr,
             "adminCidrs": list(self.firewall.admin_cidrs),

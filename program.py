@@ -281,4 +281,12 @@ def main() -> None:
     pulumi.export("publicIp", host.public_ip)
     pulumi.export("instanceId", host.instance_id)
     pulumi.export("securityGroupId", firewall.security_group_id)
-    pulumi.export("memory", {"limitMib": plan.host.memory_mib, "usedMib": plan.used_mib, "freeMib": plan.free_mib})
+    pulumi.export(
+        "memory",
+        {
+            "limitMib": plan.host.memory_mib,
+            "usedMib": plan.used_mib,
+            "osReserveMib": plan.host.os_reserve_mib,
+            "freeMib": plan.free_mib,
+        },
+    )

@@ -6,6 +6,12 @@ The OS reserve is what the host needs besides the workloads: kernel slab and pag
 systemd, journald, sshd, the cloud's monitoring agent, Podman itself. 256 MiB covers those
 on a 2-4 GiB host (an idle minimal Ubuntu or Alibaba Cloud Linux sits around 150-250 MiB);
 ``memoryMib`` is already what the OS reports as usable, not the nominal size.
+
+One figure of free memory: the plan declares its reserve (``osReserveMib``, plan.py's
+OS_RESERVE_MIB, written here again as DEFAULT_OS_RESERVE_MIB because the pack imports nothing of
+the program) and the pack computes with it, so the stack's ``memory.freeMib``, the preview and
+this report agree. The pack's ``osReserveMib`` / ``reserveByCloudMib`` are the floor: a plan that
+reserves less is refused (memory-budget) and assessed with the floor.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ class Assessment:
     reserve_mib: int
     used_mib: int
     workloads: tuple[dict[str, Any], ...]
+    declared_reserve_mib: int | None = None
+    """The plan's own reserve (None: a plan from before plans declared one)."""
+    floor_reserve_mib: int = 0
 
     @property
     def needed_mib(self) -> int:
@@ -98,12 +107,15 @@ class Assessment:
 def assess(host: str, plan: Mapping[str, Any], config: Mapping[str, Any]) -> Assessment:
     cloud = str(plan.get("cloud") or "?")
     items = workloads(plan)
-    reserve = config.get("reserveByCloudMib", {}).get(cloud, config["osReserveMib"])
+    floor = int(config.get("reserveByCloudMib", {}).get(cloud, config["osReserveMib"]))
+    declared = as_int(plan.get("osReserveMib"))
     return Assessment(
         host=host,
         cloud=cloud,
         limit_mib=as_int(plan.get("hostMemoryMib")) or 0,
-        reserve_mib=int(reserve),
+        reserve_mib=floor if declared is None else max(declared, floor),
+        declared_reserve_mib=declared,
+        floor_reserve_mib=floor,
         used_mib=sum(as_int(w.get("memoryMib")) or 0 for w in items),
         workloads=tuple(items),
     )
@@ -113,6 +125,14 @@ def check_budget(args: StackValidationArgs, report_violation: ReportViolation) -
     config = settings(BUDGET_SCHEMA, args.get_config())
     for urn, plan in stack_plans(args.resources):
         found = assess(host_name(urn), plan, config)
+        if found.declared_reserve_mib is not None and found.declared_reserve_mib < found.floor_reserve_mib:
+            report_violation(
+                f"{found.host} ({found.cloud}): the plan reserves {found.declared_reserve_mib} MiB for the OS, the "
+                f"pack requires at least {found.floor_reserve_mib} (osReserveMib / reserveByCloudMib); set "
+                f"platform:host.osReserveMib to {found.floor_reserve_mib} or more, so the stack's memory output "
+                "and this report agree",
+                urn,
+            )
         if not found.fits:
             report_violation(
                 f"{found.host} ({found.cloud}): used {found.used_mib} MiB + OS reserve {found.reserve_mib} MiB = "

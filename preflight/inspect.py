@@ -31,12 +31,18 @@ def hosts(run: StackRun) -> list[dict[str, Any]]:
         plan = unwrap(host.inputs["plan"])
         used = sum(int(w["memoryMib"]) for w in plan["workloads"])
         limit = int(plan["hostMemoryMib"])
+        reserve = int(plan.get("osReserveMib", 0))  # a plan from before plans declared one: none
         views.append(
             {
                 "name": host.name,
                 "cloud": plan["cloud"],
                 "mode": plan["hostMode"],
-                "memory": {"limitMib": limit, "usedMib": used, "freeMib": limit - used},
+                "memory": {
+                    "limitMib": limit,
+                    "usedMib": used,
+                    "osReserveMib": reserve,
+                    "freeMib": limit - used - reserve,
+                },
                 "workloads": plan["workloads"],
             }
         )

@@ -77,7 +77,8 @@ def _host_table(host: dict[str, Any]) -> Table:
     memory = host["memory"]
     table = Table(
         title=f"{host['name']}: {host['cloud']} host ({host['mode']}), memory "
-        f"used {memory['usedMib']} / limit {memory['limitMib']} / free {memory['freeMib']} MiB",
+        f"used {memory['usedMib']} + OS reserve {memory['osReserveMib']} / limit {memory['limitMib']} / "
+        f"free {memory['freeMib']} MiB",
         title_justify="left",
     )
     for column in ("workload", "role", "ports", "memory MiB"):

@@ -235,7 +235,7 @@ def _budget_figures() -> Iterator[tuple[str, str]]:
     for stack in STACKS:
         host = stack_plan(stack)
         transient = sum(t["memoryMib"] for t in host.transient)
-        free = host.free_mib - DEFAULT_OS_RESERVE_MIB
+        free = host.free_mib
         if stack == "alibaba":
             yield "budget alibaba workloads", str(sum(db.memory_mib for db in host.databases))
             yield "budget alibaba transient", str(transient)

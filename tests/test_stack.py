@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from preflight.engine import SECRET_SIG_KEY
+from policies._common import settings
+from policies.memory_budget import BUDGET_SCHEMA, assess
+from preflight.engine import SECRET_SIG_KEY, unwrap
 from tests.stacks import evaluate
 
 
@@ -42,5 +44,8 @@ def test_evaluating_a_stack_twice_yields_identical_inputs(stack):
 def test_stack_outputs_carry_the_plan_and_its_memory_figures(stack):
     run = evaluate(stack)
     memory = run.outputs["memory"]
-    assert memory["usedMib"] + memory["freeMib"] == memory["limitMib"]
+    assert memory["usedMib"] + memory["osReserveMib"] + memory["freeMib"] == memory["limitMib"]
+    # One figure of free memory: the output is what the pack's capacity report computes.
+    found = assess(stack, unwrap(run.outputs["plan"]), settings(BUDGET_SCHEMA, {}))
+    assert (memory["freeMib"], memory["osReserveMib"]) == (found.free_mib, found.reserve_mib)
     assert {"plan", "publicIp", "instanceId", "securityGroupId"} <= set(run.outputs)

@@ -74,15 +74,27 @@ def test_headroom_warns_on_the_tight_shipped_hosts_only():
 
 def test_a_larger_os_reserve_in_the_pack_config_makes_the_alibaba_stack_fail():
     config = {"memory-budget": {"osReserveMib": 400}}
-    (violation,) = violations(shipped("alibaba"), "memory-budget", config)
+    floor, short = (v.message for v in violations(shipped("alibaba"), "memory-budget", config))
+    # The plan's own reserve (256) is below the pack's floor: refused, and assessed with the floor.
+    assert "the plan reserves 256 MiB for the OS, the pack requires at least 400" in floor
+    assert "set platform:host.osReserveMib to 400 or more" in floor
+    assert "OS reserve 400 MiB = 1984 MiB of limit 1843 MiB: short by 141 MiB" in short
+
+
+def test_the_plan_s_own_reserve_is_the_one_the_pack_assesses():
+    """One figure: a plan that reserves more than the pack's floor is assessed with its own reserve."""
+    from tests.policies.shapes import run_program
+
+    (violation,) = violations(run_program("alibaba", host={"osReserveMib": 400}), "memory-budget")
     assert "OS reserve 400 MiB = 1984 MiB of limit 1843 MiB: short by 141 MiB" in violation.message
 
 
 def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():
     config = {"memory-budget": {"reserveByCloudMib": {"tencent": 600}}}
     assert violations(shipped("alibaba"), "memory-budget", config) == []
-    (violation,) = violations(shipped("tencent"), "memory-budget", config)
-    assert "short by 94 MiB" in violation.message
+    floor, short = (v.message for v in violations(shipped("tencent"), "memory-budget", config))
+    assert "the pack requires at least 600" in floor
+    assert "short by 94 MiB" in short
 
 
 def test_a_lower_headroom_silences_the_warning_and_a_disabled_policy_reports_nothing():

@@ -1,0 +1,277 @@
+"""The monitoring rendered from the plan, checked with the real Prometheus tools (Debian's
+prometheus 2.42 and alertmanager 0.25): `promtool check config`, `promtool check rules`,
+`amtool check-config`, and a `promtool test rules` case for every alert, firing and not firing,
+with the thresholds of the plan.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.monitoring import alert_names, alert_rules, alertmanager_config, as_yaml, prometheus_config
+from plan import Plan, PlanError, load_plan
+from tests.stacks import config_for
+
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+needs_promtool = pytest.mark.skipif(
+    not Path(PROMTOOL).exists(), reason="needs promtool (Debian's prometheus package; .ci/run installs it)"
+)
+needs_amtool = pytest.mark.skipif(
+    not Path(AMTOOL).exists(), reason="needs amtool (Debian's prometheus-alertmanager; .ci/run installs it)"
+)
+STACKS = ("alibaba", "tencent")
+INSTANCE = {"instance": "host:9100", "job": "node"}
+
+
+def plan_of(stack: str, **changes: Any) -> Plan:
+    config = config_for(stack, **changes)
+    return load_plan(config.config, config.secret_keys)
+
+
+def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60, check=False)
+
+
+def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def summary(plan: Plan, alert: str, labels: dict[str, str]) -> str:
+    """The alert's summary as Prometheus expands it for these labels."""
+    rule = next(r for g in alert_rules(plan)["groups"] for r in g["rules"] if r["alert"] == alert)
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], rule["annotations"]["summary"])
+
+
+def case(plan: Plan, alert: str, interval: str, inputs: list[dict[str, str]], at: str, labels: dict[str, str] | None):
+    """One promtool test: ``labels`` of the alert firing at ``at``, or None: it must not fire."""
+    expected = []
+    if labels is not None:
+        severity = next(
+            r["labels"]["severity"] for g in alert_rules(plan)["groups"] for r in g["rules"] if r["alert"] == alert
+        )
+        expected = [
+            {
+                "exp_labels": {**labels, "severity": severity},
+                "exp_annotations": {"summary": summary(plan, alert, labels)},
+            }
+        ]
+    return {
+        "interval": interval,
+        "input_series": inputs,
+        "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": expected}],
+    }
+
+
+def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    """Per alert, a firing and a quiet case built from the plan's thresholds."""
+    a = plan.monitoring.alerting
+    unit = f"platform-{plan.services[0].name}.service" if plan.services else f"{plan.databases[0].name}.service"
+    disk = {**INSTANCE, "device": "/dev/vda1", "fstype": "ext4", "mountpoint": "/"}
+    probe = {"instance": "http://127.0.0.1:8207/health", "job": "service-health", "service": "zervigo"}
+    replica = {"instance": "host:9100", "job": "node", "kind": "mysql", "replica": "mysql"}
+    backup = {"database": "production-mysql", "engine": "mysql", "instance": "host:9100", "job": "node"}
+    memory = lambda percent: [  # noqa: E731 - two series of one host
+        series("node_memory_MemAvailable_bytes", INSTANCE, f"{percent * 10}x20"),
+        series("node_memory_MemTotal_bytes", INSTANCE, "1000x20"),
+    ]
+    disk_used = lambda percent: [  # noqa: E731
+        series("node_filesystem_avail_bytes", disk, f"{(100 - percent) * 10}x20"),
+        series("node_filesystem_size_bytes", disk, "1000x20"),
+    ]
+    health = a.health_failing_minutes
+    max_age = a.backup_max_age_hours
+    return {
+        "HostMemoryLow": [
+            case(plan, "HostMemoryLow", "1m", memory(max(a.memory_available_percent - 1, 0)), "15m", INSTANCE),
+            case(plan, "HostMemoryLow", "1m", memory(min(a.memory_available_percent + 1, 100)), "15m", None),
+        ],
+        "OomKill": [
+            case(plan, "OomKill", "1m", [series("node_vmstat_oom_kill", INSTANCE, "0 0 0 1 1 1")], "5m", INSTANCE),
+            case(plan, "OomKill", "1m", [series("node_vmstat_oom_kill", INSTANCE, "7x10")], "5m", None),
+        ],
+        "UnitRestarting": [
+            case(
+                plan,
+                "UnitRestarting",
+                "1m",
+                [series("node_systemd_service_restart_total", {**INSTANCE, "name": unit}, f"0+1x{a.restarts + 2}")],
+                f"{a.restarts + 2}m",
+                {**INSTANCE, "name": unit},
+            ),
+            # A unit the plan does not own restarting as often: not this platform's alert.
+            case(
+                plan,
+                "UnitRestarting",
+                "1m",
+                [series("node_systemd_service_restart_total", {**INSTANCE, "name": "cron.service"}, "0+1x20")],
+                "10m",
+                None,
+            ),
+        ],
+        "DiskFull": [
+            case(plan, "DiskFull", "1m", disk_used(min(a.disk_used_percent + 1, 100)), "15m", disk),
+            case(plan, "DiskFull", "1m", disk_used(a.disk_used_percent - 1), "15m", None),
+        ],
+        "ServiceHealthFailing": [
+            case(plan, "ServiceHealthFailing", "1m", [series("probe_success", probe, "0x20")], f"{health + 1}m", probe),
+            case(plan, "ServiceHealthFailing", "1m", [series("probe_success", probe, "1x20")], f"{health + 1}m", None),
+        ],
+        "ReplicationLagging": [
+            case(
+                plan,
+                "ReplicationLagging",
+                "1m",
+                [series("platform_replication_lag_seconds", replica, f"{a.replication_lag_s + 1}x20")],
+                "8m",
+                replica,
+            ),
+            case(
+                plan,
+                "ReplicationLagging",
+                "1m",
+                [series("platform_replication_lag_seconds", replica, f"{a.replication_lag_s}x20")],
+                "8m",
+                None,
+            ),
+        ],
+        "ReplicaStopped": [
+            case(
+                plan, "ReplicaStopped", "1m", [series("platform_replication_healthy", replica, "0x20")], "8m", replica
+            ),
+            case(plan, "ReplicaStopped", "1m", [series("platform_replication_healthy", replica, "1x20")], "8m", None),
+        ],
+        "BackupTooOld": [
+            # The last success at the epoch, evaluated an hour after the limit.
+            case(
+                plan,
+                "BackupTooOld",
+                "1h",
+                [series("platform_backup_last_success_timestamp_seconds", backup, f"0x{max_age + 2}")],
+                f"{max_age + 1}h",
+                backup,
+            ),
+            # A success every hour.
+            case(
+                plan,
+                "BackupTooOld",
+                "1h",
+                [series("platform_backup_last_success_timestamp_seconds", backup, f"0+3600x{max_age + 2}")],
+                f"{max_age + 1}h",
+                None,
+            ),
+        ],
+    }
+
+
+@needs_promtool
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_alert_fires_past_its_threshold_and_not_before(stack: str, tmp_path: Path):
+    plan = plan_of(stack)
+    tests = rule_tests(plan)
+    assert sorted(tests) == sorted(alert_names(plan))  # every alert has its cases
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    (tmp_path / "tests.yml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [c for cases in tests.values() for c in cases]})
+    )
+    checked = run(PROMTOOL, "check", "rules", tmp_path / "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
+
+
+@needs_promtool
+def test_a_changed_threshold_moves_where_the_alert_fires(tmp_path: Path):
+    """The rules follow the plan: at 50 % the disk case of 86 % fires, and a 40 % disk does not."""
+    plan = plan_of("tencent", monitoring={"alerting": {"diskUsedPercent": 50}})
+    assert "> 50" in next(r["expr"] for r in alert_rules(plan)["groups"][0]["rules"] if r["alert"] == "DiskFull")
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    (tmp_path / "tests.yml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yml"], "tests": rule_tests(plan)["DiskFull"]})
+    )
+    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@needs_promtool
+def test_a_wrong_expectation_fails_promtool(tmp_path: Path):
+    """The harness can fail: the quiet disk case expected to fire is reported."""
+    plan = plan_of("tencent")
+    quiet = rule_tests(plan)["DiskFull"][1]
+    quiet["alert_rule_test"][0]["exp_alerts"] = [{"exp_labels": {"severity": "warning"}}]
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [quiet]}))
+    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+    assert tested.returncode != 0
+    assert "FAILED" in tested.stdout + tested.stderr
+
+
+@needs_promtool
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_prometheus_configuration_passes_promtool(stack: str, tmp_path: Path):
+    plan = plan_of(stack)
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    config = prometheus_config(plan, {"node": ["127.0.0.1:9100"]}, str(tmp_path / "rules.yml"))
+    (tmp_path / "prometheus.yml").write_text(as_yaml(config))
+    checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    probed = next((job for job in config["scrape_configs"] if job["job_name"] == "service-health"), None)
+    if stack == "tencent":
+        assert probed is not None
+        assert [t["labels"]["service"] for t in probed["static_configs"]] == [s.name for s in plan.services]
+    else:
+        assert probed is None  # no services on the database host
+
+
+@needs_amtool
+def test_the_alertmanager_configuration_passes_amtool_and_holds_no_url(tmp_path: Path):
+    url_file = tmp_path / "webhook-url"
+    url_file.write_text("https://hooks.slack.com/services/T000/B000/XXXX\n")
+    (tmp_path / "alertmanager.yml").write_text(as_yaml(alertmanager_config(plan_of("tencent"), str(url_file))))
+    checked = run(AMTOOL, "check-config", tmp_path / "alertmanager.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "hooks.slack.com" not in (tmp_path / "alertmanager.yml").read_text()
+
+
+def test_probes_follow_the_plan():
+    plan = plan_of("tencent", monitoring={"probes": ["zervigo"]})
+    config = prometheus_config(plan, {}, "rules.yml")
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "service-health"]
+    assert job["static_configs"] == [{"targets": ["http://127.0.0.1:8207/health"], "labels": {"service": "zervigo"}}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"alerting": {"diskUsedPercent": 0}}, ("platform:monitoring.alerting.diskUsedPercent", "0")),
+        ({"alerting": {"memoryAvailablePercent": 100}}, ("platform:monitoring.alerting.memoryAvailablePercent", "100")),
+        ({"alerting": {"diskUsedPercent": 101}}, ("diskUsedPercent", "101")),
+        ({"probes": ["grafana"]}, ("platform:monitoring.probes[0]", "'grafana' is not a service of this plan")),
+    ],
+    ids=["threshold-zero", "threshold-100", "threshold-over-100", "probe-not-in-plan"],
+)
+def test_bad_monitoring_settings_are_one_line(changes: dict[str, Any], fragments: tuple[str, ...]):
+    with pytest.raises(PlanError) as raised:
+        plan_of("tencent", monitoring=changes)
+    message = str(raised.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_a_webhook_url_in_plain_text_is_refused():
+    config = config_for("tencent")
+    values = {**config.config, "platform:alertWebhook": "https://hooks.slack.com/services/T000/B000/XXXX"}
+    with pytest.raises(PlanError) as raised:
+        load_plan(values, config.secret_keys)
+    assert str(raised.value).startswith("platform:alertWebhook is stored in plain text")
+    assert "hooks.slack.com" not in str(raised.value)
