@@ -711,7 +711,46 @@ class Alerting(Model):
     health_failing_minutes: int = count(1, 60, default=2)
 
 
+# The monitoring workloads: each program's port (its upstream default) and memory limit. Chosen
+# here: the resident memory Debian's builds showed on the loopback test host (node exporter 19
+# MiB, blackbox 14, the PostgreSQL/MySQL/Redis exporters 10-12, Alertmanager 32, Prometheus 45
+# with one target; `make bench` prints them) with room for their Go heaps to breathe, and for
+# Prometheus the head block of a few thousand series at a 30 s interval.
+MONITORING_PROGRAMS: dict[str, tuple[int, int]] = {
+    "node-exporter": (9100, 32),
+    "mysqld-exporter": (9104, 24),
+    "postgres-exporter": (9187, 24),
+    "redis-exporter": (9121, 24),
+    "prometheus": (9090, 128),
+    "alertmanager": (9093, 48),
+    "blackbox-exporter": (9115, 24),
+}
+# The database kinds with an exporter (Neo4j Community and Elasticsearch have no Prometheus
+# endpoint without a plugin; Weaviate's is off by default): their metrics stay out for now.
+EXPORTER_OF_KIND = {"mysql": "mysqld-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter"}
+
+
+class MonitoringWorkload(Model):
+    """A program of the monitoring, derived from the plan (Plan.monitoring_workloads)."""
+
+    name: Name
+    ports: tuple[PortSpec, ...]
+    memory_mib: MemoryMib
+
+    @property
+    def role(self) -> str:
+        return "monitoring"
+
+
 class Monitoring(Model):
+    # Off by default until the provisioning installs these programs: the plan would otherwise count
+    # and open ports for workloads nothing runs yet (README, "Monitoring (in progress)").
+    enabled: Bool = Field(default=False, description="the exporters, and on the Prometheus host Prometheus itself")
+    prometheus: Bool | None = Field(
+        default=None,
+        description="this host runs Prometheus and Alertmanager; default: the Tencent host (the capacity report: "
+        "250 MiB left there, 3 on the Alibaba host)",
+    )
     alerting: Alerting = Alerting()
     probes: tuple[Name, ...] | None = Field(
         default=None, max_length=64, description="services whose health path is probed; default every service"
@@ -1071,10 +1110,55 @@ class Plan(Model):
         for section in ("existing", "databases", "services"):
             for index, workload in enumerate(getattr(self, section)):
                 yield section, index, workload
+        for index, workload in enumerate(self.monitoring_workloads):
+            yield "monitoring", index, workload
 
     @property
-    def workloads(self) -> tuple[Database | Service | ExistingWorkload, ...]:
-        return (*self.existing, *self.databases, *self.services)
+    def workloads(self) -> tuple[Database | Service | ExistingWorkload | MonitoringWorkload, ...]:
+        return (*self.existing, *self.databases, *self.services, *self.monitoring_workloads)
+
+    @property
+    def runs_prometheus(self) -> bool:
+        if not self.monitoring.enabled:
+            return False
+        return self.cloud == Cloud.TENCENT if self.monitoring.prometheus is None else self.monitoring.prometheus
+
+    @property
+    def monitoring_workloads(self) -> tuple[MonitoringWorkload, ...]:
+        """Node exporter, an exporter per MySQL, PostgreSQL and Redis database, and on the Prometheus
+        host Prometheus, Alertmanager and the blackbox exporter. What Prometheus scrapes on the peer
+        is exposed to the peer's /32; what it scrapes on its own host stays local."""
+        if not self.monitoring.enabled:
+            return ()
+        scraped = Exposure.NONE if self.runs_prometheus else Exposure.PEER
+        names = ["node-exporter"]
+        names += sorted({EXPORTER_OF_KIND[db.kind.value] for db in self.databases if db.kind.value in EXPORTER_OF_KIND})
+        if self.runs_prometheus:
+            names += ["prometheus", "alertmanager", "blackbox-exporter"]
+        local = {"prometheus", "alertmanager", "blackbox-exporter"}
+        return tuple(
+            MonitoringWorkload(
+                name=name,
+                ports=(
+                    PortSpec(
+                        port=MONITORING_PROGRAMS[name][0],
+                        expose=Exposure.NONE if name in local else scraped,
+                        purpose=f"{name} metrics" if name.endswith("exporter") else name,
+                    ),
+                ),
+                memory_mib=MONITORING_PROGRAMS[name][1],
+            )
+            for name in names
+        )
+
+    @property
+    def peer_monitoring_ports(self) -> tuple[int, ...]:
+        """The peer's exporter ports this host's Prometheus scrapes (egress to the peer's /32)."""
+        if not self.runs_prometheus:
+            return ()
+        kinds = {d["kind"] for d in DEFAULT_DATABASES} if self.cloud == Cloud.TENCENT else set()
+        names = ["node-exporter", *(EXPORTER_OF_KIND[k] for k in sorted(kinds) if k in EXPORTER_OF_KIND)]
+        return tuple(sorted(MONITORING_PROGRAMS[name][0] for name in names))
 
     @property
     def backed_up(self) -> tuple[Database, ...]:
@@ -1200,7 +1284,7 @@ class Plan(Model):
         return tuple(sorted({p["port"] for p in peer_ports}))
 
 
-def _backup_props(workload: Database | Service | ExistingWorkload) -> dict[str, str] | None:
+def _backup_props(workload: Database | Service | ExistingWorkload | MonitoringWorkload) -> dict[str, str] | None:
     if not isinstance(workload, Database):
         return None
     if workload.backup is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from plan import Plan
+from plan import MONITORING_PROGRAMS, Plan
 
 SCRAPE_INTERVAL_S = 30  # chosen here: two samples a minute keeps Prometheus small on a 4 GiB host
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
@@ -35,6 +35,21 @@ def platform_units(plan: Plan) -> str:
     names = [f"platform-{s.name}" for s in plan.services] + [db.name for db in plan.databases]
     # Backslashes doubled: the regex sits in a PromQL string, whose own escapes come first.
     return "|".join(f"{name}\\\\.service" for name in names) or "platform-.*\\\\.service"
+
+
+def scrape_targets(plan: Plan) -> dict[str, list[str]]:
+    """Job -> targets, from the plan: this host's exporters on loopback and the peer's through its
+    /32 (the ports the firewall opens to this host, plan.peer_monitoring_ports)."""
+    if not plan.runs_prometheus:
+        return {}
+    ports = {port: name for name, (port, _) in MONITORING_PROGRAMS.items()}
+    jobs: dict[str, list[str]] = {}
+    for workload in plan.monitoring_workloads:
+        if workload.name.endswith("exporter") and workload.name != "blackbox-exporter":
+            jobs.setdefault(workload.name, []).append(f"127.0.0.1:{workload.ports[0].port}")
+    for port in plan.peer_monitoring_ports:
+        jobs.setdefault(ports[port], []).append(f"{plan.firewall.peer_address}:{port}")
+    return jobs
 
 
 def alert_rules(plan: Plan) -> dict[str, Any]:

@@ -67,4 +67,9 @@ def _egress(plan: Plan) -> tuple[Rule, ...]:
         Rule("egress", "tcp", port, plan.firewall.peer_cidr, "accept", "peer database")
         for port in plan.peer_database_ports
     ]
+    allow += [
+        Rule("egress", "tcp", port, plan.firewall.peer_cidr, "accept", "peer exporter (Prometheus scrapes it)")
+        for port in plan.peer_monitoring_ports
+        if port not in plan.peer_database_ports
+    ]
     return (*allow, Rule("egress", "all", None, ANYWHERE, "drop", "deny everything else"))

@@ -51,6 +51,9 @@ DATABASE_PORTS = tuple(
     )
 )
 SSH_PORTS = (22,)
+# The exporters a Prometheus on the peer scrapes (node, mysqld, redis, postgres exporters). Written
+# here and in plan.py (MONITORING_PROGRAMS) on purpose: the pack imports nothing of the program.
+EXPORTER_PORTS = (9100, 9104, 9121, 9187)
 
 
 class _Unknown:

@@ -20,7 +20,17 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import DATABASE_PORTS, FIREWALL, covers, is_host_route, is_world, plain, settings, stack_plans
+from ._common import (
+    DATABASE_PORTS,
+    EXPORTER_PORTS,
+    FIREWALL,
+    covers,
+    is_host_route,
+    is_world,
+    plain,
+    settings,
+    stack_plans,
+)
 from ._rules import GroupKey, Rule, plan_groups, rules_by_group
 
 DEFAULT_ALLOWED = [
@@ -52,8 +62,8 @@ SCHEMA = PolicyConfigSchema(
         "peerDatabasePorts": {
             "type": "array",
             "items": _PORT,
-            "default": list(DATABASE_PORTS),
-            "description": "database ports a host may reach on its peer's /32 (tcp)",
+            "default": [*DATABASE_PORTS, *EXPORTER_PORTS],
+            "description": "database and exporter ports a host may reach on its peer's /32 (tcp)",
         },
     }
 )

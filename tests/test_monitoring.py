@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from components.monitoring import alert_names, alert_rules, alertmanager_config, as_yaml, prometheus_config
+from components.monitoring import (
+    alert_names,
+    alert_rules,
+    alertmanager_config,
+    as_yaml,
+    prometheus_config,
+    scrape_targets,
+)
 from plan import Plan, PlanError, load_plan
 from tests.stacks import config_for
 
@@ -275,3 +282,73 @@ def test_a_webhook_url_in_plain_text_is_refused():
         load_plan(values, config.secret_keys)
     assert str(raised.value).startswith("platform:alertWebhook is stored in plain text")
     assert "hooks.slack.com" not in str(raised.value)
+
+
+# --- the monitoring workloads in the plan and the budget ---------------------------------------------
+
+# Where the 104 MiB of the Alibaba host's exporters can come from: limits chosen here, none below
+# its engine's floor (README, "Monitoring"): MySQL 224 -> 192, Elasticsearch 352 -> 312, Weaviate
+# 192 -> 160.
+TRADE_OFF = {"production-mysql": 192, "production-elasticsearch": 312, "production-weaviate": 160}
+
+
+def _traded_databases() -> list[dict[str, Any]]:
+    from plan import DEFAULT_DATABASES
+
+    return [{**db, "memoryMib": TRADE_OFF.get(db["name"], db["memoryMib"])} for db in DEFAULT_DATABASES]
+
+
+def test_enabled_monitoring_puts_prometheus_on_the_tencent_host_and_exporters_on_both():
+    tencent = plan_of("tencent", monitoring={"enabled": True})
+    alibaba = plan_of("alibaba", monitoring={"enabled": True})
+    assert [(w.name, w.ports[0].port, w.ports[0].expose.value) for w in tencent.monitoring_workloads] == [
+        ("node-exporter", 9100, "none"),
+        ("prometheus", 9090, "none"),
+        ("alertmanager", 9093, "none"),
+        ("blackbox-exporter", 9115, "none"),
+    ]
+    assert [(w.name, w.ports[0].port, w.ports[0].expose.value) for w in alibaba.monitoring_workloads] == [
+        ("node-exporter", 9100, "peer"),
+        ("mysqld-exporter", 9104, "peer"),
+        ("postgres-exporter", 9187, "peer"),
+        ("redis-exporter", 9121, "peer"),
+    ]
+    # Prometheus scrapes what the plans declare: its own host on loopback, the peer's exporters
+    # through the peer's /32, exactly the ports the Alibaba plan exposes to its peer.
+    targets = scrape_targets(tencent)
+    peer = tencent.firewall.peer_address
+    assert targets["node-exporter"] == ["127.0.0.1:9100", f"{peer}:9100"]
+    exposed = sorted(p.port for w in alibaba.monitoring_workloads for p in w.ports)
+    assert sorted(int(t.rsplit(":", 1)[1]) for ts in targets.values() for t in ts if t.startswith(peer)) == exposed
+    assert scrape_targets(alibaba) == {}
+    # Off by default: nothing installs these programs yet.
+    assert plan_of("tencent").monitoring_workloads == ()
+
+
+def test_the_pack_passes_the_tencent_monitoring_and_refuses_the_alibaba_one_by_its_shortfall():
+    from tests.policies.shapes import run_program, violations
+
+    tencent = run_program("tencent", monitoring={"enabled": True})
+    assert violations(tencent, "memory-budget") == []
+    assert tencent.outputs["memory"]["freeMib"] == 18  # 250 - 232 for the four programs
+    assert violations(tencent, "egress-least-privilege") == []
+    assert violations(tencent, "firewall-matches-plan") == []
+    (short,) = violations(run_program("alibaba", monitoring={"enabled": True}), "memory-budget")
+    assert "short by 101 MiB" in short.message
+    traded = run_program("alibaba", monitoring={"enabled": True}, databases=_traded_databases())
+    assert violations(traded, "memory-budget") == []
+    assert violations(traded, "no-public-database") == []
+    assert violations(traded, "firewall-matches-plan") == []
+
+
+def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_targets(tmp_path: Path):
+    if not Path(PROMTOOL).exists():
+        pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
+    plan = plan_of("tencent", monitoring={"enabled": True})
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    config = prometheus_config(plan, scrape_targets(plan), str(tmp_path / "rules.yml"))
+    (tmp_path / "prometheus.yml").write_text(as_yaml(config))
+    checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert jobs == {"node-exporter", "mysqld-exporter", "postgres-exporter", "redis-exporter", "service-health"}

@@ -266,6 +266,8 @@ def expected() -> dict[str, str]:
         ("DEFAULT_BATCHES", "; ".join(", ".join(batch) for batch in plan.DEFAULT_BATCHES)),
         *_engine_figures(),
         *((f"DRILL_SCRATCH_MIN_MIB {kind.value}", str(mib)) for kind, mib in DRILL_SCRATCH_MIN_MIB.items()),
+        *((f"MONITORING_PROGRAMS {name} port", str(port)) for name, (port, _) in plan.MONITORING_PROGRAMS.items()),
+        *((f"MONITORING_PROGRAMS {name} memoryMib", str(mib)) for name, (_, mib) in plan.MONITORING_PROGRAMS.items()),
         ("memory_budget DEFAULT_OS_RESERVE_MIB", str(DEFAULT_OS_RESERVE_MIB)),
         ("memory_budget DEFAULT_HEADROOM_PERCENT", str(DEFAULT_HEADROOM_PERCENT)),
         *((f"port_plan family {name}", f"{r['first']}-{r['last']}") for name, r in DEFAULT_FAMILIES.items()),
