@@ -605,13 +605,32 @@ class Paths(Model):
         description="where releases are uploaded to (owned by the SSH user, who writes them over SFTP)",
     )
     nginx: HostPath = Field(default="/etc/nginx/conf.d", description="nginx's drop-in directory (the proxy)")
+    credentials: HostPath = Field(
+        default="/run/credentials", description="where systemd hands units their credentials (LoadCredential=)"
+    )
+    monitoring: HostPath = Field(
+        default="/etc/platform-monitoring", description="the monitoring programs' configuration"
+    )
     keep_releases: int = count(2, 20, default=3)
 
     @model_validator(mode="after")
     def _apart(self) -> Paths:
         named = {
             to_camel(key): getattr(self, key)
-            for key in ("root", "data", "secrets", "state", "units", "quadlet", "sysctl", "backups", "uploads", "nginx")
+            for key in (
+                "root",
+                "data",
+                "secrets",
+                "state",
+                "units",
+                "quadlet",
+                "sysctl",
+                "backups",
+                "uploads",
+                "nginx",
+                "credentials",
+                "monitoring",
+            )
         }
         for key, path in named.items():
             for other, other_path in named.items():
@@ -752,6 +771,11 @@ class Monitoring(Model):
         "250 MiB left there, 3 on the Alibaba host)",
     )
     alerting: Alerting = Alerting()
+    # Chosen here: two samples a minute keeps Prometheus small on a 4 GiB host.
+    scrape_interval_s: int = count(1, 300, default=30)
+    ports: dict[Name, Port] = Field(
+        default_factory=dict, description="a monitoring program's port other than its default (MONITORING_PROGRAMS)"
+    )
     probes: tuple[Name, ...] | None = Field(
         default=None, max_length=64, description="services whose health path is probed; default every service"
     )
@@ -992,6 +1016,12 @@ class Plan(Model):
                     f"{NAMESPACE}:databaseStack: required when services[{index}] ({service.name}) lists databases: "
                     "the alibaba stack whose outputs hold their endpoints, e.g. my-org/platform/alibaba"
                 )
+        for name in self.monitoring.ports:
+            if name not in MONITORING_PROGRAMS:
+                raise ValueError(
+                    f"{NAMESPACE}:monitoring.ports.{name}: not a monitoring program; programs: "
+                    f"{', '.join(MONITORING_PROGRAMS)}"
+                )
         services = {s.name for s in self.services}
         for index, name in enumerate(self.monitoring.probes or ()):
             if name not in services:
@@ -1141,7 +1171,7 @@ class Plan(Model):
                 name=name,
                 ports=(
                     PortSpec(
-                        port=MONITORING_PROGRAMS[name][0],
+                        port=self.monitoring.ports.get(name, MONITORING_PROGRAMS[name][0]),
                         expose=Exposure.NONE if name in local else scraped,
                         purpose=f"{name} metrics" if name.endswith("exporter") else name,
                     ),
@@ -1356,6 +1386,12 @@ def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
                     f"{key}.{name}: not set (services {service.name} reads it); run "
                     f"`pulumi config set --secret --path '{key}.{name}' <value>`"
                 )
+    key = f"{NAMESPACE}:alertWebhook"
+    if plan.runs_prometheus and key not in config:
+        raise PlanError(
+            f"{key}: not set; Alertmanager on this host posts alerts there: run "
+            f"`pulumi config set --secret {key} https://hooks.slack.com/services/...`"
+        )
     if not plan.databases:
         return
     key = f"{NAMESPACE}:dbPasswords"

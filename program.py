@@ -13,9 +13,11 @@ from components.databases import Databases, DatabasesArgs
 from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
+from components.monitoring import monitoring_step
 from components.network import Network, NetworkArgs
 from components.offsite import OffHostBackups, OffHostBackupsArgs
 from components.pki import ReplicationCredentials, ReplicationCredentialsArgs
+from components.provisioning import run_step
 from components.services import DatabaseEndpoints, ReplicationSource, Services, ServicesArgs
 from plan import (
     DEFAULT_REPLICATED_POSTGRES_DATABASE,
@@ -247,8 +249,9 @@ def main() -> None:
             "set the key back instead."
         )
     else:
+        provisioned: dict[str, Databases | Services] = {}
         if "databases" in components:
-            Databases(
+            provisioned["databases"] = Databases(
                 components["databases"],
                 DatabasesArgs(
                     plan=plan,
@@ -262,7 +265,7 @@ def main() -> None:
             )
         if "services" in components:
             reference = database_stack(plan)
-            Services(
+            provisioned["services"] = Services(
                 components["services"],
                 ServicesArgs(
                     plan=plan,
@@ -275,6 +278,17 @@ def main() -> None:
                     uploads=releases,
                 ),
                 opts=provisioning_options(components["services"], after=firewall),
+            )
+
+        if plan.monitoring.enabled:
+            # The monitoring programs belong to the host's own provisioning component.
+            owner = provisioned[HOST_ROLE[plan.cloud]]
+            webhook = config.require_secret("alertWebhook") if plan.runs_prometheus else None
+            run_step(
+                monitoring_step(components[HOST_ROLE[plan.cloud]], plan, webhook),
+                connection,
+                parent=owner,
+                depends_on=[owner.bootstrap],
             )
 
     pulumi.export("plan", plan.props())

@@ -16,16 +16,25 @@ from typing import Any
 
 import yaml
 
+from components.provisioning import Step, render
 from plan import MONITORING_PROGRAMS, Plan
 
-SCRAPE_INTERVAL_S = 30  # chosen here: two samples a minute keeps Prometheus small on a 4 GiB host
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
 # scrape rate and target count); the retention is what bounds Prometheus's disk, not its memory.
 RETENTION = "15d"
-BLACKBOX = "127.0.0.1:9115"
-ALERTMANAGER = "127.0.0.1:9093"
-# The webhook URL is a secret: Alertmanager reads it from this file (0600, its own user's).
-WEBHOOK_URL_FILE = "/etc/platform/secrets/alertmanager/webhook-url"
+# Each program as Debian and Ubuntu package it: (binary, package, the package's own unit, which
+# the platform stops: it runs the program under its own unit, with its limit and address).
+PROGRAMS: dict[str, tuple[str, str, str]] = {
+    "node-exporter": ("/usr/bin/prometheus-node-exporter", "prometheus-node-exporter", "prometheus-node-exporter"),
+    "prometheus": ("/usr/bin/prometheus", "prometheus", "prometheus"),
+    "alertmanager": ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager", "prometheus-alertmanager"),
+    "blackbox-exporter": (
+        "/usr/bin/prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    ),
+}
+WEBHOOK_CREDENTIAL = "webhook-url"
 
 
 def platform_units(plan: Plan) -> str:
@@ -139,6 +148,10 @@ def probed_services(plan: Plan) -> list[Any]:
     return [s for s in plan.services if wanted is None or s.name in wanted]
 
 
+def port_of(plan: Plan, name: str) -> int:
+    return plan.monitoring.ports.get(name, MONITORING_PROGRAMS[name][0])
+
+
 def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_file: str) -> dict[str, Any]:
     """Scrape jobs: each of ``targets`` (job -> host:port, from the plan), and one blackbox probe
     per service health path."""
@@ -162,19 +175,21 @@ def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_fil
                 "relabel_configs": [
                     {"source_labels": ["__address__"], "target_label": "__param_target"},
                     {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": BLACKBOX},
+                    {"target_label": "__address__", "replacement": f"127.0.0.1:{port_of(plan, 'blackbox-exporter')}"},
                 ],
             }
         )
+    interval = f"{plan.monitoring.scrape_interval_s}s"
+    alertmanager = f"127.0.0.1:{port_of(plan, 'alertmanager')}"
     return {
-        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"},
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [rule_file],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER]}]}]},
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": jobs,
     }
 
 
-def alertmanager_config(plan: Plan, url_file: str = WEBHOOK_URL_FILE) -> dict[str, Any]:
+def alertmanager_config(plan: Plan, url_file: str) -> dict[str, Any]:
     """One receiver: Slack's incoming webhook (Alertmanager's own format for it) with the URL read
     from a file, so the secret is never in the configuration."""
     return {
@@ -204,4 +219,151 @@ def alertmanager_config(plan: Plan, url_file: str = WEBHOOK_URL_FILE) -> dict[st
 def as_yaml(document: Mapping[str, Any]) -> str:
     return "# Managed by Pulumi (platform plan); edits are overwritten.\n" + yaml.safe_dump(
         dict(document), sort_keys=False, allow_unicode=True, width=1000
+    )
+
+
+BLACKBOX_CONFIG = {"modules": {"http_2xx": {"prober": "http", "timeout": "5s", "http": {"method": "GET"}}}}
+
+
+def unit_name(program: str) -> str:
+    return f"platform-mon-{program}.service"
+
+
+def webhook_path(plan: Plan) -> str:
+    """Where systemd hands Alertmanager the webhook URL (LoadCredential=), as its config reads it."""
+    return f"{plan.paths.credentials}/{unit_name('alertmanager')}/{WEBHOOK_CREDENTIAL}"
+
+
+def installed_programs(plan: Plan) -> list[str]:
+    """The monitoring programs this step installs: the database exporters need their engines'
+    credentials and come later (README, "Monitoring (in progress)")."""
+    return [w.name for w in plan.monitoring_workloads if w.name in PROGRAMS]
+
+
+def program_unit(plan: Plan, program: str) -> str:
+    """The program's unit: its limit (MemoryMax, GOMEMLIMIT at 80 % of it), its address (loopback
+    unless the peer scrapes it), hardened, its data in StateDirectory=."""
+    workload = next(w for w in plan.monitoring_workloads if w.name == program)
+    spec = workload.ports[0]
+    address = "127.0.0.1" if spec.expose.value == "none" else "0.0.0.0"  # noqa: S104 - the firewall admits the peer only
+    listen = f"{address}:{spec.port}"
+    config = plan.paths.monitoring
+    binary = PROGRAMS[program][0]
+    arguments = {
+        "node-exporter": [
+            f"--web.listen-address={listen}",
+            "--collector.systemd",
+            f"--collector.textfile.directory={plan.paths.state}/metrics",
+        ],
+        "prometheus": [
+            f"--config.file={config}/prometheus.yml",
+            f"--storage.tsdb.path=%S/platform/{program}",
+            f"--storage.tsdb.retention.time={RETENTION}",
+            f"--web.listen-address={listen}",
+        ],
+        "alertmanager": [
+            f"--config.file={config}/alertmanager.yml",
+            f"--storage.path=%S/platform/{program}",
+            f"--web.listen-address={listen}",
+            "--cluster.listen-address=",  # one instance: no gossip port on 0.0.0.0:9094
+        ],
+        "blackbox-exporter": [f"--config.file={config}/blackbox.yml", f"--web.listen-address={listen}"],
+    }[program]
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description=platform monitoring: {program}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={binary} {' '.join(arguments)}",
+        f"Environment=GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB",
+        f"MemoryMax={workload.memory_mib}M",
+        "MemorySwapMax=0",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "DynamicUser=yes",
+        f"StateDirectory=platform/{program}",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=yes",
+    ]
+    if program == "alertmanager":
+        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def monitoring_files(plan: Plan) -> dict[str, str]:
+    """The configuration files under paths.monitoring, by name (empty on a host without Prometheus)."""
+    if not plan.runs_prometheus:
+        return {}
+    config = plan.paths.monitoring
+    return {
+        "prometheus.yml": as_yaml(prometheus_config(plan, scrape_targets(plan), f"{config}/rules.yml")),
+        "rules.yml": as_yaml(alert_rules(plan)),
+        "alertmanager.yml": as_yaml(alertmanager_config(plan, webhook_path(plan))),
+        "blackbox.yml": as_yaml(BLACKBOX_CONFIG),
+    }
+
+
+def health_url(plan: Plan, program: str) -> str:
+    path = "/-/ready" if program in ("prometheus", "alertmanager") else "/metrics"
+    return f"http://127.0.0.1:{port_of(plan, program)}{path}"
+
+
+def _key(name: str) -> str:
+    return name.upper().replace("-", "_").replace(".", "_")
+
+
+# The configuration files each program reads: a change to one restarts it.
+_READS = {
+    "prometheus": ("prometheus.yml", "rules.yml"),
+    "alertmanager": ("alertmanager.yml", "webhook"),
+    "blackbox-exporter": ("blackbox.yml",),
+    "node-exporter": (),
+}
+HEALTH_TIMEOUT_S = 60  # chosen here: Prometheus replays its write-ahead log before it is ready
+
+
+def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
+    """Install (from the host's packages when missing), configure and start the monitoring
+    programs. ``stdin``: the webhook URL (a secret), on the Prometheus host."""
+    programs = installed_programs(plan)
+    files = monitoring_files(plan)
+    params: dict[str, str | int] = {
+        "PROGRAMS": " ".join(programs),
+        "FILES": " ".join(files),
+        "CONFIG_DIR": plan.paths.monitoring,
+        "UNIT_DIR": plan.paths.units,
+        "METRICS_DIR": f"{plan.paths.state}/metrics",
+        "WEBHOOK_FILE": f"{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}",
+        "WANTS_WEBHOOK": int(plan.runs_prometheus),
+        "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
+    }
+    for program in programs:
+        binary, package, packaged = PROGRAMS[program]
+        key = _key(program)
+        params |= {
+            f"BINARY_{key}": binary,
+            f"PACKAGE_{key}": package,
+            f"PACKAGED_UNIT_{key}": f"{packaged}.service",
+            f"UNIT_NAME_{key}": unit_name(program),
+            f"UNIT_{key}": program_unit(plan, program),
+            f"HEALTH_{key}": health_url(plan, program),
+            f"FILES_{key}": " ".join(_READS[program]),
+        }
+    for file, content in files.items():
+        params[f"FILE_{_key(file)}"] = content
+    script = render(["mon_install.sh"], params)
+    return Step(
+        f"{name}-monitoring",
+        script=script,
+        label="platform-monitoring",
+        sudo=plan.needs_sudo,
+        stdin=stdin,
+        handles_secrets=plan.runs_prometheus,
     )

@@ -42,8 +42,7 @@ from preflight.stackfile import (
     project_name,
     read_stack,
     read_stack_file,
-    service_secret_names,
-    with_missing_secrets,
+    with_plan_secrets,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +96,7 @@ def _main(argv: list[str] | None) -> int:
         try:
             config = read_stack(args.root, stack)
             plan = load_plan(config.config, config.secret_keys)
-            config = with_missing_secrets(config, tuple(db.name for db in plan.databases), service_secret_names(plan))
+            config = with_plan_secrets(config, plan)
             references = stack_references(args.root, config)
             monitor = OutputMonitor(CloudMocks(stack_outputs=references))
             run = run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
@@ -204,7 +203,7 @@ def _program_run(config: StackConfig, root: Path) -> StackRun:
     """This tree's program over a stack's config, placeholder secrets filled in as for the preview;
     a stack it references is evaluated from its file in ``root``."""
     plan = load_plan(config.config, config.secret_keys)
-    config = with_missing_secrets(config, tuple(db.name for db in plan.databases), service_secret_names(plan))
+    config = with_plan_secrets(config, plan)
     references = stack_references(root, config)
     return run_stack(config.project, config.stack, config.config, set(config.secret_keys), references=references)
 

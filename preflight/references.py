@@ -15,7 +15,7 @@ import pulumi
 
 from plan import load_plan
 from preflight.engine import StackOutputs, is_secret, run_stack, unwrap
-from preflight.stackfile import StackConfig, read_stack, service_secret_names, with_missing_secrets
+from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
 
 
 def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()) -> dict[str, StackOutputs]:
@@ -41,9 +41,7 @@ def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()
         raise pulumi.RunError(f"{key}: no Pulumi.{stack}.yaml beside Pulumi.{config.stack}.yaml to evaluate for it")
     referenced = read_stack(root, stack)
     referenced_plan = load_plan(referenced.config, referenced.secret_keys)
-    referenced = with_missing_secrets(
-        referenced, tuple(db.name for db in referenced_plan.databases), service_secret_names(referenced_plan)
-    )
+    referenced = with_plan_secrets(referenced, referenced_plan)
     nested = stack_references(root, referenced, (*seen, config.stack))
     run = run_stack(
         referenced.project, stack, referenced.config, set(referenced.secret_keys), references=nested or None

@@ -144,9 +144,7 @@ def _child(stack: str, out: Path) -> int:
 
         config = stackfile.read_stack(tree, stack)
         loaded = plan.load_plan(config.config, config.secret_keys)
-        config = stackfile.with_missing_secrets(
-            config, tuple(db.name for db in loaded.databases), stackfile.service_secret_names(loaded)
-        )
+        config = stackfile.with_plan_secrets(config, loaded)
         run = engine.run_stack(config.project, stack, config.config, set(config.secret_keys))
         document = {"resources": [dataclasses.asdict(r) for r in run.resources], "outputs": run.outputs}
     except Exception as error:  # whatever the revision's program raises is one line for the parent

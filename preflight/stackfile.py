@@ -170,13 +170,26 @@ def check_project_keys(stack: StackConfig) -> None:
     raise StackFileError(f"not a stack file of project {stack.project!r}: it has no {NAMESPACE}:cloud{found}")
 
 
+def with_plan_secrets(stack: StackConfig, plan: Any) -> StackConfig:
+    """``with_missing_secrets`` for what ``plan`` needs (a plan of an older revision lacks some fields)."""
+    return with_missing_secrets(
+        stack,
+        tuple(db.name for db in plan.databases),
+        service_secret_names(plan),
+        bool(getattr(plan, "runs_prometheus", False)),
+    )
+
+
 def service_secret_names(plan: Any) -> tuple[str, ...]:
     """The secrets a plan's services read (none in a revision from before services had any)."""
     return tuple(sorted({name for service in plan.services for name in getattr(service, "secrets", ())}))
 
 
 def with_missing_secrets(
-    stack: StackConfig, database_names: tuple[str, ...], service_secrets: tuple[str, ...] = ()
+    stack: StackConfig,
+    database_names: tuple[str, ...],
+    service_secrets: tuple[str, ...] = (),
+    runs_prometheus: bool = False,
 ) -> StackConfig:
     """The secrets a user sets with --secret are not in a committed file: stand in for them
     (the SSH key, each database's password, each secret a service reads)."""
@@ -190,6 +203,11 @@ def with_missing_secrets(
     # Not in the file, or one secure: block for the whole object (its fields cannot be read offline).
     if database_names and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
         config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
+        secret_keys.add(key)
+        placeholders.add(key)
+    key = f"{NAMESPACE}:alertWebhook"
+    if runs_prometheus and key not in config:
+        config[key] = placeholder(key)
         secret_keys.add(key)
         placeholders.add(key)
     key = f"{NAMESPACE}:serviceSecrets"

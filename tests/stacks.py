@@ -14,7 +14,7 @@ import yaml
 from plan import load_plan
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
-from preflight.stackfile import StackConfig, read_stack, service_secret_names, with_missing_secrets
+from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +130,7 @@ def config_for(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
         config[full_key] = value if isinstance(value, str) else json.dumps(value)
     edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
     plan = load_plan(edited.config, edited.secret_keys)
-    return with_missing_secrets(edited, tuple(db.name for db in plan.databases), service_secret_names(plan))
+    return with_plan_secrets(edited, plan)
 
 
 def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:

@@ -352,3 +352,36 @@ def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_tar
     assert checked.returncode == 0, checked.stdout + checked.stderr
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {"node-exporter", "mysqld-exporter", "postgres-exporter", "redis-exporter", "service-health"}
+
+
+def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
+    from policies._scan import rendered_parameters
+    from tests.stacks import evaluate, inputs
+
+    run = evaluate("tencent", monitoring={"enabled": True})
+    step = run.named("tencent-svc-monitoring")
+    command = inputs(step)
+    params = rendered_parameters(command["create"])
+    assert params["PROGRAMS"] == "node-exporter prometheus alertmanager blackbox-exporter"
+    assert "LoadCredential=webhook-url:/etc/platform/secrets/monitoring/webhook-url" in params["UNIT_ALERTMANAGER"]
+    assert "MemoryMax=128M" in params["UNIT_PROMETHEUS"]
+    assert "--web.listen-address=127.0.0.1:9090" in params["UNIT_PROMETHEUS"]
+    assert command["logging"] == "none"
+    assert step.inputs["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    assert "hooks.slack.com" not in command["create"]
+    # The database host gets its node exporter on the address the peer's Prometheus reaches.
+    alibaba = rendered_parameters(
+        inputs(evaluate("alibaba", monitoring={"enabled": True}).named("alibaba-db-monitoring"))["create"]
+    )
+    assert alibaba["PROGRAMS"] == "node-exporter"
+    assert "--web.listen-address=0.0.0.0:9100" in alibaba["UNIT_NODE_EXPORTER"]
+
+
+def test_enabled_monitoring_without_a_webhook_is_one_line():
+    from plan import check_secrets_present
+
+    config = config_for("tencent", monitoring={"enabled": True})
+    values = {k: v for k, v in config.config.items() if k != "platform:alertWebhook"}
+    plan = load_plan(values, config.secret_keys)
+    with pytest.raises(PlanError, match=r"^platform:alertWebhook: not set; Alertmanager on this host posts alerts"):
+        check_secrets_present(plan, values)

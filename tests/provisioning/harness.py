@@ -314,6 +314,9 @@ class SshHost:
             "sysctl": f"{root}/etc/sysctl.d",
             "uploads": f"{root}/var/lib/platform-uploads",
             "nginx": f"{root}/etc/nginx/conf.d",
+            # Where the systemctl stand-in hands units their credentials (systemd: /run/credentials).
+            "credentials": f"{self.standin_state}/systemd/credentials",
+            "monitoring": f"{root}/etc/platform-monitoring",
             "keepReleases": keep_releases,
         }
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The monitoring programs of this host under the platform's own units: node exporter and, on the
+# Prometheus host, Prometheus, Alertmanager and the blackbox exporter, with the configuration the
+# plan renders (CONFIG_DIR) and the webhook URL from stdin (WEBHOOK_FILE, 0600 root, handed to
+# Alertmanager by LoadCredential=). A program missing on a Debian or Ubuntu host is installed from
+# its package and the package's own unit stopped and disabled (the platform runs it with its
+# limit and address); elsewhere the step refuses with what to install. A unit whose unit file,
+# configuration or credential changed is restarted; each program must then answer its health URL
+# within HEALTH_TIMEOUT seconds. Running it again with nothing changed restarts nothing.
+# Parameters: PROGRAMS, and per program P (upper case, '-' as '_'): BINARY_P, PACKAGE_P,
+# PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P; FILES, and per file F: FILE_F;
+# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, WANTS_WEBHOOK, HEALTH_TIMEOUT.
+# shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
+set -euo pipefail
+
+key() { local name=${1^^}; printf '%s' "${name//[-.]/_}"; }
+value() { local name; name="$1_$(key "$2")"; printf '%s' "${!name}"; }
+
+holds() { [[ -f "$1" ]] && cmp -s "$1" <(printf '%s' "$2"); }
+
+write_file() {  # path content mode: through a temporary file beside it
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX") && printf '%s' "$2" > "${tmp}" && chmod "$3" "${tmp}" && mv -f "${tmp}" "$1"
+}
+
+read -ra program_list <<< "${PROGRAMS}"
+read -ra file_list <<< "${FILES}"
+
+# The programs themselves.
+missing=()
+for program in "${program_list[@]}"; do
+  binary=$(value BINARY "${program}")
+  [[ -x "${binary}" ]] || missing+=("$(value PACKAGE "${program}")")
+done
+if [[ "${#missing[@]}" -gt 0 ]]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "monitoring: ${missing[*]} not installed and this host has no apt-get: install them (or their" \
+      "upstream releases at the same paths) and run again" >&2
+    exit 4
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "monitoring: installed ${missing[*]}"
+fi
+for program in "${program_list[@]}"; do
+  packaged=$(value PACKAGED_UNIT "${program}")
+  # shellcheck disable=SC2310  # is-enabled answers with its status
+  if systemctl is-enabled --quiet "${packaged}" 2>/dev/null; then
+    systemctl disable --quiet "${packaged}"
+    systemctl stop "${packaged}" || true
+    echo "monitoring: stopped the package's own ${packaged} (the platform runs ${program})"
+  fi
+done
+
+# Configuration, the webhook and the units; what changed decides what restarts.
+changed=" "
+[[ -d "${CONFIG_DIR}" ]] || mkdir -p "${CONFIG_DIR}"
+[[ -d "${METRICS_DIR}" ]] || mkdir -p "${METRICS_DIR}"
+for file in "${file_list[@]}"; do
+  content=$(value FILE "${file}"; printf x)
+  content=${content%x}
+  if ! holds "${CONFIG_DIR}/${file}" "${content}"; then
+    write_file "${CONFIG_DIR}/${file}" "${content}" 644
+    changed+="${file} "
+    echo "monitoring: ${CONFIG_DIR}/${file} written"
+  fi
+done
+if [[ "${WANTS_WEBHOOK}" == 1 ]]; then
+  url=$(cat; printf x)
+  url=${url%x}
+  (umask 077 && mkdir -p "${WEBHOOK_FILE%/*}")
+  if ! holds "${WEBHOOK_FILE}" "${url}"; then
+    (umask 077 && write_file "${WEBHOOK_FILE}" "${url}" 600)
+    changed+="webhook "
+    echo "monitoring: webhook URL written"
+  fi
+fi
+reload=0
+for program in "${program_list[@]}"; do
+  unit_file="${UNIT_DIR}/$(value UNIT_NAME "${program}")"
+  content=$(value UNIT "${program}"; printf x)
+  content=${content%x}
+  if ! holds "${unit_file}" "${content}"; then
+    write_file "${unit_file}" "${content}" 644
+    changed+="unit:${program} "
+    reload=1
+  fi
+done
+[[ "${reload}" == 0 ]] || systemctl daemon-reload
+
+failed=()
+for program in "${program_list[@]}"; do
+  unit=$(value UNIT_NAME "${program}")
+  systemctl enable --quiet "${unit}"
+  restart=0
+  [[ "${changed}" != *" unit:${program} "* ]] || restart=1
+  depends_on=$(value FILES "${program}")
+  read -ra depends <<< "${depends_on}"
+  for file in "${depends[@]}"; do
+    [[ "${changed}" != *" ${file} "* ]] || restart=1
+  done
+  # shellcheck disable=SC2310  # is-active answers with its status
+  if [[ "${restart}" == 1 ]]; then
+    systemctl restart "${unit}"
+    echo "monitoring: ${program} (re)started"
+  elif ! systemctl is-active --quiet "${unit}"; then
+    systemctl start "${unit}"
+    echo "monitoring: ${program} started"
+  fi
+done
+for program in "${program_list[@]}"; do
+  url=$(value HEALTH "${program}")
+  deadline=$((SECONDS + HEALTH_TIMEOUT))
+  until curl -fsS --max-time 5 -o /dev/null "${url}" 2>/dev/null; do
+    if [[ "${SECONDS}" -gt "${deadline}" ]]; then
+      failed+=("${program} (${url})")
+      break
+    fi
+    sleep 0.5
+  done
+done
+if [[ "${#failed[@]}" -gt 0 ]]; then
+  echo "monitoring: not answering within ${HEALTH_TIMEOUT}s: ${failed[*]}" >&2
+  exit 7
+fi
+[[ "${changed}" != " " ]] || echo "monitoring: unchanged"

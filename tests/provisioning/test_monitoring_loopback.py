@@ -1,0 +1,104 @@
+"""The monitoring over SSH on loopback: Debian's node exporter, Prometheus, Alertmanager and
+blackbox exporter installed by the monitoring step under the systemctl stand-in, with the
+configuration the plan renders; Prometheus scrapes node exporter, and an alert fires into a
+webhook receiver on loopback when a test writes a metric past its threshold."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from components import monitoring
+from tests.provisioning.harness import SshHost
+from tests.provisioning.workloads import free_ports
+
+needed = [Path(binary) for binary, _, _ in monitoring.PROGRAMS.values()]
+pytestmark = pytest.mark.skipif(
+    not all(path.exists() for path in needed),
+    reason="needs Debian's prometheus, prometheus-node-exporter, prometheus-alertmanager and "
+    "prometheus-blackbox-exporter (.ci/run installs them)",
+)
+
+
+class Receiver:
+    """A webhook on 127.0.0.1 that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: object) -> None:
+                """No access log."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def query(port: int, expression: str) -> list[dict]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(expression)}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(host: SshHost):
+    names = ["node-exporter", "prometheus", "alertmanager", "blackbox-exporter"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    plan = host.plan(
+        "tencent",
+        extra={"monitoring": {"enabled": True, "scrapeIntervalS": 1, "ports": ports}},
+    )
+    receiver = Receiver()
+    try:
+        first = host.step(monitoring.monitoring_step("app", plan), receiver.url, timeout=180)
+        assert first.code == 0, first
+        for program in names:
+            assert f"monitoring: {program} (re)started" in first.stdout
+        webhook = Path(plan.paths.secrets) / "monitoring/webhook-url"
+        assert oct(webhook.stat().st_mode & 0o777) == "0o600"
+        assert receiver.url not in (Path(plan.paths.monitoring) / "alertmanager.yml").read_text()
+
+        # Prometheus scrapes node exporter.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not query(ports["prometheus"], 'up{job="node-exporter"} == 1'):
+            time.sleep(0.5)
+        assert query(ports["prometheus"], 'up{job="node-exporter"} == 1')
+
+        # A backup that last succeeded at the epoch: BackupTooOld fires and reaches the webhook.
+        metrics = Path(plan.paths.state) / "metrics"
+        (metrics / "backup_production-mysql.prom").write_text(
+            'platform_backup_last_success_timestamp_seconds{database="production-mysql",engine="mysql"} 0\n'
+        )
+        deadline = time.monotonic() + 120  # group_wait is 30 s
+        while time.monotonic() < deadline and not receiver.bodies:
+            time.sleep(0.5)
+        assert receiver.bodies, "no alert reached the webhook within 120 s"
+        text = json.dumps(receiver.bodies[0])
+        assert "BackupTooOld" in text
+        assert "the last good backup of production-mysql is older than 26h" in text
+
+        again = host.step(monitoring.monitoring_step("app", plan), receiver.url, timeout=180)
+        assert again.code == 0, again
+        assert again.stdout.strip() == "monitoring: unchanged"
+    finally:
+        receiver.close()
