@@ -316,7 +316,7 @@ def test_every_row_names_its_source():
 
 def test_seed_quotes_are_the_seeds_words():
     if not SEEDS.is_dir():
-        pytest.skip(f"the seeds are not at {SEEDS}")
+        pytest.skip(f"the planning documents are not at {SEEDS} (kept out of the repository: they hold passwords)")
     texts = {path.name[:3]: path.read_text(encoding="utf-8") for path in SEEDS.glob("[0-9][0-9][0-9]_*.txt")}
     for figure, _, source, _ in doc_rows():
         for number, quote in SEED_QUOTE.findall(source):
