@@ -20,6 +20,17 @@ from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import free_ports
 
 needed = [Path(binary) for binary, _, _ in monitoring.PROGRAMS.values()]
+# What `make bench` prints: each program's resident memory once the alert went out, and its limit.
+RESIDENT: list[tuple[str, float, float]] = []
+
+
+def resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 pytestmark = pytest.mark.skipif(
     not all(path.exists() for path in needed),
     reason="needs Debian's prometheus, prometheus-node-exporter, prometheus-alertmanager and "
@@ -96,6 +107,12 @@ def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(
         text = json.dumps(receiver.bodies[0])
         assert "BackupTooOld" in text
         assert "the last good backup of production-mysql is older than 26h" in text
+
+        pids = host.service_pids()
+        for workload in plan.monitoring_workloads:
+            unit = monitoring.unit_name(workload.name)
+            assert unit in pids, f"{unit} is not running"
+            RESIDENT.append((workload.name, round(resident_mib(pids[unit]), 1), float(workload.memory_mib)))
 
         again = host.step(monitoring.monitoring_step("app", plan), receiver.url, timeout=180)
         assert again.code == 0, again
