@@ -564,7 +564,8 @@ class RetiredDatabase(Model):
 
 
 class RetiredService(Model):
-    """A service taken off the host on purpose: stopped, disabled, its unit and releases removed."""
+    """A service taken off the host on purpose: stopped, disabled, its unit, releases, credentials and
+    uploads removed."""
 
     name: Name
 

@@ -363,6 +363,10 @@ def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
         "UNIT_FILE": f"{plan.paths.units}/platform-{retired.name}.service",
         "UNIT_NAME": f"platform-{retired.name}.service",
         "STATE_DIR": plan.paths.state,
+        "SECRETS_ROOT": plan.paths.secrets,
+        "CREDENTIALS_DIR": f"{plan.paths.secrets}/services/{retired.name}",
+        "UPLOADS_ROOT": plan.paths.uploads,
+        "UPLOADS_DIR": f"{plan.paths.uploads}/{retired.name}",
     }
     script = render([GUARDS, "svc_retire.sh"], params)
     label = f"platform-retire-{retired.name}"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Retire a service (platform:retired.services): stop and disable its unit, remove the unit, its
-# releases and the marker of the port it held. Safe to run again: with nothing left to remove it
+# releases, its credentials, its uploads and the marker of the port it held. Safe to run again: with nothing left to remove it
 # changes nothing and says so. A SERVICE_DIR that is not strictly below SERVICES_ROOT is refused
 # before anything changes.
-# Parameters: NAME, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE, UNIT_NAME, STATE_DIR.
+# Parameters: NAME, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE, UNIT_NAME, STATE_DIR, SECRETS_ROOT,
+# CREDENTIALS_DIR, UPLOADS_ROOT, UPLOADS_DIR.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 
 assert_under "${SERVICES_ROOT}" "${SERVICE_DIR}"  # its releases are deleted below
+assert_under "${SECRETS_ROOT}" "${CREDENTIALS_DIR}"  # and its credentials
+assert_under "${UPLOADS_ROOT}" "${UPLOADS_DIR}"  # and its uploads
 
 changes=0
 if systemctl is-active --quiet "${UNIT_NAME}"; then
@@ -23,11 +26,13 @@ if [[ -e "${UNIT_FILE}" ]]; then
   systemctl daemon-reload
   changes=$((changes + 1))
 fi
-if [[ -e "${SERVICE_DIR}" ]]; then
-  # Checked above, before anything changed: SERVICE_DIR lies strictly below SERVICES_ROOT.
-  rm -rf -- "${SERVICE_DIR}"
-  changes=$((changes + 1))
-fi
+# Checked above, before anything changed: each lies strictly below its root.
+for dir in "${SERVICE_DIR}" "${CREDENTIALS_DIR}" "${UPLOADS_DIR}"; do
+  if [[ -e "${dir}" ]]; then
+    rm -rf -- "${dir}"
+    changes=$((changes + 1))
+  fi
+done
 # A port marker names the workload that holds the port (svc_deploy.sh wrote it).
 for marker in "${STATE_DIR}"/ports/*; do
   [[ -f "${marker}" ]] || continue
@@ -40,5 +45,5 @@ done
 if [[ "${changes}" == 0 ]]; then
   echo "${NAME}: unchanged (already retired)"
 else
-  echo "${NAME}: retired (unit stopped and disabled, releases deleted)"
+  echo "${NAME}: retired (unit stopped and disabled, releases, credentials and uploads deleted)"
 fi

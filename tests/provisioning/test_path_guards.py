@@ -106,6 +106,10 @@ def test_a_service_dir_outside_services_root_is_refused_by_retire_and_deploy(hos
         "UNIT_FILE": f"{plan.paths.units}/platform-alpha.service",
         "UNIT_NAME": "platform-alpha.service",
         "STATE_DIR": plan.paths.state,
+        "SECRETS_ROOT": plan.paths.secrets,
+        "CREDENTIALS_DIR": f"{plan.paths.secrets}/services/alpha",
+        "UPLOADS_ROOT": plan.paths.uploads,
+        "UPLOADS_DIR": f"{plan.paths.uploads}/alpha",
     }
     assert render([GUARDS, "svc_retire.sh"], params) == retire.script
     pids, before, calls = host.service_pids(), host.snapshot(), len(host.systemctl_calls())

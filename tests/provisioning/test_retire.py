@@ -30,11 +30,25 @@ def test_retiring_a_service_stops_and_disables_its_unit_and_deletes_its_releases
     assert os.readlink(wanted) == str(host.units / "platform-alpha.service")
     ports = Path(plan.paths.state) / "ports"
     assert (ports / str(port)).read_text() == "alpha\n"
+    # What a service with credentials and an uploaded release also leaves on the host.
+    credentials, uploads = Path(plan.paths.secrets) / "services/alpha", Path(plan.paths.uploads) / "alpha"
+    for directory in (credentials, uploads):
+        directory.mkdir(parents=True, exist_ok=True)
+    (credentials / "JWT_SECRET").write_text("x")
+    (credentials / "JWT_SECRET").chmod(0o600)
+    (uploads / "1.0.0").write_text("tarball")
+    neighbour = Path(plan.paths.secrets) / "services/beta"
+    neighbour.mkdir(parents=True)
+    (neighbour / "JWT_SECRET").write_text("y")
+    (neighbour / "JWT_SECRET").chmod(0o600)
 
     run = host.step(services.retire_step("app", plan, RetiredService(name="alpha")))
 
     assert run.code == 0, run
-    assert run.stdout == "alpha: retired (unit stopped and disabled, releases deleted)\n"
+    assert run.stdout == "alpha: retired (unit stopped and disabled, releases, credentials and uploads deleted)\n"
+    assert not credentials.exists()
+    assert not uploads.exists()
+    assert (Path(plan.paths.secrets) / "services/beta/JWT_SECRET").read_text() == "y"  # the neighbour's stay
     assert set(host.service_pids()) == {"platform-beta.service"}
     assert wait_until(lambda: not host.process_runs(pid), timeout=5)
     assert not os.path.lexists(wanted)
