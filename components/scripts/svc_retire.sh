@@ -26,13 +26,20 @@ if [[ -e "${UNIT_FILE}" ]]; then
   systemctl daemon-reload
   changes=$((changes + 1))
 fi
-# Checked above, before anything changed: each lies strictly below its root.
-for dir in "${SERVICE_DIR}" "${CREDENTIALS_DIR}" "${UPLOADS_DIR}"; do
-  if [[ -e "${dir}" ]]; then
-    rm -rf -- "${dir}"
-    changes=$((changes + 1))
-  fi
-done
+# Checked above, before anything changed: each lies strictly below its root. One line per
+# directory, so the policy pack reads what each removal targets (data-protection).
+if [[ -e "${SERVICE_DIR}" ]]; then
+  rm -rf -- "${SERVICE_DIR}"
+  changes=$((changes + 1))
+fi
+if [[ -e "${CREDENTIALS_DIR}" ]]; then
+  rm -rf -- "${CREDENTIALS_DIR}"
+  changes=$((changes + 1))
+fi
+if [[ -e "${UPLOADS_DIR}" ]]; then
+  rm -rf -- "${UPLOADS_DIR}"
+  changes=$((changes + 1))
+fi
 # A port marker names the workload that holds the port (svc_deploy.sh wrote it).
 for marker in "${STATE_DIR}"/ports/*; do
   [[ -f "${marker}" ]] || continue
