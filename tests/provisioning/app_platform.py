@@ -144,10 +144,10 @@ def python_release(build: Path, version: str, behaviour: str = "healthy") -> Pat
     return tarball
 
 
-def binary_release(build: Path, version: str, machine: bytes | None = None) -> Path:
+def binary_release(build: Path, version: str, machine: bytes | None = None, crash: bool = False) -> Path:
     """A release directory holding an ELF executable (``machine``: its e_machine patched to another
-    architecture's)."""
-    release = build / f"goapp-{version}" / "release"
+    architecture's; ``crash``: its program exits on start)."""
+    release = build / f"goapp-{version}{'-crash' if crash else ''}" / "release"
     release.mkdir(parents=True)
     binary = release / "goapp"
     shutil.copy2(Path(sys.executable).resolve(), binary)
@@ -155,7 +155,7 @@ def binary_release(build: Path, version: str, machine: bytes | None = None) -> P
         data = bytearray(binary.read_bytes())
         data[18:20] = machine
         binary.write_bytes(bytes(data))
-    (release / "server.py").write_text(BINARY_APP)
+    (release / "server.py").write_text("raise SystemExit(3)\n" if crash else BINARY_APP)
     (release / "VERSION").write_text(f"{version}\n")
     return release
 

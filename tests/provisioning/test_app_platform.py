@@ -239,6 +239,14 @@ def test_a_binary_for_this_architecture_deploys_one_for_another_is_refused_befor
     service_dir = Path(plan.paths.root) / "goapp"
     assert (service_dir / "releases/1.0/goapp").stat().st_mode & 0o111
 
+    # A release that crashes on start goes back to 1.0 by the symlink, with nothing to rebuild.
+    crashing = app_platform.binary_release(tmp_path, "1.1", crash=True)
+    plan11 = host.plan("tencent", services=[binary_service(port, "1.1", str(crashing.relative_to(tmp_path)))])
+    _, rolled = app_platform.upload_and_deploy(host, plan11, plan11.services[0], tmp_path)
+    assert rolled.code == 7, rolled
+    assert "goapp: rolled back to 1.0, healthy" in rolled.stderr
+    assert os.readlink(service_dir / "current") == str(service_dir / "releases/1.0")
+
     plan2 = host.plan("tencent", services=[binary_service(port, "2.0", str(other.relative_to(tmp_path)))])
     _, refused = app_platform.upload_and_deploy(host, plan2, plan2.services[0], tmp_path)
     assert refused.code == 10, refused
