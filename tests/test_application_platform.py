@@ -298,3 +298,29 @@ def test_a_directory_release_is_digested_as_the_host_digests_it(tmp_path: Path):
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.strip()  # fmt: skip
     assert tree_digest(release) == on_host
+
+
+def test_a_new_release_updates_its_upload_and_deploy_and_a_dropped_service_s_upload_is_kept(run, tmp_path: Path):
+    """The next `up`: a bumped release is an update of the upload (the provider copies the new file;
+    no triggers, so nothing is replaced) and of the deploy; a service that leaves the plan leaves its
+    upload forgotten, not deleted (retainOnDelete), and preflight calls the unretired service a hazard."""
+    from preflight import diff
+
+    before, _, _ = run
+    _tarball(tmp_path / "looma-2.2.0.tar.gz", {"app.py": "print('2.2')\n", "requirements.lock": ""})
+    services = _services(str(tmp_path / "looma-2.2.0.tar.gz"))
+    services[0]["release"]["version"] = "2.2.0"
+    after = evaluate("tencent", **{**_changes(), "services": services})
+    found = {s.name: s for s in diff.steps(before, after).changes()}
+    assert found["tencent-svc-looma-crm-upload"].op == "update"
+    assert set(found["tencent-svc-looma-crm-upload"].changed) == {"remotePath", "source"}
+    assert found["tencent-svc-looma-crm"].op == "update"
+    assert {s.op for s in found.values()} == {"update"}
+
+    dropped = evaluate("tencent", **{**_changes(), "services": [], "batches": []})
+    steps = diff.steps(before, dropped)
+    upload = next(s for s in steps.changes() if s.name == "tencent-svc-looma-crm-upload")
+    assert (upload.op, upload.notes, upload.runs) == ("delete", ("retained: nothing runs, the cloud keeps it",), ())
+    assert upload.old is not None
+    assert upload.old.replace_on_changes == ["triggers[*]"]  # forced by the SDK, and never triggered: no triggers
+    assert any("looma-crm" in hazard for hazard in steps.hazards)
