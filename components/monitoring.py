@@ -22,18 +22,21 @@ from plan import MONITORING_PROGRAMS, Plan
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
 # scrape rate and target count); the retention is what bounds Prometheus's disk, not its memory.
 RETENTION = "15d"
-# Each program as Debian and Ubuntu package it: (binary, package, the package's own unit, which
-# the platform stops: it runs the program under its own unit, with its limit and address).
-PROGRAMS: dict[str, tuple[str, str, str]] = {
-    "node-exporter": ("/usr/bin/prometheus-node-exporter", "prometheus-node-exporter", "prometheus-node-exporter"),
-    "prometheus": ("/usr/bin/prometheus", "prometheus", "prometheus"),
-    "alertmanager": ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager", "prometheus-alertmanager"),
-    "blackbox-exporter": (
-        "/usr/bin/prometheus-blackbox-exporter",
-        "prometheus-blackbox-exporter",
-        "prometheus-blackbox-exporter",
-    ),
+# Each program's Debian and Ubuntu package: its binary is /usr/bin/<package> and its own unit
+# <package>.service, which the platform stops (it runs the program under its own unit, with its
+# limit and address).
+PROGRAMS: dict[str, str] = {
+    "node-exporter": "prometheus-node-exporter",
+    "prometheus": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+    "blackbox-exporter": "prometheus-blackbox-exporter",
 }
+
+
+def binary_of(program: str) -> str:
+    return f"/usr/bin/{PROGRAMS[program]}"
+
+
 WEBHOOK_CREDENTIAL = "webhook-url"
 
 
@@ -248,7 +251,7 @@ def program_unit(plan: Plan, program: str) -> str:
     address = "127.0.0.1" if spec.expose.value == "none" else "0.0.0.0"  # noqa: S104 - the firewall admits the peer only
     listen = f"{address}:{spec.port}"
     config = plan.paths.monitoring
-    binary = PROGRAMS[program][0]
+    binary = binary_of(program)
     arguments = {
         "node-exporter": [
             f"--web.listen-address={listen}",
@@ -345,12 +348,12 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
     }
     for program in programs:
-        binary, package, packaged = PROGRAMS[program]
+        package = PROGRAMS[program]
         key = _key(program)
         params |= {
-            f"BINARY_{key}": binary,
+            f"BINARY_{key}": binary_of(program),
             f"PACKAGE_{key}": package,
-            f"PACKAGED_UNIT_{key}": f"{packaged}.service",
+            f"PACKAGED_UNIT_{key}": f"{package}.service",
             f"UNIT_NAME_{key}": unit_name(program),
             f"UNIT_{key}": program_unit(plan, program),
             f"HEALTH_{key}": health_url(plan, program),

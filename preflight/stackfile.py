@@ -194,27 +194,21 @@ def with_missing_secrets(
     """The secrets a user sets with --secret are not in a committed file: stand in for them
     (the SSH key, each database's password, each secret a service reads)."""
     config, secret_keys, placeholders = dict(stack.config), set(stack.secret_keys), set(stack.placeholders)
-    key = f"{NAMESPACE}:sshPrivateKey"
-    if key not in config:
-        config[key] = placeholder(key)
+
+    def stand_in(key: str, value: str) -> None:
+        config[key] = value
         secret_keys.add(key)
         placeholders.add(key)
-    key = f"{NAMESPACE}:dbPasswords"
-    # Not in the file, or one secure: block for the whole object (its fields cannot be read offline).
-    if database_names and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
-        config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in database_names})
-        secret_keys.add(key)
-        placeholders.add(key)
-    key = f"{NAMESPACE}:alertWebhook"
-    if runs_prometheus and key not in config:
-        config[key] = placeholder(key)
-        secret_keys.add(key)
-        placeholders.add(key)
-    key = f"{NAMESPACE}:serviceSecrets"
-    if service_secrets and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
-        config[key] = json.dumps({name: placeholder(f"{key}.{name}") for name in service_secrets})
-        secret_keys.add(key)
-        placeholders.add(key)
+
+    for name, wanted in (("sshPrivateKey", True), ("alertWebhook", runs_prometheus)):
+        key = f"{NAMESPACE}:{name}"
+        if wanted and key not in config:
+            stand_in(key, placeholder(key))
+    for name, fields in (("dbPasswords", database_names), ("serviceSecrets", service_secrets)):
+        key = f"{NAMESPACE}:{name}"
+        # Not in the file, or one secure: block for the whole object (its fields cannot be read offline).
+        if fields and (key not in config or config[key].startswith(PLACEHOLDER_PREFIX)):
+            stand_in(key, json.dumps({field: placeholder(f"{key}.{field}") for field in fields}))
     return StackConfig(stack.project, stack.stack, config, frozenset(secret_keys), frozenset(placeholders))
 
 

@@ -25,7 +25,7 @@ from components.uploads import tree_digest
 from plan import PlanError, load_plan
 from policies._scan import rendered_parameters
 from preflight.engine import StackOutputs, run_stack, unwrap
-from tests.stacks import ROOT, SOURCE_STACK, config_for, evaluate, inputs, stack_folder
+from tests.stacks import ROOT, SOURCE_STACK, config_for, evaluate, inputs, preflight_cli, stack_folder
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -193,8 +193,6 @@ def test_the_offline_gate_stands_in_for_a_release_ci_has_not_built_yet(folder: P
     """`python -m preflight` runs where CI has not built the releases: it says so and goes on."""
     (folder / "artifacts/looma-crm-2.1.0.tar.gz").rename(folder / "artifacts/elsewhere.tar.gz")
     try:
-        from tests.stacks import preflight_cli
-
         result = preflight_cli("tencent", root=folder)
     finally:
         (folder / "artifacts/elsewhere.tar.gz").rename(folder / "artifacts/looma-crm-2.1.0.tar.gz")

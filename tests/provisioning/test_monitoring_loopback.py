@@ -19,7 +19,7 @@ from components import monitoring
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import free_ports
 
-needed = [Path(binary) for binary, _, _ in monitoring.PROGRAMS.values()]
+needed = [Path(monitoring.binary_of(program)) for program in monitoring.PROGRAMS]
 # What `make bench` prints: each program's resident memory once the alert went out, and its limit.
 RESIDENT: list[tuple[str, float, float]] = []
 
