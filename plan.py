@@ -1162,8 +1162,7 @@ class Plan(Model):
         if not self.monitoring.enabled:
             return ()
         scraped = Exposure.NONE if self.runs_prometheus else Exposure.PEER
-        names = ["node-exporter"]
-        names += sorted({EXPORTER_OF_KIND[db.kind.value] for db in self.databases if db.kind.value in EXPORTER_OF_KIND})
+        names = ["node-exporter", *sorted(self.exported_databases)]
         if self.runs_prometheus:
             names += ["prometheus", "alertmanager", "blackbox-exporter"]
         local = {"prometheus", "alertmanager", "blackbox-exporter"}
@@ -1180,6 +1179,29 @@ class Plan(Model):
                 memory_mib=MONITORING_PROGRAMS[name][1],
             )
             for name in names
+        )
+
+    @property
+    def exported_databases(self) -> dict[str, Database]:
+        """Exporter -> the database it watches: the first of its kind in the plan (Debian's
+        mysqld exporter 0.14 watches one server; the others of a kind go unwatched, which
+        ``unexported_databases`` names for the preview's warning)."""
+        if not self.monitoring.enabled:
+            return {}
+        watched: dict[str, Database] = {}
+        for db in self.databases:
+            exporter = EXPORTER_OF_KIND.get(db.kind.value)
+            if exporter is not None:
+                watched.setdefault(exporter, db)
+        return watched
+
+    @property
+    def unexported_databases(self) -> tuple[Database, ...]:
+        watched = {db.name for db in self.exported_databases.values()}
+        return tuple(
+            db
+            for db in self.databases
+            if self.monitoring.enabled and db.kind.value in EXPORTER_OF_KIND and db.name not in watched
         )
 
     @property

@@ -281,6 +281,9 @@ def main() -> None:
             )
 
         if plan.monitoring.enabled:
+            if plan.unexported_databases:
+                names = ", ".join(db.name for db in plan.unexported_databases)
+                pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
             # The monitoring programs belong to the host's own provisioning component.
             owner = provisioned[HOST_ROLE[plan.cloud]]
             webhook = config.require_secret("alertWebhook") if plan.runs_prometheus else None
@@ -288,7 +291,8 @@ def main() -> None:
                 monitoring_step(components[HOST_ROLE[plan.cloud]], plan, webhook),
                 connection,
                 parent=owner,
-                depends_on=[owner.bootstrap],
+                # The database exporters start with the credential files their users' steps write.
+                depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
             )
 
     pulumi.export("plan", plan.props())

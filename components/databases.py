@@ -2,7 +2,8 @@
 backup timer, the weekly restore drill, and (for replication sources) TLS and the replication user.
 
 Order on the host: bootstrap -> TLS files of the sources -> containers -> per source its
-replication user, per backed-up database its backup timer -> the restore drill.
+replication user, per watched database its exporter's user, per backed-up database its backup
+timer -> the restore drill. The monitoring step (program.py) runs after the exporters' users.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pulumi_command import remote
 
 from components.backups import OffHostTarget, backup_step, drill_step
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
+from components.exporters import exporter_password, exporter_step, redis_acl_line
 from components.pki import ReplicationCredentials
 from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
 from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
@@ -82,6 +84,16 @@ class Databases(pulumi.ComponentResource):
             for db in plan.replication_sources
             if credentials is not None
         }
+        # Per watched database, its exporter's user and credential file, once its engine runs.
+        self.exporters: dict[str, remote.Command] = {
+            exporter: run_step(
+                exporter_step(name, plan, exporter, _exporter_stdin(args.passwords, db)),
+                args.connection,
+                parent=self,
+                depends_on=[self.containers[db.name]],
+            )
+            for exporter, db in plan.exported_databases.items()
+        }
         self.retirements: dict[str, remote.Command] = {
             retired.name: run_step(
                 retire_step(name, plan, retired), args.connection, parent=self, depends_on=[self.bootstrap]
@@ -113,8 +125,13 @@ class Databases(pulumi.ComponentResource):
                 "retired": list(self.retirements),
                 "backups": list(self.backups),
                 "sources": list(self.sources),
+                "exporters": list(self.exporters),
             }
         )
+
+
+def _exporter_stdin(passwords: pulumi.Output[dict[str, str]], db: Database) -> pulumi.Output[str]:
+    return pulumi.Output.secret(passwords.apply(lambda values: exporter_password(values[db.name], db)))
 
 
 def bootstrap_step(name: str, plan: Plan) -> Step:
@@ -163,12 +180,17 @@ def container_step(
         "HEALTH_TIMEOUT": db.health_timeout_s,
     }
     # Presence of every password was checked before any resource (plan.check_secrets_present).
+    exported = db.kind == DatabaseKind.REDIS and db in plan.exported_databases.values()
+
+    def acl(password: str) -> str | None:
+        return redis_acl_line(exporter_password(password, db)) if exported else None
+
     if source is not None and db.kind == DatabaseKind.REDIS:
         stdin = pulumi.Output.all(passwords, source.passwords[db.name]).apply(
-            lambda values: secret_content(db, values[0][db.name], values[1])
+            lambda values: secret_content(db, values[0][db.name], values[1], acl(values[0][db.name]))
         )
     else:
-        stdin = passwords.apply(lambda values: secret_content(db, values[db.name]))
+        stdin = passwords.apply(lambda values: secret_content(db, values[db.name], None, acl(values[db.name])))
     return Step(
         f"{name}-{db.name}",
         script=render(["db_container.sh"], params),

@@ -228,13 +228,16 @@ def data_dir(name: str, paths: Paths) -> str:
     return f"{paths.data}/{name}"
 
 
-def secret_content(db: Database, password: str, replication_password: str | None = None) -> str:
+def secret_content(
+    db: Database, password: str, replication_password: str | None = None, exporter_acl: str | None = None
+) -> str:
     """What reaches the host on stdin: the secret's exact value (an env secret has no newline).
 
     ``replication_password``: a Redis replication source's auth file also defines the ACL user its
     replicas log in as, allowed only what replication needs, by the password's SHA-256 (so the
     source host never keeps that password itself). The other engines' replication users are made
-    by components/replication.py: source_step.
+    by components/replication.py: source_step. ``exporter_acl``: the Redis exporter's user line
+    (components/exporters.py: redis_acl_line), when the monitoring watches this database.
     """
     match db.kind:
         case DatabaseKind.REDIS:
@@ -242,7 +245,7 @@ def secret_content(db: Database, password: str, replication_password: str | None
             if replication_password is not None:
                 digest = hashlib.sha256(replication_password.encode()).hexdigest()
                 auth += f"user {REPLICATION_USER} reset on #{digest} +psync +replconf +ping\n"
-            return auth
+            return auth + (exporter_acl or "")
         case DatabaseKind.NEO4J:
             return f"neo4j/{password}"
         case _:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from components import exporters
+from components.exporters import unit_name
 from components.provisioning import Step, render
 from plan import MONITORING_PROGRAMS, Plan
 
@@ -27,6 +29,9 @@ RETENTION = "15d"
 # limit and address).
 PROGRAMS: dict[str, str] = {
     "node-exporter": "prometheus-node-exporter",
+    "mysqld-exporter": "prometheus-mysqld-exporter",
+    "postgres-exporter": "prometheus-postgres-exporter",
+    "redis-exporter": "prometheus-redis-exporter",
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "blackbox-exporter": "prometheus-blackbox-exporter",
@@ -228,19 +233,14 @@ def as_yaml(document: Mapping[str, Any]) -> str:
 BLACKBOX_CONFIG = {"modules": {"http_2xx": {"prober": "http", "timeout": "5s", "http": {"method": "GET"}}}}
 
 
-def unit_name(program: str) -> str:
-    return f"platform-mon-{program}.service"
-
-
 def webhook_path(plan: Plan) -> str:
     """Where systemd hands Alertmanager the webhook URL (LoadCredential=), as its config reads it."""
     return f"{plan.paths.credentials}/{unit_name('alertmanager')}/{WEBHOOK_CREDENTIAL}"
 
 
 def installed_programs(plan: Plan) -> list[str]:
-    """The monitoring programs this step installs: the database exporters need their engines'
-    credentials and come later (README, "Monitoring (in progress)")."""
-    return [w.name for w in plan.monitoring_workloads if w.name in PROGRAMS]
+    """The monitoring programs this step installs: every monitoring workload of the plan."""
+    return [w.name for w in plan.monitoring_workloads]
 
 
 def program_unit(plan: Plan, program: str) -> str:
@@ -250,9 +250,49 @@ def program_unit(plan: Plan, program: str) -> str:
     spec = workload.ports[0]
     address = "127.0.0.1" if spec.expose.value == "none" else "0.0.0.0"  # noqa: S104 - the firewall admits the peer only
     listen = f"{address}:{spec.port}"
-    config = plan.paths.monitoring
     binary = binary_of(program)
-    arguments = {
+    environment: list[str] = []
+    if program in exporters.CREDENTIAL:
+        arguments, environment = exporters.arguments(plan, program)
+        # The Go exporters of this generation differ in dashes; each takes its listen address.
+        dash = "-" if program == "redis-exporter" else "--"
+        arguments = [*arguments, f"{dash}web.listen-address={listen}"]
+    else:
+        arguments = _program_arguments(plan, program, listen)
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description=platform monitoring: {program}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={binary} {' '.join(arguments)}",
+        f"Environment=GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB",
+        *(f"Environment={word}" for word in environment),
+        f"MemoryMax={workload.memory_mib}M",
+        "MemorySwapMax=0",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "DynamicUser=yes",
+        f"StateDirectory=platform/{program}",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=yes",
+    ]
+    if program == "alertmanager":
+        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}")
+    if program in exporters.CREDENTIAL:
+        lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(plan, program)}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
+    config = plan.paths.monitoring
+    return {
         "node-exporter": [
             f"--web.listen-address={listen}",
             "--collector.systemd",
@@ -272,32 +312,6 @@ def program_unit(plan: Plan, program: str) -> str:
         ],
         "blackbox-exporter": [f"--config.file={config}/blackbox.yml", f"--web.listen-address={listen}"],
     }[program]
-    lines = [
-        "# Managed by Pulumi (platform plan); edits are overwritten.",
-        "[Unit]",
-        f"Description=platform monitoring: {program}",
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "",
-        "[Service]",
-        "Type=simple",
-        f"ExecStart={binary} {' '.join(arguments)}",
-        f"Environment=GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB",
-        f"MemoryMax={workload.memory_mib}M",
-        "MemorySwapMax=0",
-        "Restart=on-failure",
-        "RestartSec=5",
-        "DynamicUser=yes",
-        f"StateDirectory=platform/{program}",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=read-only",
-        "PrivateTmp=yes",
-    ]
-    if program == "alertmanager":
-        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}")
-    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
-    return "\n".join(lines)
 
 
 def monitoring_files(plan: Plan) -> dict[str, str]:
@@ -323,11 +337,16 @@ def _key(name: str) -> str:
 
 
 # The configuration files each program reads: a change to one restarts it.
-_READS = {
+_READS: dict[str, tuple[str, ...]] = {
     "prometheus": ("prometheus.yml", "rules.yml"),
     "alertmanager": ("alertmanager.yml", "webhook"),
     "blackbox-exporter": ("blackbox.yml",),
     "node-exporter": (),
+    # A database exporter's credential file is written, and the exporter restarted, by its user's
+    # step (components/exporters.py).
+    "mysqld-exporter": (),
+    "postgres-exporter": (),
+    "redis-exporter": (),
 }
 HEALTH_TIMEOUT_S = 60  # chosen here: Prometheus replays its write-ahead log before it is ready
 

@@ -369,12 +369,23 @@ def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
     assert command["logging"] == "none"
     assert step.inputs["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
     assert "hooks.slack.com" not in command["create"]
-    # The database host gets its node exporter on the address the peer's Prometheus reaches.
-    alibaba = rendered_parameters(
-        inputs(evaluate("alibaba", monitoring={"enabled": True}).named("alibaba-db-monitoring"))["create"]
-    )
-    assert alibaba["PROGRAMS"] == "node-exporter"
+    # The database host gets its node exporter and an exporter per engine kind on the address the
+    # peer's Prometheus reaches; each exporter reads its password from its credentials directory.
+    database_host = evaluate("alibaba", monitoring={"enabled": True})
+    monitoring_command = database_host.named("alibaba-db-monitoring")
+    alibaba = rendered_parameters(inputs(monitoring_command)["create"])
+    assert alibaba["PROGRAMS"] == "node-exporter mysqld-exporter postgres-exporter redis-exporter"
     assert "--web.listen-address=0.0.0.0:9100" in alibaba["UNIT_NODE_EXPORTER"]
+    assert "--config.my-cnf=%d/mysqld-exporter.cnf" in alibaba["UNIT_MYSQLD_EXPORTER"]
+    assert "Environment=DATA_SOURCE_PASS_FILE=%d/postgres-exporter.password" in alibaba["UNIT_POSTGRES_EXPORTER"]
+    assert "-redis.addr=rediss://127.0.0.1:6379" in alibaba["UNIT_REDIS_EXPORTER"]
+    for kind in ("mysql", "postgres", "redis"):
+        user_step = database_host.named(f"alibaba-db-exporter-production-{kind}")
+        # The exporter's password is a secret on stdin, made after the engine runs and before
+        # the monitoring step starts the exporter.
+        assert user_step.inputs["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+        assert database_host.named(f"alibaba-db-production-{kind}").urn in user_step.dependencies
+        assert user_step.urn in monitoring_command.dependencies
 
 
 def test_enabled_monitoring_without_a_webhook_is_one_line():
@@ -385,3 +396,13 @@ def test_enabled_monitoring_without_a_webhook_is_one_line():
     plan = load_plan(values, config.secret_keys)
     with pytest.raises(PlanError, match=r"^platform:alertWebhook: not set; Alertmanager on this host posts alerts"):
         check_secrets_present(plan, values)
+
+
+def test_one_exporter_per_engine_kind_watches_the_first_database_of_that_kind():
+    from plan import DEFAULT_DATABASES
+
+    second = {**DEFAULT_DATABASES[0], "name": "reporting-mysql", "ports": [{"port": 3307, "expose": "peer"}]}
+    plan = plan_of("alibaba", monitoring={"enabled": True}, databases=[*DEFAULT_DATABASES, second])
+    assert plan.exported_databases["mysqld-exporter"].name == "production-mysql"
+    assert [db.name for db in plan.unexported_databases] == ["reporting-mysql"]
+    assert plan_of("alibaba", databases=[*DEFAULT_DATABASES, second]).exported_databases == {}

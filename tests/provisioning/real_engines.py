@@ -266,6 +266,36 @@ def start_redis(base: Path, *, args: Sequence[str] = (), tls: Tls | None = None)
     return Instance("redis", port, datadir, None, base / "redis.log", argv, env=env).start()
 
 
+@dataclass
+class PasswordRedis(Instance):
+    """A Redis with requirepass: its readiness check authenticates."""
+
+    password: str = ""
+
+    def ready(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"redis on port {self.port} exited:\n{self.tail()}")
+        try:
+            return self.query(["PING"], password=self.password) == "PONG"
+        except subprocess.CalledProcessError:
+            return False
+
+
+def start_redis_source(base: Path, auth_file: Path, tls: Tls, password: str) -> Instance:
+    """The source as its unit runs it: the auth file (requirepass and the replication user) and TLS only."""
+    data, port = base / "data", free_port()
+    data.mkdir(parents=True)
+    argv = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
+            "--tls-auth-clients", "no", "--dir", str(data), "--save", "", "--appendonly", "no",
+            "--include", str(auth_file)]  # fmt: skip
+    instance = PasswordRedis(
+        "redis", port, data, None, base / "redis.log", argv, env={"TEST_REDIS_TLS_CA": str(tls.ca)}
+    )
+    instance.password = password
+    return instance.start()
+
+
 def attach(instance: Instance, container: str, standin_state: Path, env: Mapping[str, str] | None = None) -> Path:
     """Make ``podman exec <container> ...`` (the stand-in) run against ``instance``.
 

@@ -56,7 +56,7 @@ from components.replication import (
 from plan import REPLICATION_USER, Database, Plan, load_plan
 from tests.provisioning import real_engines
 from tests.provisioning.harness import Run, SshHost, free_port, password_for, wait_until
-from tests.provisioning.real_engines import Instance, Tls
+from tests.provisioning.real_engines import Instance, Tls, start_redis_source
 
 PEER = "127.0.0.1"
 SYNC_WAIT_S = 30.0
@@ -549,36 +549,6 @@ def test_postgres_logical_replication_over_verified_tls(
 
 
 # --- Redis ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class PasswordRedis(Instance):
-    """A Redis with requirepass: its readiness check authenticates."""
-
-    password: str = ""
-
-    def ready(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError(f"redis on port {self.port} exited:\n{self.tail()}")
-        try:
-            return self.query(["PING"], password=self.password) == "PONG"
-        except subprocess.CalledProcessError:
-            return False
-
-
-def start_redis_source(base: Path, auth_file: Path, tls: Tls, password: str) -> Instance:
-    """The source as its unit runs it: the auth file (requirepass and the replication user) and TLS only."""
-    data, port = base / "data", free_port()
-    data.mkdir(parents=True)
-    argv = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
-            "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
-            "--tls-auth-clients", "no", "--dir", str(data), "--save", "", "--appendonly", "no",
-            "--include", str(auth_file)]  # fmt: skip
-    instance = PasswordRedis(
-        "redis", port, data, None, base / "redis.log", argv, env={"TEST_REDIS_TLS_CA": str(tls.ca)}
-    )
-    instance.password = password
-    return instance.start()
 
 
 def start_redis_replica(base: Path) -> Instance:
