@@ -13,7 +13,7 @@ from components.databases import Databases, DatabasesArgs
 from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
-from components.monitoring import monitoring_step
+from components.monitoring import monitoring_step, webhook_stdin
 from components.network import Network, NetworkArgs
 from components.offsite import OffHostBackups, OffHostBackupsArgs
 from components.pki import ReplicationCredentials, ReplicationCredentialsArgs
@@ -286,7 +286,15 @@ def main() -> None:
                 pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
             # The monitoring programs belong to the host's own provisioning component.
             owner = provisioned[HOST_ROLE[plan.cloud]]
-            webhook = config.require_secret("alertWebhook") if plan.runs_prometheus else None
+            webhook = (
+                pulumi.Output.secret(
+                    pulumi.Output.all(
+                        config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret")
+                    ).apply(lambda values: webhook_stdin(values[0], values[1]))
+                )
+                if plan.runs_prometheus
+                else None
+            )
             run_step(
                 monitoring_step(components[HOST_ROLE[plan.cloud]], plan, webhook),
                 connection,

@@ -12,6 +12,7 @@ repl_health.sh: ``platform_backup_last_success_timestamp_seconds``,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,7 +20,7 @@ import yaml
 from components import exporters
 from components.exporters import unit_name
 from components.provisioning import Step, render
-from plan import MONITORING_PROGRAMS, Plan
+from plan import MONITORING_PROGRAMS, Plan, Receiver
 
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
 # scrape rate and target count); the retention is what bounds Prometheus's disk, not its memory.
@@ -35,7 +36,11 @@ PROGRAMS: dict[str, str] = {
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "blackbox-exporter": "prometheus-blackbox-exporter",
+    # The DingTalk relay is a script of this repository run by the host's Python (python3.service
+    # does not exist: nothing to stop).
+    "alert-relay": "python3",
 }
+RELAY_SCRIPT = Path(__file__).parent / "scripts" / "alert_relay.py"
 
 
 def binary_of(program: str) -> str:
@@ -43,6 +48,7 @@ def binary_of(program: str) -> str:
 
 
 WEBHOOK_CREDENTIAL = "webhook-url"
+SIGNING_CREDENTIAL = "signing-secret"
 
 
 def platform_units(plan: Plan) -> str:
@@ -199,7 +205,23 @@ def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_fil
 
 def alertmanager_config(plan: Plan, url_file: str) -> dict[str, Any]:
     """One receiver: Slack's incoming webhook (Alertmanager's own format for it) with the URL read
-    from a file, so the secret is never in the configuration."""
+    from a file, so the secret is never in the configuration; or the DingTalk relay on loopback,
+    which holds the robot's URL itself."""
+    if plan.monitoring.receiver == Receiver.DINGTALK:
+        relay = f"http://127.0.0.1:{port_of(plan, 'alert-relay')}/alert"
+        # The relay lists 20 alerts a message (DingTalk caps a message's size).
+        receiver: dict[str, Any] = {"webhook_configs": [{"url": relay, "send_resolved": True, "max_alerts": 20}]}
+    else:
+        receiver = {
+            "slack_configs": [
+                {
+                    "api_url_file": url_file,
+                    "send_resolved": True,
+                    "title": "{{ .Status | toUpper }}: {{ .CommonLabels.alertname }}",
+                    "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}",
+                }
+            ]
+        }
     return {
         "route": {
             "receiver": "platform",
@@ -208,19 +230,7 @@ def alertmanager_config(plan: Plan, url_file: str) -> dict[str, Any]:
             "group_interval": "5m",
             "repeat_interval": "4h",
         },
-        "receivers": [
-            {
-                "name": "platform",
-                "slack_configs": [
-                    {
-                        "api_url_file": url_file,
-                        "send_resolved": True,
-                        "title": "{{ .Status | toUpper }}: {{ .CommonLabels.alertname }}",
-                        "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ end }}",
-                    }
-                ],
-            }
-        ],
+        "receivers": [{"name": "platform", **receiver}],
     }
 
 
@@ -236,6 +246,15 @@ BLACKBOX_CONFIG = {"modules": {"http_2xx": {"prober": "http", "timeout": "5s", "
 def webhook_path(plan: Plan) -> str:
     """Where systemd hands Alertmanager the webhook URL (LoadCredential=), as its config reads it."""
     return f"{plan.paths.credentials}/{unit_name('alertmanager')}/{WEBHOOK_CREDENTIAL}"
+
+
+def webhook_reader(plan: Plan) -> str:
+    """The program that holds the webhook URL: Alertmanager (Slack) or the relay (DingTalk)."""
+    return "alert-relay" if plan.monitoring.receiver == Receiver.DINGTALK else "alertmanager"
+
+
+def secret_file(plan: Plan, credential: str) -> str:
+    return f"{plan.paths.secrets}/monitoring/{credential}"
 
 
 def installed_programs(plan: Plan) -> list[str]:
@@ -259,6 +278,9 @@ def program_unit(plan: Plan, program: str) -> str:
         arguments = [*arguments, f"{dash}web.listen-address={listen}"]
     else:
         arguments = _program_arguments(plan, program, listen)
+    # GOMEMLIMIT: the Go programs' heap target, under the cgroup's limit (the relay is Python).
+    if program != "alert-relay":
+        environment = [f"GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB", *environment]
     lines = [
         "# Managed by Pulumi (platform plan); edits are overwritten.",
         "[Unit]",
@@ -269,7 +291,6 @@ def program_unit(plan: Plan, program: str) -> str:
         "[Service]",
         "Type=simple",
         f"ExecStart={binary} {' '.join(arguments)}",
-        f"Environment=GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB",
         *(f"Environment={word}" for word in environment),
         f"MemoryMax={workload.memory_mib}M",
         "MemorySwapMax=0",
@@ -282,8 +303,10 @@ def program_unit(plan: Plan, program: str) -> str:
         "ProtectHome=read-only",
         "PrivateTmp=yes",
     ]
-    if program == "alertmanager":
-        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}")
+    if program == webhook_reader(plan):
+        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(plan, WEBHOOK_CREDENTIAL)}")
+    if program == "alert-relay":
+        lines.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(plan, SIGNING_CREDENTIAL)}")
     if program in exporters.CREDENTIAL:
         lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(plan, program)}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
@@ -311,6 +334,16 @@ def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
             "--cluster.listen-address=",  # one instance: no gossip port on 0.0.0.0:9094
         ],
         "blackbox-exporter": [f"--config.file={config}/blackbox.yml", f"--web.listen-address={listen}"],
+        # -I: nothing from the environment or the working directory; -S: no site-packages (the
+        # relay needs the standard library only, and starts smaller without them).
+        "alert-relay": [
+            "-I",
+            "-S",
+            f"{config}/{RELAY_SCRIPT.name}",
+            f"--listen={listen}",
+            f"--url-file=%d/{WEBHOOK_CREDENTIAL}",
+            f"--secret-file=%d/{SIGNING_CREDENTIAL}",
+        ],
     }[program]
 
 
@@ -324,11 +357,12 @@ def monitoring_files(plan: Plan) -> dict[str, str]:
         "rules.yml": as_yaml(alert_rules(plan)),
         "alertmanager.yml": as_yaml(alertmanager_config(plan, webhook_path(plan))),
         "blackbox.yml": as_yaml(BLACKBOX_CONFIG),
+        **({RELAY_SCRIPT.name: RELAY_SCRIPT.read_text()} if "alert-relay" in installed_programs(plan) else {}),
     }
 
 
 def health_url(plan: Plan, program: str) -> str:
-    path = "/-/ready" if program in ("prometheus", "alertmanager") else "/metrics"
+    path = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "alert-relay": "/-/healthy"}.get(program, "/metrics")
     return f"http://127.0.0.1:{port_of(plan, program)}{path}"
 
 
@@ -340,6 +374,7 @@ def _key(name: str) -> str:
 _READS: dict[str, tuple[str, ...]] = {
     "prometheus": ("prometheus.yml", "rules.yml"),
     "alertmanager": ("alertmanager.yml", "webhook"),
+    "alert-relay": (RELAY_SCRIPT.name, "webhook"),  # LoadCredential= copies the files at start
     "blackbox-exporter": ("blackbox.yml",),
     "node-exporter": (),
     # A database exporter's credential file is written, and the exporter restarted, by its user's
@@ -351,9 +386,17 @@ _READS: dict[str, tuple[str, ...]] = {
 HEALTH_TIMEOUT_S = 60  # chosen here: Prometheus replays its write-ahead log before it is ready
 
 
+def webhook_stdin(url: str, signing_secret: str | None = None) -> str:
+    """What the monitoring step reads on the Prometheus host: the webhook URL on the first line,
+    then the DingTalk robot's signing secret (empty: the robot does not sign)."""
+    if "\n" in url.strip() or "\n" in (signing_secret or "").strip():
+        raise ValueError("platform:alertWebhook and platform:alertSigningSecret are one line each")
+    return f"{url.strip()}\n{(signing_secret or '').strip()}"
+
+
 def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
     """Install (from the host's packages when missing), configure and start the monitoring
-    programs. ``stdin``: the webhook URL (a secret), on the Prometheus host."""
+    programs. ``stdin``: ``webhook_stdin`` (a secret), on the Prometheus host."""
     programs = installed_programs(plan)
     files = monitoring_files(plan)
     params: dict[str, str | int] = {
@@ -362,7 +405,8 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         "CONFIG_DIR": plan.paths.monitoring,
         "UNIT_DIR": plan.paths.units,
         "METRICS_DIR": f"{plan.paths.state}/metrics",
-        "WEBHOOK_FILE": f"{plan.paths.secrets}/monitoring/{WEBHOOK_CREDENTIAL}",
+        "WEBHOOK_FILE": secret_file(plan, WEBHOOK_CREDENTIAL),
+        "SIGNING_FILE": secret_file(plan, SIGNING_CREDENTIAL),
         "WANTS_WEBHOOK": int(plan.runs_prometheus),
         "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
     }

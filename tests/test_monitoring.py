@@ -249,6 +249,33 @@ def test_the_alertmanager_configuration_passes_amtool_and_holds_no_url(tmp_path:
     assert "hooks.slack.com" not in (tmp_path / "alertmanager.yml").read_text()
 
 
+@needs_amtool
+def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_the_url(tmp_path: Path):
+    from components.monitoring import program_unit, webhook_stdin
+
+    plan = plan_of("tencent", monitoring={"enabled": True, "receiver": "dingtalk", "ports": {"alert-relay": 9199}})
+    config = alertmanager_config(plan, "/unused")
+    (tmp_path / "alertmanager.yml").write_text(as_yaml(config))
+    checked = run(AMTOOL, "check-config", tmp_path / "alertmanager.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (receiver,) = config["receivers"]
+    assert receiver["webhook_configs"] == [
+        {"url": "http://127.0.0.1:9199/alert", "send_resolved": True, "max_alerts": 20}
+    ]
+    relay = next(w for w in plan.monitoring_workloads if w.name == "alert-relay")
+    assert (relay.memory_mib, relay.ports[0].port, relay.ports[0].expose.value) == (32, 9199, "none")
+    unit = program_unit(plan, "alert-relay")
+    assert "--listen=127.0.0.1:9199 --url-file=%d/webhook-url --secret-file=%d/signing-secret" in unit
+    assert "LoadCredential=webhook-url:/etc/platform/secrets/monitoring/webhook-url" in unit
+    assert "LoadCredential=webhook-url" not in program_unit(plan, "alertmanager")
+    assert "GOMEMLIMIT" not in unit
+    assert webhook_stdin("https://oapi.dingtalk.com/robot/send?access_token=t\n", None) == (
+        "https://oapi.dingtalk.com/robot/send?access_token=t\n"
+    )
+    with pytest.raises(ValueError, match="one line each"):
+        webhook_stdin("https://a\nhttps://b")
+
+
 def test_probes_follow_the_plan():
     plan = plan_of("tencent", monitoring={"probes": ["zervigo"]})
     config = prometheus_config(plan, {}, "rules.yml")
@@ -339,6 +366,13 @@ def test_the_pack_passes_the_tencent_monitoring_and_refuses_the_alibaba_one_by_i
     assert violations(traded, "memory-budget") == []
     assert violations(traded, "no-public-database") == []
     assert violations(traded, "firewall-matches-plan") == []
+
+
+def test_the_dingtalk_relay_counts_in_the_budget_and_the_pack_names_its_shortfall():
+    from tests.policies.shapes import run_program, violations
+
+    (short,) = violations(run_program("tencent", monitoring={"enabled": True, "receiver": "dingtalk"}), "memory-budget")
+    assert "short by 14 MiB" in short.message  # 32 for the relay against the 18 left
 
 
 def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_targets(tmp_path: Path):

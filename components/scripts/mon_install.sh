@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The monitoring programs of this host under the platform's own units: node exporter and, on the
 # Prometheus host, Prometheus, Alertmanager and the blackbox exporter, with the configuration the
-# plan renders (CONFIG_DIR) and the webhook URL from stdin (WEBHOOK_FILE, 0600 root, handed to
-# Alertmanager by LoadCredential=). A program missing on a Debian or Ubuntu host is installed from
-# its package and the package's own unit stopped and disabled (the platform runs it with its
-# limit and address); elsewhere the step refuses with what to install. A unit whose unit file,
+# plan renders (CONFIG_DIR) and, from stdin, the webhook URL (first line: WEBHOOK_FILE) and a
+# DingTalk robot's signing secret (second line, may be empty: SIGNING_FILE), 0600 root, handed to
+# Alertmanager or the DingTalk relay by LoadCredential=. A program missing on a Debian or Ubuntu
+# host is installed from its package and the package's own unit stopped and disabled (the
+# platform runs it with its limit and address); elsewhere the step refuses with what to install. A unit whose unit file,
 # configuration or credential changed is restarted; each program must then answer its health URL
 # within HEALTH_TIMEOUT seconds. Running it again with nothing changed restarts nothing.
 # Parameters: PROGRAMS, and per program P (upper case, '-' as '_'): BINARY_P, PACKAGE_P,
 # PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P; FILES, and per file F: FILE_F;
-# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, WANTS_WEBHOOK, HEALTH_TIMEOUT.
+# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, HEALTH_TIMEOUT.
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
 set -euo pipefail
 
@@ -65,13 +66,20 @@ for file in "${file_list[@]}"; do
   fi
 done
 if [[ "${WANTS_WEBHOOK}" == 1 ]]; then
-  url=$(cat; printf x)
-  url=${url%x}
+  url="" signing=""
+  IFS= read -r url || true
+  IFS= read -r signing || true
   (umask 077 && mkdir -p "${WEBHOOK_FILE%/*}")
   if ! holds "${WEBHOOK_FILE}" "${url}"; then
     (umask 077 && write_file "${WEBHOOK_FILE}" "${url}" 600)
     changed+="webhook "
     echo "monitoring: webhook URL written"
+  fi
+  # Empty when the robot does not sign (and for Slack): the relay then posts unsigned.
+  if ! holds "${SIGNING_FILE}" "${signing}"; then
+    (umask 077 && write_file "${SIGNING_FILE}" "${signing}" 600)
+    changed+="webhook "
+    echo "monitoring: signing secret written"
   fi
 fi
 reload=0

@@ -43,15 +43,17 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
-        received = self.bodies
+        self.queries: list[dict[str, list[str]]] = []
+        received, queries = self.bodies, self.queries
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 received.append(json.loads(self.rfile.read(length) or b"{}"))
+                queries.append(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
                 self.send_response(200)
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')  # DingTalk's answer; Slack reads the status
 
             def log_message(self, format: str, *args: object) -> None:
                 """No access log."""
@@ -72,22 +74,27 @@ def query(port: int, expression: str) -> list[dict]:
         return json.loads(response.read())["data"]["result"]
 
 
-def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(host: SshHost):
+@pytest.mark.parametrize("kind", ["slack", "dingtalk"])
+def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(host: SshHost, kind: str):
     names = ["node-exporter", "prometheus", "alertmanager", "blackbox-exporter"]
+    names += ["alert-relay"] if kind == "dingtalk" else []
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     plan = host.plan(
         "tencent",
-        extra={"monitoring": {"enabled": True, "scrapeIntervalS": 1, "ports": ports}},
+        extra={"monitoring": {"enabled": True, "scrapeIntervalS": 1, "ports": ports, "receiver": kind}},
     )
     receiver = Receiver()
+    url = receiver.url + ("?access_token=loopback" if kind == "dingtalk" else "")
+    stdin = monitoring.webhook_stdin(url, "robot-signing-secret" if kind == "dingtalk" else None)
     try:
-        first = host.step(monitoring.monitoring_step("app", plan), receiver.url, timeout=180)
+        first = host.step(monitoring.monitoring_step("app", plan), stdin, timeout=180)
         assert first.code == 0, first
         for program in names:
             assert f"monitoring: {program} (re)started" in first.stdout
         webhook = Path(plan.paths.secrets) / "monitoring/webhook-url"
         assert oct(webhook.stat().st_mode & 0o777) == "0o600"
         assert receiver.url not in (Path(plan.paths.monitoring) / "alertmanager.yml").read_text()
+        assert oct((Path(plan.paths.secrets) / "monitoring/signing-secret").stat().st_mode & 0o777) == "0o600"
 
         # Prometheus scrapes node exporter.
         deadline = time.monotonic() + 60
@@ -107,14 +114,19 @@ def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(
         text = json.dumps(receiver.bodies[0])
         assert "BackupTooOld" in text
         assert "the last good backup of production-mysql is older than 26h" in text
+        if kind == "dingtalk":  # through the relay: DingTalk's own message, signed
+            assert receiver.bodies[0]["msgtype"] == "markdown"
+            assert receiver.bodies[0]["markdown"]["title"] == "[FIRING:1] BackupTooOld"
+            assert receiver.queries[0].keys() == {"access_token", "timestamp", "sign"}
 
         pids = host.service_pids()
         for workload in plan.monitoring_workloads:
             unit = monitoring.unit_name(workload.name)
             assert unit in pids, f"{unit} is not running"
-            RESIDENT.append((workload.name, round(resident_mib(pids[unit]), 1), float(workload.memory_mib)))
+            if kind == "slack" or workload.name == "alert-relay":  # each program measured once
+                RESIDENT.append((workload.name, round(resident_mib(pids[unit]), 1), float(workload.memory_mib)))
 
-        again = host.step(monitoring.monitoring_step("app", plan), receiver.url, timeout=180)
+        again = host.step(monitoring.monitoring_step("app", plan), stdin, timeout=180)
         assert again.code == 0, again
         assert again.stdout.strip() == "monitoring: unchanged"
     finally:
