@@ -747,6 +747,10 @@ MONITORING_PROGRAMS: dict[str, tuple[int, int]] = {
     # Chosen here: the DingTalk relay (components/scripts/alert_relay.py, Python's standard
     # library) showed 22.4 MiB resident after a signed delivery; port 9099, loopback only.
     "alert-relay": (9099, 32),
+    # Port: the seeds' ("Grafana: 监控面板 (端口3000)"). Memory chosen here and not measured here:
+    # Grafana is in no Debian archive, so it cannot run on the test machine; 160 MiB leaves room
+    # over a Go web server with its SQLite database and three dashboards. Measure on the host.
+    "grafana": (3000, 160),
 }
 # The database kinds with an exporter (Neo4j Community and Elasticsearch have no Prometheus
 # endpoint without a plugin; Weaviate's is off by default): their metrics stay out for now.
@@ -783,6 +787,11 @@ class Monitoring(Model):
         "250 MiB left there, 3 on the Alibaba host)",
     )
     alerting: Alerting = Alerting()
+    grafana: Bool = Field(
+        default=False,
+        description="Grafana on the Prometheus host, its datasource and dashboards provisioned from "
+        "monitoring/grafana (loopback only: reach it through an SSH tunnel)",
+    )
     receiver: Receiver = Field(
         default=Receiver.SLACK,
         description="what platform:alertWebhook is: a Slack incoming webhook, or a DingTalk robot "
@@ -1183,7 +1192,9 @@ class Plan(Model):
             names += ["prometheus", "alertmanager", "blackbox-exporter"]
             if self.monitoring.receiver == Receiver.DINGTALK:
                 names.append("alert-relay")
-        local = {"prometheus", "alertmanager", "blackbox-exporter", "alert-relay"}
+            if self.monitoring.grafana:
+                names.append("grafana")
+        local = {"prometheus", "alertmanager", "blackbox-exporter", "alert-relay", "grafana"}
         return tuple(
             MonitoringWorkload(
                 name=name,

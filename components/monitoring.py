@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from components import exporters
+from components import exporters, grafana
 from components.exporters import unit_name
 from components.provisioning import Step, render
 from plan import MONITORING_PROGRAMS, Plan, Receiver
@@ -39,12 +39,24 @@ PROGRAMS: dict[str, str] = {
     # The DingTalk relay is a script of this repository run by the host's Python (python3.service
     # does not exist: nothing to stop).
     "alert-relay": "python3",
+    # Grafana's own APT repository (apt.grafana.com), which the host must have: no Debian archive
+    # carries it. Its binary and unit are named after its server, not its package.
+    "grafana": "grafana",
 }
+OTHER_BINARIES = {"grafana": "/usr/sbin/grafana-server"}
+OTHER_PACKAGED_UNITS = {"grafana": "grafana-server.service"}
+GRAFANA_PASSWORD_CREDENTIAL = "grafana-admin-password"  # noqa: S105 - a file name
 RELAY_SCRIPT = Path(__file__).parent / "scripts" / "alert_relay.py"
+# systemd's StateDirectory=platform/grafana (DynamicUser= keeps it under /var/lib/private, linked here).
+GRAFANA_DATA = "/var/lib/platform/grafana"
 
 
 def binary_of(program: str) -> str:
-    return f"/usr/bin/{PROGRAMS[program]}"
+    return OTHER_BINARIES.get(program, f"/usr/bin/{PROGRAMS[program]}")
+
+
+def packaged_unit(program: str) -> str:
+    return OTHER_PACKAGED_UNITS.get(program, f"{PROGRAMS[program]}.service")
 
 
 WEBHOOK_CREDENTIAL = "webhook-url"
@@ -307,6 +319,10 @@ def program_unit(plan: Plan, program: str) -> str:
         lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(plan, WEBHOOK_CREDENTIAL)}")
     if program == "alert-relay":
         lines.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(plan, SIGNING_CREDENTIAL)}")
+    if program == "grafana":
+        # Read when Grafana creates its database: the admin's first password, generated on the host.
+        lines.append(f"Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/{GRAFANA_PASSWORD_CREDENTIAL}")
+        lines.append(f"LoadCredential={GRAFANA_PASSWORD_CREDENTIAL}:{secret_file(plan, GRAFANA_PASSWORD_CREDENTIAL)}")
     if program in exporters.CREDENTIAL:
         lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(plan, program)}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
@@ -336,6 +352,7 @@ def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
         "blackbox-exporter": [f"--config.file={config}/blackbox.yml", f"--web.listen-address={listen}"],
         # -I: nothing from the environment or the working directory; -S: no site-packages (the
         # relay needs the standard library only, and starts smaller without them).
+        "grafana": ["--homepath=/usr/share/grafana", f"--config={config}/grafana/grafana.ini"],
         "alert-relay": [
             "-I",
             "-S",
@@ -358,16 +375,39 @@ def monitoring_files(plan: Plan) -> dict[str, str]:
         "alertmanager.yml": as_yaml(alertmanager_config(plan, webhook_path(plan))),
         "blackbox.yml": as_yaml(BLACKBOX_CONFIG),
         **({RELAY_SCRIPT.name: RELAY_SCRIPT.read_text()} if "alert-relay" in installed_programs(plan) else {}),
+        **(grafana_files(plan) if "grafana" in installed_programs(plan) else {}),
+    }
+
+
+def grafana_files(plan: Plan) -> dict[str, str]:
+    """Grafana's configuration, its provisioned datasource (this host's Prometheus) and the
+    dashboards of monitoring/grafana/dashboards, under paths.monitoring/grafana."""
+    root = f"{plan.paths.monitoring}/grafana"
+    prometheus = f"http://127.0.0.1:{port_of(plan, 'prometheus')}"
+    ini = grafana.grafana_ini("127.0.0.1", port_of(plan, "grafana"), GRAFANA_DATA, f"{root}/provisioning")
+    return {
+        "grafana/grafana.ini": ini,
+        "grafana/provisioning/datasources/platform.yml": as_yaml(
+            grafana.datasource(prometheus, plan.monitoring.scrape_interval_s)
+        ),
+        "grafana/provisioning/dashboards/platform.yml": as_yaml(grafana.dashboard_provider(f"{root}/dashboards")),
+        **{f"grafana/dashboards/{name}": text for name, text in grafana.dashboards().items()},
     }
 
 
 def health_url(plan: Plan, program: str) -> str:
-    path = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "alert-relay": "/-/healthy"}.get(program, "/metrics")
+    ready = {
+        "prometheus": "/-/ready",
+        "alertmanager": "/-/ready",
+        "alert-relay": "/-/healthy",
+        "grafana": "/api/health",
+    }
+    path = ready.get(program, "/metrics")
     return f"http://127.0.0.1:{port_of(plan, program)}{path}"
 
 
 def _key(name: str) -> str:
-    return name.upper().replace("-", "_").replace(".", "_")
+    return name.upper().replace("-", "_").replace(".", "_").replace("/", "_")
 
 
 # The configuration files each program reads: a change to one restarts it.
@@ -375,6 +415,8 @@ _READS: dict[str, tuple[str, ...]] = {
     "prometheus": ("prometheus.yml", "rules.yml"),
     "alertmanager": ("alertmanager.yml", "webhook"),
     "alert-relay": (RELAY_SCRIPT.name, "webhook"),  # LoadCredential= copies the files at start
+    # Grafana reads its ini at start and its provisioning at start (dashboards also every 10 s).
+    "grafana": ("grafana/grafana.ini", "grafana/provisioning/datasources/platform.yml"),
     "blackbox-exporter": ("blackbox.yml",),
     "node-exporter": (),
     # A database exporter's credential file is written, and the exporter restarted, by its user's
@@ -407,6 +449,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         "METRICS_DIR": f"{plan.paths.state}/metrics",
         "WEBHOOK_FILE": secret_file(plan, WEBHOOK_CREDENTIAL),
         "SIGNING_FILE": secret_file(plan, SIGNING_CREDENTIAL),
+        "GENERATED": secret_file(plan, GRAFANA_PASSWORD_CREDENTIAL) if "grafana" in programs else "",
         "WANTS_WEBHOOK": int(plan.runs_prometheus),
         "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
     }
@@ -416,7 +459,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         params |= {
             f"BINARY_{key}": binary_of(program),
             f"PACKAGE_{key}": package,
-            f"PACKAGED_UNIT_{key}": f"{package}.service",
+            f"PACKAGED_UNIT_{key}": packaged_unit(program),
             f"UNIT_NAME_{key}": unit_name(program),
             f"UNIT_{key}": program_unit(plan, program),
             f"HEALTH_{key}": health_url(plan, program),

@@ -10,11 +10,12 @@
 # within HEALTH_TIMEOUT seconds. Running it again with nothing changed restarts nothing.
 # Parameters: PROGRAMS, and per program P (upper case, '-' as '_'): BINARY_P, PACKAGE_P,
 # PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P; FILES, and per file F: FILE_F;
-# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, HEALTH_TIMEOUT.
+# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, GENERATED (secret
+# files made here when missing), HEALTH_TIMEOUT.
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
 set -euo pipefail
 
-key() { local name=${1^^}; printf '%s' "${name//[-.]/_}"; }
+key() { local name=${1^^}; printf '%s' "${name//[-.\/]/_}"; }
 value() { local name; name="$1_$(key "$2")"; printf '%s' "${!name}"; }
 
 holds() { [[ -f "$1" ]] && cmp -s "$1" <(printf '%s' "$2"); }
@@ -39,7 +40,11 @@ if [[ "${#missing[@]}" -gt 0 ]]; then
       "upstream releases at the same paths) and run again" >&2
     exit 4
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "monitoring: could not install ${missing[*]} (grafana comes from Grafana's APT repository," \
+      "apt.grafana.com: add it on the host first)" >&2
+    exit 4
+  fi
   echo "monitoring: installed ${missing[*]}"
 fi
 for program in "${program_list[@]}"; do
@@ -59,6 +64,8 @@ changed=" "
 for file in "${file_list[@]}"; do
   content=$(value FILE "${file}"; printf x)
   content=${content%x}
+  # A name may hold a directory below CONFIG_DIR (Grafana's provisioning tree).
+  [[ -d "${CONFIG_DIR}/${file%/*}" || "${file}" != */* ]] || mkdir -p "${CONFIG_DIR}/${file%/*}"
   if ! holds "${CONFIG_DIR}/${file}" "${content}"; then
     write_file "${CONFIG_DIR}/${file}" "${content}" 644
     changed+="${file} "
@@ -82,6 +89,14 @@ if [[ "${WANTS_WEBHOOK}" == 1 ]]; then
     echo "monitoring: signing secret written"
   fi
 fi
+# Generated here once and kept: Grafana's first admin password (read it on the host).
+read -ra generated_files <<< "${GENERATED}"
+for secret in "${generated_files[@]}"; do
+  if [[ ! -s "${secret}" ]]; then
+    (umask 077 && mkdir -p "${secret%/*}" && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "${secret}")
+    echo "monitoring: generated ${secret}"
+  fi
+done
 reload=0
 for program in "${program_list[@]}"; do
   unit_file="${UNIT_DIR}/$(value UNIT_NAME "${program}")"
