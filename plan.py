@@ -778,9 +778,8 @@ class Receiver(StrEnum):
 
 
 class Monitoring(Model):
-    # Off by default until the provisioning installs these programs: the plan would otherwise count
-    # and open ports for workloads nothing runs yet (README, "Monitoring (in progress)").
-    enabled: Bool = Field(default=False, description="the exporters, and on the Prometheus host Prometheus itself")
+    # On by default: without it nothing watches either host. Off stops and removes the programs.
+    enabled: Bool = Field(default=True, description="the exporters, and on the Prometheus host Prometheus itself")
     prometheus: Bool | None = Field(
         default=None,
         description="this host runs Prometheus and Alertmanager; default: the Tencent host (the capacity report: "
@@ -838,7 +837,7 @@ DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
         "name": "production-mysql",
         "image": "docker.io/library/mysql:8.0",
         "ports": _ports((3306, "MySQL"), expose=Exposure.PEER),
-        "memoryMib": 224,
+        "memoryMib": 192,
     },
     {
         "kind": "postgres",
@@ -867,7 +866,7 @@ DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
         "name": "production-elasticsearch",
         "image": "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
         "ports": _ports((9200, "Elasticsearch HTTP"), (9300, "Elasticsearch transport"), expose=Exposure.PEER),
-        "memoryMib": 352,
+        "memoryMib": 312,
         "jvm": {"heapMib": 128},
     },
     {
@@ -875,7 +874,7 @@ DEFAULT_DATABASES: tuple[dict[str, Any], ...] = (
         "name": "production-weaviate",
         "image": "cr.weaviate.io/semitechnologies/weaviate:1.26.6",
         "ports": _ports((8080, "Weaviate HTTP"), expose=Exposure.PEER),
-        "memoryMib": 192,
+        "memoryMib": 160,
     },
 )
 

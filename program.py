@@ -280,11 +280,12 @@ def main() -> None:
                 opts=provisioning_options(components["services"], after=firewall),
             )
 
-        if plan.monitoring.enabled:
-            if plan.unexported_databases:
-                names = ", ".join(db.name for db in plan.unexported_databases)
-                pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
-            # The monitoring programs belong to the host's own provisioning component.
+        if plan.unexported_databases:
+            names = ", ".join(db.name for db in plan.unexported_databases)
+            pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
+        # The monitoring programs belong to the host's own provisioning component. The step is
+        # there with monitoring off too: it then stops and removes what an earlier plan installed.
+        if HOST_ROLE[plan.cloud] in provisioned:
             owner = provisioned[HOST_ROLE[plan.cloud]]
             webhook = (
                 pulumi.Output.secret(

@@ -447,6 +447,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         "CONFIG_DIR": plan.paths.monitoring,
         "UNIT_DIR": plan.paths.units,
         "METRICS_DIR": f"{plan.paths.state}/metrics",
+        "STATE_DIR": plan.paths.state,
         "WEBHOOK_FILE": secret_file(plan, WEBHOOK_CREDENTIAL),
         "SIGNING_FILE": secret_file(plan, SIGNING_CREDENTIAL),
         "GENERATED": secret_file(plan, GRAFANA_PASSWORD_CREDENTIAL) if "grafana" in programs else "",
@@ -464,6 +465,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
             f"UNIT_{key}": program_unit(plan, program),
             f"HEALTH_{key}": health_url(plan, program),
             f"FILES_{key}": " ".join(_READS[program]),
+            f"PORT_{key}": port_of(plan, program),
         }
     for file, content in files.items():
         params[f"FILE_{_key(file)}"] = content

@@ -148,7 +148,8 @@ def _allowed(
 
 egress_least_privilege = StackValidationPolicy(
     name="egress-least-privilege",
-    description="Egress is an allowlist (DNS, HTTP/HTTPS, NTP, the peer's database ports) ending in deny-all.",
+    description="Egress is an allowlist (DNS, HTTP/HTTPS, NTP, the peer's database and exporter ports) "
+    "ending in deny-all.",
     validate=check,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,

@@ -14,12 +14,12 @@ from preflight.engine import run_stack
 from tests.stacks import cache_database, commands, config_for, evaluate
 
 MEMORY = {
-    "production-mysql": 224,
+    "production-mysql": 192,
     "production-postgres": 128,
     "production-redis": 64,
     "production-neo4j": 544,
-    "production-elasticsearch": 352,
-    "production-weaviate": 192,
+    "production-elasticsearch": 312,
+    "production-weaviate": 160,
 }
 
 
@@ -46,6 +46,8 @@ def test_one_container_command_per_database_after_the_bootstrap(run):
         *(f"alibaba-db-{name}" for name in MEMORY),
         *(f"alibaba-db-backup-{name}" for name in MEMORY),
         *(f"alibaba-db-repl-{name}" for name in SOURCES),
+        *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
+        "alibaba-db-monitoring",
     }
     by_name = {r.name: r for r in run.of_type("command:remote:Command")}
     bootstrap_urn = by_name["alibaba-db-bootstrap"].urn
@@ -98,10 +100,10 @@ def test_each_container_is_limited_to_its_planned_memory(run, name, memory):
             ],
         ),
         ("production-elasticsearch", ["ES_JAVA_OPTS=-Xms128m -Xmx128m", "discovery.type=single-node"]),
-        ("production-mysql", ["--innodb-buffer-pool-size=56M", "--performance-schema=OFF"]),
+        ("production-mysql", ["--innodb-buffer-pool-size=48M", "--performance-schema=OFF"]),
         ("production-postgres", ["shared_buffers=32MB", "POSTGRES_USER=future_user"]),
         ("production-redis", ["--maxmemory 48mb", "--maxmemory-policy allkeys-lru"]),
-        ("production-weaviate", ["LIMIT_RESOURCES=true", "GOMEMLIMIT=153MiB"]),
+        ("production-weaviate", ["LIMIT_RESOURCES=true", "GOMEMLIMIT=128MiB"]),
     ],
 )
 def test_engine_settings_fit_the_limit(plan, name, settings):
@@ -150,11 +152,16 @@ def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_f
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
     for resource in run.of_type("command:remote:Command"):
-        if resource.name == "alibaba-db-bootstrap" or "-backup-" in resource.name or "-drill" in resource.name:
+        reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring")
+        if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
             continue
         raw = resource.inputs
         assert raw["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+        if "-exporter-" in resource.name:  # the exporter's password, derived from the database's
+            assert re.fullmatch(r"[0-9a-f]{64}", raw["stdin"]["value"])
+            assert raw["stdin"]["value"] not in raw["create"] + raw["update"]
+            continue
         secret = "PRIVATE KEY" if resource.name == "alibaba-db-tls" else "PLACEHOLDER-SECRET"
         assert secret in raw["stdin"]["value"]
         assert secret not in raw["create"] + raw["update"]
@@ -189,6 +196,8 @@ def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_pur
         "alibaba-db-repl-cache",
         "alibaba-db-backup-cache",
         "alibaba-db-restore-drill",
+        "alibaba-db-exporter-cache",
+        "alibaba-db-monitoring",
         "alibaba-db-retire-production-mysql",
         "alibaba-db-retire-production-redis",
     }

@@ -11,6 +11,7 @@ import pytest
 from pulumi import RunError
 
 from components.adopted_rules import GroupRule, defeating_rules, revoke_command
+from plan import load_plan
 from preflight.engine import ALIBABA_GROUP_RULES, CloudMocks, RecordingMonitor, StackRun, run_stack
 from preflight.inspect import firewall_rules
 from tests.stacks import CREATED_ALIBABA_HOST, CREATED_TENCENT_HOST, cache_database, config_for, evaluate, inputs
@@ -23,6 +24,19 @@ TENCENT = "101.33.251.158/32"
 ADMINS = "203.0.113.0/24"
 WORLD = "0.0.0.0/0"
 DATABASE_PORTS = (3306, 5432, 6379, 7474, 7687, 9200, 9300, 8080)
+
+
+def scraped_ports(stack: str = "alibaba", **changes: Any) -> set[int]:
+    """The exporter ports the peer's Prometheus scrapes on this host: the plan's (MONITORING_PROGRAMS)."""
+    config = config_for(stack, **changes)
+    plan = load_plan(config.config, config.secret_keys)
+    return {w.ports[0].port for w in plan.monitoring_workloads if w.ports[0].expose.value == "peer"}
+
+
+EXPORTER_PORTS = scraped_ports()
+# Each cloud's rules on the shipped Alibaba stack: one per peer database port, per exporter,
+# SSH from the admins, the deny-all, and the egress allowlist with its deny-all.
+ALIBABA_RULES = len(DATABASE_PORTS) + len(EXPORTER_PORTS) + 11
 EGRESS_ALLOWLIST = {
     ("udp", 53, WORLD),
     ("tcp", 53, WORLD),
@@ -48,9 +62,13 @@ def tencent():
     return evaluate("tencent")
 
 
-def test_alibaba_ingress_is_exactly_the_eight_database_ports_from_the_peer_and_ssh_from_admins(alibaba):
+def test_alibaba_ingress_is_exactly_the_eight_database_ports_and_the_exporters_from_the_peer_and_ssh_from_admins(
+    alibaba,
+):
     rules = firewall_rules(alibaba)
-    assert rule_set(rules, "ingress") == {("tcp", port, TENCENT) for port in DATABASE_PORTS} | {("tcp", 22, ADMINS)}
+    assert {9100, 9104, 9121, 9187} == EXPORTER_PORTS  # node, MySQL, Redis and PostgreSQL exporters
+    peer = {("tcp", port, TENCENT) for port in (*DATABASE_PORTS, *EXPORTER_PORTS)}
+    assert rule_set(rules, "ingress") == peer | {("tcp", 22, ADMINS)}
     assert rule_set(rules, "ingress", "drop") == {("all", None, WORLD)}
 
 
@@ -65,7 +83,7 @@ def test_alibaba_egress_is_the_allowlist_then_deny_all_at_the_lowest_priority(al
 
 def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(alibaba):
     rules = alibaba.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
-    assert len(rules) == 19
+    assert len(rules) == ALIBABA_RULES == 23
     assert {inputs(r)["securityGroupId"] for r in rules} == {"sg-wz9example000000001"}
     assert {inputs(r)["nicType"] for r in rules} == {"intranet"}
     mysql = alibaba.named("alibaba-fw-in-accept-tcp-3306-101-33-251-158-32")
@@ -99,9 +117,9 @@ def test_tencent_ingress_exposes_the_plan_and_ssh_then_denies(tencent):
     assert ingress[-1]["port"] is None
 
 
-def test_tencent_egress_reaches_the_alibaba_databases_only_on_their_ports(tencent):
+def test_tencent_egress_reaches_the_alibaba_databases_and_exporters_only_on_their_ports(tencent):
     rules = firewall_rules(tencent)
-    databases = {("tcp", port, ALIBABA) for port in DATABASE_PORTS}
+    databases = {("tcp", port, ALIBABA) for port in (*DATABASE_PORTS, *EXPORTER_PORTS)}
     assert rule_set(rules, "egress") == EGRESS_ALLOWLIST | databases
     egress = [r for r in rules if r["direction"] == "egress"]
     assert (egress[-1]["action"], egress[-1]["protocol"], egress[-1]["port"]) == ("drop", "all", None)
@@ -141,7 +159,8 @@ def test_a_port_added_to_the_plan_gets_its_rule_and_nothing_else_changes(alibaba
         "alibaba",
         databases=[cache_database()],
     )
-    assert rule_set(firewall_rules(grown), "ingress") == {("tcp", 6380, TENCENT), ("tcp", 22, ADMINS)}
+    exporters = {("tcp", port, TENCENT) for port in scraped_ports(databases=[cache_database()])}
+    assert rule_set(firewall_rules(grown), "ingress") == {("tcp", 6380, TENCENT), ("tcp", 22, ADMINS)} | exporters
 
 
 def test_a_created_host_gets_a_new_group_in_the_created_vpc():
@@ -227,7 +246,7 @@ def test_the_shipped_alibaba_stack_reads_its_adopted_group_once_and_finds_it_emp
     mocks = CloudMocks()
     run = evaluate_with(mocks)
     assert mocks.calls == [(ALIBABA_GROUP_RULES, {"groupId": GROUP, "nicType": "intranet"})]
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
 
 
 @pytest.mark.parametrize(
@@ -251,13 +270,13 @@ def test_a_group_holding_only_the_programs_rules_passes_stale_ones_included():
     held = {(r["direction"], r["portRange"], r["description"]) for r in group_response("program_only")["rules"]}
     assert stale <= held  # marked rules of an earlier plan: the engine deletes them, they are not hand-made
     run = evaluate_with(adopted_group_holding("program_only"))
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
 
 
 def test_allow_unmanaged_rules_proceeds_with_the_same_lines_as_a_warning(caplog):
     caplog.set_level(logging.WARNING)
     run = evaluate_with(adopted_group_holding("seeds_convenience"), firewall={"allowUnmanagedRules": True})
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == 19
+    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
     (warning,) = [r.getMessage() for r in caplog.records if "hand-made rules" in r.getMessage()]
     assert warning.splitlines() == [HEADING.format(count=9), *SEEDS_CONVENIENCE, CONSOLE]
 

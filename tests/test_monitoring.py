@@ -306,23 +306,23 @@ def test_a_webhook_url_in_plain_text_is_refused():
     config = config_for("tencent")
     values = {**config.config, "platform:alertWebhook": "https://hooks.slack.com/services/T000/B000/XXXX"}
     with pytest.raises(PlanError) as raised:
-        load_plan(values, config.secret_keys)
+        load_plan(values, config.secret_keys - {"platform:alertWebhook"})
     assert str(raised.value).startswith("platform:alertWebhook is stored in plain text")
     assert "hooks.slack.com" not in str(raised.value)
 
 
 # --- the monitoring workloads in the plan and the budget ---------------------------------------------
 
-# Where the 104 MiB of the Alibaba host's exporters can come from: limits chosen here, none below
-# its engine's floor (README, "Monitoring"): MySQL 224 -> 192, Elasticsearch 352 -> 312, Weaviate
-# 192 -> 160.
-TRADE_OFF = {"production-mysql": 192, "production-elasticsearch": 312, "production-weaviate": 160}
+# The limits the default plan had before the monitoring (chosen here). The 104 MiB of the Alibaba
+# host's exporters came out of them, none below its engine's floor (README, "Monitoring"): MySQL
+# 224 -> 192, Elasticsearch 352 -> 312, Weaviate 192 -> 160.
+BEFORE_MONITORING = {"production-mysql": 224, "production-elasticsearch": 352, "production-weaviate": 192}
 
 
-def _traded_databases() -> list[dict[str, Any]]:
+def _databases_before_monitoring() -> list[dict[str, Any]]:
     from plan import DEFAULT_DATABASES
 
-    return [{**db, "memoryMib": TRADE_OFF.get(db["name"], db["memoryMib"])} for db in DEFAULT_DATABASES]
+    return [{**db, "memoryMib": BEFORE_MONITORING.get(db["name"], db["memoryMib"])} for db in DEFAULT_DATABASES]
 
 
 def test_enabled_monitoring_puts_prometheus_on_the_tencent_host_and_exporters_on_both():
@@ -348,24 +348,29 @@ def test_enabled_monitoring_puts_prometheus_on_the_tencent_host_and_exporters_on
     exposed = sorted(p.port for w in alibaba.monitoring_workloads for p in w.ports)
     assert sorted(int(t.rsplit(":", 1)[1]) for ts in targets.values() for t in ts if t.startswith(peer)) == exposed
     assert scrape_targets(alibaba) == {}
-    # Off by default: nothing installs these programs yet.
-    assert plan_of("tencent").monitoring_workloads == ()
+    # On by default; off, the plan counts and opens nothing for it.
+    assert plan_of("tencent").monitoring_workloads == tencent.monitoring_workloads
+    assert plan_of("tencent", monitoring={"enabled": False}).monitoring_workloads == ()
 
 
-def test_the_pack_passes_the_tencent_monitoring_and_refuses_the_alibaba_one_by_its_shortfall():
+def test_the_pack_passes_both_hosts_monitored_and_names_the_shortfall_the_old_database_limits_had():
     from tests.policies.shapes import run_program, violations
 
-    tencent = run_program("tencent", monitoring={"enabled": True})
+    tencent = run_program("tencent")
     assert violations(tencent, "memory-budget") == []
     assert tencent.outputs["memory"]["freeMib"] == 18  # 250 - 232 for the four programs
     assert violations(tencent, "egress-least-privilege") == []
     assert violations(tencent, "firewall-matches-plan") == []
-    (short,) = violations(run_program("alibaba", monitoring={"enabled": True}), "memory-budget")
+    alibaba = run_program("alibaba")
+    assert violations(alibaba, "memory-budget") == []
+    assert violations(alibaba, "no-public-database") == []
+    assert violations(alibaba, "firewall-matches-plan") == []
+    assert alibaba.outputs["memory"]["freeMib"] == 3
+    # The decision, from the capacity report: with the limits from before, the exporters do not fit.
+    (short,) = violations(run_program("alibaba", databases=_databases_before_monitoring()), "memory-budget")
     assert "short by 101 MiB" in short.message
-    traded = run_program("alibaba", monitoring={"enabled": True}, databases=_traded_databases())
-    assert violations(traded, "memory-budget") == []
-    assert violations(traded, "no-public-database") == []
-    assert violations(traded, "firewall-matches-plan") == []
+    unmonitored = run_program("alibaba", monitoring={"enabled": False}, databases=_databases_before_monitoring())
+    assert violations(unmonitored, "memory-budget") == []
 
 
 def test_the_dingtalk_relay_counts_in_the_budget_and_the_pack_names_its_shortfall():
@@ -439,4 +444,5 @@ def test_one_exporter_per_engine_kind_watches_the_first_database_of_that_kind():
     plan = plan_of("alibaba", monitoring={"enabled": True}, databases=[*DEFAULT_DATABASES, second])
     assert plan.exported_databases["mysqld-exporter"].name == "production-mysql"
     assert [db.name for db in plan.unexported_databases] == ["reporting-mysql"]
-    assert plan_of("alibaba", databases=[*DEFAULT_DATABASES, second]).exported_databases == {}
+    off = plan_of("alibaba", monitoring={"enabled": False}, databases=[*DEFAULT_DATABASES, second])
+    assert (off.exported_databases, off.unexported_databases) == ({}, ())

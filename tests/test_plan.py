@@ -577,7 +577,8 @@ def test_the_backup_jobs_count_in_the_memory_budget():
         "ports": [],
         "backup": None,
     }
-    assert plan.used_mib == sum(db.memory_mib for db in plan.databases) + BACKUP_RUNNER_MEMORY_MIB + 96
+    workloads = sum(w.memory_mib for w in (*plan.databases, *plan.monitoring_workloads))
+    assert plan.used_mib == workloads + BACKUP_RUNNER_MEMORY_MIB + 96
 
 
 def test_replication_sources_can_be_narrowed():

@@ -436,26 +436,28 @@ RECONFIGURED = {"mysql", "postgres", "redis", "elasticsearch", "weaviate"}
 
 
 def _command_rows(text: str) -> dict[str, str]:
-    """Each command row of the text table (its wrapped lines joined), by name."""
-    rows: dict[str, str] = {}
-    name = None
+    """Each command row of the text table (its wrapped lines joined), by name (a name the table
+    folded onto more lines joined back)."""
+    rows: list[tuple[list[str], list[str]]] = []
+    current = None
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.split("│")]
         if len(cells) < 4:
-            name = None
+            current = None
         elif cells[2] == COMMAND:
-            name = cells[3]
-            rows[name] = line
-        elif name is not None and not cells[1]:
-            rows[name] += " " + line
+            current = ([cells[3]], [line])
+            rows.append(current)
+        elif current is not None and not cells[1]:
+            current[0].append(cells[3])
+            current[1].append(line)
         else:
-            name = None
-    return rows
+            current = None
+    return {"".join(name): " ".join(lines) for name, lines in rows}
 
 
 def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfigures():
     """Upgrading from the previous version replaces and deletes nothing: five engines get a new
-    unit, Redis's ACL gains the replication user (its stdin), the rest is new commands."""
+    unit, Redis's ACL gains the replication and exporter users (its stdin), the rest is new commands."""
     known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE_DATA_PLANE}^{{commit}}"], check=False)
     if known.returncode != 0:
         pytest.skip(f"commit {BEFORE_DATA_PLANE} is not in this clone's history (a shallow checkout)")
@@ -468,7 +470,14 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
     assert {name for name, row in rows.items() if "UNIT_CONTENT" in row and name.startswith("alibaba-")} == {
         f"alibaba-db-production-{kind}" for kind in RECONFIGURED
     }
+    # Redis's auth file gains the replication user and the exporter's: its stdin.
     assert {name for name, row in rows.items() if "stdin" in row} == {"alibaba-db-production-redis"}
     assert {name for name, row in rows.items() if "│ create │" in row} == {
-        name for name in rows if name.startswith(("alibaba-db-backup-", "alibaba-db-repl-"))
-    } | {"alibaba-db-tls", "alibaba-db-restore-drill", "tencent-svc-proxy"}
+        name for name in rows if name.startswith(("alibaba-db-backup-", "alibaba-db-repl-", "alibaba-db-exporter-"))
+    } | {
+        "alibaba-db-tls",
+        "alibaba-db-restore-drill",
+        "tencent-svc-proxy",
+        "alibaba-db-monitoring",
+        "tencent-svc-monitoring",
+    }

@@ -242,6 +242,7 @@ def _budget_figures() -> Iterator[tuple[str, str]]:
         else:
             yield "budget tencent services", str(sum(s.memory_mib for s in host.services))
             yield "budget tencent existing", str(sum(w.memory_mib for w in host.existing))
+        yield f"budget {stack} monitoring", str(sum(w.memory_mib for w in host.monitoring_workloads))
         yield f"budget {stack} free", str(free)
 
 

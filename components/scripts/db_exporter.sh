@@ -71,7 +71,7 @@ FROM pg_roles r WHERE r.rolname = $(sql_literal "${EXPORTER_USER}");" container_
   if [[ "${state}" == "t,f,f,f,f,f,${CONNECTIONS},t,1" ]] && applied_matches "${marker}" "${expected}"; then
     return 0
   fi
-  # The statement carries the password: nothing of it reaches the server's log.
+  # The statement holds the password, so nothing of it may reach the server's log.
   run_sql "SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 DO \$\$ BEGIN
@@ -118,7 +118,8 @@ exporter_redis() {
 case "${KIND}" in
   mysql)
     exporter_mysql
-    credential=$(printf '[client]\nuser=%s\npassword=%s\nhost=127.0.0.1\nport=%s\n' "${EXPORTER_USER}" "${password}" "${PORT}")
+    option=$(mysql_option_password "${password}")
+    credential=$(printf '[client]\nuser=%s\n%s\nhost=127.0.0.1\nport=%s\n' "${EXPORTER_USER}" "${option}" "${PORT}")
     ;;
   postgres)
     exporter_postgres

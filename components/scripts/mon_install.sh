@@ -7,10 +7,11 @@
 # host is installed from its package and the package's own unit stopped and disabled (the
 # platform runs it with its limit and address); elsewhere the step refuses with what to install. A unit whose unit file,
 # configuration or credential changed is restarted; each program must then answer its health URL
-# within HEALTH_TIMEOUT seconds. Running it again with nothing changed restarts nothing.
+# within HEALTH_TIMEOUT seconds. A platform-mon-* unit of a program the plan no longer lists is
+# stopped and removed. Running it again with nothing changed restarts nothing.
 # Parameters: PROGRAMS, and per program P (upper case, '-' as '_'): BINARY_P, PACKAGE_P,
-# PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P; FILES, and per file F: FILE_F;
-# CONFIG_DIR, UNIT_DIR, METRICS_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, GENERATED (secret
+# PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P, PORT_P; FILES, and per file F: FILE_F;
+# CONFIG_DIR, UNIT_DIR, METRICS_DIR, STATE_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, GENERATED (secret
 # files made here when missing), HEALTH_TIMEOUT.
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
 set -euo pipefail
@@ -108,7 +109,43 @@ for program in "${program_list[@]}"; do
     reload=1
   fi
 done
+# A monitoring program the plan no longer lists (monitoring.enabled false, the receiver or
+# Grafana switched off): stopped and its unit removed, so the memory the plan stopped counting is
+# free. Its data (StateDirectory=) stays.
+for unit_file in "${UNIT_DIR}"/platform-mon-*.service; do
+  [[ -f "${unit_file}" ]] || continue
+  unit=${unit_file##*/}
+  wanted=0
+  for program in "${program_list[@]}"; do
+    planned=$(value UNIT_NAME "${program}")
+    [[ "${planned}" != "${unit}" ]] || wanted=1
+  done
+  [[ "${wanted}" == 0 ]] || continue
+  systemctl stop "${unit}" || true
+  systemctl disable --quiet "${unit}" || true
+  rm -f "${unit_file}"
+  reload=1
+  changed+="retired:${unit} "
+  echo "monitoring: ${unit} stopped and removed (no longer in the plan)"
+done
 [[ "${reload}" == 0 ]] || systemctl daemon-reload
+
+# The plan owns these ports from now on: a later host check must not take them for a stranger's.
+# Each marker names its program's unit; a port no program of the plan holds any more is released.
+[[ -d "${STATE_DIR}/ports" ]] || mkdir -p "${STATE_DIR}/ports"
+owned=" "
+for program in "${program_list[@]}"; do
+  port=$(value PORT "${program}")
+  unit=$(value UNIT_NAME "${program}")
+  owned+="${port}:${unit} "
+  owner=$(cat "${STATE_DIR}/ports/${port}" 2>/dev/null || true)
+  [[ "${owner}" == "${unit}" ]] || printf '%s\n' "${unit}" > "${STATE_DIR}/ports/${port}"
+done
+for marker in "${STATE_DIR}"/ports/*; do
+  [[ -f "${marker}" ]] || continue
+  owner=$(< "${marker}")
+  if [[ "${owner}" == platform-mon-* && "${owned}" != *" ${marker##*/}:${owner} "* ]]; then rm -f -- "${marker}"; fi
+done
 
 failed=()
 for program in "${program_list[@]}"; do

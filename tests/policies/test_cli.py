@@ -43,8 +43,8 @@ def test_make_preview_passes_the_shipped_stacks_with_their_headroom_warnings(cli
     assert code == 0
     assert out.count("policy pack platform-guardrails 1.0.0: 0 mandatory, 1 advisory") == 2
     assert "alibaba-host (alibaba): usable 1843 MiB; workloads 1584 MiB + OS reserve 256 MiB = 1840 MiB -> fits" in out
-    assert "tencent-host (tencent): usable 3686 MiB; workloads 3180 MiB + OS reserve 256 MiB = 3436 MiB -> fits" in out
-    assert out.count("[memory-headroom] tencent-host (tencent): used 3180 MiB") == 1
+    assert "tencent-host (tencent): usable 3686 MiB; workloads 3412 MiB + OS reserve 256 MiB = 3668 MiB -> fits" in out
+    assert out.count("[memory-headroom] tencent-host (tencent): used 3412 MiB") == 1
 
 
 def test_a_mandatory_violation_fails_the_gate_and_shows_the_shortfall(cli):
@@ -73,10 +73,10 @@ def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[:2] == [COMMENT_MARKER, "## Policy gate: ✅ passed"]
-    assert "| `alibaba` | 64 | 0 | 1 |" in lines
-    assert "| `tencent` | 17 | 0 | 1 |" in lines
-    verdict = "✅ fits: buffer 250 MiB (6.8% of usable, below the 10% headroom)"
-    assert f"| tencent-host | tencent | 3686 | 3180 | 256 | {verdict} |" in lines
+    assert "| `alibaba` | 72 | 0 | 1 |" in lines
+    assert "| `tencent` | 18 | 0 | 1 |" in lines
+    verdict = "✅ fits: buffer 18 MiB (0.5% of usable, below the 10% headroom)"
+    assert f"| tencent-host | tencent | 3686 | 3412 | 256 | {verdict} |" in lines
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES), "--format", "markdown")
     assert (code, out.splitlines()[1]) == (1, "## Policy gate: ❌ 1 mandatory violation")
     assert "❌ refused: short by 1897 MiB" in out

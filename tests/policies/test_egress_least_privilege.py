@@ -71,7 +71,7 @@ def test_messages_say_what_is_allowed_and_why_it_is_not():
         "connection out; end the egress rules with a drop of all protocols to 0.0.0.0/0"
     ]
     assert messages("tencent_smtp_to_the_world") == [
-        "tencent-fw-rules egresses[13]: accept tcp 25 to 0.0.0.0/0: tcp/25 to 0.0.0.0/0 is not on the egress allowlist"
+        "tencent-fw-rules egresses[17]: accept tcp 25 to 0.0.0.0/0: tcp/25 to 0.0.0.0/0 is not on the egress allowlist"
     ]
     (deny_first,) = messages("tencent_deny_all_first")
     assert deny_first.startswith(

@@ -59,8 +59,8 @@ def test_the_tencent_host_holds_the_five_services_with_a_buffer_below_the_headro
     (warning,) = violations(shipped("tencent"), "memory-headroom")
     assert warning.level == "advisory"
     assert warning.message.startswith(
-        "tencent-host (tencent): used 3180 MiB + OS reserve 256 MiB of limit 3686 MiB, free 250 MiB "
-        "(6.8% of usable, below the 10% headroom)"
+        "tencent-host (tencent): used 3412 MiB + OS reserve 256 MiB of limit 3686 MiB, free 18 MiB "
+        "(0.5% of usable, below the 10% headroom)"
     )
     assert "ai-service-1 600, ai-service-2 600, mysql 384" in warning.message
 
@@ -94,9 +94,11 @@ def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():
     assert violations(shipped("alibaba"), "memory-budget", config) == []
     floor, short = (v.message for v in violations(shipped("tencent"), "memory-budget", config))
     assert "the pack requires at least 600" in floor
-    assert "short by 94 MiB" in short
+    assert "short by 326 MiB" in short  # 600 - 256 = 344 more than the 18 left
 
 
 def test_a_lower_headroom_silences_the_warning_and_a_disabled_policy_reports_nothing():
-    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 5}}) == []
+    # The shipped Tencent host keeps 0.5 % free: a headroom of 0.4 % is met.
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.4}}) == []
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.5}}) != []
     assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": "disabled"}) == []

@@ -122,8 +122,8 @@ def test_messages_name_the_finding_and_never_the_value():
 
 
 def test_the_shipped_secret_commands_are_the_ones_checked_for_logging():
-    # The database, TLS and replication commands carry passwords or keys on stdin; the
-    # bootstrap and the backups carry none and may log.
+    # The database, TLS, replication and exporter-user commands carry passwords or keys on stdin;
+    # the bootstrap, the backups and the (database host's) monitoring carry none and may log.
     run = copy.deepcopy(shipped("alibaba"))
     for registration in run.of_type(COMMAND):
         registration.inputs["logging"] = "stdoutAndStderr"
@@ -135,4 +135,5 @@ def test_the_shipped_secret_commands_are_the_ones_checked_for_logging():
         "alibaba-db-tls",
         *(f"alibaba-db-{db}" for db in databases),
         *(f"alibaba-db-repl-{db}" for db in sources),
+        *(f"alibaba-db-exporter-{db}" for db in sources),  # the exporters' passwords; the same engines
     }

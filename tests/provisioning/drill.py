@@ -47,8 +47,11 @@ def program_on(host: SshHost, stack: str, **changes: Any) -> StackRun:
 
     Without replication sources: their commands need running engines, which the upgrade drill's
     stand-in containers are not (tests/provisioning/test_replication.py runs them against real ones).
+    Without monitoring unless asked: its programs would hold their ports on this machine for every
+    scenario (tests/provisioning/test_monitoring_loopback.py and test_db_exporters.py run them).
     """
     host_fields = {"hostKey": host.host_key, "memoryMib": 2048, "sshUser": "root"}
+    changes = {"monitoring": {"enabled": False}, **changes}
     if stack == "alibaba":
         changes = {"replication": {"sources": []}, **changes}
     return evaluate(stack, paths=host.paths(), host=host_fields, **changes)

@@ -354,6 +354,8 @@ class SshHost:
             "platform:existing": json.dumps(list(existing)),
             "platform:paths": json.dumps(self.paths(keep_releases)),
         }
+        # Monitoring only where a test asks for it (``extra``): its programs hold ports on this machine.
+        config["platform:monitoring"] = json.dumps({"enabled": False})
         config.update({f"platform:{key}": json.dumps(value) for key, value in (extra or {}).items()})
         if cloud == "tencent":
             config["platform:services"] = json.dumps(list(services))

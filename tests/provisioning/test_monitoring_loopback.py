@@ -19,7 +19,9 @@ from components import monitoring
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import free_ports
 
-needed = [Path(monitoring.binary_of(program)) for program in monitoring.PROGRAMS]
+# What this test runs (Grafana is in no Debian archive: tests/test_grafana.py covers its files).
+RUN_HERE = ("node-exporter", "prometheus", "alertmanager", "blackbox-exporter", "alert-relay")
+needed = [Path(monitoring.binary_of(program)) for program in RUN_HERE]
 # What `make bench` prints: each program's resident memory once the alert went out, and its limit.
 RESIDENT: list[tuple[str, float, float]] = []
 
@@ -129,5 +131,17 @@ def test_the_monitoring_step_starts_prometheus_and_an_alert_reaches_the_webhook(
         again = host.step(monitoring.monitoring_step("app", plan), stdin, timeout=180)
         assert again.code == 0, again
         assert again.stdout.strip() == "monitoring: unchanged"
+
+        # Monitoring switched off: every program stopped and its unit removed (the memory the plan
+        # no longer counts is free); nothing else on the host is touched.
+        off = host.plan("tencent", extra={"monitoring": {"enabled": False}})
+        retired = host.step(monitoring.monitoring_step("app", off), "", timeout=180)
+        assert retired.code == 0, retired
+        running = host.service_pids()
+        for workload in plan.monitoring_workloads:
+            unit = monitoring.unit_name(workload.name)
+            assert f"monitoring: {unit} stopped and removed (no longer in the plan)" in retired.stdout
+            assert unit not in running
+            assert not (Path(plan.paths.units) / unit).exists()
     finally:
         receiver.close()

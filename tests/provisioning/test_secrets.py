@@ -103,8 +103,10 @@ def test_the_real_programs_commands_carry_the_secret_on_stdin_only(host: SshHost
         databases=seed_databases("production-mysql", "production-redis"),
         paths=host.paths(),
         host={"hostKey": host.host_key, "memoryMib": 2048},
-        # Replication's commands need running engines: tests/provisioning/test_replication.py.
+        # Replication's commands need running engines: tests/provisioning/test_replication.py;
+        # the exporters' too: tests/provisioning/test_db_exporters.py.
         replication={"sources": []},
+        monitoring={"enabled": False},
     )
     commands = remote_commands(stack)
     names = {f"alibaba-db-{name}" for name in ("production-mysql", "production-redis")}

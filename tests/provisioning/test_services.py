@@ -153,6 +153,7 @@ def tencent_stack(host: SshHost, entries: list[dict[str, Any]], batches: list[li
         batches=batches,
         existing=[],
         proxy=None,  # no nginx among the existing workloads (tests/provisioning/test_app_platform.py has it)
+        monitoring={"enabled": False},  # tests/provisioning/test_monitoring_loopback.py runs it
         paths=host.paths(),
         host={"sshUser": "root", "hostKey": host.host_key, "memoryMib": 2048},
     )
@@ -175,6 +176,7 @@ def test_failing_batch_stops_the_later_batches(host: SshHost) -> None:
         "tencent-svc-alpha": 0,
         "tencent-svc-beta": 7,
         "tencent-svc-gamma": None,  # never started: it depends on batch 1
+        "tencent-svc-monitoring": 0,  # off in this plan: it finds nothing of an earlier one to remove
     }
     assert get(alpha, "/version") == (200, "1.0.0")
     assert not listening(beta)
