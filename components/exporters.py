@@ -19,6 +19,7 @@ import pulumi
 
 from components.engines import POSTGRES_SUPERUSER, secret_file
 from components.provisioning import Step, render
+from components.replication import LIB
 from plan import Database, DatabaseKind, Plan
 
 # One name for every engine: MySQL, PostgreSQL and Redis ACL names all accept it.
@@ -124,7 +125,7 @@ def exporter_step(component: str, plan: Plan, exporter: str, stdin: pulumi.Input
     }
     return Step(
         f"{component}-exporter-{db.name}",
-        script=render(["lib/repl.sh", "db_exporter.sh"], params),
+        script=render([LIB, "db_exporter.sh"], params),
         label=f"platform-exporter-{db.name}",
         stdin=stdin,
         handles_secrets=True,

@@ -29,14 +29,6 @@ password=${password%$'\n'}
 marker="${STATE_DIR}/monitoring/${NAME}.exporter"
 changes=()
 
-run_sql() {  # sql function [args...]: the error redacted
-  local sql=$1 out status=0
-  shift
-  out=$(printf '%s\n' "${sql}" | "$@" 2>&1) || status=$?
-  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${password}")" 5; fi
-  printf '%s' "${out}"
-}
-
 exporter_mysql() {
   local account grants expected
   account="$(sql_literal "${EXPORTER_USER}")@'%'"
@@ -85,34 +77,7 @@ GRANT pg_monitor TO ${role};" container_psql postgres > /dev/null
 }
 
 exporter_redis() {
-  local acl digest line section="" flags="" hashes="" commands="" wanted
-  acl=$(printf 'ACL GETUSER %s\n' "$(redis_word "${EXPORTER_USER}")" | container_redis)
-  while IFS= read -r line; do
-    case "${line}" in
-      flags | passwords | commands | keys | channels | selectors) section=${line} ;;
-      "") ;;
-      *)
-        case "${section}" in
-          flags) flags+=" ${line}" ;;
-          passwords) hashes+=" ${line}" ;;
-          commands) commands=${line} ;;
-          *) ;;
-        esac
-        ;;
-    esac
-  done <<< "${acl}"
-  digest=$(printf '%s' "${password}" | sha256sum)
-  digest=${digest%% *}
-  if [[ " ${flags} " != *" on "* || " ${hashes} " != *" ${digest} "* ]]; then
-    fail "the running engine has no enabled user ${EXPORTER_USER} with this password: its container step installs the auth file that defines it (components/engines.py: secret_content), and runs first" 4
-  fi
-  local -a rules=() expected_rules=()
-  read -ra rules <<< "${commands}"
-  read -ra expected_rules <<< "-@all ${REDIS_COMMANDS}"
-  wanted=$(printf '%s\n' "${expected_rules[@]}" | sort | tr '\n' ' ')
-  if [[ "$(printf '%s\n' "${rules[@]}" | sort | tr '\n' ' ')" != "${wanted}" ]]; then
-    fail "user ${EXPORTER_USER} may run other commands than the exporter needs (${commands})" 4
-  fi
+  check_redis_acl_user "${EXPORTER_USER}" "${password}" "-@all ${REDIS_COMMANDS}" "the exporter"
 }
 
 case "${KIND}" in

@@ -33,15 +33,6 @@ check_password "replication password" "${password}"
 marker="${STATE_DIR}/replication/${NAME}.source"
 changes=()
 
-# Runs SQL given as $1 through the client function $2 (and its arguments), the error redacted.
-run_sql() {  # sql function [args...]
-  local sql=$1 out status=0
-  shift
-  out=$(printf '%s\n' "${sql}" | "$@" 2>&1) || status=$?
-  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${password}")" 5; fi
-  printf '%s' "${out}"
-}
-
 source_mysql() {
   local account grants create expected others
   account="$(sql_literal "${REPL_USER}")@$(sql_literal "${PEER}")"
@@ -182,35 +173,11 @@ $(printf 'local all %s reject' "${REPL_USER}")
 }
 
 source_redis() {
-  local acl port tls_port digest line section="" flags="" hashes="" commands=""
-  acl=$(printf 'ACL GETUSER %s\n' "$(redis_word "${REPL_USER}")" | container_redis)
-  while IFS= read -r line; do
-    case "${line}" in
-      flags | passwords | commands | keys | channels | selectors) section=${line} ;;
-      "") ;;
-      *)
-        case "${section}" in
-          flags) flags+=" ${line}" ;;
-          passwords) hashes+=" ${line}" ;;
-          commands) commands=${line} ;;
-          *) ;;
-        esac
-        ;;
-    esac
-  done <<< "${acl}"
-  digest=$(printf '%s' "${password}" | sha256sum)
-  digest=${digest%% *}
+  local port tls_port
+  check_redis_acl_user "${REPL_USER}" "${password}" "-@all +psync +replconf +ping" replication
   port=$(printf 'CONFIG GET port\n' | container_redis)
   tls_port=$(printf 'CONFIG GET tls-port\n' | container_redis)
   port=${port##*$'\n'} tls_port=${tls_port##*$'\n'}
-  if [[ " ${flags} " != *" on "* || " ${hashes} " != *" ${digest} "* ]]; then
-    fail "the running engine has no enabled user ${REPL_USER} with this password: its container step installs the auth file that defines it (components/engines.py: secret_content), and runs first" 4
-  fi
-  local -a rules=()
-  read -ra rules <<< "${commands}"
-  if [[ "$(printf '%s\n' "${rules[@]}" | sort | tr '\n' ' ')" != "+ping +psync +replconf -@all " ]]; then
-    fail "user ${REPL_USER} may run other commands than replication needs (${commands})" 4
-  fi
   if [[ "${port}" != 0 || "${tls_port}" == 0 || -z "${tls_port}" ]]; then
     fail "the engine serves plaintext (port ${port}, tls-port ${tls_port:-none}): its unit must be rendered with its TLS directory" 4
   fi

@@ -142,6 +142,50 @@ container_redis() {
   printf '%s\n' "${out#OK}"
 }
 
+# SQL given as $1 through the client function $2 (and its arguments); an error fails the step, every
+# occurrence of the script's own ${password} (the secret it read from stdin) redacted.
+run_sql() {  # sql function [args...]
+  local sql=$1 out status=0
+  shift
+  out=$(printf '%s\n' "${sql}" | "$@" 2>&1) || status=$?
+  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${password}")" 5; fi
+  printf '%s' "${out}"
+}
+
+# A Redis ACL user that a container step defines in the engine's auth file (components/engines.py:
+# secret_content): the step fails unless the running engine has it enabled, with this password
+# (by its SHA-256), allowed exactly these command rules (in any order).
+check_redis_acl_user() {  # user password "rules" what-it-is-for
+  local acl digest line section="" flags="" hashes="" commands="" wanted
+  local -a rules=() expected=()
+  acl=$(printf 'ACL GETUSER %s\n' "$(redis_word "$1")" | container_redis)
+  while IFS= read -r line; do
+    case "${line}" in
+      flags | passwords | commands | keys | channels | selectors) section=${line} ;;
+      "") ;;
+      *)
+        case "${section}" in
+          flags) flags+=" ${line}" ;;
+          passwords) hashes+=" ${line}" ;;
+          commands) commands=${line} ;;
+          *) ;;
+        esac
+        ;;
+    esac
+  done <<< "${acl}"
+  digest=$(printf '%s' "$2" | sha256sum)
+  digest=${digest%% *}
+  if [[ " ${flags} " != *" on "* || " ${hashes} " != *" ${digest} "* ]]; then
+    fail "the running engine has no enabled user $1 with this password: its container step installs the auth file that defines it (components/engines.py: secret_content), and runs first" 4
+  fi
+  read -ra rules <<< "${commands}"
+  read -ra expected <<< "$3"
+  wanted=$(printf '%s\n' "${expected[@]}" | sort | tr '\n' ' ')
+  if [[ "$(printf '%s\n' "${rules[@]}" | sort | tr '\n' ' ')" != "${wanted}" ]]; then
+    fail "user $1 may run other commands than $4 needs (${commands})" 4
+  fi
+}
+
 # --- a replica: the native engine on PORT (Tencent host) ---------------------------------------
 
 # The process listening on TCP port PORT.
