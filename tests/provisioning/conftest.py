@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.provisioning.harness import SSHD, STATS, SshHost
+from tests.provisioning.harness import PRIVSEP_DIR, SSHD, STATS, SshHost
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,8 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
     """One sshd for the session; ``host`` gives each test a clean host behind it."""
     if os.geteuid() != 0 or not Path(SSHD).exists():
         pytest.skip(f"the provisioning scripts run as root over SSH: needs root and {SSHD} (openssh-server)")
+    if not PRIVSEP_DIR.is_dir():
+        pytest.skip(f"sshd needs its directory {PRIVSEP_DIR}, which no test creates: `bash .ci/run` makes it")
     host = SshHost(tmp_path_factory.mktemp("provisioning"))
     host.start()
     try:

@@ -38,7 +38,10 @@ HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "standins"
 SAMPLE_APP = HERE / "sample_app.py"
 SSHD = "/usr/sbin/sshd"
-PRIVSEP_DIR = Path("/run/sshd")  # Debian's sshd needs it; its systemd unit creates it
+# Debian's sshd refuses to start without its privilege-separation directory. It is shared system
+# state (every sshd on the machine uses it), so no test creates or removes it: its systemd unit
+# makes it on a host, `.ci/run` on a CI machine.
+PRIVSEP_DIR = Path("/run/sshd")
 
 # Placeholder database passwords: random per session, all carrying MARKER, so one scan finds
 # any of them wherever it leaked.
@@ -112,7 +115,6 @@ class SshHost:
         self.port = 0
         self.host_key = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._made_privsep_dir = False
         self.traced = False
         self._releases: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -171,9 +173,6 @@ class SshHost:
                 ]
             )
         )
-        if not PRIVSEP_DIR.exists():
-            PRIVSEP_DIR.mkdir(mode=0o755)
-            self._made_privsep_dir = True
         subprocess.run([SSHD, "-t", "-f", str(config)], check=True, capture_output=True, timeout=10)
         command = [SSHD, "-D", "-f", str(config), "-E", str(self.sshd_log)]
         tracer = _tracer()
@@ -208,9 +207,6 @@ class SshHost:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=10)
-        if self._made_privsep_dir:
-            with contextlib.suppress(OSError):
-                PRIVSEP_DIR.rmdir()
 
     def ssh_argv(self, command: str) -> list[str]:
         """The client side of pulumi-command's session: no PTY, no login shell, no prompts."""

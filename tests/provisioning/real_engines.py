@@ -1,4 +1,4 @@
-"""Real database engines for the data-plane tests: Debian's MariaDB 10.11, PostgreSQL 15 and Redis 7.
+"""Real database engines for the data-plane tests: Debian's MariaDB, PostgreSQL and Redis.
 
 Each instance listens on 127.0.0.1 on a free high port with a throwaway data directory, starts
 within a bounded wait and is stopped (or killed, to test recovery) by the test. ``attach`` tells
@@ -24,7 +24,17 @@ from pathlib import Path
 
 from tests.provisioning.harness import free_port, wait_until
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def newest_postgres(root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """The bin directory of the newest PostgreSQL installed (Debian 12 ships 15, Ubuntu 24.04 16):
+    found by version, so the tests run on either."""
+    found = [d for d in root.glob("*/bin") if d.parent.name.isdigit() and (d / "postgres").exists()]
+    if not found:
+        return root / "VERSION" / "bin"  # names what is missing in the skip reason
+    return max(found, key=lambda d: int(d.parent.name))
+
+
+PG_BIN = newest_postgres()
 BINARIES = {
     "mysql": ("/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb"),
     "postgres": (str(PG_BIN / "postgres"), str(PG_BIN / "initdb"), "/usr/bin/psql"),

@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from components import services as services_component
 from components.services import HOST_UV_VERSION, credentials_stdin
 from tests.provisioning import app_platform
-from tests.provisioning.harness import SshHost, free_port, password_for
+from tests.provisioning.harness import SshHost, free_port, password_for, wait_until
 from tests.provisioning.workloads import free_ports
 
 JWT = password_for("jwt-secret")  # a placeholder the leak scan looks for everywhere
@@ -71,7 +72,11 @@ def proxy_plan(host: SshHost, service: dict[str, Any], ports: list[int], tls: tu
 
 
 def through_nginx(ca: Path, port: int, path: str) -> tuple[int, str]:
-    """GET https://platform.test:<port><path> at 127.0.0.1, the certificate checked against the CA."""
+    """GET https://platform.test:<port><path> at 127.0.0.1, the certificate checked against the CA.
+
+    `nginx -s reload` (the unit's ExecReload) only signals the master, which opens a new listener
+    a moment later, so the port is awaited first (bounded)."""
+    assert wait_until(lambda: _accepts(port), timeout=10), f"nothing listens on 127.0.0.1:{port}"
     context = ssl.create_default_context(cafile=str(ca))
     connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     try:
@@ -80,6 +85,12 @@ def through_nginx(ca: Path, port: int, path: str) -> tuple[int, str]:
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @needs_uv
