@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +100,8 @@ def load_yaml(path: Path) -> Any:
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe subset, minus what a stack file never needs and an attacker would use:
     duplicate keys (YAML keeps the last silently), non-string keys, aliases (exponential
-    expansion), and nesting deeper than any plan."""
+    expansion), and nesting deeper than any plan. Plain scalars resolve as the Pulumi CLI's
+    reader (gopkg.in/yaml.v3, ``_resolve_as_yaml_v3``) resolves them, not as YAML 1.1 would."""
 
     depth = 0
 
@@ -129,6 +132,60 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen[key] = line
         return super().construct_mapping(node, deep)
+
+
+# gopkg.in/yaml.v3 v3.0.1 (the Pulumi CLI's reader: sdk/go/common/encoding/marshal.go) resolves a
+# plain scalar by its first character (resolve.go:35-45), then: booleans only true/True/TRUE and
+# false/False/FALSE (:52-53; on, yes, off and no are strings); null only ~, null/Null/NULL or empty
+# (:54); a timestamp YYYY-M-D[...] (:292-326); an integer by Go's ParseInt(base 0) once every "_" is
+# removed (:191-203: 0x, 0o, 0b, and a leading 0 for octal: 017 is 15); else a float
+# (yamlStyleFloat, :124; 018 is 18.0) or .inf/.nan (:55-58). No base-60 (:165-167: 30:43 is a string).
+_V3_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_V3_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_V3_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}.*)?$")
+_V3_INT = re.compile(r"^[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_]*)$")
+_V3_FLOAT = re.compile(r"^[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
+_V3_SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+def _resolve_as_yaml_v3(loader: type[yaml.SafeLoader]) -> None:
+    loader.yaml_implicit_resolvers = {}
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", _V3_BOOL, list("tTfF"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:null", _V3_NULL, ["~", "n", "N", ""])
+    loader.add_implicit_resolver("tag:yaml.org,2002:timestamp", _V3_TIMESTAMP, list("0123456789"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:int", _V3_INT, list("-+0123456789"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", _V3_FLOAT, list("-+0123456789."))
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", _V3_SPECIAL_FLOAT, list("-+."))
+    loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
+
+
+def _v3_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | float | str:
+    written = str(loader.construct_scalar(node))
+    text = written.replace("_", "")
+    sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+    try:
+        value = sign * int(digits, 8 if re.fullmatch(r"0[0-7]+", digits) else 0)  # Go: a leading 0 is octal
+        if -(2**63) <= value < 2**64:  # int64, then uint64 (resolve.go:192-203)
+            return value
+    except ValueError:  # 018 (no octal), or more digits than Python converts
+        pass
+    if _V3_FLOAT.match(text) and math.isfinite(number := sign * float(digits)):  # resolve.go:204-209
+        return number
+    return written  # out of every range: Go's parsers fail, so yaml.v3 keeps the text
+
+
+def _v3_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if text.lower().endswith(".nan"):
+        return math.nan
+    if text.lower().endswith(".inf"):
+        return -math.inf if text.startswith("-") else math.inf
+    return float(text)
+
+
+_resolve_as_yaml_v3(_StrictLoader)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _v3_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _v3_float)
 
 
 def _line(event: Any) -> int:
@@ -213,16 +270,46 @@ def with_missing_secrets(
 
 
 def _encode(key: str, value: Any) -> str:
-    """Pulumi passes strings as they are and everything else as JSON."""
+    """What the Pulumi CLI hands the program (sdk/go/common/resource/config/object.go: MarshalString):
+    a string as it is, a top-level null as "" (the CLI warns and treats it so), everything else as
+    Go's JSON, where a float with no fraction is written without one (2.0 reads back as 2)."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
     try:
-        return json.dumps(value, allow_nan=False)
+        return json.dumps(_as_go_json(value), allow_nan=False)
     except (TypeError, ValueError):  # a YAML date, set, binary or .nan: nothing a config value can be
-        raise StackFileError(
-            f"{key}: holds a value config cannot carry (a YAML date, set, binary or NaN); "
-            "use strings, numbers, booleans, lists and mappings"
-        ) from None
+        raise StackFileError(f"{key}: {_unencodable(value)}") from None
+
+
+def _unencodable(value: Any) -> str:
+    """Why the Pulumi CLI would not hand ``value`` over as it reads."""
+    leaves = [value]
+    while leaves:
+        leaf = leaves.pop()
+        if isinstance(leaf, dict):
+            leaves += leaf.values()
+        elif isinstance(leaf, list):
+            leaves += leaf
+        elif isinstance(leaf, datetime.date):
+            return (
+                f"holds a date, which the Pulumi CLI hands the program as text such as "
+                f"'{leaf.isoformat()[:10]} 00:00:00 +0000 UTC'; quote it to keep it as written"
+            )
+        elif isinstance(leaf, float) and not math.isfinite(leaf):
+            return "holds .inf or .nan, which the Pulumi CLI refuses (JSON has no such number)"
+    return "holds a value config cannot carry (a set or binary); use strings, numbers, booleans, lists and mappings"
+
+
+def _as_go_json(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _as_go_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_go_json(v) for v in value]
+    return value
 
 
 def _has_secure(value: Any) -> bool:
