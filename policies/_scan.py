@@ -6,9 +6,25 @@ was seen and where, never the value (CrossGuard hands validators secrets in plai
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def _read_once(function: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """``function`` computed once per text in a process: every policy asks of the same few dozen
+    command texts. Each caller gets its own list."""
+    cached = functools.lru_cache(maxsize=4096)(lambda text: tuple(function(text)))
+
+    @functools.wraps(function)
+    def read(text: str) -> list[str]:
+        return list(cached(text))
+
+    return read
+
 
 # NAME=literal where NAME ends in a secret-ish word: MYSQL_ROOT_PASSWORD=..., api_key: ...
 _SECRET_WORDS = "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|SECRET_ID"  # noqa: S105 - names to look for
@@ -32,17 +48,31 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+@_read_once
 def secret_literals(text: str) -> list[str]:
-    """What in ``text`` looks like a password or key written in it, one finding per kind."""
-    found = []
-    for match in _ASSIGNED.finditer(text):
+    """What in ``text`` looks like a password or key written in it, one finding per kind.
+
+    Every pattern stays within a line, so each distinct line is read once (scripts repeat across
+    commands): the literals in text order, then the kinds in ``_PATTERNS`` order."""
+    assigned: list[str] = []
+    kinds: set[str] = set()
+    for line in text.split("\n"):
+        in_line, kinds_in_line = _line_secrets(line)
+        assigned += in_line
+        kinds |= kinds_in_line
+    return list(dict.fromkeys([*assigned, *(label for label, _ in _PATTERNS if label in kinds)]))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _line_secrets(line: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    assigned = []
+    for match in _ASSIGNED.finditer(line):
         value = match.group(3)
         # A reference ($VAR, ${VAR}, $(cmd)), a path or a placeholder is not a literal secret.
         if value.startswith(("$", "/", "<", "{{")) or len(value) < 4 or _SECRET_REFERENCE.fullmatch(value):
             continue
-        found.append(f"a literal assigned to {match.group(1)}")
-    found += [label for label, pattern in _PATTERNS if pattern.search(text)]
-    return list(dict.fromkeys(found))
+        assigned.append(f"a literal assigned to {match.group(1)}")
+    return tuple(assigned), frozenset(label for label, pattern in _PATTERNS if pattern.search(line))
 
 
 # ---------------------------------------------------------------------------------------
@@ -62,6 +92,7 @@ _PURGE_PARAM = re.compile(r"^PURGE=['\"]?([01])['\"]?$", re.MULTILINE)
 _IF, _FI = re.compile(r"(?:^|[;\s])if\s"), re.compile(r"(?:^|[;\s])fi\b")
 
 
+@_read_once
 def data_removals(text: str) -> list[str]:
     """Lines of ``text`` that can delete a database's data without the plan's ``purge: true``.
 
@@ -74,18 +105,27 @@ def data_removals(text: str) -> list[str]:
     found: list[str] = []
     guards: list[bool] = []  # one entry per open if-block: does its condition test PURGE?
     for number, line in enumerate(text.splitlines(), start=1):
-        code = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
-        opened = len(_IF.findall(code))
+        code, opened, closed, removal = _line_removal(line)
         guarded = any(guards) or "PURGE" in code
-        if _VOLUME_REMOVAL.search(code) and not guarded:
-            found.append(f"line {number}: removes container volumes: {code.strip()[:80]}")
-        elif _DATA_REFERENCE.search(code) and _DESTRUCTIVE.search(code) and not guarded:
-            found.append(f"line {number}: removes a data directory: {code.strip()[:80]}")
+        if removal and not guarded:
+            found.append(f"line {number}: {removal}: {code.strip()[:80]}")
         guards += ["PURGE" in code] * opened
-        for _ in range(len(_FI.findall(code))):
+        for _ in range(closed):
             if guards:
                 guards.pop()
     return found
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _line_removal(line: str) -> tuple[str, int, int, str]:
+    """A line's code (comment cut), the if-blocks it opens and closes, and what data it removes ('')."""
+    code = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
+    removal = ""
+    if _VOLUME_REMOVAL.search(code):
+        removal = "removes container volumes"
+    elif _DATA_REFERENCE.search(code) and _DESTRUCTIVE.search(code):
+        removal = "removes a data directory"
+    return code, len(_IF.findall(code)), len(_FI.findall(code)), removal
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,9 +157,24 @@ _FOR_ARRAY = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\s+\"?\$\{([A-Za-z_]\w*)\[[
 _QUOTE_IN_QUOTES = "'\"'\"'"
 
 
+# How components.provisioning.as_command wraps a script: ``[sudo -n ]bash -c <quoted> <label>``,
+# the script quoted by shlex.quote (one single-quoted word, a ' inside it written '"'"').
+_WRAPPED = re.compile(r"^(?:sudo -n )?bash -c '(.*)' ([A-Za-z0-9@%+=:,./_-]+)$", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)
 def command_script(text: str) -> str:
     """The script a command runs: the argument of ``bash -c`` when the command wraps one (as
-    components.provisioning.as_command does), else the text itself."""
+    components.provisioning.as_command does), else the text itself.
+
+    A command in as_command's own shape is unwrapped by undoing shlex.quote, checked by quoting the
+    result again; any other shape is split as the shell would (shlex), which is slower. Each text is
+    read once per process however many policies ask."""
+    wrapped = _WRAPPED.match(text)
+    if wrapped is not None:
+        script = wrapped.group(1).replace(_QUOTE_IN_QUOTES, "'")
+        if shlex.quote(script) == f"'{wrapped.group(1)}'":
+            return script
     try:
         words = shlex.split(text)
     except ValueError:
@@ -130,26 +185,38 @@ def command_script(text: str) -> str:
     return text
 
 
+# One rendered parameter, as components.provisioning.render writes it: NAME= and shlex.quote's
+# output, a bare word of safe characters or single-quoted runs joined by "'" (a quote inside).
+_RENDERED = re.compile(r"([A-Z][A-Z0-9_]*)=((?:'[^']*'|\"'\"|[A-Za-z0-9@%+=:,./_-])*)(?:\n|$)")
+
+
 def rendered_parameters(text: str) -> dict[str, str]:
     """The ``NAME=value`` block a rendered script starts with, values unquoted ({} without one)."""
-    script = command_script(text)
+    return dict(_parameters(command_script(text)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(script: str) -> tuple[tuple[str, str], ...]:
     at = script.find(_PARAMS_HEADER)
     if at < 0:
-        return {}
-    lexer = shlex.shlex(script[at + len(_PARAMS_HEADER) :], posix=True)
-    lexer.whitespace_split = True
+        return ()
+    position = script.find("\n", at) + 1 if "\n" in script[at:] else len(script)
     params: dict[str, str] = {}
-    try:
-        for word in lexer:
-            match = _PARAM.fullmatch(word)
-            if match is None:
-                break  # the script's body begins
-            params.setdefault(match.group(1), match.group(2))
-    except ValueError:  # an unbalanced quote: keep what was read
-        pass
-    return params
+    while (found := _RENDERED.match(script, position)) is not None and found.end() > position:
+        params.setdefault(found.group(1), _unquoted(found.group(2)))
+        position = found.end()
+    return tuple(params.items())
 
 
+_QUOTED_PART = re.compile(r"'([^']*)'|\"(')\"|([^'\"]+)")
+
+
+def _unquoted(word: str) -> str:
+    """A word shlex.quote wrote (``_RENDERED`` matched it), as the shell reads it."""
+    return "".join(a or b or c for a, b, c in _QUOTED_PART.findall(word))
+
+
+@_read_once
 def unsafe_removals(text: str) -> list[str]:
     """Removals in ``text`` that land on a system directory or can reach beyond their own.
 
@@ -175,25 +242,23 @@ def unsafe_removals(text: str) -> list[str]:
     loops: dict[str, str] = {}
     guards: list[bool] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        code = _COMMENT.sub("", line.replace(_QUOTE_IN_QUOTES, "'"))
-        opened = len(_IF.findall(code))
-        live = purge != "0" or not (any(guards) or "PURGE" in code)
-        for match in _FOR_ARRAY.finditer(code):
-            loops[match.group(1)] = match.group(2)
-        for match in _ARRAY.finditer(code) if live else ():
-            entries = _words(match.group(3))
-            arrays[match.group(1)] = [*arrays.get(match.group(1), []), *entries] if match.group(2) else entries
-        for match in _RM.finditer(code) if live else ():
-            for word in _operands(match.group(1)):
-                loop = _REFERENCE.fullmatch(word)
-                array = loops.get(loop.group(1) or loop.group(2)) if loop else None
-                for written in arrays.get(array, []) if array else [word]:
-                    resolved = _resolve(written, params)
-                    if resolved is not None:
-                        whole = _REFERENCE.fullmatch(written) is not None
-                        targets.append((f"line {number}: removes", written, *resolved, whole))
-        guards += ["PURGE" in code] * opened
-        for _ in range(len(_FI.findall(code))):
+        facts = _line_shell(line)
+        if not (facts.loops or facts.arrays or facts.removed or facts.opened or facts.closed):
+            continue  # nothing this reading tracks (most lines)
+        live = purge != "0" or not (any(guards) or facts.purge)
+        loops.update(facts.loops)
+        for name, added, entries in facts.arrays if live else ():
+            arrays[name] = [*arrays.get(name, []), *entries] if added else list(entries)
+        for word in facts.removed if live else ():
+            loop = _REFERENCE.fullmatch(word)
+            array = loops.get(loop.group(1) or loop.group(2)) if loop else None
+            for written in arrays.get(array, []) if array else [word]:
+                resolved = _resolve(written, params)
+                if resolved is not None:
+                    whole = _REFERENCE.fullmatch(written) is not None
+                    targets.append((f"line {number}: removes", written, *resolved, whole))
+        guards += [facts.purge] * facts.opened
+        for _ in range(facts.closed):
             if guards:
                 guards.pop()
     found: list[str] = []
@@ -208,6 +273,31 @@ def unsafe_removals(text: str) -> list[str]:
             f"{where} {written} = {shown}, which {reason}" if written != path else f"{where} {shown}, which {reason}"
         )
     return found
+
+
+@dataclass(frozen=True)
+class _ShellLine:
+    """What ``unsafe_removals`` reads of one line."""
+
+    purge: bool
+    opened: int
+    closed: int
+    loops: tuple[tuple[str, str], ...]
+    arrays: tuple[tuple[str, bool, tuple[str, ...]], ...]
+    removed: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _line_shell(line: str) -> _ShellLine:
+    code = _COMMENT.sub("", line.replace(_QUOTE_IN_QUOTES, "'"))
+    return _ShellLine(
+        purge="PURGE" in code,
+        opened=len(_IF.findall(code)),
+        closed=len(_FI.findall(code)),
+        loops=tuple((m.group(1), m.group(2)) for m in _FOR_ARRAY.finditer(code)),
+        arrays=tuple((m.group(1), bool(m.group(2)), tuple(_words(m.group(3)))) for m in _ARRAY.finditer(code)),
+        removed=tuple(word for m in _RM.finditer(code) for word in _operands(m.group(1))),
+    )
 
 
 def _words(text: str) -> list[str]:
@@ -304,6 +394,7 @@ _STOPS_WORKLOAD = re.compile(
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 
 
+@_read_once
 def workload_stops(text: str) -> list[str]:
     """Lines of ``text`` that stop, disable or remove a workload or its data, as ``line N: code``.
 
@@ -314,11 +405,15 @@ def workload_stops(text: str) -> list[str]:
     command position (so ``echo "stopped"`` is not one). Comments are skipped. A line that looks
     like it holds a secret is named by its number only.
     """
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        code = _COMMENT.sub("", line).strip()
-        if not code or not _STOPS_WORKLOAD.search(code):
-            continue
-        shown = "text withheld: it looks like it holds a secret" if secret_literals(code) else code[:80]
-        found.append(f"line {number}: {shown}")
-    return found
+    return [
+        f"line {number}: {shown}" for number, line in enumerate(text.splitlines(), start=1) if (shown := _stop(line))
+    ]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stop(line: str) -> str:
+    """A line's code when it stops a workload ('' when it does not)."""
+    code = _COMMENT.sub("", line).strip()
+    if not code or not _STOPS_WORKLOAD.search(code):
+        return ""
+    return "text withheld: it looks like it holds a secret" if secret_literals(code) else code[:80]

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -428,16 +429,25 @@ def _target_problems(script: str, target: str) -> list[str]:
 
 
 def static_credentials(text: str) -> list[str]:
-    """What in ``text`` is a static cloud credential (never the value itself)."""
+    """What in ``text`` is a static cloud credential (never the value itself). A command line ends
+    at a newline, so each distinct line is read once (``_line_credentials``)."""
     found = [f for f in secret_literals(text) if any(word in f for word in _KEY_FINDINGS)]
+    for line in text.split("\n"):
+        found += _line_credentials(line)
+    return list(dict.fromkeys(found))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _line_credentials(line: str) -> tuple[str, ...]:
+    found = []
     for pattern, what in ((_KEY_ASSIGNED, "a literal assigned to {}"), (_KEY_OPTION, "a literal {} option")):
-        for match in pattern.finditer(text):
+        for match in pattern.finditer(line):
             if not _is_reference(match.group(3)):
                 found.append(what.format(match.group(1)))
-    for match in _OSSUTIL_KEY.finditer(text):
+    for match in _OSSUTIL_KEY.finditer(line):
         if not _is_reference(match.group(3)):
             found.append(f"an ossutil {match.group(1)} <key> argument")
-    return list(dict.fromkeys(found))
+    return tuple(found)
 
 
 def _is_reference(value: str) -> bool:
