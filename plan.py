@@ -14,7 +14,7 @@ import ipaddress
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from difflib import get_close_matches
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -52,6 +52,7 @@ from plan_values import (
     cloud_id_pattern,
     count,
     covered_addresses,
+    example_reason,
     is_below,
     looks_secret_key,
     shown,
@@ -71,8 +72,8 @@ REPLICATION_USER = "replication"
 # Command names a workload's name must not start with (or be): each names one of the commands the
 # provisioning components add beside the workloads' own (<component>-<prefix><workload>), so a
 # workload called so would collide with, or be mistaken for, one of them.
-RESERVED_PREFIXES = ("retire-", "backup-", "restore-", "repl-", "replica-", "replication-", "tls-")
-RESERVED_NAMES = ("bootstrap", "tls")
+RESERVED_PREFIXES = ("retire-", "backup-", "restore-", "repl-", "replica-", "replication-", "tls-", "exporter-")
+RESERVED_NAMES = ("bootstrap", "tls", "proxy", "monitoring")
 # The transient workload of the backup jobs (see Plan.transient).
 BACKUP_JOBS = "backup-jobs"
 # Chosen here: the memory of a backup or drill job's own programs on the host (MemoryMax= of
@@ -92,6 +93,10 @@ OS_RESERVE_MIB = 256
 # direct buffers). The seeds give no figure; they record Elasticsearch OOM-killed until its heap
 # was cut to 128 MB.
 JVM_NATIVE_FLOOR_MIB = 150
+
+
+# Fields of free text (a description, a port's purpose, a reason): words, never settings.
+FREE_TEXT_FIELDS = frozenset({"description", "purpose", "none"})
 
 
 class PlanError(Exception):
@@ -581,6 +586,15 @@ class Retired(Model):
     services: tuple[RetiredService, ...] = ()
 
 
+class Omit(Model):
+    """Default workloads this host does not have: they were never deployed here, so they leave the
+    plan without a retire step. Besides ``platform:retired``, the only way a default leaves the plan."""
+
+    databases: tuple[Name, ...] = Field(default=(), max_length=64)
+    services: tuple[Name, ...] = Field(default=(), max_length=64)
+    existing: tuple[Name, ...] = Field(default=(), max_length=64)
+
+
 class Paths(Model):
     """Where provisioning installs things on the host (tests point these at a temp dir).
 
@@ -889,8 +903,8 @@ def _service(
         "family": family,
         "memoryMib": memory_mib,
         "runtime": runtime,
-        # Chosen here: CI builds each release into artifacts/ before `pulumi up` uploads it.
-        "release": {"version": "1.0.0", "upload": f"artifacts/{name}-1.0.0.tar.gz"},
+        # No release: where a service's build lives (a URL and its sha256, or a file built on the
+        # deploying machine) is the stack's to say; the seeds name no release store.
         "startCommand": start,
     }
 
@@ -943,6 +957,106 @@ DEFAULT_EXISTING: tuple[dict[str, Any], ...] = (
 
 
 # ---------------------------------------------------------------------------------------
+# Defaults, patched by name
+# ---------------------------------------------------------------------------------------
+
+# The default workloads of each cloud's host. A stack's entries patch them by name; a default
+# leaves the plan only through platform:retired (taken off the host) or platform:omit (never there).
+CLOUD_DEFAULTS: dict[Cloud, dict[str, tuple[dict[str, Any], ...]]] = {
+    Cloud.ALIBABA: {"databases": DEFAULT_DATABASES},
+    Cloud.TENCENT: {"services": DEFAULT_SERVICES, "existing": DEFAULT_EXISTING},
+}
+PATCHED_SECTIONS = ("databases", "services", "existing")
+
+
+def with_defaults(data: Any) -> Any:
+    """The stack's config with the cloud's default workloads filled in.
+
+    Each entry of ``databases``, ``services`` and ``existing`` whose ``name`` is a default's patches
+    that default: the fields it lists replace the default's, the others stay (``{name:
+    production-mysql, memoryMib: 256}`` raises one limit). An entry with a new name adds a workload.
+    A default leaves only when ``platform:retired`` or ``platform:omit`` names it, so a one-entry
+    list never drops the others. Without ``batches``, the default batches keep their order and a
+    workload of the stack's own is deployed last, in one more batch. Applying it twice changes
+    nothing. Malformed input is passed on for the model to name.
+    """
+    if not isinstance(data, dict) or data.get("cloud") not in {c.value for c in Cloud}:
+        return data
+    defaults = CLOUD_DEFAULTS[Cloud(data["cloud"])]
+    filled = dict(data)
+    for section in PATCHED_SECTIONS:
+        entries = data.get(section, [])
+        if not isinstance(entries, list | tuple):
+            continue
+        leaving = _leaving(data, section)
+        _check_leaving(section, leaving, defaults.get(section, ()), entries)
+        filled[section] = _patched(defaults.get(section, ()), list(entries), leaving)
+    if "services" in defaults and "batches" not in data and isinstance(filled.get("services"), list):
+        filled["batches"] = _default_batches([s.get("name") for s in filled["services"] if isinstance(s, dict)])
+    return filled
+
+
+def _leaving(data: dict[str, Any], section: str) -> dict[str, str]:
+    """Names of default workloads the stack takes out of ``section``, and the key that says so."""
+    found: dict[str, str] = {}
+    for key in ("omit", "retired"):
+        block = data.get(key)
+        listed = block.get(section, []) if isinstance(block, dict) else []
+        for index, entry in enumerate(listed if isinstance(listed, list | tuple) else []):
+            name = entry.get("name") if isinstance(entry, dict) else entry
+            if isinstance(name, str):
+                found.setdefault(name, f"{NAMESPACE}:{key}.{section}[{index}]")
+    return found
+
+
+def _check_leaving(
+    section: str, leaving: Mapping[str, str], defaults: tuple[dict[str, Any], ...], entries: list[Any] | tuple[Any, ...]
+) -> None:
+    default_names = [d["name"] for d in defaults]
+    listed = {e.get("name"): index for index, e in enumerate(entries) if isinstance(e, dict)}
+    for name, where in leaving.items():
+        if where.startswith(f"{NAMESPACE}:omit.") and name not in default_names:
+            valid = ", ".join(default_names) or "none"
+            what = {"databases": "database", "services": "service"}.get(section, "existing workload")
+            raise ValueError(
+                f"{where}: {shown(name)} is not a default {what} of this cloud's plan (defaults: {valid}); omit "
+                "names defaults only: a workload of your own leaves the plan when its entry is deleted"
+            )
+        if name in listed:
+            raise ValueError(
+                f"{where}: {name!r} is also listed in {NAMESPACE}:{section}[{listed[name]}]; a workload is either "
+                "in the plan or out of it: remove one of the two entries"
+            )
+
+
+def _patched(defaults: tuple[dict[str, Any], ...], entries: list[Any], leaving: Mapping[str, str]) -> list[Any]:
+    by_name = {e.get("name"): e for e in entries if isinstance(e, dict)}
+    merged: list[Any] = []
+    for default in defaults:
+        if default["name"] in leaving:
+            continue
+        patch = by_name.get(default["name"])
+        merged.append(default if patch is None else _patch(default, patch))
+    names = {d["name"] for d in defaults}
+    merged += [e for e in entries if not (isinstance(e, dict) and e.get("name") in names)]
+    return merged
+
+
+def _patch(default: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The default's fields, each replaced by the patch's field of the same name (in either spelling)."""
+    given = {to_camel(key) if isinstance(key, str) else key: value for key, value in patch.items()}
+    return {**{k: v for k, v in default.items() if k not in given}, **patch}
+
+
+def _default_batches(services: list[Any]) -> list[list[Any]]:
+    present = set(services)
+    batches = [[name for name in batch if name in present] for batch in DEFAULT_BATCHES]
+    batched = {name for batch in DEFAULT_BATCHES for name in batch}
+    added = [name for name in services if name not in batched]
+    return [batch for batch in [*batches, added] if batch]
+
+
+# ---------------------------------------------------------------------------------------
 # The plan
 # ---------------------------------------------------------------------------------------
 
@@ -957,6 +1071,7 @@ class Plan(Model):
     batches: tuple[tuple[Name, ...], ...] = ()
     existing: tuple[ExistingWorkload, ...] = ()
     retired: Retired = Retired()
+    omit: Omit = Omit()
     paths: Paths = Paths()
     backups: Backups = Backups()
     replication: Replication = Replication()
@@ -970,17 +1085,8 @@ class Plan(Model):
     @model_validator(mode="before")
     @classmethod
     def _cloud_defaults(cls, data: Any) -> Any:
-        """Fill the default workloads (docs/PROVENANCE.md) when the stack does not list its own."""
-        if not isinstance(data, dict) or data.get("cloud") not in {c.value for c in Cloud}:
-            return data
-        filled = dict(data)
-        if filled["cloud"] == Cloud.ALIBABA:
-            filled.setdefault("databases", DEFAULT_DATABASES)
-        else:
-            filled.setdefault("services", DEFAULT_SERVICES)
-            filled.setdefault("batches", DEFAULT_BATCHES if "services" not in data else ())
-            filled.setdefault("existing", DEFAULT_EXISTING)
-        return filled
+        """The default workloads (docs/PROVENANCE.md), patched by the stack's entries (``with_defaults``)."""
+        return with_defaults(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
@@ -988,12 +1094,12 @@ class Plan(Model):
         if duplicates := sorted(n for n, count in Counter(names).items() if count > 1):
             raise ValueError(f"{NAMESPACE}: workload names must be unique on a host; repeated: {', '.join(duplicates)}")
         owners: dict[tuple[int, str], str] = {}
-        for section, index, workload in self._located_workloads():
+        for where, workload in self._located_workloads():
             for spec in workload.ports:
                 key = (spec.port, spec.protocol)
                 if key in owners:
                     raise ValueError(
-                        f"{NAMESPACE}:{section}[{index}]: port {spec.port}/{spec.protocol} of {workload.name} is "
+                        f"{NAMESPACE}:{where}: port {spec.port}/{spec.protocol} of {workload.name} is "
                         f"already declared by {owners[key]}: each port on a host belongs to one workload"
                     )
                 owners[key] = workload.name
@@ -1035,10 +1141,10 @@ class Plan(Model):
                 f"{NAMESPACE}:replication.sourceStack {self.replication.source_stack!r} differs from "
                 f"{NAMESPACE}:databaseStack {self.database_stack!r}: both name the Alibaba stack; keep databaseStack"
             )
-        for index, service in enumerate(self.services):
+        for service in self.services:
             if service.databases and self.source_stack is None:
                 raise ValueError(
-                    f"{NAMESPACE}:databaseStack: required when services[{index}] ({service.name}) lists databases: "
+                    f"{NAMESPACE}:databaseStack: required when services[{service.name}] lists databases: "
                     "the alibaba stack whose outputs hold their endpoints, e.g. my-org/platform/alibaba"
                 )
         for name in self.monitoring.ports:
@@ -1082,11 +1188,11 @@ class Plan(Model):
                     f"{where}: {name} is {databases[name].kind}, which cannot replicate across clouds (only mysql, "
                     "postgres and redis do): its off-host backup is the cross-cloud copy; remove it from the list"
                 )
-        for index, workload in enumerate(self.existing):
+        for workload in self.existing:
             replica = workload.replica_of
             if replica is None:
                 continue
-            where = f"{NAMESPACE}:existing[{index}].replicaOf"
+            where = f"{NAMESPACE}:existing[{workload.name}].replicaOf"
             if self.cloud == Cloud.ALIBABA:
                 raise ValueError(f"{where}: the Alibaba host is the primary; replicas live on the Tencent host")
             if replica.host is not None and replica.host != self.firewall.peer_address:
@@ -1096,7 +1202,7 @@ class Plan(Model):
                 )
             if self.source_stack is None:
                 raise ValueError(
-                    f"{NAMESPACE}:databaseStack: required when existing[{index}] ({workload.name}) has "
+                    f"{NAMESPACE}:databaseStack: required when existing[{workload.name}] has "
                     "replicaOf: the alibaba stack whose outputs it reads, e.g. my-org/platform/alibaba"
                 )
         sources = [w.replica_of.source for w in self.existing if w.replica_of is not None]
@@ -1134,12 +1240,12 @@ class Plan(Model):
                         f"{NAMESPACE}:retired.{kind}[{index}]: {entry.name!r} is also in {NAMESPACE}:{kind}; a "
                         "workload is either on the host or retired: remove one of the two entries"
                     )
-        for section, index, workload in self._located_workloads():
+        for where, workload in self._located_workloads():
             prefix = next((p for p in RESERVED_PREFIXES if workload.name.startswith(p)), None)
             if prefix is not None or workload.name in RESERVED_NAMES:
-                what = f"start with {prefix!r}" if prefix is not None else f"be {workload.name!r}"
+                what = f"must not start with {prefix!r}" if prefix is not None else "is reserved"
                 raise ValueError(
-                    f"{NAMESPACE}:{section}[{index}]: name {workload.name!r} must not {what} (it names the "
+                    f"{NAMESPACE}:{where}: name {workload.name!r} {what} (it names the "
                     f"platform's own commands: {', '.join(RESERVED_PREFIXES)} and {', '.join(RESERVED_NAMES)})"
                 )
 
@@ -1161,12 +1267,14 @@ class Plan(Model):
         if missing := sorted(services - set(seen)):
             raise ValueError(f"{NAMESPACE}:batches: services in no batch: {', '.join(missing)}; list each once")
 
-    def _located_workloads(self):
-        for section in ("existing", "databases", "services"):
-            for index, workload in enumerate(getattr(self, section)):
-                yield section, index, workload
-        for index, workload in enumerate(self.monitoring_workloads):
-            yield "monitoring", index, workload
+    def _located_workloads(self) -> Iterator[tuple[str, Database | Service | ExistingWorkload | MonitoringWorkload]]:
+        """Each workload and where the stack file puts it: ``databases[production-mysql]`` (a patched
+        list's position is not the stack file's, the name is), ``monitoring`` for a derived one."""
+        for section in ("existing", "databases", "services"):  # what was there first owns a port
+            for workload in getattr(self, section):
+                yield f"{section}[{workload.name}]", workload
+        for workload in self.monitoring_workloads:
+            yield f"monitoring[{workload.name}]", workload
 
     @property
     def workloads(self) -> tuple[Database | Service | ExistingWorkload | MonitoringWorkload, ...]:
@@ -1349,6 +1457,28 @@ class Plan(Model):
             ],
         }
 
+    def example_values(self) -> tuple[tuple[str, str], ...]:
+        """Each placeholder left in the plan (``plan_values.example_reason``), as (key, why): the
+        values a shipped stack file marks EXAMPLE. A real run refuses them; the offline preview lists them."""
+        found: list[tuple[str, str]] = []
+
+        def walk(value: Any, key: str) -> None:
+            if isinstance(value, dict):
+                for name, inner in value.items():
+                    if name not in FREE_TEXT_FIELDS:
+                        walk(inner, f"{key}.{name}")
+            elif isinstance(value, list):
+                for index, inner in enumerate(value):
+                    label = inner.get("name") if isinstance(inner, dict) else None
+                    walk(inner, f"{key}[{label if isinstance(label, str) else index}]")
+            elif isinstance(value, str) and (why := example_reason(value)):
+                text = shown(value)
+                found.append((key, f"{text} is {why}" if text.startswith("'") else why))
+
+        for field, value in self.model_dump(mode="json", by_alias=True).items():
+            walk(value, f"{NAMESPACE}:{field}")
+        return tuple(found)
+
     @property
     def needs_sudo(self) -> bool:
         return self.host.ssh_user != "root"
@@ -1398,11 +1528,23 @@ def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] 
             raise PlanError(f"{full_key}: unknown config key; valid keys: {valid}")
         values[key] = _decode(raw)
     try:
+        values = with_defaults(values)
         return Plan.model_validate(values)
-    except ValidationError as error:
-        raise PlanError(_first_error(error)) from None
+    except ValueError as error:  # with_defaults: a key that names itself
+        if not isinstance(error, ValidationError):
+            raise PlanError(str(error)) from None
+        raise PlanError(_first_error(error, values)) from None
     except RecursionError:
         raise PlanError(f"{NAMESPACE}: config nested too deeply to be a plan") from None
+
+
+def effective_config(plan: Plan) -> dict[str, Any]:
+    """The plan as a stack file that spells every default out: ``python -m preflight STACK --plan``.
+    Read back, it gives the same plan (omitted defaults stay omitted)."""
+    values = plan.model_dump(mode="json", by_alias=True)
+    if not any(values["omit"].values()):
+        del values["omit"]
+    return {"config": {f"{NAMESPACE}:{key}": value for key, value in values.items()}}
 
 
 def check_config_key(full_key: Any, secret_keys: set[str] | frozenset[str]) -> None:
@@ -1468,14 +1610,14 @@ def _decode(raw: str) -> Any:
         return raw
 
 
-def _first_error(error: ValidationError) -> str:
+def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None) -> str:
     detail = error.errors(include_url=False)[0]
-    location = _location(detail["loc"])
+    location = _location(_named(detail["loc"], values or {}))
     key = loc_name(detail["loc"])
     value = detail["input"]
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "missing":
-        return f"{location}: required but not set"
+        return f"{location}: required but not set{_MISSING_HELP.get(key, '')}"
     if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
         return f"{location}: unknown field; check the spelling against README.md"
     if detail["type"] == "union_tag_invalid":
@@ -1493,6 +1635,12 @@ def _first_error(error: ValidationError) -> str:
     return f"{location}: {message} (got {shown(value, key)})"
 
 
+_MISSING_HELP = {
+    "release": (
+        "; where the service's build comes from: {version, artifact: <an https URL>, sha256: <its digest>} "
+        "(the host downloads it) or {version, upload: <a file or directory built on this machine>}"
+    ),
+}
 _PATTERN_HELP = {
     "startCommand": "plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
     "image": "a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
@@ -1516,11 +1664,31 @@ def loc_name(loc: tuple[int | str, ...]) -> str:
     return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
 
 
+def _named(loc: tuple[int | str, ...], values: Mapping[str, Any]) -> tuple[int | str, ...]:
+    """A workload's index in a patched list (which the stack file never wrote) as the workload's name:
+    ``databases[3]`` -> ``databases[production-neo4j]``."""
+    if len(loc) < 2 or loc[0] not in PATCHED_SECTIONS or not isinstance(loc[1], int):
+        return loc
+    entries = values.get(str(loc[0]))
+    entry = entries[loc[1]] if isinstance(entries, list | tuple) and loc[1] < len(entries) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not _NAME_IN_KEY.match(name):
+        return loc
+    return (loc[0], _WorkloadIndex(name), *loc[2:])
+
+
+class _WorkloadIndex(str):
+    """A list position shown by the workload's name."""
+
+
+_NAME_IN_KEY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     text = f"{NAMESPACE}:"
     parts = [p for p in loc if p not in ("create", "adopt")]  # discriminator tags are not config keys
     for index, part in enumerate(parts):
-        if isinstance(part, int):
+        if isinstance(part, int | _WorkloadIndex):
             text += f"[{part}]"
         else:
             # A key is shown as written only when it is plain (a key with a newline stays one line).

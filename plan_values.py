@@ -509,6 +509,13 @@ NOT_SECRETS = frozenset({"accessKey", "accessKeyId", "secretId", "secrets"})
 _KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40,}$")
 
 
+def one_line(text: str) -> str:
+    """``text`` as one line a terminal shows as written: line breaks become spaces, any other
+    control character (an escape sequence a value could carry) its ``\\xNN`` spelling."""
+    flat = " ".join(text.splitlines())
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in flat)
+
+
 def looks_secret_key(name: str) -> bool:
     return name not in NOT_SECRETS and bool(SECRET_LOOKING.search(name))
 
@@ -533,3 +540,46 @@ def shown(value: Any, key: str = "") -> str:
         text = repr(value)
         return text if len(text) <= 40 else f"a {len(text)}-digit number"
     return f"a {type(value).__name__}"
+
+
+# ---------------------------------------------------------------------------------------
+# Example values: what a shipped stack file holds until its user replaces it
+# ---------------------------------------------------------------------------------------
+
+# Addresses reserved for documentation (RFC 5737, RFC 3849): no host has one, so an admin range
+# or a peer among them cuts a real deploy off from its host.
+DOCUMENTATION_NETWORKS = (
+    ipaddress.ip_network("192.0.2.0/24"),
+    ipaddress.ip_network("198.51.100.0/24"),
+    ipaddress.ip_network("203.0.113.0/24"),
+    ipaddress.ip_network("2001:db8::/32"),
+)
+_EXAMPLE_WORD = re.compile(r"example", re.IGNORECASE)
+_ADDRESS_LIKE = re.compile(r"[0-9a-fA-F:.]+(/[0-9]{1,3})?")
+# The placeholder of the shipped stack files: an ed25519 key of 32 zero bytes.
+PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+def example_reason(value: str) -> str | None:
+    """Why ``value`` is a placeholder rather than a real setting, or None.
+
+    A documentation address or network (RFC 5737, RFC 3849), alone or as a URL's host; anything
+    spelled with "example" (the ids and names of the shipped stack files, RFC 2606's example.com);
+    a digest of zeros; the all-zero host key.
+    """
+    if value == PLACEHOLDER_HOST_KEY:
+        return "the placeholder host key (32 zero bytes)"
+    if re.fullmatch(r"0{64}", value):
+        return "a digest of zeros"
+    if _EXAMPLE_WORD.search(value):
+        return "an example value"
+    host = value.removeprefix("https://").split("/", 1)[0].rsplit(":", 1)[0] if "://" in value else value
+    if _ADDRESS_LIKE.fullmatch(host):
+        try:
+            network = ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            return None
+        if any(network.version == doc.version and network.overlaps(doc) for doc in DOCUMENTATION_NETWORKS):
+            rfc = "RFC 5737" if network.version == 4 else "RFC 3849"
+            return f"a documentation address ({rfc}), which no host has"
+    return None

@@ -18,6 +18,7 @@ from components.network import Network, NetworkArgs
 from components.offsite import OffHostBackups, OffHostBackupsArgs
 from components.pki import ReplicationCredentials, ReplicationCredentialsArgs
 from components.provisioning import run_step
+from components.rules import peer_ingress as peer_ingress_ports
 from components.services import DatabaseEndpoints, ReplicationSource, Services, ServicesArgs
 from plan import (
     DEFAULT_REPLICATED_POSTGRES_DATABASE,
@@ -53,15 +54,23 @@ PROJECT_DIR = Path(__file__).resolve().parent
 def local_releases(plan: Plan) -> dict[str, uploads.LocalRelease]:
     """Every release to upload, present and digested, or a one-line error before any resource exists."""
     try:
-        found = uploads.resolve(plan, PROJECT_DIR)
+        return uploads.resolve(plan, PROJECT_DIR)
     except ValueError as error:
         raise pulumi.RunError(str(error)) from None
-    if absent := sorted(name for name, local in found.items() if not local.path.exists()):
-        pulumi.log.warn(
-            f"offline preview: the release of {', '.join(absent)} is not on this machine (CI builds it before "
-            "`pulumi up`); its upload and sha256 are not checked here"
-        )
-    return found
+
+
+def refuse_example_values(plan: Plan) -> None:
+    """A real run stops at the placeholders a shipped stack file holds (an example id, a documentation
+    address, a digest of zeros), before anything is created: one line naming each key."""
+    found = plan.example_values()
+    if not found:
+        return
+    (key, why), rest = found[0], found[1:]
+    more = f"; also {', '.join(k for k, _ in rest)}" if rest else ""
+    raise pulumi.RunError(
+        f"{key}: {why}; replace it with your own before the first `pulumi up` (README: 'Adopting the existing "
+        f"hosts'){more}"
+    )
 
 
 # Earlier names of this program's components, per component. A component renamed in a refactor
@@ -147,12 +156,26 @@ def export_databases(plan: Plan, public_ip: pulumi.Output[str], passwords: pulum
 
 
 def database_stack(plan: Plan) -> pulumi.StackReference | None:
-    """The one reference to the Alibaba stack, when the services or the replicas read it."""
-    stack = plan.source_stack
-    wanted = plan.replicas or any(service.databases for service in plan.services)
-    if not wanted or stack is None:
+    """The one reference to the Alibaba stack (``platform:databaseStack``): its outputs give the
+    services' databases, the replicas' sources and where this host's egress to it may go."""
+    if plan.cloud != Cloud.TENCENT or plan.source_stack is None:
         return None
-    return pulumi.StackReference(stack)
+    return pulumi.StackReference(plan.source_stack)
+
+
+def peer_ingress(plan: Plan, reference: pulumi.StackReference | None) -> pulumi.Output[Any] | None:
+    """What the Alibaba host's firewall opens to this one, from its stack, unless the plan lists the
+    peer's ports itself (``firewall.peerDatabasePorts``). Without either, the egress follows the
+    Alibaba default plan, and the preview says so."""
+    if plan.cloud != Cloud.TENCENT or plan.firewall.peer_database_ports is not None:
+        return None
+    if reference is None:
+        pulumi.log.warn(
+            f"{NAMESPACE}:firewall: the egress to the peer follows the Alibaba default plan's ports, not what the "
+            f"Alibaba stack runs: set {NAMESPACE}:databaseStack to read them from its outputs"
+        )
+        return None
+    return stack_output(reference, plan, "peerIngress")
 
 
 def replication_source(plan: Plan, reference: pulumi.StackReference | None) -> ReplicationSource | None:
@@ -187,15 +210,20 @@ def stack_output(reference: pulumi.StackReference, plan: Plan, name: str) -> pul
             raise pulumi.RunError(
                 f"{NAMESPACE}:{plan.source_stack_key} {plan.source_stack!r}: the stack has no output {name!r}; "
                 "run `pulumi up` on it "
-                "first (it exports databases, databasePasswords, replication and replicationPasswords)"
+                "first (it exports databases, databasePasswords, peerIngress, replication and replicationPasswords)"
             )
         return value
 
     return reference.get_output(name).apply(present)
 
 
-def main() -> None:
+def main(*, offline: bool = False) -> None:
+    """The program. ``offline``: run by the offline gate (``python -m preflight``), which lists the
+    example values a stack file still holds instead of stopping at them, so a test stack built on
+    documentation addresses can be previewed; everything else is as under the Pulumi CLI."""
     plan = read_plan()
+    if not offline:
+        refuse_example_values(plan)
     releases = local_releases(plan)
     config = pulumi.Config(NAMESPACE)
     name = pulumi.get_stack()
@@ -206,7 +234,10 @@ def main() -> None:
     if not isinstance(plan.host, AdoptedHost):
         network = Network(f"{name}-net", NetworkArgs(plan=plan))
         vpc_id, subnet_id = network.vpc_id, network.subnet_id
-    firewall = Firewall(f"{name}-fw", FirewallArgs(plan=plan, vpc_id=vpc_id))
+    reference = database_stack(plan)
+    firewall = Firewall(
+        f"{name}-fw", FirewallArgs(plan=plan, vpc_id=vpc_id, peer_ingress=peer_ingress(plan, reference))
+    )
     host = Host(
         f"{name}-host",
         HostArgs(
@@ -264,7 +295,6 @@ def main() -> None:
                 opts=provisioning_options(components["databases"], after=firewall),
             )
         if "services" in components:
-            reference = database_stack(plan)
             provisioned["services"] = Services(
                 components["services"],
                 ServicesArgs(
@@ -305,6 +335,8 @@ def main() -> None:
             )
 
     pulumi.export("plan", plan.props())
+    # What this host's firewall opens to the peer: the peer's egress follows it (its databaseStack).
+    pulumi.export("peerIngress", peer_ingress_ports(plan))
     pulumi.export("publicIp", host.public_ip)
     pulumi.export("instanceId", host.instance_id)
     pulumi.export("securityGroupId", firewall.security_group_id)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_alicloud as alicloud
 from tencentcloud_iac_pulumi import security as tc_security
 
 from components import adopted_rules
-from components.rules import Rule, firewall_rules
+from components.rules import Rule, default_peer_ports, exported_peer_ports, firewall_rules
 from plan import Cloud, Plan
 
 
@@ -19,6 +19,10 @@ class FirewallArgs:
     plan: Plan
     vpc_id: pulumi.Input[str] | None
     """Where a new group is created; None when the plan names an existing group."""
+    peer_ingress: pulumi.Output[Any] | None = None
+    """What the peer's firewall opens to this host, as its stack exports it (``peerIngress``), on a
+    Tencent host with ``platform:databaseStack``: its egress to the peer follows what the peer runs.
+    None: the peer's default plan (``rules.default_peer_ports``)."""
 
 
 class Firewall(pulumi.ComponentResource):
@@ -27,15 +31,27 @@ class Firewall(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        rules = firewall_rules(plan)
-        super().__init__("platform:network:Firewall", name, {"plan": plan.props(), "rules": _rules_props(rules)}, opts)
-        self.rule_list = rules  # in priority order, as the plan derives them
+        self.rule_list = firewall_rules(plan)  # in priority order, as the plan derives them
+        rules: pulumi.Input[tuple[Rule, ...]] = self.rule_list
+        peer_ports: pulumi.Input[list[int]] = sorted({p.port for p in default_peer_ports(plan)})
+        if plan.cloud == Cloud.TENCENT and args.peer_ingress is not None:
+            exported = args.peer_ingress.apply(exported_peer_ports)
+            rules = exported.apply(lambda ports: firewall_rules(plan, ports))
+            peer_ports = exported.apply(lambda ports: sorted({p.port for p in ports}))
+        rule_props = pulumi.Output.from_input(rules).apply(_rules_props)
+        props = {"plan": plan.props(), "rules": rule_props, "peerPorts": peer_ports}
+        super().__init__("platform:network:Firewall", name, props, opts)
         if plan.cloud == Cloud.ALIBABA:
             self.security_group_id = self._alibaba(name, plan, args.vpc_id)
         else:
-            self.security_group_id = self._tencent(name, plan)
+            self.security_group_id = self._tencent(name, plan, pulumi.Output.from_input(rules))
         self.register_outputs(
-            {"security_group_id": self.security_group_id, "rules": _rules_props(self.rule_list), "plan": plan.props()}
+            {
+                "security_group_id": self.security_group_id,
+                "rules": rule_props,
+                "plan": plan.props(),
+                "peerPorts": peer_ports,
+            }
         )
 
     def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
@@ -83,7 +99,7 @@ class Firewall(pulumi.ComponentResource):
             raise pulumi.RunError(message)
         pulumi.log.warn(message, resource=self)
 
-    def _tencent(self, name: str, plan: Plan) -> pulumi.Output[str]:
+    def _tencent(self, name: str, plan: Plan, rules: pulumi.Output[tuple[Rule, ...]]) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         if plan.firewall.security_group_id is not None:
             group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
@@ -104,9 +120,11 @@ class Firewall(pulumi.ComponentResource):
                 for r in self.rule_list
                 if r.direction == "ingress"
             ],
-            egresses=[
-                _tencent_rule(tc_security.GroupRuleSetEgressArgs, r) for r in self.rule_list if r.direction == "egress"
-            ],
+            egresses=rules.apply(
+                lambda current: [
+                    _tencent_rule(tc_security.GroupRuleSetEgressArgs, r) for r in current if r.direction == "egress"
+                ]
+            ),
             opts=pulumi.ResourceOptions(parent=self, protect=adopted, retain_on_delete=adopted),
         )
         return group_id

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from plan import Exposure, Plan
 
@@ -28,9 +29,50 @@ class Rule:
         return f"{direction}-{self.action}-{self.protocol}-{port}-{cidr}"
 
 
-def firewall_rules(plan: Plan) -> tuple[Rule, ...]:
-    """Ingress then egress, each allowlist first and a deny-everything rule last."""
-    return (*_ingress(plan), *_egress(plan))
+@dataclass(frozen=True)
+class PeerPort:
+    """A port the peer host admits from this one: where this host's egress may go."""
+
+    port: int
+    protocol: Literal["tcp", "udp"]
+    description: str
+
+
+def default_peer_ports(plan: Plan) -> tuple[PeerPort, ...]:
+    """The peer's ports as its default plan has them (``platform:firewall.peerDatabasePorts`` when set):
+    what this host reaches when no stack reference says what the peer runs."""
+    ports = [PeerPort(port, "tcp", "peer database") for port in plan.peer_database_ports]
+    ports += [
+        PeerPort(port, "tcp", "peer exporter (Prometheus scrapes it)")
+        for port in plan.peer_monitoring_ports
+        if port not in plan.peer_database_ports
+    ]
+    return tuple(ports)
+
+
+def exported_peer_ports(ingress: Sequence[Mapping[str, Any]]) -> tuple[PeerPort, ...]:
+    """The peer's ports as its stack exports them (``peerIngress``: what its firewall opens to this host)."""
+    found: dict[tuple[int, Literal["tcp", "udp"]], str] = {}
+    for entry in ingress:
+        protocol: Literal["tcp", "udp"] = "udp" if entry.get("protocol") == "udp" else "tcp"
+        found[int(entry["port"]), protocol] = str(entry.get("workload", ""))
+    return tuple(PeerPort(port, protocol, f"peer {name}".strip()) for (port, protocol), name in sorted(found.items()))
+
+
+def peer_ingress(plan: Plan) -> list[dict[str, Any]]:
+    """What this host's firewall opens to the peer, as the stack exports it for the peer's egress."""
+    return [
+        {"port": spec.port, "protocol": spec.protocol, "workload": workload.name}
+        for workload in plan.workloads
+        for spec in workload.ports
+        if spec.expose == Exposure.PEER
+    ]
+
+
+def firewall_rules(plan: Plan, peer_ports: Sequence[PeerPort] | None = None) -> tuple[Rule, ...]:
+    """Ingress then egress, each allowlist first and a deny-everything rule last. ``peer_ports``: where
+    egress to the peer may go (default: ``default_peer_ports``)."""
+    return (*_ingress(plan), *_egress(plan, default_peer_ports(plan) if peer_ports is None else peer_ports))
 
 
 def _ingress(plan: Plan) -> tuple[Rule, ...]:
@@ -55,7 +97,7 @@ def _ingress(plan: Plan) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _egress(plan: Plan) -> tuple[Rule, ...]:
+def _egress(plan: Plan, peer_ports: Sequence[PeerPort]) -> tuple[Rule, ...]:
     allow = [
         Rule("egress", "udp", 53, ANYWHERE, "accept", "DNS"),
         Rule("egress", "tcp", 53, ANYWHERE, "accept", "DNS over TCP"),
@@ -64,12 +106,7 @@ def _egress(plan: Plan) -> tuple[Rule, ...]:
         Rule("egress", "udp", 123, ANYWHERE, "accept", "NTP"),
     ]
     allow += [
-        Rule("egress", "tcp", port, plan.firewall.peer_cidr, "accept", "peer database")
-        for port in plan.peer_database_ports
-    ]
-    allow += [
-        Rule("egress", "tcp", port, plan.firewall.peer_cidr, "accept", "peer exporter (Prometheus scrapes it)")
-        for port in plan.peer_monitoring_ports
-        if port not in plan.peer_database_ports
+        Rule("egress", peer.protocol, peer.port, plan.firewall.peer_cidr, "accept", peer.description)
+        for peer in peer_ports
     ]
     return (*allow, Rule("egress", "all", None, ANYWHERE, "drop", "deny everything else"))

@@ -119,7 +119,7 @@ class Services(pulumi.ComponentResource):
             upload = remote.CopyToRemote(
                 f"{name}-{service.name}-upload",
                 connection=args.connection,
-                source=pulumi.FileArchive(str(local.path)) if local.directory else pulumi.FileAsset(str(local.path)),
+                source=pulumi.FileArchive(local.source) if local.directory else pulumi.FileAsset(local.source),
                 remote_path=remote_path(plan, service),
                 # Nothing to delete: the deploy removes what it no longer needs. An unchanged release
                 # uploads nothing (the provider copies only when the source's hash or the path changes).

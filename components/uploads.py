@@ -16,14 +16,12 @@ from plan import NAMESPACE, Plan, Service
 
 CHUNK = 1 << 20
 
-# Whether a release that is not on this machine may be stood in for: only in the offline preview
-# (preflight/engine.py: run_stack), which runs where CI has not built the releases. The program
-# under the real CLI always requires them: a missing one is a one-line error at preview.
-offline_preview = False
-
 
 @dataclass(frozen=True)
 class LocalRelease:
+    source: str
+    """The path as the plan writes it (relative to the project, where the CLI runs the program):
+    what the upload's asset names, so the same release reads the same from any checkout."""
     path: Path
     """Absolute, on this machine."""
     sha256: str
@@ -57,20 +55,16 @@ def resolve(plan: Plan, project: Path) -> dict[str, LocalRelease]:
     Raises ``ValueError`` with one line naming the key, the value and what to do.
     """
     found: dict[str, LocalRelease] = {}
-    for index, service in enumerate(plan.services):
+    for service in plan.services:
         upload = service.release.upload
         if upload is None:
             continue
-        key = f"{NAMESPACE}:services[{index}].release.upload"
+        key = f"{NAMESPACE}:services[{service.name}].release.upload"
         path = (project / upload).resolve()
-        if not path.exists() and offline_preview:
-            # Stood in for: what the deploy would check is the plan's pin, if any.
-            found[service.name] = LocalRelease(path=path, sha256=service.release.sha256 or "", directory=False)
-            continue
         if not path.exists():
             raise ValueError(
                 f"{key}: {upload!r} does not exist on this machine (looked for {path}); build the release there "
-                "first (CI: the build job's output) or point upload at it"
+                "before the preview, or give the service a release.artifact URL and its sha256 instead"
             )
         if not (path.is_file() or path.is_dir()):
             raise ValueError(f"{key}: {upload!r} is neither a file nor a directory")
@@ -84,7 +78,7 @@ def resolve(plan: Plan, project: Path) -> dict[str, LocalRelease]:
                 f"{key}: {upload!r} has sha256 {digest}, the plan pins {pinned}: a changed release needs a new "
                 "version (and its sha256), or the file is not the one that was built"
             )
-        found[service.name] = LocalRelease(path=path, sha256=digest, directory=path.is_dir())
+        found[service.name] = LocalRelease(source=upload, path=path, sha256=digest, directory=path.is_dir())
     return found
 
 

@@ -24,9 +24,11 @@ from ._common import (
     DATABASE_PORTS,
     EXPORTER_PORTS,
     FIREWALL,
+    as_int,
     covers,
     is_host_route,
     is_world,
+    known,
     plain,
     settings,
     stack_plans,
@@ -73,9 +75,11 @@ def check(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = settings(SCHEMA, args.get_config())
     groups = rules_by_group(args.resources)
     peers = _peers(args)
+    served = _served(args)
     for key, rules in groups.items():
         egress = [r for r in rules if r.direction == "egress"]
-        for message, urn in _problems(key, egress, peers.get(key), config, rules[0].urn):
+        ports = [*config["peerDatabasePorts"], *served.get(key, ())]
+        for message, urn in _problems(key, egress, peers.get(key), config, ports, rules[0].urn):
             report_violation(message, urn)
 
 
@@ -90,14 +94,33 @@ def _peers(args: StackValidationArgs) -> dict[GroupKey, str]:
     }
 
 
+def _served(args: StackValidationArgs) -> dict[GroupKey, list[int]]:
+    """The ports the peer serves to each group's host, as its firewall component registers them
+    (``peerPorts``: the peer stack's own ``peerIngress`` output, or the peer's default plan)."""
+    plans = stack_plans(args.resources, owner=FIREWALL)
+    found: dict[GroupKey, list[int]] = {}
+    for resource in args.resources:
+        ports = known(resource.props, "peerPorts") if resource.resource_type == FIREWALL else None
+        if not isinstance(ports, list):
+            continue
+        for key in plan_groups(args.resources, resource.urn, len(plans)):
+            found.setdefault(key, []).extend(p for p in (as_int(port) for port in ports) if p is not None)
+    return found
+
+
 def _problems(
-    key: GroupKey, egress: list[Rule], peer: str | None, config: Mapping[str, Any], first_urn: str
+    key: GroupKey,
+    egress: list[Rule],
+    peer: str | None,
+    config: Mapping[str, Any],
+    peer_ports: list[Any],
+    first_urn: str,
 ) -> list[tuple[str, str]]:
     group = key[1]
     found: list[tuple[str, str]] = []
     accepts = [r for r in egress if r.action == "accept"]
     for rule in accepts:
-        why = _not_allowed(rule, peer, plain(config["allowed"]), config["peerDatabasePorts"])
+        why = _not_allowed(rule, peer, plain(config["allowed"]), peer_ports)
         if why:
             found.append((f"{rule.describe()}: {why}", rule.urn))
     deny = next((r for r in egress if r.action == "drop" and r.every_port and is_world(r.cidr)), None)

@@ -26,13 +26,15 @@ import sys
 from pathlib import Path
 
 import pulumi
+import yaml
 from rich.console import Console
 
-from plan import PlanError, load_plan
+from plan import PlanError, effective_config, load_plan
+from plan_values import one_line
 from preflight import diff, policy_report, report, revision
 from preflight.capacity import capacity
-from preflight.engine import CloudMocks, StackRun, run_stack
-from preflight.policy import OutputMonitor, PackConfigError, evaluate, load_pack
+from preflight.engine import CloudMocks, DuplicateUrnError, StackRun, run_stack
+from preflight.policy import OutputMonitor, Pack, PackConfigError, evaluate, load_pack
 from preflight.references import stack_references
 from preflight.stackfile import (
     StackConfig,
@@ -79,11 +81,16 @@ def _main(argv: list[str] | None) -> int:
         metavar="OLD",
         help="a stack file or a git revision (origin/main): print only what `pulumi up` would do to its state",
     )
+    parser.add_argument(
+        "--plan", action="store_true", help="print each stack's effective plan (defaults filled in) as YAML"
+    )
     args = parser.parse_args(argv)
 
     stacks = args.stacks or available_stacks(args.root)
     if not stacks:
         parser.error(f"no Pulumi.<stack>.yaml in {args.root}")
+    if args.plan:
+        return _plan_main(stacks, args.root)
     if args.source is not None:
         return _diff_main(args.source, args.stacks, stacks, args.root, args.format)
     try:
@@ -91,33 +98,61 @@ def _main(argv: list[str] | None) -> int:
     except (PackConfigError, OSError) as error:
         print(f"error: policy pack config: {error}", file=sys.stderr)
         return 2
-    previews = []
+    previews: list[report.Preview] = []
+    failed: list[report.Failure] = []
     for stack in stacks:
         try:
-            config = read_stack(args.root, stack)
-            plan = load_plan(config.config, config.secret_keys)
-            config = with_plan_secrets(config, plan)
-            references = stack_references(args.root, config)
-            monitor = OutputMonitor(CloudMocks(stack_outputs=references))
-            run = run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
-        except (StackFileError, PlanError, pulumi.RunError) as error:
-            print(f"error: stack {stack}: {error}", file=sys.stderr)
-            return 2
-        previews.append(report.Preview(config, run, tuple(evaluate(run, pack)), tuple(capacity(run, pack))))
+            previews.append(_preview(args.root, stack, pack))
+        except (StackFileError, PlanError, pulumi.RunError, DuplicateUrnError) as error:
+            failed.append(report.Failure(stack, f"error: stack {stack}: {one_line(str(error))}"))
+    # Each stack that cannot be evaluated is one line on stderr; the others are still reported.
+    for failure in failed:
+        print(failure.line, file=sys.stderr)
 
     if args.format == "json":
-        document = [p.as_json() for p in previews]
-        _write_json(document[0] if len(document) == 1 else document)
+        if previews:
+            document = [p.as_json() for p in previews]
+            _write_json(document[0] if len(document) == 1 else document)
     elif args.format == "sarif":
         _write_json(policy_report.sarif(previews, pack))
     elif args.format == "markdown":
-        sys.stdout.write(policy_report.markdown(previews, pack))
+        # The comment shows every stack, an unreadable one as its line, and keeps its marker.
+        sys.stdout.write(policy_report.markdown(previews, pack, failed))
     else:
-        console = Console(width=120)
+        console = Console()
         for preview in previews:
             report.print_text(preview, console)
             policy_report.print_text(preview, pack, console)
+    if failed:
+        return 2
     return 1 if policy_report.mandatory(previews) else 0
+
+
+def _preview(root: Path, stack: str, pack: Pack) -> report.Preview:
+    config = read_stack(root, stack)
+    plan = load_plan(config.config, config.secret_keys)
+    config = with_plan_secrets(config, plan)
+    references = stack_references(root, config)
+    monitor = OutputMonitor(CloudMocks(stack_outputs=references))
+    run = run_stack(config.project, stack, config.config, set(config.secret_keys), monitor=monitor)
+    return report.Preview(
+        config, run, tuple(evaluate(run, pack)), tuple(capacity(run, pack)), examples=plan.example_values()
+    )
+
+
+def _plan_main(stacks: list[str], root: Path) -> int:
+    """``--plan``: each stack's effective plan, as a stack file would spell it in full."""
+    documents = []
+    for stack in stacks:
+        try:
+            config = read_stack(root, stack)
+            plan = load_plan(config.config, config.secret_keys)
+        except (StackFileError, PlanError) as error:
+            print(f"error: stack {stack}: {one_line(str(error))}", file=sys.stderr)
+            return 2
+        documents.append(effective_config(plan))
+    sys.stdout.write(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=1000))
+    return 0
 
 
 def _diff_main(source: str, named: list[str], stacks: list[str], root: Path, output: str) -> int:
@@ -140,7 +175,7 @@ def _diff_main(source: str, named: list[str], stacks: list[str], root: Path, out
     elif output == "markdown":
         sys.stdout.write(diff.markdown(diffs))
     else:
-        console = Console(width=160)
+        console = Console()
         for one in diffs:
             diff.print_text(one, console)
     return 1 if any(d.hazards for d in diffs) else 0
@@ -170,8 +205,8 @@ def _from_file(path: Path, stacks: list[str], root: Path) -> list[diff.Diff]:
             config = read_stack_file(path, project_name(root), stack)
             check_project_keys(config)
             old = _program_run(config, root)
-        except (StackFileError, PlanError, pulumi.RunError) as error:
-            raise _InputError(f"error: --from {path}: {error}") from None
+        except (StackFileError, PlanError, pulumi.RunError, DuplicateUrnError) as error:
+            raise _InputError(f"error: --from {path}: {one_line(str(error))}") from None
         diffs.append(dataclasses.replace(diff.steps(old, new), source=str(path), scripts=signatures))
     return diffs
 
@@ -184,7 +219,7 @@ def _from_revision(source: str, stacks: list[str], root: Path) -> list[diff.Diff
             signatures = diff.script_signatures(diff.SCRIPTS, tree / "components" / "scripts")
             for stack in stacks:
                 new = _new_run(root, stack)
-                old, notes = revision.evaluate(tree, stack, source)
+                old, notes = revision.evaluate(tree, stack, source, root)
                 found = diff.steps(old, new)
                 diffs.append(dataclasses.replace(found, source=source, notes=notes, scripts=signatures))
     except revision.RevisionError as error:
@@ -195,8 +230,8 @@ def _from_revision(source: str, stacks: list[str], root: Path) -> list[diff.Diff
 def _new_run(root: Path, stack: str) -> StackRun:
     try:
         return _program_run(read_stack(root, stack), root)
-    except (StackFileError, PlanError, pulumi.RunError) as error:
-        raise _InputError(f"error: stack {stack}: {error}") from None
+    except (StackFileError, PlanError, pulumi.RunError, DuplicateUrnError) as error:
+        raise _InputError(f"error: stack {stack}: {one_line(str(error))}") from None
 
 
 def _program_run(config: StackConfig, root: Path) -> StackRun:

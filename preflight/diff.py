@@ -22,13 +22,12 @@ the engine's own rules, per resource:
 
 What this cannot know:
 
-- Providers' own diffs, beyond ``PROVIDER_REPLACES``. A cloud provider may replace a resource on a
-  field it forces (ForceNew, e.g. an instance's image or zone): a custom resource's changed inputs
-  are shown as ``update`` with the note "the provider decides", except for the fields listed in
-  ``PROVIDER_REPLACES`` (the backup bucket's name, classes; every input of pulumi-tls and
-  pulumi-random resources), which are a ``replace``. pulumi-command's provider replaces on nothing
-  but ``triggers``, so a command's op is the engine's. A certificate due for renewal is replaced
-  by pulumi-tls without any input changing: not seen here (its dependents' stdin is then new).
+- Providers' own diffs, beyond ``preflight/providers.py``: a table read from the Terraform schemas
+  behind the SDKs of every input whose change replaces a resource (ForceNew) or stops its instance on
+  the way (an instance type, a system disk), each entry citing its source. A changed input the table
+  does not name is an ``update``. pulumi-command's provider replaces on nothing but ``triggers``, so a
+  command's op is the engine's. A certificate due for renewal is replaced by pulumi-tls without any
+  input changing: not seen here (its dependents' stdin is then new).
 - The real state. OLD is re-evaluated from code and config; a failed or partial ``up``, a
   ``pulumi state`` edit, a ``refresh`` or drift on the hosts are not seen.
 - Outputs the cloud assigns (ids, addresses): the mocks derive them from names, so an input
@@ -39,6 +38,7 @@ What this cannot know:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,9 +50,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from policies._scan import command_script, rendered_parameters, workload_stops
-from preflight.engine import Registration, StackRun, unwrap
+from preflight import providers
+from preflight.engine import ARCHIVE_SIG, ASSET_SIG, SECRET_SIG_KEY, Registration, StackRun, unwrap
 from preflight.inspect import HOST_COMPONENT, redacted
 from preflight.markdown import cell
+from preflight.tables import print_table
 
 COMMAND = "command:remote:Command"
 # Resources that hold data: replacing or deleting one loses a disk (or the host with its disks).
@@ -66,22 +68,6 @@ DATA_HOLDERS = frozenset(
         "alicloud:oss/bucket:Bucket",
     }
 )
-# Inputs whose change the provider answers with a replacement (its schema's ForceNew): the
-# resources this program creates beside the instance. "*" is every input.
-PROVIDER_REPLACES: dict[str, tuple[str, ...]] = {
-    "alicloud:oss/bucket:Bucket": ("bucket", "storageClass", "redundancyType"),
-    "alicloud:oss/bucketAcl:BucketAcl": ("bucket",),
-    "alicloud:oss/bucketPublicAccessBlock:BucketPublicAccessBlock": ("bucket",),
-    "alicloud:ram/role:Role": ("roleName", "name"),
-    "alicloud:ram/policy:Policy": ("policyName", "name"),
-    "alicloud:ram/rolePolicyAttachment:RolePolicyAttachment": ("*",),
-    "alicloud:ram/roleAttachment:RoleAttachment": ("*",),
-    "tls:index/privateKey:PrivateKey": ("*",),
-    "tls:index/selfSignedCert:SelfSignedCert": ("*",),
-    "tls:index/certRequest:CertRequest": ("*",),
-    "tls:index/locallySignedCert:LocallySignedCert": ("*",),
-    "random:index/randomPassword:RandomPassword": ("*",),
-}
 OPS = ("same", "create", "update", "replace", "delete", "retire")
 SCRIPTS = Path(__file__).resolve().parent.parent / "components" / "scripts"
 _MISSING = object()
@@ -110,6 +96,8 @@ class Step:
     """The top-level inputs that differ (after ignoreChanges)."""
     old: Registration | None = None
     new: Registration | None = None
+    stops: tuple[tuple[str, str], ...] = ()
+    """In-place changes the provider makes by stopping the instance, or that fail: (input path, effect)."""
 
 
 @dataclass(frozen=True)
@@ -184,13 +172,14 @@ def _compared(prior: Registration, resource: Registration) -> Step:
         return Step(resource.name, resource.type, "same", (), tuple(notes), (), prior, resource)
     notes.append(f"changed: {', '.join(changed)}")
     covered = [p for p in resource.replace_on_changes if _covers(p, old_inputs, new_inputs)]
-    forced = PROVIDER_REPLACES.get(resource.type, ())
-    by_provider = list(changed) if "*" in forced else [key for key in changed if key in forced]
+    rules = providers.RULES.get(resource.type)
+    by_provider = _provider_replaces(rules, changed, old_inputs, new_inputs)
     if covered or by_provider:
         if covered:
             notes.append(f"replaceOnChanges {', '.join(covered)}: replaced")
         if by_provider:
-            notes.append(f"the provider replaces it on a change to {', '.join(by_provider)}")
+            assert rules is not None
+            notes.append(f"the provider replaces it on a change to {', '.join(by_provider)} ({rules.source})")
         create = ("create-replacement", _text(resource, "create"))
         delete = ("delete-replaced", _delete_text(prior))
         if prior.retain_on_delete:
@@ -206,17 +195,21 @@ def _compared(prior: Registration, resource: Registration) -> Step:
         runs = _runs(("update", _text(resource, "update") or _text(resource, "create")))
     else:
         runs = ()
-        if resource.custom:
+        if not resource.custom:
+            notes.append("a component: nothing runs, its state is rewritten")
+        elif rules is None:
             notes.append("the provider decides: it may replace on a field it forces")
         else:
-            notes.append("a component: nothing runs, its state is rewritten")
-    return Step(resource.name, resource.type, "update", runs, tuple(notes), changed, prior, resource)
+            notes.append(f"updated in place ({rules.source})")
+    stops = _provider_stops(rules, old_inputs, new_inputs)
+    notes += [f"{path}: {effect}" for path, effect in stops]
+    return Step(resource.name, resource.type, "update", runs, tuple(notes), changed, prior, resource, stops)
 
 
 def _deleted(prior: Registration) -> Step:
     notes = []
     if prior.retain_on_delete:
-        notes.append("retained: nothing runs" + ("" if prior.type == COMMAND else ", the cloud keeps it"))
+        notes.append("retained: nothing runs" + ("" if prior.type.startswith("command:") else ", the cloud keeps it"))
     elif prior.type == COMMAND and _text(prior, "delete") is None:
         notes.append("no delete command: nothing runs")
     elif prior.custom and prior.type != COMMAND:
@@ -240,7 +233,7 @@ def _number_runs(forward: list[Step], deletes: list[Step], old: StackRun) -> lis
 
     def numbered(step: Step) -> Step:
         runs = tuple(HostRun(r.phase, r.command, order[(step.name, r.phase)]) for r in step.runs)
-        return Step(step.name, step.type, step.op, runs, step.notes, step.changed, step.old, step.new)
+        return dataclasses.replace(step, runs=runs)
 
     return [numbered(s) for s in [*forward, *deletes]]
 
@@ -287,14 +280,43 @@ def parse_path(text: str) -> list[str | int]:
 
 
 def _ignoring(prior: Registration, resource: Registration) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both sides' plain inputs without the paths NEW's ignoreChanges lists (``*``: all)."""
-    old, new = unwrap(prior.inputs), unwrap(resource.inputs)
+    """Both sides' plain inputs without the paths NEW's ignoreChanges lists (``*``: all), assets as
+    the engine compares them."""
+    old, new = _assets_compared(unwrap(prior.inputs), unwrap(resource.inputs))
     if "*" in resource.ignore_changes:
         return {}, {}
     for path in resource.ignore_changes:
         parts = parse_path(path)
         old, new = _without(old, parts), _without(new, parts)
     return old, new
+
+
+def _assets_compared(old: Any, new: Any) -> tuple[Any, Any]:
+    """Each asset or archive at the same place on both sides as what the engine compares: its
+    content hash (sdk/go/common/resource/asset: ``Equals`` compares ``Hash`` only), so a release read
+    from another checkout is no change. Where a side's file is not on this machine (an older
+    revision's build), its path as the plan wrote it stands in."""
+    if _is_asset(old) and _is_asset(new):
+        if old.get("hash") and new.get("hash"):
+            return f"content {old['hash']}", f"content {new['hash']}"
+        return f"file {old.get('path')}", f"file {new.get('path')}"
+    if isinstance(old, dict) and isinstance(new, dict):
+        pairs = {k: _assets_compared(old.get(k), new.get(k)) for k in old.keys() & new.keys()}
+        return (
+            {k: pairs[k][0] if k in pairs else v for k, v in old.items()},
+            {k: pairs[k][1] if k in pairs else v for k, v in new.items()},
+        )
+    if isinstance(old, list) and isinstance(new, list):
+        pairs_list = [_assets_compared(a, b) for a, b in zip(old, new, strict=False)]
+        return (
+            [*(a for a, _ in pairs_list), *old[len(pairs_list) :]],
+            [*(b for _, b in pairs_list), *new[len(pairs_list) :]],
+        )
+    return old, new
+
+
+def _is_asset(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) in (ASSET_SIG, ARCHIVE_SIG)
 
 
 def _without(value: Any, path: list[str | int]) -> Any:
@@ -333,6 +355,8 @@ def _differs(old: Any, new: Any, path: list[str | int]) -> bool:
     if not path:
         return old != new
     head, rest = path[0], path[1:]
+    if head == "#":  # the number of elements
+        return (len(old) if isinstance(old, list) else 0) != (len(new) if isinstance(new, list) else 0)
     if head == "*":
         if isinstance(old, list) or isinstance(new, list):
             olds, news = (v if isinstance(v, list) else [] for v in (old, new))
@@ -342,6 +366,45 @@ def _differs(old: Any, new: Any, path: list[str | int]) -> bool:
             return any(_differs(olds.get(k, _MISSING), news.get(k, _MISSING), rest) for k in olds.keys() | news.keys())
         return old != new
     return _differs(_at(old, head), _at(new, head), rest)
+
+
+def _provider_replaces(
+    rules: providers.ProviderRules | None, changed: tuple[str, ...], old: dict[str, Any], new: dict[str, Any]
+) -> list[str]:
+    """The changed inputs the provider answers with a replacement (its schema's ForceNew)."""
+    if rules is None:
+        return []
+    if "*" in rules.replaces:
+        return list(changed)
+    return [path for path in rules.replaces if _differs(old, new, parse_path(path))]
+
+
+def _provider_stops(
+    rules: providers.ProviderRules | None, old: dict[str, Any], new: dict[str, Any]
+) -> tuple[tuple[str, str], ...]:
+    """In-place changes that stop the instance, and numbers the cloud only grows that would shrink:
+    (input path, what happens). A change that neither stops nor shrinks is no hazard."""
+    found: list[tuple[str, str]] = []
+    for stop in rules.stops if rules is not None else ():
+        parts = parse_path(stop.path)
+        if not _differs(old, new, parts):
+            continue
+        if stop.grow_only and any(a > b for a, b in _numbers(old, new, parts)):
+            found.append((stop.path, "fails at apply: the cloud only grows it, so `pulumi up` stops half-way"))
+        elif stop.stops:
+            found.append((stop.path, stop.effect))
+    return tuple(found)
+
+
+def _numbers(old: Any, new: Any, path: list[str | int]) -> list[tuple[float, float]]:
+    """The (old, new) numbers at ``path`` on both sides (``*`` pairs list elements in order)."""
+    if not path:
+        both = isinstance(old, int | float) and isinstance(new, int | float)
+        return [(float(old), float(new))] if both else []
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(old, list) and isinstance(new, list):
+        return [pair for a, b in zip(old, new, strict=False) for pair in _numbers(a, b, rest)]
+    return _numbers(_at(old, head), _at(new, head), rest)
 
 
 def _covers(pattern: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -360,10 +423,15 @@ def _covers(pattern: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _hazards(step: Step) -> list[str]:
+    found = [f"update of {step.name} ({step.type}): {path} {effect}" for path, effect in step.stops]
     if step.op not in ("replace", "delete") or step.old is None:
-        return []
-    found = []
+        return found
     what = f"{step.op} of {step.name} ({step.type})"
+    if step.op == "replace" and step.type in providers.NETWORKS:
+        found.append(
+            f"{what}: the instance lives in it; the cloud refuses to delete the old one while the instance is "
+            "attached, so `pulumi up` fails after creating the new one"
+        )
     if step.type in DATA_HOLDERS:
         kept = " (retained: the cloud keeps it, the stack no longer manages it)" if step.old.retain_on_delete else ""
         found.append(f"{what}: it holds data{kept}")
@@ -492,7 +560,7 @@ def print_text(diff: Diff, console: Console) -> None:
     if changes := diff.changes():
         table = Table(title_justify="left")
         for column in ("op", "type", "name", "runs on the host", "notes"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, no_wrap=column in ("op", "type", "name"))
         for step in changes:
             table.add_row(
                 f"[{_STYLE[step.op]}]{step.op}[/]",
@@ -501,7 +569,7 @@ def print_text(diff: Diff, console: Console) -> None:
                 escape("\n".join(summary(step, diff.scripts))),
                 escape("; ".join(step.notes)),
             )
-        console.print(table)
+        print_table(console, table)
     if diff.hazards:
         console.print(f"[bold red]{len(diff.hazards)} hazard(s):[/]")
         for hazard in diff.hazards:

@@ -10,11 +10,14 @@ retainOnDelete, aliases).
 from __future__ import annotations
 
 import base64
-import importlib
-import sys
+import functools
+import hashlib
+import heapq
+import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -27,6 +30,9 @@ from pulumi.runtime.sync_await import _sync_await
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a signature, not a secret
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a signature, not a secret
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# The signatures of an asset and an archive (sdk/go/common/resource/asset, archive).
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 
 # A created instance has no address until the cloud gives it one: the preview shows this
 # documentation address (RFC 5737) instead.
@@ -52,6 +58,20 @@ def fake_pem(label: str, name: str) -> str:
     body = base64.b64encode(f"mock {label.lower()} of {name}".encode()).decode()
     dashes = "-" * 5
     return f"{dashes}BEGIN {label}{dashes}\n{body}\n{dashes}END {label}{dashes}\n"
+
+
+def content_digest(path: Path) -> str | None:
+    """A file's or a directory's content as one sha256 (names relative to the directory, then bytes);
+    None when it is not on this machine. Equal content gives an equal digest wherever it lies."""
+    if not (path.is_file() or path.is_dir()):
+        return None
+    digest = hashlib.sha256()
+    for entry in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        digest.update(entry.relative_to(path).as_posix().encode() + b"\0" if path.is_dir() else b"")
+        with entry.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,8 @@ class StackRun:
     stack: str
     resources: list[Registration]
     outputs: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+    """What the program logged as a warning or an error (``pulumi.log``), as the CLI would show it."""
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -188,13 +210,28 @@ def generated_outputs(type_: str, name: str) -> dict[str, Any]:
     return {}
 
 
+class DuplicateUrnError(Exception):
+    """Two resources with one URN: the engine refuses the whole run."""
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
+        self._urns: set[str] = set()
+        self.failure: Exception | None = None
+        self.asset_root = Path.cwd()
+        """Where a relative asset path is read from: the program's directory, the CLI's working directory."""
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        # The mock runtime registers the stack itself twice (set_mocks, then run_in_stack).
+        if urn in self._urns and request.type != "pulumi:pulumi:Stack":
+            # As the engine refuses it (pkg/resource/deploy/step_generator.go: GetDuplicateResourceURNError).
+            self.failure = DuplicateUrnError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
+            raise self.failure
+        self._urns.add(urn)
         response = super().RegisterResource(request)
         self.registrations.append(
             Registration(
@@ -203,7 +240,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn,
                 custom=request.custom,
                 parent=request.parent,
-                inputs=json_format.MessageToDict(request.object),
+                inputs=self._hashed_assets(json_format.MessageToDict(request.object)),
                 protect=request.protect,
                 retain_on_delete=request.retainOnDelete,
                 import_id=request.importId,
@@ -217,6 +254,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         return response
+
+    def _hashed_assets(self, value: Any) -> Any:
+        """Inputs with each file asset's or archive's content hash beside its path, as the engine
+        computes it at registration (it diffs assets by that hash, never by path)."""
+        if isinstance(value, dict):
+            if value.get(SECRET_SIG_KEY) in (ASSET_SIG, ARCHIVE_SIG) and isinstance(value.get("path"), str):
+                digest = content_digest(self.asset_root / value["path"])
+                return {**value, "hash": digest} if digest else value
+            return {k: self._hashed_assets(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._hashed_assets(v) for v in value]
+        return value
 
     def _alias_urns(self, request: Any) -> list[str]:
         """The earlier URNs the engine would match in its state, from the alias specs the SDK sends.
@@ -261,42 +310,85 @@ def run_stack(
     monitor: RecordingMonitor | None = None,
     references: Mapping[str, StackOutputs] | None = None,
     *,
-    require_uploads: bool = False,
+    offline: bool = True,
 ) -> StackRun:
     """Evaluate the program once for a stack; raises what the program raises.
 
     ``references``: what each ``StackReference`` the program makes reads (see CloudMocks).
-    ``require_uploads``: a service release to upload (``release.upload``) must be on this machine,
-    as under the real CLI; by default one that is not is stood in for (the offline gate runs where
-    CI has not built the releases) and the preview warns.
+    ``offline``: the program runs as the offline gate runs it, listing a stack file's example values
+    instead of refusing them (``program.main``); ``False`` runs it exactly as the Pulumi CLI would.
+    Nothing else is stood in for: a release to upload that is not on this machine fails here as it
+    fails under the CLI.
     """
     import program  # imported here: importing it registers nothing, running it does
 
-    # An older revision (``--from``) has no uploads and nothing to stand in for.
-    uploads: Any = sys.modules.get("components.uploads") or _optional_module("components.uploads")
-
     monitor = monitor or RecordingMonitor(CloudMocks())
+    monitor.asset_root = Path(program.__file__).resolve().parent
     if references and isinstance(monitor.mocks, CloudMocks):
         monitor.mocks.stack_outputs.update(references)
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor)
+    logged = _Logged()
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=project, stack=stack_name, preview=True, monitor=monitor, logger=logged.logger
+    )
     settings.set_root_resource(None)  # type: ignore[arg-type]  # run_in_stack registers its own Stack
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
-    if uploads is not None:
-        uploads.offline_preview = not require_uploads
+    main = program.main
+    # A revision from before the offline flag (``--from``) has no example values to list.
+    if "offline" in inspect.signature(main).parameters:
+        main = functools.partial(main, offline=offline)
     try:
-        _sync_await(stack.run_in_stack(program.main))
-    finally:
-        if uploads is not None:
-            uploads.offline_preview = False
-    resources = [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
-    return StackRun(project, stack_name, resources, monitor.stack_outputs)
+        _sync_await(stack.run_in_stack(main))
+    except Exception:
+        if monitor.failure is not None:  # what the engine would have said first
+            raise monitor.failure from None
+        raise
+    if monitor.failure is not None:
+        raise monitor.failure
+    resources = stable_order([r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"])
+    return StackRun(project, stack_name, resources, monitor.stack_outputs, tuple(logged.messages))
 
 
-def _optional_module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
+class _Logged(logging.Handler):
+    """The program's log, kept for the report instead of written to stderr (where it would precede,
+    and muddle, the one line of a failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.Logger(f"preflight-program-{id(self)}", level=logging.WARNING)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def stable_order(resources: Sequence[Registration]) -> list[Registration]:
+    """The resources in an order that depends only on what they are: each after its parent and its
+    dependencies (as the engine needs them), otherwise by URN. Registration order does not serve: it
+    follows the asyncio scheduling of the program's outputs, which varies from run to run."""
+    by_urn = {r.urn: r for r in resources}
+    waiting: dict[str, int] = {}
+    unlocks: dict[str, list[str]] = {}
+    for resource in resources:
+        before = {resource.parent, *resource.dependencies}
+        before |= {u for urns in resource.property_dependencies.values() for u in urns}
+        before = (before & by_urn.keys()) - {resource.urn}
+        waiting[resource.urn] = len(before)
+        for urn in before:
+            unlocks.setdefault(urn, []).append(resource.urn)
+    ready = [urn for urn, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    done: list[Registration] = []
+    while ready:
+        urn = heapq.heappop(ready)
+        done.append(by_urn[urn])
+        for later in unlocks.get(urn, ()):
+            waiting[later] -= 1
+            if waiting[later] == 0:
+                heapq.heappush(ready, later)
+    placed = {r.urn for r in done}
+    return done + [r for r in resources if r.urn not in placed]  # a cycle cannot be registered
 
 
 def is_secret(value: Any) -> bool:

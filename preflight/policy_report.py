@@ -12,7 +12,7 @@ from rich.markup import escape
 from policies import PACK_NAME
 from preflight.markdown import cell
 from preflight.policy import Pack, Violation
-from preflight.report import Preview
+from preflight.report import Failure, Preview
 
 COMMENT_MARKER = "<!-- platform-policy-gate -->"
 _ORDER = ("mandatory", "advisory")
@@ -54,13 +54,14 @@ def pack_title(pack: Pack) -> str:
     return f"{PACK_NAME} {pack.version}"
 
 
-def markdown(previews: Sequence[Preview], pack: Pack) -> str:
-    """A pull-request comment; the marker lets CI find and update its own comment."""
+def markdown(previews: Sequence[Preview], pack: Pack, failures: Sequence[Failure] = ()) -> str:
+    """A pull-request comment; the marker lets CI find and update its own comment. A stack whose
+    config cannot be read is a row with its one-line error: every stack is always shown."""
     failed = mandatory(previews)
-    stacks = ", ".join(f"`{p.run.stack}`" for p in previews)
+    stacks = ", ".join(f"`{name}`" for name in sorted([p.run.stack for p in previews] + [f.stack for f in failures]))
     lines = [
         COMMENT_MARKER,
-        f"## Policy gate: {_headline(failed)}",
+        f"## Policy gate: {_headline(failed, len(failures))}",
         "",
         f"Offline preview of {stacks} (the program under Pulumi's mock engine, real provider SDKs) with the "
         f"policy pack `{pack_title(pack)}`, evaluated as `pulumi preview --policy-pack policies` would.",
@@ -71,6 +72,13 @@ def markdown(previews: Sequence[Preview], pack: Pack) -> str:
     for preview in previews:
         counts = [sum(v.level == level for v in preview.violations) for level in _ORDER]
         lines.append(f"| `{preview.run.stack}` | {len(preview.run.resources)} | {counts[0]} | {counts[1]} |")
+    for failure in failures:
+        lines.append(f"| `{failure.stack}` | ❌ cannot be evaluated: {cell(failure.line)} | - | - |")
+    examples = [(p.run.stack, key, why) for p in previews for key, why in p.examples]
+    if examples:
+        lines += ["", "### To replace before the first `pulumi up` (a real run stops at them)", ""]
+        lines += ["| stack | key | why |", "|---|---|---|"]
+        lines += [f"| `{stack}` | {cell(key)} | {cell(why)} |" for stack, key, why in examples]
     lines += ["", "### Capacity", "", "| host | cloud | usable MiB | workloads MiB | OS reserve MiB | verdict |"]
     lines.append("|---|---|---:|---:|---:|---|")
     for report in (c for p in previews for c in p.capacity):
@@ -95,7 +103,9 @@ def markdown(previews: Sequence[Preview], pack: Pack) -> str:
     return "\n".join(lines)
 
 
-def _headline(failed: int) -> str:
+def _headline(failed: int, unreadable: int = 0) -> str:
+    if unreadable:
+        return f"❌ {unreadable} stack{'s' if unreadable != 1 else ''} cannot be evaluated (bad config)"
     return f"❌ {failed} mandatory violation{'s' if failed != 1 else ''}" if failed else "✅ passed"
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -14,6 +15,15 @@ from preflight.capacity import Capacity
 from preflight.engine import StackRun
 from preflight.policy import Violation
 from preflight.stackfile import StackConfig
+from preflight.tables import print_table
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A stack that could not be evaluated: its one line, as printed on stderr."""
+
+    stack: str
+    line: str
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,8 @@ class Preview:
     run: StackRun
     violations: tuple[Violation, ...] = ()
     capacity: tuple[Capacity, ...] = ()
+    examples: tuple[tuple[str, str], ...] = ()
+    """Placeholders the stack file still holds (key, why): a real run refuses them."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,21 +56,31 @@ class Preview:
             "firewall": inspect.firewall_rules(self.run),
             "outputs": inspect.redacted(self.run.outputs),
             "capacity": [c.as_json() for c in self.capacity],
+            "toReplace": [{"key": key, "why": why} for key, why in self.examples],
             "violations": [v.as_json() for v in self.violations],
         }
 
 
 def print_text(preview: Preview, console: Console | None = None) -> None:
-    console = console or Console(width=120)
+    console = console or Console()
     run = preview.run
     console.rule(f"[bold]stack {run.stack}[/] (offline preview: mock engine, real provider SDKs)")
     if preview.config.placeholders:
         keys = ", ".join(sorted(preview.config.placeholders))
         console.print(f"secrets are labelled placeholders here, not your values: {keys}")
+    if preview.examples:
+        count = len(preview.examples)
+        console.print(f"[bold yellow]to replace before the first `pulumi up`[/] ({count}; a real run stops at them):")
+        for key, why in preview.examples:
+            console.print(escape(f"  {key}: {why}"), soft_wrap=True)
     console.print(_tree(run))
     for host in inspect.hosts(run):
-        console.print(_host_table(host))
-    console.print(_rules_table(inspect.firewall_rules(run)))
+        print_table(console, _host_table(host))
+    print_table(console, _rules_table(inspect.firewall_rules(run)))
+    if run.warnings:
+        console.print(f"[bold yellow]the program's warnings[/] ({len(run.warnings)}):")
+        for warning in run.warnings:
+            console.print(escape(f"  warning: {warning}"), soft_wrap=True)
 
 
 def _tree(run: StackRun) -> Tree:
@@ -82,7 +104,7 @@ def _host_table(host: dict[str, Any]) -> Table:
         title_justify="left",
     )
     for column in ("workload", "role", "ports", "memory MiB"):
-        table.add_column(column, justify="right" if column == "memory MiB" else "left")
+        table.add_column(column, justify="right" if column == "memory MiB" else "left", no_wrap=column != "ports")
     for workload in host["workloads"]:
         ports = ", ".join(f"{int(p['port'])}/{p['protocol']} ({p['expose']})" for p in workload["ports"]) or "-"
         table.add_row(workload["name"], workload["role"], ports, str(int(workload["memoryMib"])))
@@ -92,7 +114,7 @@ def _host_table(host: dict[str, Any]) -> Table:
 def _rules_table(rules: list[dict[str, Any]]) -> Table:
     table = Table(title="firewall rules (as registered)", title_justify="left")
     for column in ("direction", "action", "protocol", "port", "cidr", "order", "description"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "description")
     for rule in rules:
         table.add_row(
             rule["direction"],

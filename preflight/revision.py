@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,8 +69,11 @@ def checkout(root: Path, revision: str, project: str) -> Iterator[Path]:
         yield tree
 
 
-def evaluate(tree: Path, stack: str, revision: str) -> tuple[StackRun, tuple[str, ...]]:
-    """The revision's registrations for ``stack`` and notes; no stack file there: empty state."""
+def evaluate(tree: Path, stack: str, revision: str, root: Path | None = None) -> tuple[StackRun, tuple[str, ...]]:
+    """The revision's registrations for ``stack`` and notes; no stack file there: empty state.
+
+    ``root``: today's project folder, where a release the revision uploaded may still lie (``_uploads``).
+    """
     from preflight.engine import Registration, StackRun
 
     project = yaml.safe_load((tree / "Pulumi.yaml").read_text())["name"]
@@ -80,7 +84,7 @@ def evaluate(tree: Path, stack: str, revision: str) -> tuple[StackRun, tuple[str
     out.unlink(missing_ok=True)
     try:
         child = subprocess.run(
-            [sys.executable, "-P", str(Path(__file__).resolve()), stack, str(out)],
+            [sys.executable, "-P", str(Path(__file__).resolve()), stack, str(out), str(root or tree)],
             cwd=tree,
             capture_output=True,
             text=True,
@@ -131,7 +135,28 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-def _child(stack: str, out: Path) -> int:
+def _uploads(plan: Any, tree: Path, root: Path) -> None:
+    """The releases the revision's plan uploads, in its tree: git holds no build, so each is taken
+    from today's folder at the same path (an unchanged release: the same content, the same digest),
+    or, when that is gone too, a labelled stand-in (the file the old deploy sent is not on this
+    machine; a changed release differs from it anyway)."""
+    for service in getattr(plan, "services", ()):
+        upload = getattr(getattr(service, "release", None), "upload", None)
+        if not upload or Path(upload).is_absolute() or ".." in Path(upload).parts:
+            continue
+        target, current = tree / upload, root / upload
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if current.is_dir():
+            shutil.copytree(current, target, symlinks=True)
+        elif current.is_file():
+            shutil.copyfile(current, target)
+        else:
+            target.write_text(f"stand-in: {upload} as an earlier revision uploaded it is not on this machine\n")
+
+
+def _child(stack: str, out: Path, root: Path) -> int:
     tree = Path.cwd()
     sys.path.insert(0, str(tree))  # the revision's program, plan and components
     document: dict[str, Any]
@@ -144,6 +169,7 @@ def _child(stack: str, out: Path) -> int:
 
         config = stackfile.read_stack(tree, stack)
         loaded = plan.load_plan(config.config, config.secret_keys)
+        _uploads(loaded, tree, root)
         config = stackfile.with_plan_secrets(config, loaded)
         run = engine.run_stack(config.project, stack, config.config, set(config.secret_keys))
         document = {"resources": [dataclasses.asdict(r) for r in run.resources], "outputs": run.outputs}
@@ -155,4 +181,4 @@ def _child(stack: str, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], Path(sys.argv[2])))
+    sys.exit(_child(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])))

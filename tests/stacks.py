@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from plan import load_plan
+from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, load_plan
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
 from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
@@ -74,12 +75,34 @@ def with_replicas(**changes: Any) -> dict[str, Any]:
     return {"existing": REPLICAS, "replication": {"sourceStack": SOURCE_STACK}, **proxy, **changes}
 
 
+def exactly(cloud: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` where a list of databases, services or existing workloads is the whole list: the
+    cloud's defaults it leaves out (and does not retire) go under ``platform:omit``, as a stack file
+    that wants exactly these would say. Without that, a list patches the defaults by name."""
+    cloud = changes.get("cloud", cloud)
+    defaults = CLOUD_DEFAULTS.get(Cloud(cloud), {}) if cloud in {c.value for c in Cloud} else {}
+    omit: dict[str, list[str]] = {k: list(v) for k, v in (changes.get("omit") or {}).items()}
+    retired = changes.get("retired") or {}
+    for section, entries in changes.items():
+        if section not in PATCHED_SECTIONS or not isinstance(entries, list | tuple) or section not in defaults:
+            continue
+        listed = {e.get("name") for e in entries if isinstance(e, dict)}
+        listed |= {r.get("name") for r in retired.get(section, ()) if isinstance(r, dict)}
+        left = [
+            d["name"] for d in defaults[section] if d["name"] not in listed and d["name"] not in omit.get(section, [])
+        ]
+        if left:
+            omit[section] = [*omit.get(section, []), *left]
+    return {**changes, "omit": omit} if omit else changes
+
+
 def stack_folder(folder: Path, stack: str, **changes: Any) -> Path:
     """A project folder as a user's checkout has it: Pulumi.yaml, every committed stack file, and
     ``Pulumi.<stack>.yaml`` with some ``platform:*`` keys changed (as in ``config_for``)."""
     for path in (ROOT / "Pulumi.yaml", *ROOT.glob("Pulumi.*.yaml")):
         (folder / path.name).write_text(path.read_text())
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    changes = exactly(document["config"].get("platform:cloud"), changes)
     for key, value in changes.items():
         full_key = f"platform:{key}"
         committed = document["config"].get(full_key)
@@ -91,6 +114,46 @@ def stack_folder(folder: Path, stack: str, **changes: Any) -> Path:
             document["config"][full_key] = value
     (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return folder
+
+
+# What a user puts in place of the committed stacks' EXAMPLE values before the first `up`: real-looking
+# ids, keys, addresses and releases (none of them a documentation address or an "example").
+TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmDv/NdJQz7SSKw1mESeTlaszpqQledSbKMYCelqTQl"
+
+
+def as_deployed(stack: str) -> dict[str, Any]:
+    """Changes (``config_for``) that replace every EXAMPLE value of the committed ``stack``."""
+    ids = {"alibaba": ("i-wz9a1b2c3d4e5f6g7h8", "sg-wz9a1b2c3d4e5f6g7h"), "tencent": ("ins-a1b2c3d4", "sg-a1b2c3d4")}
+    instance, group = ids[stack]
+    changes: dict[str, Any] = {
+        "host": {"instanceId": instance, "hostKey": TEST_HOST_KEY},
+        "firewall": {"adminCidrs": ["100.64.10.0/24"], "securityGroupId": group},
+    }
+    if stack == "tencent":
+        changes["proxy"] = {
+            "serverName": "api.platform.internal",
+            "certificate": "/etc/letsencrypt/live/api.platform.internal/fullchain.pem",
+            "certificateKey": "/etc/letsencrypt/live/api.platform.internal/privkey.pem",
+        }
+        changes["services"] = [
+            {
+                "name": name,
+                "release": {
+                    "version": "1.0.0",
+                    "artifact": f"https://releases.platform.internal/{name}/{name}-1.0.0.tar.gz",
+                    "sha256": hashlib.sha256(name.encode()).hexdigest(),
+                },
+            }
+            for name in ("zervigo", "shared-service", "ai-service-1", "ai-service-2", "looma-crm")
+        ]
+    return changes
+
+
+def default_services(without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The default services with the releases the committed Tencent stack gives them (a service's
+    release is the stack's to say: plan.py's defaults have none)."""
+    releases = {s["name"]: s["release"] for s in stack_values("tencent")["services"]}
+    return [{**s, "release": releases[s["name"]]} for s in DEFAULT_SERVICES if s["name"] not in without]
 
 
 def cache_database(**fields: Any) -> dict[str, Any]:
@@ -111,15 +174,18 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
 
 
-def config_for(stack: str, root: Path = ROOT, **changes: Any) -> StackConfig:
+def config_for(stack: str, root: Path = ROOT, *, exact: bool = True, **changes: Any) -> StackConfig:
     """The committed stack's config with some ``platform:*`` keys changed.
 
     A dict value is merged into the committed one (``host={"memoryMib": 1}``, and a field
-    set to ``None`` is dropped); any other value replaces it; ``None`` removes the key.
+    set to ``None`` is dropped); any other value replaces it; ``None`` removes the key. A list of
+    workloads is the whole list (``exactly``) unless ``exact=False``, when it patches the defaults.
     """
     base = read_stack(root, stack)
     config = dict(base.config)
     committed = stack_values(stack, root)
+    if exact:
+        changes = exactly(committed.get("cloud"), changes)
     for key, value in changes.items():
         full_key = f"platform:{key}"
         if value is None:

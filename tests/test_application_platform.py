@@ -25,7 +25,7 @@ from components.uploads import tree_digest
 from plan import PlanError, load_plan
 from policies._scan import rendered_parameters
 from preflight.engine import StackOutputs, run_stack, unwrap
-from tests.stacks import ROOT, SOURCE_STACK, config_for, evaluate, inputs, preflight_cli, stack_folder
+from tests.stacks import ROOT, SOURCE_STACK, as_deployed, config_for, evaluate, inputs, preflight_cli, stack_folder
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -179,25 +179,32 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path):
 
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
-def test_a_missing_local_release_is_one_line_at_preview():
-    config = config_for("tencent", **_changes())
+@pytest.mark.parametrize("offline", [True, False], ids=["offline-gate", "as-the-cli-runs-it"])
+def test_a_missing_local_release_is_one_line_at_preview(offline: bool):
+    real = {key: value for key, value in as_deployed("tencent").items() if key != "services"}
+    config = config_for("tencent", **{**real, **_changes()})
     with pytest.raises(RunError) as raised:
-        run_stack(config.project, "tencent", config.config, set(config.secret_keys), require_uploads=True)
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), offline=offline)
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith("platform:services[0].release.upload: ")
+    assert message.startswith("platform:services[looma-crm].release.upload: ")
     assert "does not exist on this machine" in message
 
 
-def test_the_offline_gate_stands_in_for_a_release_ci_has_not_built_yet(folder: Path):
-    """`python -m preflight` runs where CI has not built the releases: it says so and goes on."""
+def test_the_offline_gate_fails_where_the_real_run_fails_with_the_same_line(folder: Path):
+    """No stand-in for a release that is not there: `python -m preflight` stops as `pulumi preview` would."""
     (folder / "artifacts/looma-crm-2.1.0.tar.gz").rename(folder / "artifacts/elsewhere.tar.gz")
     try:
         result = preflight_cli("tencent", root=folder)
     finally:
         (folder / "artifacts/elsewhere.tar.gz").rename(folder / "artifacts/looma-crm-2.1.0.tar.gz")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "the release of looma-crm is not on this machine" in result.stdout + result.stderr
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "error: stack tencent: platform:services[looma-crm].release.upload: 'artifacts/looma-crm-2.1.0.tar.gz' "
+        "does not exist on this machine"
+    )
 
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
@@ -207,9 +214,10 @@ def test_a_pinned_sha256_that_the_local_release_does_not_have_is_one_line(run):
     services[0]["release"]["sha256"] = "0" * 64
     config = config_for("tencent", **{**_changes(), "services": services})
     with pytest.raises(
-        RunError, match=rf"^platform:services\[0\]\.release\.upload: .* has sha256 {digest}, the plan pins 0{{64}}"
+        RunError,
+        match=rf"^platform:services\[looma-crm\]\.release\.upload: .* has sha256 {digest}, the plan pins 0{{64}}",
     ):
-        run_stack(config.project, "tencent", config.config, set(config.secret_keys), require_uploads=True)
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys))
 
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
@@ -218,7 +226,8 @@ def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
     services = _services(str(local))
     services[0]["databases"] = ["production-cassandra"]
     config = config_for("tencent", **{**_changes(), "services": services})
-    references = {SOURCE_STACK: StackOutputs(outputs={"databases": {"production-mysql": {}}, "databasePasswords": {}})}
+    outputs = {"databases": {"production-mysql": {}}, "databasePasswords": {}, "peerIngress": []}
+    references = {SOURCE_STACK: StackOutputs(outputs=outputs)}
     with pytest.raises(RunError) as raised:
         run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
     assert str(raised.value) == (
@@ -232,7 +241,7 @@ def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
 def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
     _, _, local = run
     config = config_for("tencent", **{**_changes(), "services": _services(str(local))})
-    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107"})}
+    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107", "peerIngress": []})}
     with pytest.raises(
         RunError, match=r"^platform:databaseStack 'organization/platform/alibaba': the stack has no output 'databases'"
     ):
@@ -245,12 +254,12 @@ def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
         (
             {"environment": {"JWT_SECRET": "abc"}},
             (
-                "platform:services[0]",
+                "platform:services[looma-crm]",
                 "environment.JWT_SECRET looks like a secret",
                 "--secret --path platform:serviceSecrets.JWT_SECRET",
             ),
         ),
-        ({"environment": {"PORT": "1"}}, ("platform:services[0]", "PORT is set by the platform")),
+        ({"environment": {"PORT": "1"}}, ("platform:services[looma-crm]", "PORT is set by the platform")),
         ({"runtime": "go", "python": {"version": "3.11"}}, ("python settings apply to runtime python only",)),
         ({"databases": ["production-mysql"], "secrets": []}, ("platform:databaseStack: required",)),
         ({"release": {"version": "1", "artifact": "/srv2/a.tgz", "upload": "a.tgz"}}, ("exactly one of artifact",)),
@@ -318,7 +327,7 @@ def test_a_new_release_updates_its_upload_and_deploy_and_a_dropped_service_s_upl
     dropped = evaluate("tencent", **{**_changes(), "services": [], "batches": []})
     steps = diff.steps(before, dropped)
     upload = next(s for s in steps.changes() if s.name == "tencent-svc-looma-crm-upload")
-    assert (upload.op, upload.notes, upload.runs) == ("delete", ("retained: nothing runs, the cloud keeps it",), ())
+    assert (upload.op, upload.notes, upload.runs) == ("delete", ("retained: nothing runs",), ())
     assert upload.old is not None
     assert upload.old.replace_on_changes == ["triggers[*]"]  # forced by the SDK, and never triggered: no triggers
     assert any("looma-crm" in hazard for hazard in steps.hazards)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -273,11 +272,10 @@ def test_a_group_holding_only_the_programs_rules_passes_stale_ones_included():
     assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
 
 
-def test_allow_unmanaged_rules_proceeds_with_the_same_lines_as_a_warning(caplog):
-    caplog.set_level(logging.WARNING)
+def test_allow_unmanaged_rules_proceeds_with_the_same_lines_as_a_warning():
     run = evaluate_with(adopted_group_holding("seeds_convenience"), firewall={"allowUnmanagedRules": True})
     assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
-    (warning,) = [r.getMessage() for r in caplog.records if "hand-made rules" in r.getMessage()]
+    (warning,) = [message for message in run.warnings if "hand-made rules" in message]
     assert warning.splitlines() == [HEADING.format(count=9), *SEEDS_CONVENIENCE, CONSOLE]
 
 

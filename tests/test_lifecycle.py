@@ -83,7 +83,7 @@ def test_a_bucket_rename_is_a_replace_the_protection_refuses(alibaba):
     found = diff.steps(alibaba, evaluate("alibaba", backups={"offHost": {"bucket": "another-backups"}}))
     bucket = found.by_name("alibaba-backups-bucket")
     assert bucket.op == "replace"
-    assert "the provider replaces it on a change to bucket" in bucket.notes
+    assert "the provider replaces it on a change to bucket (terraform-provider-alicloud v1.289.0)" in bucket.notes
     assert any("alibaba-backups-bucket" in h and "protected" in h for h in found.hazards)
     assert any("alibaba-backups-bucket" in h and "holds data" in h for h in found.hazards)
 

@@ -44,7 +44,7 @@ def test_json_shows_secrets_as_secret_and_names_the_placeholders(both_stacks_jso
 
 
 def test_text_preview_prints_tree_plan_and_rules():
-    result = preflight("tencent")
+    result = preflight("tencent", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "tencent-svc-looma-crm (command:remote:Command)" in result.stdout
     assert "memory used 3412 + OS reserve 256 / limit 3686 /" in result.stdout

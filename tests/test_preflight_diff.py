@@ -18,7 +18,7 @@ import program
 from plan import DEFAULT_DATABASES
 from preflight import diff
 from preflight.engine import Registration, StackRun
-from tests.stacks import ROOT, evaluate, preflight_cli
+from tests.stacks import ROOT, evaluate, exactly, preflight_cli
 
 COMMAND = "command:remote:Command"
 SIGNATURES = diff.script_signatures(diff.SCRIPTS)
@@ -248,9 +248,16 @@ def test_replacing_or_deleting_an_instance_is_a_hazard():
     )
 
 
-def test_a_custom_resources_change_is_an_update_the_provider_decides():
+def test_a_field_the_provider_updates_in_place_is_an_update():
     rule = registration("rule", "alicloud:ecs/securityGroupRule:SecurityGroupRule", {"description": "a"})
     (step,) = diff.steps(stack(rule), stack(_with(rule, inputs={"description": "b"}))).steps
+    assert step.op == "update"
+    assert "updated in place (terraform-provider-alicloud v1.289.0)" in step.notes
+
+
+def test_a_resource_type_the_table_does_not_know_is_an_update_the_provider_decides():
+    disk = registration("disk", "alicloud:ecs/ecsDisk:EcsDisk", {"size": 40})
+    (step,) = diff.steps(stack(disk), stack(_with(disk, inputs={"size": 50}))).steps
     assert step.op == "update"
     assert "the provider decides: it may replace on a field it forces" in step.notes
 
@@ -319,7 +326,9 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def with_config(path: Path, **platform: Any) -> None:
+    """The stack file with these ``platform:*`` keys set (a list of workloads is the whole list: ``exactly``)."""
     document = yaml.safe_load(path.read_text())
+    platform = exactly(document["config"].get("platform:cloud"), platform)
     plain = json.loads(json.dumps(platform))  # the seeds' enums as the strings YAML holds
     document["config"].update({f"platform:{k}": v for k, v in plain.items()})
     path.write_text(yaml.safe_dump(document))

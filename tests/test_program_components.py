@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from plan import DEFAULT_SERVICES
-from tests.stacks import evaluate
+from tests.stacks import default_services, evaluate
 
 DATABASES, SERVICES = "platform:provisioning:Databases", "platform:provisioning:Services"
 COMMAND = "command:remote:Command"
@@ -26,7 +25,7 @@ def test_each_shipped_stack_has_its_hosts_component_only():
 
 
 def test_services_listed_on_the_database_host_are_deployed_there():
-    zervigo = DEFAULT_SERVICES[0]
+    (zervigo, *_) = default_services()
     run = evaluate("alibaba", services=[zervigo], batches=[[zervigo["name"]]])
 
     assert components(run) == {"alibaba-db": DATABASES, "alibaba-svc": SERVICES}

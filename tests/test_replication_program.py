@@ -216,7 +216,7 @@ def test_a_port_that_disagrees_with_the_alibaba_stack_is_a_clear_error():
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
 def test_an_output_the_referenced_stack_lacks_is_a_clear_error():
     config = config_for("tencent", **with_replicas())
-    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107"})}
+    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107", "peerIngress": []})}
     with pytest.raises(RunError, match=r"sourceStack 'organization/platform/alibaba': the stack has no output 'replic"):
         run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
 
@@ -260,13 +260,13 @@ def test_preflight_names_a_missing_source_stack_file_in_one_line(tmp_path: Path)
         pytest.param(
             "tencent",
             with_replicas(existing=[replica("mysql", 7687, "production-neo4j", 384, kind="neo4j")]),
-            ("platform:existing[0].replicaOf.kind", "'neo4j'", "off-host backup", "mysql, postgres and redis"),
+            ("platform:existing[mysql].replicaOf.kind", "'neo4j'", "off-host backup", "mysql, postgres and redis"),
             id="replica-of-neo4j",
         ),
         pytest.param(
             "tencent",
             with_replicas(existing=[replica("mysql", 3306, "production-mysql", 384, host="203.0.113.99")]),
-            ("platform:existing[0].replicaOf.host", "'203.0.113.99'", "firewall.peerAddress 47.115.168.107"),
+            ("platform:existing[mysql].replicaOf.host", "'203.0.113.99'", "firewall.peerAddress 47.115.168.107"),
             id="replica-target-not-the-peer",
         ),
     ],

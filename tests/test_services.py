@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from components.services import systemd_unit
-from plan import DEFAULT_SERVICES, load_plan
-from tests.stacks import commands, config_for, evaluate
+from plan import load_plan
+from tests.stacks import commands, config_for, default_services, evaluate
 
 MEMORY = {"zervigo": 200, "shared-service": 250, "ai-service-1": 600, "ai-service-2": 600, "looma-crm": 250}
 
@@ -69,7 +69,7 @@ def test_a_non_root_ssh_user_runs_the_scripts_through_sudo_without_a_prompt(run)
 def test_a_retired_service_gets_a_retire_command_and_no_deploy():
     run = evaluate(
         "tencent",
-        services=[s for s in DEFAULT_SERVICES if s["name"] != "looma-crm"],
+        services=default_services(without=("looma-crm",)),
         batches=[["zervigo", "shared-service"], ["ai-service-1", "ai-service-2"]],
         retired={"services": [{"name": "looma-crm"}]},
     )

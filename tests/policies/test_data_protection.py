@@ -8,7 +8,7 @@ import shlex
 from functools import cache
 
 from components.provisioning import as_command
-from plan import DEFAULT_DATABASES, DEFAULT_SERVICES
+from plan import DEFAULT_DATABASES
 from tests.policies.shapes import (
     ALIBABA_INSTANCE,
     TENCENT_INSTANCE,
@@ -21,6 +21,7 @@ from tests.policies.shapes import (
     violations,
     with_resources,
 )
+from tests.stacks import default_services
 
 MYSQL = "alibaba-db-production-mysql"
 RETIRE_REDIS = "alibaba-db-retire-production-redis"
@@ -46,7 +47,7 @@ def _purging():
 @cache
 def _retiring_a_service():
     """The tencent stack with looma-crm retired: its command removes SERVICE_DIR."""
-    services = [s for s in DEFAULT_SERVICES if s["name"] != "looma-crm"]
+    services = default_services(without=("looma-crm",))
     batches = [["zervigo", "shared-service"], ["ai-service-1", "ai-service-2"]]
     return run_program("tencent", services=services, batches=batches, retired={"services": [{"name": "looma-crm"}]})
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from components.provisioning import Step, as_command
 from plan import Plan, load_plan
+from tests.stacks import exactly
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "standins"
@@ -347,18 +348,20 @@ class SshHost:
             "platform:firewall": json.dumps(
                 {"adminCidrs": ["198.51.100.0/24"], "peerAddress": "203.0.113.20", "securityGroupId": "sg-loopback"}
             ),
-            "platform:existing": json.dumps(list(existing)),
             "platform:paths": json.dumps(self.paths(keep_releases)),
         }
         # Monitoring only where a test asks for it (``extra``): its programs hold ports on this machine.
         config["platform:monitoring"] = json.dumps({"enabled": False})
         config.update({f"platform:{key}": json.dumps(value) for key, value in (extra or {}).items()})
+        lists: dict[str, Any] = {"existing": list(existing)}
         if cloud == "tencent":
-            config["platform:services"] = json.dumps(list(services))
+            lists["services"] = list(services)
             names = [s["name"] for s in services]
             config["platform:batches"] = json.dumps(batches if batches is not None else [[n] for n in names])
         else:
-            config["platform:databases"] = json.dumps(list(databases))
+            lists["databases"] = list(databases)
+        # Each list is this host's whole list: the cloud's defaults it leaves out are omitted.
+        config.update({f"platform:{key}": json.dumps(value) for key, value in exactly(cloud, lists).items()})
         return load_plan(config)
 
     def snapshot(self) -> dict[str, tuple[object, ...]]:

@@ -40,6 +40,7 @@ from tests.provisioning.harness import Run, SshHost, free_port, password_for
 from tests.provisioning.real_engines import Instance, attach
 from tests.provisioning.workloads import database_step
 from tests.provisioning.workloads import databases as seed_databases
+from tests.stacks import exactly
 
 ROLE = "platform-loopback-backups"
 BUCKET = "platform-loopback-backups-0123abcd"
@@ -80,7 +81,8 @@ def backup_plan(host: SshHost, *names: str, not_backed_up: Sequence[str] = (), *
             {"adminCidrs": ["198.51.100.0/24"], "peerAddress": "203.0.113.20", "securityGroupId": "sg-loopback"}
         ),
         "platform:paths": json.dumps(host.paths()),
-        "platform:databases": json.dumps(databases),
+        # The databases named, and no other default.
+        **{f"platform:{key}": json.dumps(value) for key, value in exactly("alibaba", {"databases": databases}).items()},
         # The drill restores every engine the tests start (the default 16 MiB restores Redis alone).
         "platform:backups": json.dumps({"randomizedDelayS": 600, "drillMemoryMib": 256, **backups}),
     }

@@ -57,6 +57,7 @@ from plan import REPLICATION_USER, Database, Plan, load_plan
 from tests.provisioning import real_engines
 from tests.provisioning.harness import Run, SshHost, free_port, password_for, wait_until
 from tests.provisioning.real_engines import Instance, Tls, start_redis_source
+from tests.stacks import exactly
 
 PEER = "127.0.0.1"
 SYNC_WAIT_S = 30.0
@@ -166,8 +167,11 @@ def tencent_plan(host: SshHost, root: Path, replica: dict[str, Any]) -> Plan:
         "platform:firewall": json.dumps(
             {"adminCidrs": ["198.51.100.0/24"], "peerAddress": "203.0.113.10", "securityGroupId": "sg-loopback"}
         ),
-        "platform:existing": json.dumps([replica]),
-        "platform:services": "[]",
+        # The replica alone: no default service or existing workload of the Tencent plan.
+        **{
+            f"platform:{key}": json.dumps(value)
+            for key, value in exactly("tencent", {"existing": [replica], "services": []}).items()
+        },
         "platform:batches": "[]",
         "platform:paths": json.dumps(paths),
         "platform:replication": json.dumps({"sourceStack": "loopback/platform/alibaba"}),
