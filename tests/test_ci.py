@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -391,3 +393,149 @@ def test_the_drift_report_opens_an_issue_or_comments_on_the_open_one(tmp_path: P
     assert "- alibaba: preview=clean refresh=drift" in text
     assert "- tencent: preview=clean refresh=clean" in text
     assert RUN in text
+
+
+# --- The deploy's own gate (tools/deploy_gate.sh): preflight --from the deployed revision ---
+
+GATE = ROOT / "tools" / "deploy_gate.sh"
+PULUMI_TAGS = """\
+# `pulumi stack tag get|set NAME [VALUE] --stack STACK`, tags kept in $TAGS/<stack>.
+case "$1 $2 $3" in
+  "stack tag get") file="$TAGS/$6"; if [ -s "$file" ]; then cat "$file"; exit 0; fi
+                   echo "error: stack tag '$4' not found for stack '$6'" >&2; exit 1 ;;
+  "stack tag set") mkdir -p "$TAGS"; printf '%s\\n' "$5" > "$TAGS/$7" ;;
+  *) exit 99 ;;
+esac
+"""
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A checkout with two commits: the deployed one, and a change that drops production-redis from
+    the plan without retiring it (a hazard: it would keep running unmanaged)."""
+    root = tmp_path_factory.mktemp("repo") / "project"
+    shutil.copytree(
+        ROOT, root, ignore=shutil.ignore_patterns(".git", ".venv", ".make", "tests", "__pycache__", ".*_cache")
+    )
+    git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True, timeout=60)
+    subprocess.run([*git, "add", "."], check=True, timeout=60)
+    subprocess.run([*git, "commit", "-q", "--no-gpg-sign", "-m", "deployed"], check=True, timeout=60)
+    first = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    path = root / "Pulumi.alibaba.yaml"
+    path.write_text(path.read_text() + "  platform:omit:\n    databases: [production-redis]\n")
+    subprocess.run([*git, "commit", "-q", "--no-gpg-sign", "-am", "drop redis"], check=True, timeout=60)
+    second = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return {"root": root, "first": first, "second": second}
+
+
+def run_gate(
+    deployed: dict[str, Any], tmp_path: Path, *args: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stand_in(bin_dir, "pulumi", PULUMI_TAGS)
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    result = subprocess.run(
+        ["bash", str(GATE), *args],
+        cwd=deployed["root"],
+        capture_output=True,
+        text=True,
+        env=clean_env(
+            PATH=f"{bin_dir}:{os.environ['PATH']}",
+            PYTHON=sys.executable,
+            TAGS=str(tmp_path / "tags"),
+            GITHUB_STEP_SUMMARY=str(summary),
+            GITHUB_OUTPUT=str(outputs),
+            GITHUB_SHA=str(deployed["second"]),
+            **env,
+        ),
+        timeout=300,
+        check=False,
+    )
+    return result, _text_of(summary), _text_of(outputs)
+
+
+def _text_of(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def test_the_deploy_gate_refuses_a_hazard_from_the_recorded_revision(deployed, tmp_path: Path):
+    (tmp_path / "tags").mkdir()
+    (tmp_path / "tags/alibaba").write_text(f"{deployed['first']}\n")
+    result, summary, outputs = run_gate(deployed, tmp_path, "check", "alibaba")
+    assert result.returncode == 1, result.stderr
+    assert f"from {deployed['first']} (the revision recorded by its last successful deploy" in summary
+    assert "production-redis (database:redis) left the plan but is not under platform:retired" in summary
+    assert "hazards=1" in outputs
+    assert result.stdout.strip().splitlines()[-1].startswith("::error::alibaba: preflight --from")
+
+
+def test_an_acknowledged_hazard_deploys_and_says_so(deployed, tmp_path: Path):
+    (tmp_path / "tags").mkdir()
+    (tmp_path / "tags/alibaba").write_text(f"{deployed['first']}\n")
+    result, _, outputs = run_gate(deployed, tmp_path, "check", "alibaba", ACKNOWLEDGED="true")
+    assert result.returncode == 0, result.stderr
+    assert "::warning::alibaba:" in result.stdout
+    assert "acknowledge_hazards" in result.stdout
+    assert "hazards=1" in outputs
+
+
+def test_without_a_recorded_deploy_the_parent_commit_stands_in_and_the_summary_says_so(deployed, tmp_path: Path):
+    result, summary, outputs = run_gate(deployed, tmp_path, "check", "alibaba")
+    assert result.returncode == 1  # the parent is the deployed commit here: the same hazard
+    assert "HEAD's parent (no deploy of this stack is recorded yet)" in summary
+    result, summary, outputs = run_gate(deployed, tmp_path, "check", "alibaba", BEFORE=str(deployed["second"]))
+    assert result.returncode == 0, result.stderr  # from the revision itself: nothing changes
+    assert "the revision before this push" in summary
+    assert "hazards=0" in outputs
+
+
+def test_a_successful_deploy_records_its_revision(deployed, tmp_path: Path):
+    result, _, _ = run_gate(deployed, tmp_path, "record", "tencent")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tags/tencent").read_text().strip() == deployed["second"]
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [("1", "exited 1: a mandatory policy is violated"), ("2", "exited 2: a stack's config cannot be evaluated")],
+)
+def test_the_pull_request_gate_names_a_violation_and_an_unreadable_stack_differently(status: str, says: str):
+    refuse = step(
+        "pull-request.yml",
+        "gate",
+        lambda c: c.get("name") == "Refuse mandatory policy violations and unreadable stacks",
+    )
+    result = run_step(refuse["run"], clean_env(STATUS=status))
+    assert result.returncode == 1
+    assert says in result.stdout
+
+
+def test_the_gate_comment_keeps_its_marker_and_shows_an_unreadable_stack_as_its_line(tmp_path: Path):
+    """With exit 2 the markdown still starts with the marker CI finds its comment by, and the bad
+    stack is a row with its one line next to the stacks that could be evaluated."""
+    for name in ("Pulumi.yaml", "Pulumi.alibaba.yaml", "Pulumi.tencent.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    broken = (ROOT / "Pulumi.alibaba.yaml").read_text().replace("memoryMib: 1843", "memoryMib: -5")
+    (tmp_path / "Pulumi.broken.yaml").write_text(broken)
+    result = subprocess.run(
+        [sys.executable, "-m", "preflight", "--format", "markdown", "--root", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "<!-- platform-policy-gate -->"
+    assert lines[1] == "## Policy gate: ❌ 1 stack cannot be evaluated (bad config)"
+    assert "| `alibaba` |" in result.stdout
+    assert "| `tencent` |" in result.stdout
+    assert any(
+        line.startswith("| `broken` | ❌ cannot be evaluated: error: stack broken: platform:host.memoryMib")
+        for line in lines
+    )
+    (error,) = result.stderr.splitlines()
+    assert error.startswith("error: stack broken: platform:host.memoryMib")
