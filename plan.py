@@ -991,7 +991,7 @@ def with_defaults(data: Any) -> Any:
         leaving = _leaving(data, section)
         _check_leaving(section, leaving, defaults.get(section, ()), entries)
         filled[section] = _patched(defaults.get(section, ()), list(entries), leaving)
-    if "services" in defaults and "batches" not in data and isinstance(filled.get("services"), list):
+    if "batches" not in data and isinstance(filled.get("services"), list) and filled["services"]:
         filled["batches"] = _default_batches([s.get("name") for s in filled["services"] if isinstance(s, dict)])
     return filled
 

@@ -22,7 +22,8 @@ class FirewallArgs:
     peer_ingress: pulumi.Output[Any] | None = None
     """What the peer's firewall opens to this host, as its stack exports it (``peerIngress``), on a
     Tencent host with ``platform:databaseStack``: its egress to the peer follows what the peer runs.
-    None: the peer's default plan (``rules.default_peer_ports``)."""
+    None, or an output that resolves to None (a peer stack without it yet): the peer's default plan
+    (``rules.default_peer_ports``)."""
 
 
 class Firewall(pulumi.ComponentResource):
@@ -35,7 +36,9 @@ class Firewall(pulumi.ComponentResource):
         rules: pulumi.Input[tuple[Rule, ...]] = self.rule_list
         peer_ports: pulumi.Input[list[int]] = sorted({p.port for p in default_peer_ports(plan)})
         if plan.cloud == Cloud.TENCENT and args.peer_ingress is not None:
-            exported = args.peer_ingress.apply(exported_peer_ports)
+            exported = args.peer_ingress.apply(
+                lambda ingress: default_peer_ports(plan) if ingress is None else exported_peer_ports(ingress)
+            )
             rules = exported.apply(lambda ports: firewall_rules(plan, ports))
             peer_ports = exported.apply(lambda ports: sorted({p.port for p in ports}))
         rule_props = pulumi.Output.from_input(rules).apply(_rules_props)

@@ -100,7 +100,7 @@ def _served(args: StackValidationArgs) -> dict[GroupKey, list[int]]:
     plans = stack_plans(args.resources, owner=FIREWALL)
     found: dict[GroupKey, list[int]] = {}
     for resource in args.resources:
-        ports = known(resource.props, "peerPorts") if resource.resource_type == FIREWALL else None
+        ports = plain(known(resource.props, "peerPorts")) if resource.resource_type == FIREWALL else None
         if not isinstance(ports, list):
             continue
         for key in plan_groups(args.resources, resource.urn, len(plans)):

@@ -57,6 +57,7 @@ class Preview:
             "outputs": inspect.redacted(self.run.outputs),
             "capacity": [c.as_json() for c in self.capacity],
             "toReplace": [{"key": key, "why": why} for key, why in self.examples],
+            "warnings": list(self.run.warnings),
             "violations": [v.as_json() for v in self.violations],
         }
 

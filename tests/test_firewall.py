@@ -7,13 +7,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pulumi import RunError
 
 from components.adopted_rules import GroupRule, defeating_rules, revoke_command
 from plan import load_plan
-from preflight.engine import ALIBABA_GROUP_RULES, CloudMocks, RecordingMonitor, StackRun, run_stack
+from preflight.engine import (
+    ALIBABA_GROUP_RULES,
+    CloudMocks,
+    RecordingMonitor,
+    StackOutputs,
+    StackRun,
+    run_stack,
+    unwrap,
+)
 from preflight.inspect import firewall_rules
-from tests.stacks import CREATED_ALIBABA_HOST, CREATED_TENCENT_HOST, cache_database, config_for, evaluate, inputs
+from tests.stacks import (
+    CREATED_ALIBABA_HOST,
+    CREATED_TENCENT_HOST,
+    cache_database,
+    config_for,
+    evaluate,
+    inputs,
+    preflight_cli,
+    stack_folder,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alibaba_security_group_rules"
 GROUP = "sg-wz9example000000001"
@@ -376,4 +394,54 @@ def test_a_rule_from_a_source_group_is_revoked_by_that_group():
     assert revoke_command(rule, GROUP, REGION) == (
         f"{REVOKE} --IpProtocol tcp --PortRange 22/22 --SourceGroupId sg-wz9other --Policy accept --Priority 1 "
         "--NicType intranet"
+    )
+
+
+# --- The Tencent egress follows what the Alibaba stack runs (its peerIngress output) ---
+
+
+def _peer_egress(run) -> set[int]:
+    (rule_set,) = run.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    return {int(rule["port"]) for rule in inputs(rule_set)["egresses"] if rule["cidrBlock"] == "47.115.168.107/32"}
+
+
+def test_the_alibaba_stack_exports_what_its_firewall_opens_to_the_peer():
+    run = evaluate("alibaba")
+    exported = unwrap(run.outputs["peerIngress"])
+    opened = {r["port"] for r in firewall_rules(run) if r["direction"] == "ingress" and r["cidr"] == TENCENT}
+    assert {entry["port"] for entry in exported} == opened
+    assert {"port": 3306, "protocol": "tcp", "workload": "production-mysql"} in exported
+
+
+def test_with_a_database_stack_the_tencent_egress_follows_its_output_not_the_default_plan(tmp_path: Path):
+    """A database moved to another port on Alibaba: the Tencent host may reach the new port and no
+    longer the old one (the default plan would keep 3306 and miss 3307)."""
+    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
+    moved = {"name": "production-mysql", "ports": [{"port": 3307, "expose": "peer", "purpose": "MySQL"}]}
+    alibaba = yaml.safe_load((root / "Pulumi.alibaba.yaml").read_text())
+    alibaba["config"]["platform:databases"] = [moved]
+    (root / "Pulumi.alibaba.yaml").write_text(yaml.safe_dump(alibaba, sort_keys=False))
+    run = evaluate("tencent", root=root)
+    assert 3307 in _peer_egress(run)
+    assert 3306 not in _peer_egress(run)
+    assert not [w for w in run.warnings if "default plan" in w]
+    result = preflight_cli("tencent", "--format", "json", root=root)
+    assert result.returncode == 0, result.stderr
+    assert [v for v in json.loads(result.stdout)["violations"] if v["level"] == "mandatory"] == []
+
+
+def test_a_database_stack_without_the_output_yet_falls_back_to_the_default_plan_and_says_so():
+    references = {"organization/platform/alibaba": StackOutputs(outputs={"publicIp": "47.115.168.107"})}
+    config = config_for("tencent", databaseStack="organization/platform/alibaba")
+    run = run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
+    plan = load_plan(config.config, config.secret_keys)
+    assert _peer_egress(run) == {*plan.peer_database_ports, *plan.peer_monitoring_ports}
+    (warning,) = [w for w in run.warnings if "peerIngress" in w]
+    assert warning.startswith("platform:databaseStack 'organization/platform/alibaba' has no output 'peerIngress' yet")
+
+
+def test_without_a_database_stack_the_preview_says_the_egress_follows_the_default_plan():
+    run = evaluate("tencent")
+    assert any(
+        w.startswith("platform:firewall: the egress to the peer follows the Alibaba default plan") for w in run.warnings
     )

@@ -618,3 +618,69 @@ def test_a_replica_names_its_source_and_the_peer():
             "port": 5432,
         }
     ]
+
+
+# --- A stack's entries patch the defaults by name ---------------------------------------
+
+
+def test_an_entry_replaces_only_the_fields_it_lists_of_the_default_of_its_name():
+    plan = plan_of("alibaba", exact=False, databases=[{"name": "production-neo4j", "memory_mib": 600}])
+    neo4j = next(db for db in plan.databases if db.name == "production-neo4j")
+    assert (neo4j.memory_mib, neo4j.image, [p.port for p in neo4j.ports]) == (
+        600,
+        "docker.io/library/neo4j:5-community",
+        [7474, 7687],
+    )
+    assert len(plan.databases) == 6
+
+
+def test_a_default_leaves_only_when_omit_or_retired_names_it():
+    from tests.stacks import default_services
+
+    plan = plan_of(
+        "tencent",
+        exact=False,
+        services=default_services(without=("ai-service-2", "looma-crm")),  # the committed releases of the others
+        omit={"existing": ["statistics"], "services": ["ai-service-2"]},
+        retired={"services": [{"name": "looma-crm"}]},
+    )
+    assert [w.name for w in plan.existing] == ["mysql", "postgres", "redis", "nginx", "nodejs", "template"]
+    assert [s.name for s in plan.services] == ["zervigo", "shared-service", "ai-service-1"]
+    assert plan.batches == (("zervigo", "shared-service"), ("ai-service-1",))
+
+
+def test_a_service_of_the_stacks_own_is_deployed_last_in_a_batch_of_its_own():
+    from tests.stacks import default_services
+
+    extra = {**default_services()[0], "name": "billing", "port": 8701, "family": "looma-crm"}
+    plan = plan_of("tencent", exact=False, services=[*default_services(), extra])
+    assert plan.batches[-1] == ("billing",)
+    assert plan.batches[:-1] == (("zervigo", "shared-service"), ("ai-service-1", "ai-service-2"), ("looma-crm",))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"omit": {"databases": ["production-mongo"]}},
+            "platform:omit.databases[0]: 'production-mongo' is not a default database of this cloud's plan",
+        ),
+        (
+            {"databases": [{"name": "production-redis", "memoryMib": 96}], "omit": {"databases": ["production-redis"]}},
+            "platform:omit.databases[0]: 'production-redis' is also listed in platform:databases[0]",
+        ),
+    ],
+)
+def test_a_default_named_twice_or_a_stranger_omitted_is_one_line(changes, message):
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", exact=False, **changes)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_effective_plan_reads_back_as_the_same_plan():
+    from plan import effective_config
+
+    plan = plan_of("alibaba", exact=False, omit={"databases": ["production-weaviate"]})
+    document = effective_config(plan)
+    config = {key: json.dumps(value) for key, value in document["config"].items()}
+    assert load_plan(config) == plan

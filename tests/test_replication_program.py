@@ -216,7 +216,7 @@ def test_a_port_that_disagrees_with_the_alibaba_stack_is_a_clear_error():
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
 def test_an_output_the_referenced_stack_lacks_is_a_clear_error():
     config = config_for("tencent", **with_replicas())
-    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107", "peerIngress": []})}
+    references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107"})}
     with pytest.raises(RunError, match=r"sourceStack 'organization/platform/alibaba': the stack has no output 'replic"):
         run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
 

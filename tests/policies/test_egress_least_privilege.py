@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 
 from policies.egress import DEFAULT_ALLOWED
@@ -96,3 +97,35 @@ def test_the_allowlist_is_pack_config():
     # shipped stack's five rules for them fail.
     narrowed = {"egress-least-privilege": {"allowed": [relay]}}
     assert len(violations(shipped("alibaba"), "egress-least-privilege", narrowed)) == 5
+
+
+def _peer_port_before_deny(port: int):
+    def edit(inputs):
+        rule = {"action": "ACCEPT", "protocol": "TCP", "port": str(port), "cidrBlock": "47.115.168.107/32"}
+        inputs["egresses"].insert(-1, rule)
+
+    return edit
+
+
+def _serves(port: int):
+    """The firewall component as it registers the peer's ports read from the peer stack's peerIngress."""
+
+    def edit(run):
+        firewall = run.named("tencent-fw")
+        firewall.outputs = {**firewall.outputs, "peerPorts": [*firewall.outputs["peerPorts"], float(port)]}
+        return run
+
+    return edit
+
+
+def test_a_port_the_peer_serves_may_be_reached_and_one_it_does_not_may_not():
+    """A database moved to 3307 on the Alibaba host: the Tencent egress to 3307 passes when the
+    firewall component says the peer serves it (its stack's peerIngress), and fails otherwise."""
+    tencent = edit_inputs(shipped("tencent"), "tencent-fw-rules", _peer_port_before_deny(3307))
+    refused = violations(tencent, "egress-least-privilege")
+    assert [v.message for v in refused] == [
+        "tencent-fw-rules egresses[17]: accept tcp 3307 to 47.115.168.107/32: tcp/3307 to 47.115.168.107/32 is not "
+        "on the egress allowlist"
+    ]
+    served = _serves(3307)(copy.deepcopy(tencent))
+    assert violations(served, "egress-least-privilege") == []
