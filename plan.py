@@ -33,7 +33,6 @@ from pydantic.alias_generators import to_camel
 from plan_values import (
     CLOUD_ID_PREFIXES,
     MAX_MEMORY_MIB,
-    WORLD_PREFIX,
     Artifact,
     Bool,
     Calendar,
@@ -51,13 +50,12 @@ from plan_values import (
     Token,
     cloud_id_pattern,
     count,
-    covered_addresses,
     example_reason,
-    is_below,
     looks_secret_key,
     shown,
-    wider_than_world_share,
 )
+from policies import facts
+from policies.facts import OS_RESERVE_MIB, is_below, reaches_world, span_text
 
 NAMESPACE = "platform"
 # Namespaces a stack file of this project may set: the program's own and its providers'.
@@ -81,13 +79,6 @@ BACKUP_JOBS = "backup-jobs"
 # tens of MiB) and, after the dump, ossutil with one upload stream. The dump tools themselves
 # run inside their containers' limits.
 BACKUP_RUNNER_MEMORY_MIB = 64
-
-# Chosen here: what the OS needs besides the workloads (kernel slab and page tables, systemd,
-# journald, sshd, the cloud's agent, Podman): an idle minimal Ubuntu or Alibaba Cloud Linux sits
-# around 150-250 MiB. Written on both sides on purpose: the policy pack (policies/memory_budget.py,
-# DEFAULT_OS_RESERVE_MIB) stays standard-library only and imports nothing of the program; it reads
-# the plan's own figure (props "osReserveMib") and holds it to its configured floor.
-OS_RESERVE_MIB = 256
 
 # Chosen here: memory a JVM needs outside its heap and page cache (metaspace, threads, GC,
 # direct buffers). The seeds give no figure; they record Elasticsearch OOM-killed until its heap
@@ -241,10 +232,9 @@ class Firewall(Model):
         for cidr in cidrs:
             if ipaddress.IPv4Network(cidr).prefixlen == 0:
                 raise ValueError("SSH is never opened to 0.0.0.0/0: list the admins' own CIDRs")
-        if wider_than_world_share(cidrs):
+        if reaches_world(cidrs):
             raise ValueError(
-                f"together cover {covered_addresses(cidrs):,} addresses, more than a /{WORLD_PREFIX} "
-                f"({2 ** (32 - WORLD_PREFIX):,}): for SSH and admin database ports that is the world; "
+                f"together cover {span_text(cidrs)}: for SSH and admin database ports that is the world; "
                 "list the admins' own CIDRs"
             )
         return cidrs
@@ -268,15 +258,8 @@ class DatabaseKind(StrEnum):
     WEAVIATE = "weaviate"
 
 
-# The ports each engine listens on inside its container, in the order a plan lists them.
-ENGINE_PORTS: dict[DatabaseKind, tuple[int, ...]] = {
-    DatabaseKind.MYSQL: (3306,),
-    DatabaseKind.POSTGRES: (5432,),
-    DatabaseKind.REDIS: (6379,),
-    DatabaseKind.NEO4J: (7474, 7687),  # HTTP, Bolt
-    DatabaseKind.ELASTICSEARCH: (9200, 9300),  # HTTP, transport
-    DatabaseKind.WEAVIATE: (8080,),
-}
+# The ports each engine listens on inside its container (policies/facts.py), by kind.
+ENGINE_PORTS: dict[DatabaseKind, tuple[int, ...]] = {kind: facts.ENGINE_PORTS[kind.value] for kind in DatabaseKind}
 
 
 class Jvm(Model):
@@ -745,30 +728,32 @@ class Alerting(Model):
     health_failing_minutes: int = count(1, 60, default=2)
 
 
-# The monitoring workloads: each program's port (its upstream default) and memory limit. Chosen
-# here: the resident memory Debian's builds showed on the loopback test host (node exporter 19
-# MiB, blackbox 14, the PostgreSQL/MySQL/Redis exporters 10-12, Alertmanager 32, Prometheus 45
-# with one target; `make bench` prints them) with room for their Go heaps to breathe, and for
-# Prometheus the head block of a few thousand series at a 30 s interval.
+# The monitoring programs' memory limits. Chosen here: the resident memory Debian's builds showed
+# on the loopback test host (node exporter 19 MiB, blackbox 14, the PostgreSQL/MySQL/Redis
+# exporters 10-12, Alertmanager 32, Prometheus 45 with one target; `make bench` prints them) with
+# room for their Go heaps to breathe, and for Prometheus the head block of a few thousand series at
+# a 30 s interval. The DingTalk relay (components/scripts/alert_relay.py, Python's standard
+# library) showed 22.4 MiB resident after a signed delivery. Grafana's is not measured here: it is
+# in no Debian archive, so it cannot run on the test machine; 160 MiB leaves room over a Go web
+# server with its SQLite database and three dashboards. Measure on the host.
+MONITORING_MEMORY_MIB: dict[str, int] = {
+    "node-exporter": 32,
+    "mysqld-exporter": 24,
+    "postgres-exporter": 24,
+    "redis-exporter": 24,
+    "prometheus": 128,
+    "alertmanager": 48,
+    "blackbox-exporter": 24,
+    "alert-relay": 32,
+    "grafana": 160,
+}
+# Each monitoring program's default port (policies/facts.py) and its memory limit.
 MONITORING_PROGRAMS: dict[str, tuple[int, int]] = {
-    "node-exporter": (9100, 32),
-    "mysqld-exporter": (9104, 24),
-    "postgres-exporter": (9187, 24),
-    "redis-exporter": (9121, 24),
-    "prometheus": (9090, 128),
-    "alertmanager": (9093, 48),
-    "blackbox-exporter": (9115, 24),
-    # Chosen here: the DingTalk relay (components/scripts/alert_relay.py, Python's standard
-    # library) showed 22.4 MiB resident after a signed delivery; port 9099, loopback only.
-    "alert-relay": (9099, 32),
-    # Port: the seeds' ("Grafana: 监控面板 (端口3000)"). Memory chosen here and not measured here:
-    # Grafana is in no Debian archive, so it cannot run on the test machine; 160 MiB leaves room
-    # over a Go web server with its SQLite database and three dashboards. Measure on the host.
-    "grafana": (3000, 160),
+    name: (facts.MONITORING_PORTS[name], mib) for name, mib in MONITORING_MEMORY_MIB.items()
 }
 # The database kinds with an exporter (Neo4j Community and Elasticsearch have no Prometheus
 # endpoint without a plugin; Weaviate's is off by default): their metrics stay out for now.
-EXPORTER_OF_KIND = {"mysql": "mysqld-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter"}
+EXPORTER_OF_KIND = facts.EXPORTER_OF_KIND
 
 
 class MonitoringWorkload(Model):

@@ -14,10 +14,11 @@ import ipaddress
 import posixpath
 import re
 import struct
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
+
+from policies.facts import system_directory
 
 # ---------------------------------------------------------------------------------------
 # Numbers and booleans: strict (`true` is not 1, "224" is not 224), with real ranges
@@ -225,47 +226,6 @@ Calendar = Annotated[str, StringConstraints(strict=True), AfterValidator(_calend
 # Paths on the host
 # ---------------------------------------------------------------------------------------
 
-# Directories the platform must never own, remove or hand to a container. A managed directory
-# may lie below one of these (/var/lib/platform), never be one, nor contain one (/ contains /etc).
-SYSTEM_DIRECTORIES = frozenset(
-    {
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/libx32",
-        "/media",
-        "/mnt",
-        "/opt",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/snap",
-        "/srv",
-        "/sys",
-        "/tmp",  # noqa: S108  (refused, not used)
-        "/usr",
-        "/usr/bin",
-        "/usr/lib",
-        "/usr/local",
-        "/usr/sbin",
-        "/usr/share",
-        "/var",
-        "/var/cache",
-        "/var/lib",
-        "/var/log",
-        "/var/tmp",  # noqa: S108
-        "/var/run",
-        "/etc/systemd",
-        "/etc/ssh",
-    }
-)
 MAX_PATH = 200
 _PATH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -281,22 +241,10 @@ def _host_path(value: str) -> str:
         )
     if posixpath.normpath(value) != value or "//" in value:
         raise ValueError(f"is not normalized (no '//', '.', '..' or trailing '/'); write {posixpath.normpath(value)}")
-    if holds := system_directory_within(value):
+    if holds := system_directory(value):
         what = "is" if holds == value else f"contains {holds}, which is"
         raise ValueError(f"{what} a system directory; use a directory of the platform's own, e.g. /opt/platform")
     return value
-
-
-def system_directory_within(path: str) -> str | None:
-    """The system directory ``path`` is, or one it contains; None when it is neither."""
-    if path in SYSTEM_DIRECTORIES:
-        return path
-    return next((d for d in sorted(SYSTEM_DIRECTORIES) if is_below(d, path)), None)
-
-
-def is_below(path: str, directory: str) -> bool:
-    """True when ``path`` lies strictly inside ``directory`` (both normalized)."""
-    return path != directory and path.startswith(directory.rstrip("/") + "/")
 
 
 HostPath = Annotated[str, StringConstraints(strict=True), AfterValidator(_host_path)]
@@ -356,10 +304,6 @@ RelativePath = Annotated[str, StringConstraints(strict=True), AfterValidator(_re
 # Addresses
 # ---------------------------------------------------------------------------------------
 
-# Chosen here: a set of sources wider than a /8 (16.7 million addresses) is no admin network
-# and no peer; for SSH and database ports it counts as the world, whatever CIDRs spell it.
-WORLD_PREFIX = 8
-
 
 def _strict_network(value: str) -> str:
     try:
@@ -390,16 +334,6 @@ def unusable_host(address: ipaddress.IPv4Address) -> str | None:
         (address.is_reserved, "a reserved address (240.0.0.0/4)"),
     )
     return next((why for hit, why in checks if hit), None)
-
-
-def covered_addresses(cidrs: Iterable[str]) -> int:
-    """How many addresses the union of ``cidrs`` covers (overlaps count once)."""
-    networks = [ipaddress.IPv4Network(c) for c in cidrs]
-    return sum(n.num_addresses for n in ipaddress.collapse_addresses(networks))
-
-
-def wider_than_world_share(cidrs: Iterable[str]) -> bool:
-    return covered_addresses(cidrs) > 2 ** (32 - WORLD_PREFIX)
 
 
 Cidr = Annotated[str, StringConstraints(strict=True, max_length=18), AfterValidator(_strict_network)]

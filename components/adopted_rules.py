@@ -24,7 +24,7 @@ import pulumi_alicloud as alicloud
 
 from components.rules import Rule
 from plan import NAMESPACE, Exposure, Plan
-from plan_values import WORLD_PREFIX, wider_than_world_share
+from policies.facts import WORLD_PREFIX_LENGTH, reaches_world
 
 MARKER = "platform: "
 """Every rule the program writes carries a description starting with this; no hand-made rule should."""
@@ -144,12 +144,12 @@ def _jointly_open(rules: Sequence[GroupRule], sensitive: Mapping[tuple[int, str]
             if rule["direction"] == "ingress" and rule["policy"] == "accept" and _opens(rule, port, protocol)
             if (network := _ipv4(rule["cidr"])) is not None and not _is_world(rule["cidr"])
         ]
-        if len(opening) > 1 and wider_than_world_share(str(network) for _, network in opening):
+        if len(opening) > 1 and reaches_world(network for _, network in opening):
             for index, _ in opening:
                 others = len(opening) - 1
                 why.setdefault(index, []).append(
                     f"with {others} other hand-made rule{'s' if others != 1 else ''} opens {what} {port}/{protocol} "
-                    f"to more than a /{WORLD_PREFIX} (the world)"
+                    f"to more than a /{WORLD_PREFIX_LENGTH} (the world)"
                 )
     return why
 
@@ -200,7 +200,7 @@ def _is_world(cidr: str) -> bool:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return False
-    return network.num_addresses > 2 ** (network.max_prefixlen - WORLD_PREFIX)
+    return network.num_addresses > 2 ** (network.max_prefixlen - WORLD_PREFIX_LENGTH)
 
 
 def _opens(rule: GroupRule, port: int, protocol: str) -> bool:

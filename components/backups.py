@@ -26,6 +26,7 @@ from components.engines import data_dir, engine, secret_file
 from components.formats import unit_value, unit_words
 from components.provisioning import GUARDS, ParamValue, Step, render
 from plan import BACKUP_RUNNER_MEMORY_MIB, Database, DatabaseKind, Plan
+from policies.facts import metrics_dir
 
 BACKUP_PROGRAM = "platform-backup"
 DRILL_PROGRAM = "platform-restore-drill"
@@ -74,11 +75,6 @@ def config_dir(plan: Plan) -> str:
 
 def database_config_file(name: str, plan: Plan) -> str:
     return f"{config_dir(plan)}/db/{name}.conf"
-
-
-def metrics_dir(plan: Plan) -> str:
-    """The node exporter's textfile-collector directory (the monitoring work reads it)."""
-    return f"{plan.paths.state}/metrics"
 
 
 def backup_unit(name: str) -> str:
@@ -135,7 +131,7 @@ def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) ->
             "BACKUPS_ROOT": plan.paths.backups,
             "BACKUP_DIR": backup_dir(db.name, plan),
             "STATUS_FILE": f"{config_dir(plan)}/db/{db.name}.last",
-            "METRICS_FILE": f"{metrics_dir(plan)}/backup_{db.name}.prom",
+            "METRICS_FILE": f"{metrics_dir(plan.paths.state)}/backup_{db.name}.prom",
             "LOCK_FILE": f"{config_dir(plan)}/lock",
             "LOCK_WAIT_S": LOCK_WAIT_S,
             "SAVE_TIMEOUT_S": SAVE_TIMEOUT_S,
@@ -164,7 +160,7 @@ def drill_config(plan: Plan) -> str:
             **{f"SCRATCH_MIN_MIB_{kind.name}": mib for kind, mib in DRILL_SCRATCH_MIN_MIB.items()},
             "DRILL_START_TIMEOUT_S": DRILL_START_TIMEOUT_S,
             "STATUS_FILE": f"{config_dir(plan)}/drill.last",
-            "METRICS_FILE": f"{metrics_dir(plan)}/restore_drill.prom",
+            "METRICS_FILE": f"{metrics_dir(plan.paths.state)}/restore_drill.prom",
             "LOCK_FILE": f"{config_dir(plan)}/lock",
             "LOCK_WAIT_S": LOCK_WAIT_S,
         }
@@ -230,7 +226,7 @@ def _install_params(
         "CONFIG_CONTENT": config,
         "CONFIG_DIR": f"{config_dir(plan)}/db",
         "UNITS_DIR": plan.paths.units,
-        "METRICS_DIR": metrics_dir(plan),
+        "METRICS_DIR": metrics_dir(plan.paths.state),
         "BACKUPS_ROOT": plan.paths.backups,
     }
 

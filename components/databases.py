@@ -20,6 +20,7 @@ from components.pki import ReplicationCredentials
 from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
 from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
 from plan import Database, DatabaseKind, Plan, RetiredDatabase
+from policies.facts import DATABASES
 
 # Podman 4.5 is the first whose Quadlet reads PodmanArgs= (the --memory limit).
 MIN_PODMAN = "4.5"
@@ -45,7 +46,7 @@ class Databases(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        super().__init__("platform:provisioning:Databases", name, {"plan": plan.props()}, opts)
+        super().__init__(DATABASES, name, {"plan": plan.props()}, opts)
         self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
         credentials = args.replication
         sources = {db.name for db in plan.replication_sources} if credentials is not None else set()

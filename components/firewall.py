@@ -12,6 +12,7 @@ from tencentcloud_iac_pulumi import security as tc_security
 from components import adopted_rules
 from components.rules import Rule, default_peer_ports, exported_peer_ports, firewall_rules
 from plan import Cloud, Plan
+from policies.facts import FIREWALL
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Firewall(pulumi.ComponentResource):
             peer_ports = exported.apply(lambda ports: sorted({p.port for p in ports}))
         rule_props = pulumi.Output.from_input(rules).apply(_rules_props)
         props = {"plan": plan.props(), "rules": rule_props, "peerPorts": peer_ports}
-        super().__init__("platform:network:Firewall", name, props, opts)
+        super().__init__(FIREWALL, name, props, opts)
         if plan.cloud == Cloud.ALIBABA:
             self.security_group_id = self._alibaba(name, plan, args.vpc_id)
         else:

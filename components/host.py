@@ -10,6 +10,7 @@ from pulumi_command import remote
 from tencentcloud_iac_pulumi import instance as tc_instance
 
 from plan import AdoptedHost, Cloud, CreatedHost, Plan
+from policies.facts import HOST
 
 # Inputs whose change makes the cloud replace the instance (and lose its system disk).
 # An ordinary change must never do that: they are set once at creation, then ignored.
@@ -44,7 +45,7 @@ class Host(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        super().__init__("platform:compute:Host", name, {"plan": plan.props()}, opts)
+        super().__init__(HOST, name, {"plan": plan.props()}, opts)
         instance = self._alibaba(name, args) if plan.cloud == Cloud.ALIBABA else self._tencent(name, args)
         self.instance_id = instance.id
         if isinstance(plan.host, AdoptedHost):

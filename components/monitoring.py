@@ -21,6 +21,7 @@ from components import exporters, grafana
 from components.exporters import unit_name
 from components.provisioning import Step, render
 from plan import MONITORING_PROGRAMS, Plan, Receiver
+from policies.facts import metrics_dir
 
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
 # scrape rate and target count); the retention is what bounds Prometheus's disk, not its memory.
@@ -335,7 +336,7 @@ def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
         "node-exporter": [
             f"--web.listen-address={listen}",
             "--collector.systemd",
-            f"--collector.textfile.directory={plan.paths.state}/metrics",
+            f"--collector.textfile.directory={metrics_dir(plan.paths.state)}",
         ],
         "prometheus": [
             f"--config.file={config}/prometheus.yml",
@@ -446,7 +447,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         "FILES": " ".join(files),
         "CONFIG_DIR": plan.paths.monitoring,
         "UNIT_DIR": plan.paths.units,
-        "METRICS_DIR": f"{plan.paths.state}/metrics",
+        "METRICS_DIR": metrics_dir(plan.paths.state),
         "STATE_DIR": plan.paths.state,
         "WEBHOOK_FILE": secret_file(plan, WEBHOOK_CREDENTIAL),
         "SIGNING_FILE": secret_file(plan, SIGNING_CREDENTIAL),

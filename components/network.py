@@ -10,6 +10,7 @@ from tencentcloud_iac_pulumi import subnet as tc_subnet
 from tencentcloud_iac_pulumi import vpc as tc_vpc
 
 from plan import Cloud, CreatedHost, Plan
+from policies.facts import NETWORK
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         network = args.plan.network
-        super().__init__("platform:network:Network", name, {"vpcCidr": network.vpc_cidr}, opts)
+        super().__init__(NETWORK, name, {"vpcCidr": network.vpc_cidr}, opts)
         if network.vpc_id is not None and network.subnet_id is not None:
             self.vpc_id = pulumi.Output.from_input(network.vpc_id)
             self.subnet_id = pulumi.Output.from_input(network.subnet_id)

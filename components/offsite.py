@@ -32,6 +32,7 @@ import pulumi_alicloud as alicloud
 
 from components.backups import OffHostTarget
 from plan import Backups, OffHost, Plan
+from policies.facts import OFF_HOST_BACKUPS
 
 # The object actions the backup (upload, read back to verify) and the restore drill (list,
 # download) need. No DeleteObject: pruning off the host is the lifecycle rules' job, so a host
@@ -64,7 +65,7 @@ class OffHostBackups(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OffHostBackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        super().__init__("platform:backups:OffHostBackups", name, {"plan": plan.props()}, opts)
+        super().__init__(OFF_HOST_BACKUPS, name, {"plan": plan.props()}, opts)
         off_host = plan.backups.off_host or OffHost()
         # A self-managed backend reports the organization "organization" (the mocks: none).
         organization = pulumi.get_organization() or "organization"

@@ -32,6 +32,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from plan import Database, Plan
+from policies.facts import REPLICATION_CREDENTIALS
 
 # Chosen here: ECDSA P-256 keys, which every engine's TLS library of the default images (chosen
 # here; the seeds give no versions: MySQL 8.0, PostgreSQL 16, Redis 7) accepts, with short handshakes.
@@ -73,7 +74,7 @@ class ReplicationCredentials(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReplicationCredentialsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        super().__init__("platform:replication:ReplicationCredentials", name, {"plan": plan.props()}, opts)
+        super().__init__(REPLICATION_CREDENTIALS, name, {"plan": plan.props()}, opts)
         child = pulumi.ResourceOptions(parent=self)
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
         ca = tls.SelfSignedCert(

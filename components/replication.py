@@ -36,6 +36,7 @@ from components.engines import (
 from components.formats import unit_value
 from components.provisioning import Params, Step, render
 from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Paths, Plan
+from policies.facts import metrics_dir
 
 LIB = "lib/repl.sh"
 TLS_VERIFY = "verify-full"
@@ -73,7 +74,7 @@ def replica_pass_file(name: str, paths: Paths) -> str:
 
 
 def metrics_file(paths: Paths) -> str:
-    return f"{paths.state}/metrics/replication.prom"
+    return f"{metrics_dir(paths.state)}/replication.prom"
 
 
 def health_program(paths: Paths) -> str:

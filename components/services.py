@@ -30,6 +30,7 @@ from plan import (
     Service,
     database_variable,
 )
+from policies.facts import SERVICES
 
 # Chosen here: the uv the hosts build the Python services' virtualenvs with (the Makefile's).
 HOST_UV_VERSION = "0.13.9"
@@ -77,7 +78,7 @@ class Services(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
-        super().__init__("platform:provisioning:Services", name, {"plan": plan.props()}, opts)
+        super().__init__(SERVICES, name, {"plan": plan.props()}, opts)
         self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
         self.deploys: dict[str, remote.Command] = {}
         self.uploads: dict[str, remote.CopyToRemote] = {}

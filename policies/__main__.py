@@ -21,6 +21,6 @@ if __package__ in (None, ""):
     sys.modules["policies"] = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(sys.modules["policies"])
 
-from policies import DEFAULT_LEVEL, PACK_NAME, POLICIES
+from policies.pack import DEFAULT_LEVEL, PACK_NAME, POLICIES
 
 PolicyPack(name=PACK_NAME, policies=list(POLICIES), enforcement_level=DEFAULT_LEVEL)

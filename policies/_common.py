@@ -21,16 +21,67 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-HOST = "platform:compute:Host"
-FIREWALL = "platform:network:Firewall"
-STACK = "pulumi:pulumi:Stack"
-ALIBABA_INSTANCE = "alicloud:ecs/instance:Instance"
-TENCENT_INSTANCE = "tencentcloud:Instance/instance:Instance"
-INSTANCES = (ALIBABA_INSTANCE, TENCENT_INSTANCE)
-ALIBABA_GROUP = "alicloud:ecs/securityGroup:SecurityGroup"
-TENCENT_GROUP = "tencentcloud:Security/group:Group"
-GROUPS = (ALIBABA_GROUP, TENCENT_GROUP)
-COMMANDS = ("command:remote:Command", "command:local:Command", "command:remote:CopyToRemote")
+# The facts the policies share with the program, read from one place (re-exported for the policies).
+from .facts import (
+    ALIBABA_GROUP as ALIBABA_GROUP,
+)
+from .facts import (
+    ALIBABA_INSTANCE as ALIBABA_INSTANCE,
+)
+from .facts import (
+    COMMANDS as COMMANDS,
+)
+from .facts import (
+    ENGINE_PORTS as ENGINE_PORTS,
+)
+from .facts import (
+    FIREWALL as FIREWALL,
+)
+from .facts import (
+    GROUPS as GROUPS,
+)
+from .facts import (
+    HOST as HOST,
+)
+from .facts import (
+    INSTANCES as INSTANCES,
+)
+from .facts import (
+    PEER_EXPORTER_PORTS as PEER_EXPORTER_PORTS,
+)
+from .facts import (
+    STACK as STACK,
+)
+from .facts import (
+    TENCENT_GROUP as TENCENT_GROUP,
+)
+from .facts import (
+    TENCENT_INSTANCE as TENCENT_INSTANCE,
+)
+from .facts import (
+    WORLD_PREFIX_LENGTH as WORLD_PREFIX_LENGTH,
+)
+from .facts import (
+    Network as Network,
+)
+from .facts import (
+    address_counts as address_counts,
+)
+from .facts import (
+    is_world as is_world,
+)
+from .facts import (
+    networks as networks,
+)
+from .facts import (
+    reaches_world as reaches_world,
+)
+from .facts import (
+    span_text as span_text,
+)
+from .facts import (
+    world_versions as world_versions,
+)
 
 # Seed 004's per-version isolated database ports (MySQL, Redis, PostgreSQL, Neo4j HTTP + Bolt,
 # Elasticsearch), set aside for Zervigo Future, DAO and blockchain.
@@ -44,16 +95,15 @@ ISOLATED_DATABASE_PORTS = {
 DATABASE_PORTS = tuple(
     sorted(
         {
-            *(3306, 5432, 6379, 7474, 7687, 9200, 9300, 8080),  # the seeds' six engines
+            *(port for ports in ENGINE_PORTS.values() for port in ports),  # the seeds' six engines
             *(1433, 1521, 5984, 9042, 11211, 27017),  # SQL Server, Oracle, CouchDB, Cassandra, Memcached, MongoDB
             *(port for ports in ISOLATED_DATABASE_PORTS.values() for port in ports),
         }
     )
 )
 SSH_PORTS = (22,)
-# The exporters a Prometheus on the peer scrapes (node, mysqld, redis, postgres exporters). Written
-# here and in plan.py (MONITORING_PROGRAMS) on purpose: the pack imports nothing of the program.
-EXPORTER_PORTS = (9100, 9104, 9121, 9187)
+# The exporters a Prometheus on the peer scrapes (node, mysqld, redis, postgres exporters).
+EXPORTER_PORTS = PEER_EXPORTER_PORTS
 
 
 class _Unknown:
@@ -107,97 +157,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [plain(value[i]) for i in range(len(value))]
     return value
-
-
-def is_world(cidr: str | None) -> bool:
-    """True for one source or destination that is literally everything (0.0.0.0/0, ::/0, or a /0 alias).
-
-    For who may reach SSH or a database port, use ``reaches_world``: a set of narrower CIDRs
-    can add up to the world too.
-    """
-    if not cidr:
-        return False
-    try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
-# The share of the address space a set of sources may reach on an SSH or database port before
-# it counts as the world: more addresses than a /8 (2**24 of IPv4; for IPv6 the same share,
-# 2**120). The pack config's ``worldPrefixLength`` changes it.
-WORLD_PREFIX_LENGTH = 8
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_BITS = {4: 32, 6: 128}
-
-
-_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-
-
-def networks(cidrs: Iterable[str | Network | None]) -> list[Network]:
-    """The CIDRs that parse (host bits ignored, as the clouds do); anything else is skipped.
-
-    IPv4-mapped IPv6 (``::ffff:0:0/96`` is every IPv4 address) counts as the IPv4 it names.
-    """
-    found: list[Network] = []
-    for cidr in cidrs:
-        if isinstance(cidr, ipaddress.IPv4Network | ipaddress.IPv6Network):
-            network = cidr
-        else:
-            try:
-                network = ipaddress.ip_network(str(cidr or ""), strict=False)
-            except ValueError:
-                continue
-        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
-            mapped = int(network.network_address) & 0xFFFFFFFF
-            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
-        found.append(network)
-    return found
-
-
-def address_counts(cidrs: Iterable[str | Network | None]) -> dict[int, int]:
-    """IP version -> how many addresses the union of ``cidrs`` holds (overlaps counted once)."""
-    by_version: dict[int, list[Network]] = {}
-    for network in networks(cidrs):
-        by_version.setdefault(network.version, []).append(network)
-    return {
-        version: sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))  # type: ignore[arg-type]
-        for version, nets in sorted(by_version.items())
-    }
-
-
-def world_versions(cidrs: Iterable[str | Network | None], prefix_length: int = WORLD_PREFIX_LENGTH) -> list[int]:
-    """The IP versions in which ``cidrs`` together reach the world.
-
-    The world is the whole address space, or more addresses than one network of
-    ``prefix_length`` holds in that version (the same share of IPv4 and of IPv6: by default
-    more than 2**24 IPv4 or 2**120 IPv6 addresses). A prefix length of 0 leaves only the
-    whole space, however it is split (0.0.0.0/1 + 128.0.0.0/1 is still the world).
-    """
-    return [
-        version
-        for version, count in address_counts(cidrs).items()
-        if count >= 2 ** _BITS[version] or count > 2 ** (_BITS[version] - prefix_length)
-    ]
-
-
-def reaches_world(cidrs: Iterable[str | Network | None], prefix_length: int = WORLD_PREFIX_LENGTH) -> bool:
-    """True when ``cidrs`` together are the world for an SSH or database port (see ``world_versions``)."""
-    return bool(world_versions(cidrs, prefix_length))
-
-
-def span_text(cidrs: Iterable[str | Network | None], prefix_length: int = WORLD_PREFIX_LENGTH) -> str:
-    """How much of the world ``cidrs`` reach, for a message: '2^25 IPv4 addresses (more than a /8)'."""
-    counts = address_counts(cidrs)
-    parts = []
-    for version in world_versions(cidrs, prefix_length):
-        count, bits = counts[version], _BITS[version]
-        power = count.bit_length() - 1
-        amount = f"2^{power}" if count == 2**power else f"{count:,}" if count < 2**32 else f"over 2^{power}"
-        size = f"all of IPv{version}" if count >= 2**bits else f"more than a /{prefix_length}"
-        parts.append(f"{amount} IPv{version} addresses ({size})")
-    return " and ".join(parts)
 
 
 def listed(items: Sequence[str], count: int = 3) -> str:

@@ -14,9 +14,8 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from ._common import GROUPS, STACK, UNKNOWN, as_int, covers, is_world, known
+from .facts import ALIBABA_RULE, TENCENT_RULE_SET
 
-ALIBABA_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-TENCENT_RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
 TENCENT_RULE = "tencentcloud:Security/groupRule:GroupRule"
 TENCENT_LITE_RULE = "tencentcloud:Security/groupLiteRule:GroupLiteRule"
 

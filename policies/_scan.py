@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .facts import system_directory
+
 
 def _read_once(function: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
     """``function`` computed once per text in a process: every policy asks of the same few dozen
@@ -132,19 +134,6 @@ def _line_removal(line: str) -> tuple[str, int, int, str]:
 # Where a removal lands
 # ---------------------------------------------------------------------------------------
 
-# Directories of the operating system, and of what the hosts already run (the Tencent host's own
-# MySQL, PostgreSQL and Redis keep their data under /var/lib): no removal may be one of them or
-# hold one of them. Top-level /lib* (lib32, lib64, libx32, ...) counts too (_TOP_LEVEL_LIB).
-SYSTEM_DIRECTORIES = (
-    *("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt"),
-    *("/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/usr", "/var"),
-    *("/tmp", "/var/tmp"),  # noqa: S108 - names to refuse, not files this code writes
-    *("/usr/bin", "/usr/include", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/sbin"),
-    *("/usr/share", "/usr/src", "/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail"),
-    *("/var/opt", "/var/spool", "/var/lib/containers", "/var/lib/docker", "/var/lib/elasticsearch"),
-    *("/var/lib/mysql", "/var/lib/neo4j", "/var/lib/pgsql", "/var/lib/postgresql", "/var/lib/redis"),
-)
-_TOP_LEVEL_LIB = re.compile(r"/lib[^/]*")
 _GLOB = re.compile(r"[*?\[]")
 # components/provisioning.render writes this line above the ``NAME=<shell-quoted value>`` block.
 _PARAMS_HEADER = "# parameters rendered from the plan"
@@ -224,7 +213,7 @@ def unsafe_removals(text: str) -> list[str]:
     purging command (``PURGE=1``) deletes, and every ``rm`` operand whose ``$NAME``s the
     parameter block defines, also through an array that a ``for`` loop hands to ``rm`` (as the
     retire scripts do). A removal under a test of ``$PURGE`` counts only when the command
-    purges. A target is refused when it is or holds a system directory (SYSTEM_DIRECTORIES,
+    purges. A target is refused when it is or holds a system directory (facts.SYSTEM_DIRECTORIES,
     after ``..`` and repeated slashes are folded), has a ``..`` component or an empty one
     (``//``), a parameter value with a glob character, a glob over a system directory, or, as a
     whole parameter, is not an absolute path.
@@ -354,10 +343,10 @@ def _system_directory(path: str) -> str:
     """'the root directory', 'the system directory X', 'a directory holding the system directory X' or ''."""
     if path == "/":
         return "the root directory"
-    if path in SYSTEM_DIRECTORIES or _TOP_LEVEL_LIB.fullmatch(path):
-        return f"the system directory {path}"
-    inner = next((d for d in SYSTEM_DIRECTORIES if d.startswith(path + "/")), None)
-    return f"a directory holding the system directory {inner}" if inner else ""
+    found = system_directory(path)
+    if found is None:
+        return ""
+    return f"the system directory {path}" if found == path else f"a directory holding the system directory {found}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -65,9 +65,10 @@ from pulumi_policy.proxy import UnknownValueError
 from ._common import COMMANDS, INSTANCES, STACK, UNKNOWN, as_int, host_name, plain, settings, stack_plans
 from ._common import workloads as plan_workloads
 from ._scan import command_script, secret_literals
+from .facts import COMMAND, OSS_BUCKET
 
-REMOTE_COMMAND = "command:remote:Command"
-BUCKET = "alicloud:oss/bucket:Bucket"
+REMOTE_COMMAND = COMMAND
+BUCKET = OSS_BUCKET
 BUCKET_VERSIONING = "alicloud:oss/bucketVersioning:BucketVersioning"
 BUCKET_ENCRYPTION = "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption"
 BUCKET_ACL = "alicloud:oss/bucketAcl:BucketAcl"

@@ -7,11 +7,11 @@ systemd, journald, sshd, the cloud's monitoring agent, Podman itself. 256 MiB co
 on a 2-4 GiB host (an idle minimal Ubuntu or Alibaba Cloud Linux sits around 150-250 MiB);
 ``memoryMib`` is already what the OS reports as usable, not the nominal size.
 
-One figure of free memory: the plan declares its reserve (``osReserveMib``, plan.py's
-OS_RESERVE_MIB, written here again as DEFAULT_OS_RESERVE_MIB because the pack imports nothing of
-the program) and the pack computes with it, so the stack's ``memory.freeMib``, the preview and
-this report agree. The pack's ``osReserveMib`` / ``reserveByCloudMib`` are the floor: a plan that
-reserves less is refused (memory-budget) and assessed with the floor.
+One figure of free memory: the plan declares its reserve (``osReserveMib``, by default
+``facts.OS_RESERVE_MIB``, the pack's floor too) and the pack computes with it, so the stack's
+``memory.freeMib``, the preview and this report agree. The pack's ``osReserveMib`` /
+``reserveByCloudMib`` are the floor: a plan that reserves less is refused (memory-budget) and
+assessed with the floor.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from pulumi_policy import (
 )
 
 from ._common import as_int, host_name, largest, settings, stack_plans, workloads
+from .facts import OS_RESERVE_MIB
 
-DEFAULT_OS_RESERVE_MIB = 256
+DEFAULT_OS_RESERVE_MIB = OS_RESERVE_MIB
 DEFAULT_HEADROOM_PERCENT = 10
 
 _RESERVE = {

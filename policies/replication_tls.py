@@ -46,8 +46,9 @@ from pulumi_policy import (
 
 from ._common import as_int, host_name, known, stack_plans, workloads
 from ._scan import command_script, rendered_parameters
+from .facts import COMMAND, LOCAL_COMMAND
 
-REPLICATING_COMMANDS = ("command:remote:Command", "command:local:Command")
+REPLICATING_COMMANDS = (COMMAND, LOCAL_COMMAND)
 REPLICABLE_KINDS = ("mysql", "postgres", "redis")
 TLS_VERIFY = "verify-full"
 _REPLICATION_NAME = re.compile(r"-repl(?:ica)?-")
@@ -139,7 +140,7 @@ def plan_problems(host: str, plan: Plan, commands: Sequence[PolicyResource]) -> 
     by_name = {str(w.get("name")): w for w in workloads(plan)}
     # A created host whose SSH key is not pinned yet runs no command (provisioning waits): nothing to set up.
     names = [c.name for c in commands]
-    waiting = not any(c.resource_type == "command:remote:Command" for c in commands)
+    waiting = not any(c.resource_type == COMMAND for c in commands)
     found = []
     for source in replication.get("sources") or []:
         name, port = str(source.get("name")), as_int(source.get("port"))

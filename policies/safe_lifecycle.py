@@ -32,9 +32,10 @@ from pulumi_policy import (
 from ._common import TENCENT_GROUP, UNKNOWN, known
 from ._rules import TENCENT_RULE_SET
 from ._scan import workload_stops
+from .facts import COMMAND, LOCAL_COMMAND
 
 # The command types whose SDK forces replaceOnChanges on triggers and which run a delete.
-COMMANDS_WITH_DELETE = ("command:remote:Command", "command:local:Command")
+COMMANDS_WITH_DELETE = (COMMAND, LOCAL_COMMAND)
 _STOPS = "delete stops or removes a workload"
 
 

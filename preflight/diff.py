@@ -50,22 +50,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from policies._scan import command_script, rendered_parameters, workload_stops
+from policies.facts import ALIBABA_INSTANCE, COMMAND, OSS_BUCKET, TENCENT_INSTANCE
 from preflight import providers
 from preflight.engine import ARCHIVE_SIG, ASSET_SIG, SECRET_SIG_KEY, Registration, StackRun, unwrap
 from preflight.inspect import HOST_COMPONENT, redacted
 from preflight.markdown import cell
 from preflight.tables import print_table
 
-COMMAND = "command:remote:Command"
 # Resources that hold data: replacing or deleting one loses a disk (or the host with its disks).
 DATA_HOLDERS = frozenset(
     {
-        "alicloud:ecs/instance:Instance",
+        ALIBABA_INSTANCE,
         "alicloud:ecs/disk:Disk",
         "alicloud:ecs/ecsDisk:EcsDisk",
-        "tencentcloud:Instance/instance:Instance",
+        TENCENT_INSTANCE,
         "tencentcloud:Cbs/storage:Storage",
-        "alicloud:oss/bucket:Bucket",
+        OSS_BUCKET,
     }
 )
 OPS = ("same", "create", "update", "replace", "delete", "retire")

@@ -26,6 +26,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings, stack
 from pulumi.runtime.sync_await import _sync_await
 
+from policies.facts import ALIBABA_GROUP_RULES, ALIBABA_INSTANCE, COMMAND, STACK, STACK_REFERENCE, TENCENT_INSTANCE
+
 # The wrapper the engine puts around a secret value.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a signature, not a secret
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a signature, not a secret
@@ -38,8 +40,6 @@ ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 # documentation address (RFC 5737) instead.
 MOCK_PUBLIC_IP = "192.0.2.10"
 
-ALIBABA_GROUP_RULES = "alicloud:ecs/getSecurityGroupRules:getSecurityGroupRules"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type token
 TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 TLS_CERT_REQUEST = "tls:index/certRequest:CertRequest"
@@ -145,9 +145,9 @@ class CloudMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
-        if args.typ in ("alicloud:ecs/instance:Instance", "tencentcloud:Instance/instance:Instance"):
+        if args.typ in (ALIBABA_INSTANCE, TENCENT_INSTANCE):
             state.setdefault("publicIp", MOCK_PUBLIC_IP)
-        if args.typ == "command:remote:Command":
+        if args.typ == COMMAND:
             state.update(stdout="", stderr="")
         if args.typ == STACK_REFERENCE:
             state.update(self._stack_reference(str(args.inputs.get("name") or args.resource_id)))
@@ -227,7 +227,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
         # The mock runtime registers the stack itself twice (set_mocks, then run_in_stack).
-        if urn in self._urns and request.type != "pulumi:pulumi:Stack":
+        if urn in self._urns and request.type != STACK:
             # As the engine refuses it (pkg/resource/deploy/step_generator.go: GetDuplicateResourceURNError).
             self.failure = DuplicateUrnError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
             raise self.failure
@@ -344,7 +344,7 @@ def run_stack(
         raise
     if monitor.failure is not None:
         raise monitor.failure
-    resources = stable_order([r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"])
+    resources = stable_order([r for r in monitor.registrations if r.type != STACK])
     return StackRun(project, stack_name, resources, monitor.stack_outputs, tuple(logged.messages))
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from policies.facts import ALIBABA_RULE, HOST, TENCENT_RULE_SET
 from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, Registration, StackRun, unwrap
 
-ALIBABA_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-TENCENT_RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
-HOST_COMPONENT = "platform:compute:Host"
+HOST_COMPONENT = HOST
 
 
 def redacted(value: Any) -> Any:

@@ -28,7 +28,8 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy.policy import _PolicyAnalyzerServicer  # the SDK's analyzer: what the CLI runs
 
-import policies
+from policies import pack as policies
+from policies.facts import STACK
 from preflight.engine import RecordingMonitor, Registration, StackRun
 
 PACK_DIR = Path(policies.__file__).resolve().parent
@@ -190,7 +191,7 @@ def evaluate(run: StackRun, pack: Pack, analyzer: Analyzer | None = None) -> lis
     service.Configure(_configure_request(pack), None)
     stack_urn = f"urn:pulumi:{run.stack}::{run.project}::pulumi:pulumi:Stack::{run.project}-{run.stack}"
     stack = Registration(
-        type="pulumi:pulumi:Stack", name=f"{run.project}-{run.stack}", urn=stack_urn, custom=False, parent="",
+        type=STACK, name=f"{run.project}-{run.stack}", urn=stack_urn, custom=False, parent="",
         inputs={}, protect=False, retain_on_delete=False, import_id="", ignore_changes=[], dependencies=[],
         property_dependencies={}, additional_secret_outputs=[], outputs=dict(run.outputs),
     )  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from policies import PACK_NAME
+from policies.pack import PACK_NAME
 from preflight.markdown import cell
 from preflight.policy import Pack, Violation
 from preflight.report import Failure, Preview

@@ -25,6 +25,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from policies.facts import (
+    ALIBABA_GROUP,
+    ALIBABA_INSTANCE,
+    ALIBABA_RULE,
+    COMMAND,
+    COPY_TO_REMOTE,
+    OSS_BUCKET,
+    TENCENT_GROUP,
+    TENCENT_INSTANCE,
+    TENCENT_RULE_SET,
+)
+
 
 @dataclass(frozen=True)
 class Stop:
@@ -57,12 +69,12 @@ _TC_FORCE_STOP = "force-stops the instance (ForceStop=true): every workload on i
 
 RULES: dict[str, ProviderRules] = {
     # alicloud/resource_alicloud_security_group.go:63 (securityGroupType), :71 (vpcId).
-    "alicloud:ecs/securityGroup:SecurityGroup": ProviderRules(("securityGroupType", "vpcId"), source=_ALI),
+    ALIBABA_GROUP: ProviderRules(("securityGroupType", "vpcId"), source=_ALI),
     # alicloud/resource_alicloud_security_group_rule.go: every field but description is ForceNew:
     # :31 securityGroupId, :36 type, :43 ipProtocol, :49 policy, :56 priority, :63 cidrIp, :69 ipv6CidrIp,
     # :79 sourceSecurityGroupId, :85 sourceGroupOwnerAccount, :91 sourceGroupOwnerId, :97 prefixListId,
     # :103 portRange, :110 nicType.
-    "alicloud:ecs/securityGroupRule:SecurityGroupRule": ProviderRules(
+    ALIBABA_RULE: ProviderRules(
         (
             "securityGroupId",
             "type",
@@ -91,7 +103,7 @@ RULES: dict[str, ProviderRules] = {
     # hostName (:2923-:2928), userData (:2909-:2921), password (:2930-:2949), vswitchId/vpcId/privateIp
     # (modifyVpcAttribute :2999-:3081); systemDiskSize is resized online (:1805-:1826), and ECS's
     # ResizeDisk refuses a smaller one.
-    "alicloud:ecs/instance:Instance": ProviderRules(
+    ALIBABA_INSTANCE: ProviderRules(
         (
             "availabilityZone",
             "networkInterfaceId",
@@ -148,7 +160,7 @@ RULES: dict[str, ProviderRules] = {
         ("cidrBlock", "isDefault", "vpcId", "zoneId", "availabilityZone"), source=_ALI
     ),
     # alicloud/resource_alicloud_oss_bucket.go: :31 bucket, :377 storageClass, :390 redundancyType.
-    "alicloud:oss/bucket:Bucket": ProviderRules(("bucket", "storageClass", "redundancyType"), source=_ALI),
+    OSS_BUCKET: ProviderRules(("bucket", "storageClass", "redundancyType"), source=_ALI),
     # alicloud/resource_alicloud_oss_bucket_acl.go:36.
     "alicloud:oss/bucketAcl:BucketAcl": ProviderRules(("bucket",), source=_ALI),
     # alicloud/resource_alicloud_oss_bucket_public_access_block.go:37.
@@ -169,7 +181,7 @@ RULES: dict[str, ProviderRules] = {
     # (:2161-:2210, ResizeInstanceDisks with ForceStop=true; the API only grows a system disk),
     # vpcId/subnetId/privateIp (:2250-:2258), password (:2041-:2050), keyIds (:2053-:2116), imageId
     # (:1951-:2039, ResetInstance: the OS is reinstalled). A data disk grows in place (:2119-:2151).
-    "tencentcloud:Instance/instance:Instance": ProviderRules(
+    TENCENT_INSTANCE: ProviderRules(
         (
             "availabilityZone",
             "dedicatedClusterId",
@@ -207,9 +219,9 @@ RULES: dict[str, ProviderRules] = {
         source=_TC,
     ),
     # vpc/resource_tc_security_group.go:47 projectId.
-    "tencentcloud:Security/group:Group": ProviderRules(("projectId",), source=_TC),
+    TENCENT_GROUP: ProviderRules(("projectId",), source=_TC),
     # vpc/resource_tc_security_group_rule_set.go:97 securityGroupId; the rules update in place.
-    "tencentcloud:Security/groupRuleSet:GroupRuleSet": ProviderRules(("securityGroupId",), source=_TC),
+    TENCENT_RULE_SET: ProviderRules(("securityGroupId",), source=_TC),
     # vpc/resource_tc_vpc.go:41 cidrBlock.
     "tencentcloud:Vpc/instance:Instance": ProviderRules(("cidrBlock",), source=_TC),
     # vpc/resource_tc_subnet.go: :32 vpcId, :38 availabilityZone, :50 cidrBlock, :63 cdcId.
@@ -227,8 +239,8 @@ RULES: dict[str, ProviderRules] = {
     # terraform-provider-random resource_password.go:576-:715: every input replaces.
     "random:index/randomPassword:RandomPassword": ProviderRules(("*",), source="terraform-provider-random v3.9.0"),
     # pulumi-command: only triggers, which the SDK registers as replaceOnChanges (the engine's rule).
-    "command:remote:Command": ProviderRules(source="pulumi-command v1.2.1"),
-    "command:remote:CopyToRemote": ProviderRules(source="pulumi-command v1.2.1"),
+    COMMAND: ProviderRules(source="pulumi-command v1.2.1"),
+    COPY_TO_REMOTE: ProviderRules(source="pulumi-command v1.2.1"),
 }
 
 # Networks an instance lives in: replacing one under a running instance fails when the old one is

@@ -156,16 +156,32 @@ def _uploads(plan: Any, tree: Path, root: Path) -> None:
             target.write_text(f"stand-in: {upload} as an earlier revision uploaded it is not on this machine\n")
 
 
+@contextmanager
+def _our_facts() -> Iterator[None]:
+    """Today's ``policies.facts`` while today's recorder loads (it reads its type tokens there), then
+    out of the way: the revision's own program imports its own facts, or has none."""
+    holder = ModuleType("policies")
+    holder.__path__ = []  # a package with nothing else in it
+    sys.modules["policies"] = holder
+    try:
+        _load("policies.facts", HERE.parent / "policies" / "facts.py")
+        yield
+    finally:
+        sys.modules.pop("policies.facts", None)
+        sys.modules.pop("policies", None)
+
+
 def _child(stack: str, out: Path, root: Path) -> int:
     tree = Path.cwd()
     sys.path.insert(0, str(tree))  # the revision's program, plan and components
     document: dict[str, Any]
     try:
-        if not (tree / "plan_values.py").exists():  # a revision from before plan_values.py: the reader needs ours
-            _load("plan_values", HERE.parent / "plan_values.py")
-        engine = _load("_preflight_engine", HERE / "engine.py")
+        with _our_facts():  # the recorder's (and, before plan_values.py existed, the reader's) own facts
+            if not (tree / "plan_values.py").exists():  # a revision from before plan_values.py: the reader needs ours
+                _load("plan_values", HERE.parent / "plan_values.py")
+            engine = _load("_preflight_engine", HERE / "engine.py")
         stackfile = _load("_preflight_stackfile", HERE / "stackfile.py")
-        import plan  # the revision's plan, first on sys.path
+        import plan  # the revision's plan, first on sys.path: with the revision's own facts, if it has them
 
         config = stackfile.read_stack(tree, stack)
         loaded = plan.load_plan(config.config, config.secret_keys)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, load_plan
+from policies.facts import COMMAND
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
 from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
@@ -214,7 +215,7 @@ def inputs(resource: Registration) -> dict[str, Any]:
 
 
 def commands(run: StackRun) -> dict[str, dict[str, Any]]:
-    return {r.name: inputs(r) for r in run.of_type("command:remote:Command")}
+    return {r.name: inputs(r) for r in run.of_type(COMMAND)}
 
 
 def preflight_cli(

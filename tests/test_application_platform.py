@@ -24,6 +24,7 @@ from components.services import nginx_config
 from components.uploads import tree_digest
 from plan import PlanError, load_plan
 from policies._scan import rendered_parameters
+from policies.facts import COPY_TO_REMOTE
 from preflight.engine import StackOutputs, run_stack, unwrap
 from tests.stacks import ROOT, SOURCE_STACK, as_deployed, config_for, evaluate, inputs, preflight_cli, stack_folder
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
@@ -94,7 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
 def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_digest(run):
     stack, digest, _ = run
     upload = stack.named("tencent-svc-looma-crm-upload")
-    assert upload.type == "command:remote:CopyToRemote"
+    assert upload.type == COPY_TO_REMOTE
     copy = inputs(upload)
     assert copy["remotePath"] == "/var/lib/platform-uploads/looma-crm/2.1.0"
     assert copy["connection"]["hostKey"].startswith("ssh-ed25519 ")

@@ -10,6 +10,7 @@ import pytest
 
 from components.backups import OffHostTarget
 from components.offsite import OBJECT_ACTIONS, default_bucket_name, internal_endpoint, ram_name
+from policies.facts import OSS_BUCKET
 from tests.stacks import cache_database, commands, evaluate, inputs
 
 DATABASES = (
@@ -20,7 +21,7 @@ DATABASES = (
     "production-elasticsearch",
     "production-weaviate",
 )
-BUCKET = "alicloud:oss/bucket:Bucket"
+BUCKET = OSS_BUCKET
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pulumi import RunError
 
 from components.engines import quadlet_unit
 from plan import load_plan
+from policies.facts import COMMAND
 from preflight.engine import run_stack
 from tests.stacks import cache_database, commands, config_for, evaluate
 
@@ -49,7 +50,7 @@ def test_one_container_command_per_database_after_the_bootstrap(run):
         *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
         "alibaba-db-monitoring",
     }
-    by_name = {r.name: r for r in run.of_type("command:remote:Command")}
+    by_name = {r.name: r for r in run.of_type(COMMAND)}
     bootstrap_urn = by_name["alibaba-db-bootstrap"].urn
     for name in MEMORY:
         assert bootstrap_urn in by_name[f"alibaba-db-{name}"].dependencies
@@ -151,7 +152,7 @@ def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_f
 
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
-    for resource in run.of_type("command:remote:Command"):
+    for resource in run.of_type(COMMAND):
         reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring")
         if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
@@ -172,7 +173,7 @@ def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
 
 def test_replication_passwords_reach_only_their_own_commands(run):
     generated = "PLACEHOLDER-SECRET-generated-alibaba-repl-password-"
-    for resource in run.of_type("command:remote:Command"):
+    for resource in run.of_type(COMMAND):
         stdin = (resource.inputs.get("stdin") or {}).get("value", "")
         carried = sorted(name for name in SOURCES if f"{generated}{name}" in stdin)
         expected = [resource.name.removeprefix("alibaba-db-repl-")] if "-repl-" in resource.name else []

@@ -12,6 +12,7 @@ from pulumi import RunError
 
 from components.adopted_rules import GroupRule, defeating_rules, revoke_command
 from plan import load_plan
+from policies.facts import ALIBABA_GROUP, ALIBABA_RULE, TENCENT_GROUP, TENCENT_RULE_SET
 from preflight.engine import (
     ALIBABA_GROUP_RULES,
     CloudMocks,
@@ -99,7 +100,7 @@ def test_alibaba_egress_is_the_allowlist_then_deny_all_at_the_lowest_priority(al
 
 
 def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(alibaba):
-    rules = alibaba.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
+    rules = alibaba.of_type(ALIBABA_RULE)
     assert len(rules) == ALIBABA_RULES == 23
     assert {inputs(r)["securityGroupId"] for r in rules} == {"sg-wz9example000000001"}
     assert {inputs(r)["nicType"] for r in rules} == {"intranet"}
@@ -118,7 +119,7 @@ def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(aliba
 
 
 def test_every_alibaba_rule_description_carries_the_marker_that_tells_it_from_hand_made_ones(alibaba):
-    rules = alibaba.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
+    rules = alibaba.of_type(ALIBABA_RULE)
     assert all(inputs(r)["description"].startswith("platform: ") for r in rules)
     deny = alibaba.named("alibaba-fw-in-drop-all-all-0-0-0-0-0")
     assert inputs(deny)["description"] == "platform: deny everything else"
@@ -143,7 +144,7 @@ def test_tencent_egress_reaches_the_alibaba_databases_and_exporters_only_on_thei
 
 
 def test_tencent_rules_are_one_ordered_rule_set_in_the_adopted_group(tencent):
-    (rule_set_resource,) = tencent.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    (rule_set_resource,) = tencent.of_type(TENCENT_RULE_SET)
     values = inputs(rule_set_resource)
     assert values["securityGroupId"] == "sg-example1"
     assert values["ingresses"][0] == {
@@ -159,14 +160,14 @@ def test_tencent_rules_are_one_ordered_rule_set_in_the_adopted_group(tencent):
 
 def test_tencent_rule_set_on_an_adopted_group_is_protected_and_retained(tencent):
     # Deleting it would write an empty rule set to a group we did not create: all traffic, SSH too, blocked.
-    (rule_set_resource,) = tencent.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    (rule_set_resource,) = tencent.of_type(TENCENT_RULE_SET)
     assert (rule_set_resource.protect, rule_set_resource.retain_on_delete) == (True, True)
 
 
 def test_tencent_rule_set_on_a_created_group_goes_with_its_group():
     run = evaluate("tencent", host=CREATED_TENCENT_HOST, firewall={"securityGroupId": None})
-    (group,) = run.of_type("tencentcloud:Security/group:Group")
-    (rule_set_resource,) = run.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    (group,) = run.of_type(TENCENT_GROUP)
+    (rule_set_resource,) = run.of_type(TENCENT_RULE_SET)
     assert inputs(rule_set_resource)["securityGroupId"] == f"{group.name}-id"
     assert (rule_set_resource.protect, rule_set_resource.retain_on_delete) == (False, False)
 
@@ -186,11 +187,11 @@ def test_a_created_host_gets_a_new_group_in_the_created_vpc():
         host=CREATED_ALIBABA_HOST,
         firewall={"securityGroupId": None},
     )
-    (group,) = run.of_type("alicloud:ecs/securityGroup:SecurityGroup")
+    (group,) = run.of_type(ALIBABA_GROUP)
     (vpc,) = run.of_type("alicloud:vpc/network:Network")
     assert inputs(group)["vpcId"] == f"{vpc.name}-id"
     assert inputs(group)["innerAccessPolicy"] == "Drop"
-    rules = run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
+    rules = run.of_type(ALIBABA_RULE)
     assert {inputs(r)["securityGroupId"] for r in rules} == {f"{group.name}-id"}
 
 
@@ -263,7 +264,7 @@ def test_the_shipped_alibaba_stack_reads_its_adopted_group_once_and_finds_it_emp
     mocks = CloudMocks()
     run = evaluate_with(mocks)
     assert mocks.calls == [(ALIBABA_GROUP_RULES, {"groupId": GROUP, "nicType": "intranet"})]
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
+    assert len(run.of_type(ALIBABA_RULE)) == ALIBABA_RULES
 
 
 @pytest.mark.parametrize(
@@ -287,12 +288,12 @@ def test_a_group_holding_only_the_programs_rules_passes_stale_ones_included():
     held = {(r["direction"], r["portRange"], r["description"]) for r in group_response("program_only")["rules"]}
     assert stale <= held  # marked rules of an earlier plan: the engine deletes them, they are not hand-made
     run = evaluate_with(adopted_group_holding("program_only"))
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
+    assert len(run.of_type(ALIBABA_RULE)) == ALIBABA_RULES
 
 
 def test_allow_unmanaged_rules_proceeds_with_the_same_lines_as_a_warning():
     run = evaluate_with(adopted_group_holding("seeds_convenience"), firewall={"allowUnmanagedRules": True})
-    assert len(run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")) == ALIBABA_RULES
+    assert len(run.of_type(ALIBABA_RULE)) == ALIBABA_RULES
     (warning,) = [message for message in run.warnings if "hand-made rules" in message]
     assert warning.splitlines() == [HEADING.format(count=9), *SEEDS_CONVENIENCE, CONSOLE]
 
@@ -401,7 +402,7 @@ def test_a_rule_from_a_source_group_is_revoked_by_that_group():
 
 
 def _peer_egress(run) -> set[int]:
-    (rule_set,) = run.of_type("tencentcloud:Security/groupRuleSet:GroupRuleSet")
+    (rule_set,) = run.of_type(TENCENT_RULE_SET)
     return {int(rule["port"]) for rule in inputs(rule_set)["egresses"] if rule["cidrBlock"] == "47.115.168.107/32"}
 
 

@@ -23,13 +23,14 @@ import pulumi
 import pytest
 from pulumi import RunError
 
+from policies.facts import ALIBABA_RULE, COMMAND, COPY_TO_REMOTE, TENCENT_RULE_SET
 from preflight import diff, providers
 from preflight.engine import CloudMocks, DuplicateUrnError, RecordingMonitor, run_stack
 from tests.stacks import CREATED_HOST, ROOT, as_deployed, config_for, evaluate, preflight_cli
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
-RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
+RULE = ALIBABA_RULE
+RULE_SET = TENCENT_RULE_SET
 
 
 def created(stack: str, **host: Any) -> dict[str, Any]:
@@ -249,8 +250,8 @@ def test_the_shipped_stack_run_as_the_cli_runs_it_stops_at_its_example_values_in
 def test_with_the_example_values_replaced_the_shipped_stack_runs_as_the_cli_runs_it(stack):
     config = config_for(stack, **as_deployed(stack))
     run = run_stack(config.project, stack, config.config, set(config.secret_keys), offline=False)
-    assert run.of_type("command:remote:Command")
-    assert not run.of_type("command:remote:CopyToRemote")  # the releases are fetched by URL: nothing local
+    assert run.of_type(COMMAND)
+    assert not run.of_type(COPY_TO_REMOTE)  # the releases are fetched by URL: nothing local
 
 
 def test_the_offline_preview_lists_the_example_values_and_passes():

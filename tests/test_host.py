@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from policies.facts import ALIBABA_INSTANCE, COMMAND, FIREWALL, HOST, SERVICES, TENCENT_GROUP, TENCENT_INSTANCE
 from tests.stacks import CREATED_ALIBABA_HOST, CREATED_TENCENT_HOST, evaluate, inputs
 
-INSTANCE = {"alibaba": "alicloud:ecs/instance:Instance", "tencent": "tencentcloud:Instance/instance:Instance"}
+INSTANCE = {"alibaba": ALIBABA_INSTANCE, "tencent": TENCENT_INSTANCE}
 
 
 @pytest.mark.parametrize(("stack", "instance_id"), [("alibaba", "i-wz9example0000000001"), ("tencent", "ins-example1")])
@@ -65,13 +66,13 @@ def test_tencent_created_instance_keeps_its_encrypted_data_disk_and_refuses_api_
             "deleteWithInstance": False,
         }
     ]
-    (group,) = run.of_type("tencentcloud:Security/group:Group")
+    (group,) = run.of_type(TENCENT_GROUP)
     assert values["orderlySecurityGroups"] == [f"{group.name}-id"]
 
 
 def test_a_created_host_without_a_pinned_key_is_not_provisioned():
     run = evaluate("alibaba", host=CREATED_ALIBABA_HOST, firewall={"securityGroupId": None})
-    assert run.of_type("command:remote:Command") == []
+    assert run.of_type(COMMAND) == []
     pinned = evaluate(
         "alibaba",
         host={
@@ -81,7 +82,7 @@ def test_a_created_host_without_a_pinned_key_is_not_provisioned():
         firewall={"securityGroupId": None},
     )
     databases = [db["name"] for db in pinned.outputs["plan"]["workloads"] if db["role"].startswith("database:")]
-    assert {c.name for c in pinned.of_type("command:remote:Command")} == {
+    assert {c.name for c in pinned.of_type(COMMAND)} == {
         "alibaba-db-bootstrap",
         "alibaba-db-tls",
         "alibaba-db-restore-drill",
@@ -96,7 +97,7 @@ def test_a_created_host_without_a_pinned_key_is_not_provisioned():
 @pytest.mark.parametrize("stack", ["alibaba", "tencent"])
 def test_every_connection_pins_the_host_key_and_uses_the_private_key(stack):
     run = evaluate(stack)
-    connections = [inputs(c)["connection"] for c in run.of_type("command:remote:Command")]
+    connections = [inputs(c)["connection"] for c in run.of_type(COMMAND)]
     assert connections
     for connection in connections:
         assert connection["hostKey"].startswith("ssh-ed25519 ")
@@ -108,9 +109,9 @@ def test_every_component_registers_the_plan_it_was_given():
     run = evaluate("tencent")
     components = [r for r in run.resources if not r.custom]
     assert {c.type for c in components} == {
-        "platform:compute:Host",
-        "platform:network:Firewall",
-        "platform:provisioning:Services",
+        HOST,
+        FIREWALL,
+        SERVICES,
     }
     for component in components:
         plan = inputs(component)["plan"]

@@ -12,11 +12,11 @@ import pytest
 
 import program
 from plan import DEFAULT_DATABASES
+from policies.facts import COMMAND
 from preflight import diff
 from preflight.engine import CloudMocks, RecordingMonitor, fake_pem
 from tests.stacks import CREATED_HOST, commands, evaluate, inputs
 
-COMMAND = "command:remote:Command"
 PROVISIONING = {"alibaba": "alibaba-db", "tencent": "tencent-svc"}
 
 

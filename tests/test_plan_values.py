@@ -20,10 +20,9 @@ from plan_values import (
     HostKey,
     HostPath,
     Text,
-    covered_addresses,
     shown,
-    wider_than_world_share,
 )
+from policies.facts import address_counts, reaches_world
 from tests.provisioning.harness import free_port, wait_until
 
 # Built at run time, as in tests/policies/test_secret_hygiene.py: no committed file holds a key block.
@@ -150,12 +149,13 @@ def test_a_host_address_is_a_usable_unicast_address(address, problem):
 
 
 def test_the_world_is_counted_by_addresses_covered_not_by_prefix_length():
-    assert covered_addresses(["0.0.0.0/1", "128.0.0.0/1"]) == 2**32
-    assert covered_addresses(["10.0.0.0/8", "10.1.0.0/16"]) == 2**24  # overlaps count once
-    assert not wider_than_world_share(["10.0.0.0/8"])  # exactly a /8 is the limit
-    assert wider_than_world_share(["10.0.0.0/8", "192.0.2.7/32"])  # one address more is the world
-    assert wider_than_world_share([f"{n}.0.0.0/9" for n in (20, 40, 60)])  # three halves of a /8
-    assert not wider_than_world_share(["203.0.113.0/24", "198.51.100.0/24"])
+    assert address_counts(["0.0.0.0/1", "128.0.0.0/1"]) == {4: 2**32}
+    assert address_counts(["10.0.0.0/8", "10.1.0.0/16"]) == {4: 2**24}  # overlaps count once
+    assert not reaches_world(["10.0.0.0/8"])  # exactly a /8 is the limit
+    assert reaches_world(["10.0.0.0/8", "192.0.2.7/32"])  # one address more is the world
+    assert reaches_world([f"{n}.0.0.0/9" for n in (20, 40, 60)])  # three halves of a /8
+    assert not reaches_world(["203.0.113.0/24", "198.51.100.0/24"])
+    assert reaches_world(["2000::/7"])  # the same share of IPv6: the plan and the pack count alike
 
 
 # --- free text, artifacts, what errors show ----------------------------------------------------

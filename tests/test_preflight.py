@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pulumi import RunError
 
+from policies.facts import STACK
 from preflight.engine import CloudMocks, RecordingMonitor, run_stack
 from tests.stacks import ROOT, config_for, preflight_cli
 
@@ -106,4 +107,4 @@ def test_bad_config_registers_no_resource():
     bad = {**config.config, "platform:host": config.config["platform:host"].replace("1843", "0")}
     with pytest.raises(RunError, match=r"platform:host\.memoryMib"):
         run_stack(config.project, "alibaba", bad, set(config.secret_keys), monitor=monitor)
-    assert {r.type for r in monitor.registrations} == {"pulumi:pulumi:Stack"}  # the stack itself, nothing else
+    assert {r.type for r in monitor.registrations} == {STACK}  # the stack itself, nothing else

@@ -16,11 +16,11 @@ import yaml
 
 import program
 from plan import DEFAULT_DATABASES
+from policies.facts import ALIBABA_INSTANCE, ALIBABA_RULE, COMMAND, DATABASES
 from preflight import diff
 from preflight.engine import Registration, StackRun
 from tests.stacks import ROOT, evaluate, exactly, preflight_cli
 
-COMMAND = "command:remote:Command"
 SIGNATURES = diff.script_signatures(diff.SCRIPTS)
 
 
@@ -229,7 +229,7 @@ def test_a_stopping_delete_is_a_hazard():
 
 
 def test_removing_a_protected_resource_is_a_hazard():
-    component = registration("db", "platform:provisioning:Databases", {}, custom=False, protect=True)
+    component = registration("db", DATABASES, {}, custom=False, protect=True)
     found = diff.steps(stack(component), stack())
     assert found.by_name("db").op == "delete"
     assert found.hazards == (
@@ -239,7 +239,7 @@ def test_removing_a_protected_resource_is_a_hazard():
 
 
 def test_replacing_or_deleting_an_instance_is_a_hazard():
-    instance = registration("host", "alicloud:ecs/instance:Instance", {"imageId": "a"}, replace_on_changes=["imageId"])
+    instance = registration("host", ALIBABA_INSTANCE, {"imageId": "a"}, replace_on_changes=["imageId"])
     replaced = diff.steps(stack(instance), stack(_with(instance, inputs={"imageId": "b"})))
     assert replaced.by_name("host").op == "replace"
     assert replaced.hazards == ("replace of host (alicloud:ecs/instance:Instance): it holds data",)
@@ -249,7 +249,7 @@ def test_replacing_or_deleting_an_instance_is_a_hazard():
 
 
 def test_a_field_the_provider_updates_in_place_is_an_update():
-    rule = registration("rule", "alicloud:ecs/securityGroupRule:SecurityGroupRule", {"description": "a"})
+    rule = registration("rule", ALIBABA_RULE, {"description": "a"})
     (step,) = diff.steps(stack(rule), stack(_with(rule, inputs={"description": "b"}))).steps
     assert step.op == "update"
     assert "updated in place (terraform-provider-alicloud v1.289.0)" in step.notes
@@ -263,7 +263,7 @@ def test_a_resource_type_the_table_does_not_know_is_an_update_the_provider_decid
 
 
 def test_ignored_changes_do_not_count():
-    instance = registration("host", "alicloud:ecs/instance:Instance", {"imageId": "a", "tags": {"x": "1", "y": "1"}})
+    instance = registration("host", ALIBABA_INSTANCE, {"imageId": "a", "tags": {"x": "1", "y": "1"}})
     changed = _with(instance, inputs={"imageId": "b", "tags": {"x": "2", "y": "1"}})
     assert diff.steps(stack(instance), stack(_with(changed, ignore_changes=["*"]))).steps[0].op == "same"
     ignoring = _with(changed, ignore_changes=["imageId", "tags.x"])
@@ -321,7 +321,8 @@ def project_copy(tmp_path: Path) -> Path:
         "plan_values.py",
     ):
         shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("components", "policies"):  # the plan reads its facts from the pack's facts.py
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
     return root
 
 

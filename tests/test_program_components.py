@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from policies.facts import COMMAND, DATABASES, SERVICES
 from tests.stacks import default_services, evaluate
 
-DATABASES, SERVICES = "platform:provisioning:Databases", "platform:provisioning:Services"
-COMMAND = "command:remote:Command"
+DATABASES, SERVICES = DATABASES, SERVICES
 CACHE = {
     "kind": "redis",
     "name": "session-cache",

@@ -24,6 +24,7 @@ import plan
 from components.backups import DRILL_SCRATCH_MIN_MIB
 from components.engines import POSTGRES_SUPERUSER, engine, quadlet_unit
 from components.rules import ANYWHERE, firewall_rules
+from policies import facts
 from policies._common import ISOLATED_DATABASE_PORTS
 from policies.memory_budget import DEFAULT_HEADROOM_PERCENT, DEFAULT_OS_RESERVE_MIB
 from policies.port_plan import DEFAULT_FAMILIES
@@ -257,6 +258,7 @@ def expected() -> dict[str, str]:
         *_stack_figures(),
         *_model_defaults(),
         *_module_int_constants(plan),
+        *((f"facts {name}", value) for name, value in _module_int_constants(facts)),
         ("REPLICATION_USER", plan.REPLICATION_USER),
         ("DEFAULT_REPLICATED_POSTGRES_DATABASE", plan.DEFAULT_REPLICATED_POSTGRES_DATABASE),
         ("engines.py POSTGRES_SUPERUSER", POSTGRES_SUPERUSER),

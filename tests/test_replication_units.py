@@ -45,6 +45,7 @@ from components.replication import (
 )
 from plan import REPLICATION_USER, Database, Plan, load_plan
 from policies._scan import data_removals, rendered_parameters, secret_literals, unsafe_removals
+from policies.facts import COMMAND
 from policies.replication_tls import command_problems, is_replication_command, plaintext_findings
 from tests.stacks import config_for
 
@@ -325,9 +326,7 @@ def test_the_replication_policy_passes_every_step(alibaba: Plan, tencent: Plan) 
     (by name and statements) and render what it asks for; the TLS and health steps are not."""
     for step in all_steps(alibaba, tencent):
         text = as_command(step.script, step.label, step.sudo)
-        command = SimpleNamespace(
-            resource_type="command:remote:Command", name=step.name, props={"create": text, "update": text}
-        )
+        command = SimpleNamespace(resource_type=COMMAND, name=step.name, props={"create": text, "update": text})
         replicating = step.name.startswith(("alibaba-db-repl-", "tencent-svc-replica-"))
         assert is_replication_command(cast(PolicyResource, command)) == replicating, step.name
         if replicating:

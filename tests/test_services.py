@@ -6,6 +6,7 @@ import pytest
 
 from components.services import systemd_unit
 from plan import load_plan
+from policies.facts import COMMAND
 from tests.stacks import commands, config_for, default_services, evaluate
 
 MEMORY = {"zervigo": 200, "shared-service": 250, "ai-service-1": 600, "ai-service-2": 600, "looma-crm": 250}
@@ -38,7 +39,7 @@ def test_each_unit_is_limited_to_its_planned_memory_and_hardened(plan, name, mem
 
 
 def test_batches_wait_for_the_previous_batch(run):
-    by_name = {r.name: r for r in run.of_type("command:remote:Command")}
+    by_name = {r.name: r for r in run.of_type(COMMAND)}
     urn = {name: by_name[f"tencent-svc-{name}"].urn for name in MEMORY}
     bootstrap = by_name["tencent-svc-bootstrap"].urn
     assert set(by_name["tencent-svc-zervigo"].dependencies) >= {bootstrap}

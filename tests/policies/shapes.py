@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from components.provisioning import as_command
+from policies.facts import (
+    ALIBABA_RULE,
+    COMMAND,
+    HOST,
+)
 from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, unwrap
 from preflight.policy import OutputMonitor, Pack, Violation, evaluate, load_pack
 from preflight.stackfile import read_stack
@@ -27,15 +32,6 @@ from tests.stacks import evaluate as evaluate_stack
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, STACK = "platform", "fixture"
 STACK_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}"
-
-HOST = "platform:compute:Host"
-FIREWALL = "platform:network:Firewall"
-COMMAND = "command:remote:Command"
-ALIBABA_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-ALIBABA_GROUP = "alicloud:ecs/securityGroup:SecurityGroup"
-TENCENT_RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
-ALIBABA_INSTANCE = "alicloud:ecs/instance:Instance"
-TENCENT_INSTANCE = "tencentcloud:Instance/instance:Instance"
 
 
 def secret(value: Any) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from functools import cache
 from typing import Any
 
 from plan import DEFAULT_DATABASES
+from policies.facts import ALIBABA_INSTANCE, COMMAND, OFF_HOST_BACKUPS, OSS_BUCKET, TENCENT_INSTANCE
 from preflight.engine import UNKNOWN
 from tests.policies.shapes import (
-    ALIBABA_INSTANCE,
     HOST,
     created,
     edit_inputs,
@@ -38,7 +38,7 @@ from tests.policies.shapes import (
 
 POLICY = "database-backups"
 WAIVERS = "backup-waivers"
-BUCKET = "alicloud:oss/bucket:Bucket"
+BUCKET = OSS_BUCKET
 BUCKET_VERSIONING = "alicloud:oss/bucketVersioning:BucketVersioning"
 BUCKET_ENCRYPTION = "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption"
 BUCKET_ACL = "alicloud:oss/bucketAcl:BucketAcl"
@@ -49,7 +49,6 @@ RAM_ROLE = "alicloud:ram/role:Role"
 RAM_ROLE_ATTACHMENT = "alicloud:ram/roleAttachment:RoleAttachment"
 ECS_RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
 RAM_ACCESS_KEY = "alicloud:ram/accessKey:AccessKey"
-TENCENT_INSTANCE = "tencentcloud:Instance/instance:Instance"
 
 INSTANCE_ID = "i-wz9example0000000001"
 BUCKET_NAME = "platform-fixture-backups"
@@ -186,7 +185,7 @@ def stack(
         protect=True,
         ignore_changes=["*"] if adopted else [],
     )
-    offsite = resource("platform:backups:OffHostBackups", "fixture-backups", {"plan": plan})
+    offsite = resource(OFF_HOST_BACKUPS, "fixture-backups", {"plan": plan})
     bucket_resource = resource(
         BUCKET, "fixture-backups-bucket", bucket_inputs() if bucket is None else bucket, parent=offsite, protect=protect
     )
@@ -679,5 +678,5 @@ def test_values_unknown_during_preview_are_not_read_and_do_not_stop_the_policy()
         "fixture-host: database production-redis is backed up on a schedule, but no command ends in "
         "-backup-production-redis"
     ]
-    unknown_script = resource("command:remote:Command", "fixture-db-backup-production-redis", {"create": UNKNOWN})
+    unknown_script = resource(COMMAND, "fixture-db-backup-production-redis", {"create": UNKNOWN})
     assert messages(stack(commands=[backup_command("production-mysql"), unknown_script])) == []

@@ -7,9 +7,8 @@ from functools import cache
 
 import pytest
 
+from policies.facts import ALIBABA_INSTANCE, TENCENT_INSTANCE
 from tests.policies.shapes import (
-    ALIBABA_INSTANCE,
-    TENCENT_INSTANCE,
     created,
     edit_inputs,
     flagged,

@@ -9,9 +9,8 @@ from functools import cache
 
 from components.provisioning import as_command
 from plan import DEFAULT_DATABASES
+from policies.facts import ALIBABA_INSTANCE, TENCENT_INSTANCE
 from tests.policies.shapes import (
-    ALIBABA_INSTANCE,
-    TENCENT_INSTANCE,
     created,
     edit_inputs,
     flagged,

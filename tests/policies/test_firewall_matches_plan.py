@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from policies.facts import ALIBABA_GROUP, ALIBABA_RULE
 from tests.policies.shapes import (
-    ALIBABA_GROUP,
     alibaba_rule,
     created,
     edit_inputs,
@@ -64,7 +64,7 @@ def test_firewall_matches_plan_passes_and_fails_the_named_fixtures():
 
 def test_created_groups_link_their_rules_through_property_dependencies():
     run = created("alibaba")
-    rules = run.of_type("alicloud:ecs/securityGroupRule:SecurityGroupRule")
+    rules = run.of_type(ALIBABA_RULE)
     (group,) = run.of_type(ALIBABA_GROUP)
     assert rules
     assert all(r.property_dependencies["securityGroupId"] == [group.urn] for r in rules)

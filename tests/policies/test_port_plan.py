@@ -6,6 +6,7 @@ from functools import cache
 
 import pytest
 
+from policies.facts import HOST
 from tests.policies.shapes import flagged, shipped, violations, with_plan
 
 # Seed 004's port plan as written: Zervigo DAO's 9200-9299 holds Elasticsearch's 9200 and the
@@ -90,7 +91,7 @@ def test_each_failure_says_what_and_where(fixture, message):
     assert any(v.message.startswith(message) for v in found), [v.message for v in found]
     # A resource policy reports against the resource it read: the Host component and its plan.
     kinds = {(v.level, v.urn.rsplit("$", 1)[-1].split("::")[0]) for v in found}
-    assert kinds == {("mandatory", "platform:compute:Host")}
+    assert kinds == {("mandatory", HOST)}
 
 
 def test_the_seeds_port_plan_is_caught_where_dao_overlaps_elasticsearch_and_the_isolated_ports():

@@ -12,6 +12,7 @@ import copy
 from functools import cache
 from typing import Any
 
+from policies.facts import COMMAND
 from preflight.engine import UNKNOWN
 from tests.policies.shapes import (
     HOST,
@@ -463,7 +464,7 @@ def test_messages_name_the_command_and_what_turns_tls_off():
 
 def test_a_command_unknown_during_preview_is_not_read_and_does_not_stop_the_policy():
     """A replica's script built from the StackReference may be unknown during preview."""
-    unknown = resource("command:remote:Command", "tencent-svc-replica-mysql", {"create": UNKNOWN, "update": UNKNOWN})
+    unknown = resource(COMMAND, "tencent-svc-replica-mysql", {"create": UNKNOWN, "update": UNKNOWN})
     assert messages(tencent(mysql=unknown)) == []
     assert messages(
         tencent(_plan_with(tencent_plan(), "replicas", "redis", sourceAddress="198.51.100.9"), mysql=unknown)

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime import proto
 
-import policies
+from policies import pack as policies
 from preflight.engine import UNKNOWN
 from preflight.policy import PackConfigError, evaluate, load_pack, validate_config
 from tests.policies.shapes import (

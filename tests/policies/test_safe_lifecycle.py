@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from functools import cache
 
+from policies.facts import LOCAL_COMMAND, TENCENT_GROUP, TENCENT_RULE_SET
 from tests.policies.shapes import (
     COMMAND,
-    TENCENT_RULE_SET,
     flagged,
     resource,
     run_of,
@@ -16,8 +16,6 @@ from tests.policies.shapes import (
     violations,
 )
 
-LOCAL_COMMAND = "command:local:Command"
-TENCENT_GROUP = "tencentcloud:Security/group:Group"
 # A database step as provisioning renders it: the script inside ``bash -c '...'``.
 DB_DELETE = (
     "sudo -n bash -c '#!/usr/bin/env bash\nset -euo pipefail\n# parameters rendered from the plan\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from policies.facts import COMMAND
 from preflight.engine import StackRun, unwrap
 from tests.provisioning.harness import Run, SshHost
 
@@ -27,7 +28,7 @@ class RemoteCommand:
 def remote_commands(stack: StackRun) -> list[RemoteCommand]:
     """The stack's commands; each depends on the commands it waits for (a cloud resource, such
     as the backup bucket, is there once the mock engine registered it)."""
-    remote = stack.of_type("command:remote:Command")
+    remote = stack.of_type(COMMAND)
     names = {r.urn: r.name for r in remote}
     commands = []
     for resource in remote:

@@ -19,6 +19,7 @@ import pytest
 import program
 from components.engines import data_dir
 from plan import Paths
+from policies.facts import COMMAND as COMMAND_TYPE
 from preflight.diff import steps
 from tests.provisioning.drill import Applied, Scenario, nothing, program_on, up
 from tests.provisioning.harness import SshHost, free_port
@@ -43,7 +44,7 @@ def ops(applied: Applied) -> dict[str, str]:
 
 
 def command_ops(applied: Applied) -> dict[str, str]:
-    return {s.name: s.op for s in applied.diff.changes() if s.type == "command:remote:Command"}
+    return {s.name: s.op for s in applied.diff.changes() if s.type == COMMAND_TYPE}
 
 
 def systemctl_verbs_for(host: SshHost, unit: str, since: int) -> list[str]:
