@@ -23,7 +23,7 @@ when an element is added or removed; its elements' fields follow their own flags
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from policies.facts import (
     ALIBABA_GROUP,
@@ -58,7 +58,6 @@ class ProviderRules:
     stops: tuple[Stop, ...] = ()
     source: str = ""
     """Where the rules were read."""
-    notes: tuple[str, ...] = field(default=())
 
 
 _ALI = "terraform-provider-alicloud v1.289.0"
