@@ -21,67 +21,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-# The facts the policies share with the program, read from one place (re-exported for the policies).
-from .facts import (
-    ALIBABA_GROUP as ALIBABA_GROUP,
-)
-from .facts import (
-    ALIBABA_INSTANCE as ALIBABA_INSTANCE,
-)
-from .facts import (
-    COMMANDS as COMMANDS,
-)
-from .facts import (
-    ENGINE_PORTS as ENGINE_PORTS,
-)
-from .facts import (
-    FIREWALL as FIREWALL,
-)
-from .facts import (
-    GROUPS as GROUPS,
-)
-from .facts import (
-    HOST as HOST,
-)
-from .facts import (
-    INSTANCES as INSTANCES,
-)
-from .facts import (
-    PEER_EXPORTER_PORTS as PEER_EXPORTER_PORTS,
-)
-from .facts import (
-    STACK as STACK,
-)
-from .facts import (
-    TENCENT_GROUP as TENCENT_GROUP,
-)
-from .facts import (
-    TENCENT_INSTANCE as TENCENT_INSTANCE,
-)
-from .facts import (
-    WORLD_PREFIX_LENGTH as WORLD_PREFIX_LENGTH,
-)
-from .facts import (
-    Network as Network,
-)
-from .facts import (
-    address_counts as address_counts,
-)
-from .facts import (
-    is_world as is_world,
-)
-from .facts import (
-    networks as networks,
-)
-from .facts import (
-    reaches_world as reaches_world,
-)
-from .facts import (
-    span_text as span_text,
-)
-from .facts import (
-    world_versions as world_versions,
-)
+from .facts import ENGINE_PORTS, HOST, PEER_EXPORTER_PORTS, STACK
 
 # Seed 004's per-version isolated database ports (MySQL, Redis, PostgreSQL, Neo4j HTTP + Bolt,
 # Elasticsearch), set aside for Zervigo Future, DAO and blockchain.

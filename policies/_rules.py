@@ -13,8 +13,8 @@ from typing import Any
 
 from pulumi_policy import PolicyResource
 
-from ._common import GROUPS, STACK, UNKNOWN, as_int, covers, is_world, known
-from .facts import ALIBABA_RULE, TENCENT_RULE_SET
+from ._common import UNKNOWN, as_int, covers, known
+from .facts import ALIBABA_RULE, GROUPS, STACK, TENCENT_RULE_SET, is_world
 
 TENCENT_RULE = "tencentcloud:Security/groupRule:GroupRule"
 TENCENT_LITE_RULE = "tencentcloud:Security/groupLiteRule:GroupLiteRule"

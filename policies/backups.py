@@ -62,10 +62,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._common import COMMANDS, INSTANCES, STACK, UNKNOWN, as_int, host_name, plain, settings, stack_plans
+from ._common import UNKNOWN, as_int, host_name, plain, settings, stack_plans
 from ._common import workloads as plan_workloads
 from ._scan import command_script, secret_literals
-from .facts import COMMAND, OSS_BUCKET
+from .facts import COMMAND, COMMANDS, INSTANCES, OSS_BUCKET, STACK
 
 REMOTE_COMMAND = COMMAND
 BUCKET = OSS_BUCKET

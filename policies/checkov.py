@@ -26,9 +26,10 @@ from pulumi_policy import (
     Severity,
 )
 
-from ._common import ALIBABA_INSTANCE, INSTANCES, TENCENT_INSTANCE, declares_inputs
+from ._common import declares_inputs
 from ._scan import secret_literals
 from .data_protection import ALIBABA_DISKS, TENCENT_DISK
+from .facts import ALIBABA_INSTANCE, INSTANCES, TENCENT_INSTANCE
 
 _CLOUD_CREDENTIALS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY")
 

@@ -26,8 +26,9 @@ from pulumi_policy import (
     Severity,
 )
 
-from ._common import ALIBABA_INSTANCE, COMMANDS, INSTANCES, TENCENT_INSTANCE, declares_inputs
+from ._common import declares_inputs
 from ._scan import data_removals, unsafe_removals
+from .facts import ALIBABA_INSTANCE, COMMANDS, INSTANCES, TENCENT_INSTANCE
 
 ALIBABA_DISKS = ("alicloud:ecs/disk:Disk", "alicloud:ecs/ecsDisk:EcsDisk")
 TENCENT_DISK = "tencentcloud:Cbs/storage:Storage"

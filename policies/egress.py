@@ -20,20 +20,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import (
-    DATABASE_PORTS,
-    EXPORTER_PORTS,
-    FIREWALL,
-    as_int,
-    covers,
-    is_host_route,
-    is_world,
-    known,
-    plain,
-    settings,
-    stack_plans,
-)
+from ._common import DATABASE_PORTS, EXPORTER_PORTS, as_int, covers, is_host_route, known, plain, settings, stack_plans
 from ._rules import GroupKey, Rule, plan_groups, rules_by_group
+from .facts import FIREWALL, is_world
 
 DEFAULT_ALLOWED = [
     {"protocol": "udp", "port": 53, "to": "any", "why": "DNS"},

@@ -20,8 +20,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import FIREWALL, SSH_PORTS, as_int, covers, exposure_sources, host_name, stack_plans, workloads
+from ._common import SSH_PORTS, as_int, covers, exposure_sources, host_name, stack_plans, workloads
 from ._rules import GroupKey, Rule, plan_groups, rules_by_group
+from .facts import FIREWALL
 
 Expected = tuple[int, str, str]  # port, protocol, source CIDR
 

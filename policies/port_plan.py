@@ -23,7 +23,8 @@ from pulumi_policy import (
     Severity,
 )
 
-from ._common import HOST, ISOLATED_DATABASE_PORTS, as_int, plain, settings, workloads
+from ._common import ISOLATED_DATABASE_PORTS, as_int, plain, settings, workloads
+from .facts import HOST
 
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 

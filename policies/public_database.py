@@ -32,25 +32,18 @@ from pulumi_policy import (
 
 from ._common import (
     DATABASE_PORTS,
-    HOST,
     SSH_PORTS,
-    WORLD_PREFIX_LENGTH,
-    Network,
     as_int,
     exposure_sources,
     host_name,
     is_database,
-    is_world,
     listed,
-    networks,
-    reaches_world,
     settings,
-    span_text,
     stack_plans,
     workloads,
-    world_versions,
 )
 from ._rules import GroupKey, Rule, rules_by_group
+from .facts import HOST, WORLD_PREFIX_LENGTH, Network, is_world, networks, reaches_world, span_text, world_versions
 
 _PORTS = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}}
 SCHEMA = PolicyConfigSchema(

@@ -29,10 +29,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import TENCENT_GROUP, UNKNOWN, known
+from ._common import UNKNOWN, known
 from ._rules import TENCENT_RULE_SET
 from ._scan import workload_stops
-from .facts import COMMAND, LOCAL_COMMAND
+from .facts import COMMAND, LOCAL_COMMAND, TENCENT_GROUP
 
 # The command types whose SDK forces replaceOnChanges on triggers and which run a delete.
 COMMANDS_WITH_DELETE = (COMMAND, LOCAL_COMMAND)

@@ -23,8 +23,8 @@ from pulumi_policy import (
     Severity,
 )
 
-from ._common import COMMANDS
 from ._scan import secret_literals
+from .facts import COMMANDS
 
 _TEXTS = ("create", "update", "delete")
 

@@ -25,7 +25,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import HOST, as_int, plain, stack_plans, workloads
+from ._common import as_int, plain, stack_plans, workloads
+from .facts import HOST
 
 
 def check(args: StackValidationArgs, report_violation: ReportViolation) -> None:

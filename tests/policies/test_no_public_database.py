@@ -11,7 +11,7 @@ from functools import cache
 
 import pytest
 
-from policies._common import reaches_world
+from policies.facts import reaches_world
 from preflight.policy import PackConfigError, load_pack
 from tests.policies.shapes import (
     alibaba_rule,
