@@ -137,7 +137,6 @@ def _line_removal(line: str) -> tuple[str, int, int, str]:
 _GLOB = re.compile(r"[*?\[]")
 # components/provisioning.render writes this line above the ``NAME=<shell-quoted value>`` block.
 _PARAMS_HEADER = "# parameters rendered from the plan"
-_PARAM = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)", re.DOTALL)
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 _RM = re.compile(r"(?:^|[;&|({]|\b(?:then|do|else|exec|command|xargs)\s|\bsudo(?:\s+-\w+)*\s)\s*rm\s+([^;&|)\n]*)")
 _ARRAY = re.compile(r"(?:^|[\s;&|(])([A-Za-z_]\w*)(\+?)=\(([^)]*)\)")

@@ -108,6 +108,7 @@ SYSTEM_DIRECTORIES = frozenset(
     }
 )
 _TOP_LEVEL_LIB = re.compile(r"/lib[^/]*")
+_IN_ORDER = tuple(sorted(SYSTEM_DIRECTORIES))  # the first one a path holds is named
 
 
 def is_below(path: str, directory: str) -> bool:
@@ -119,7 +120,7 @@ def system_directory(path: str) -> str | None:
     """The system directory ``path`` is, or one it holds (``/`` holds them all); None when neither."""
     if path in SYSTEM_DIRECTORIES or _TOP_LEVEL_LIB.fullmatch(path):
         return path
-    return next((d for d in sorted(SYSTEM_DIRECTORIES) if is_below(d, path)), None)
+    return next((d for d in _IN_ORDER if is_below(d, path)), None)
 
 
 def metrics_dir(state: str) -> str:
