@@ -142,7 +142,7 @@ def _jointly_open(rules: Sequence[GroupRule], sensitive: Mapping[tuple[int, str]
             (index, network)
             for index, rule in enumerate(rules)
             if rule["direction"] == "ingress" and rule["policy"] == "accept" and _opens(rule, port, protocol)
-            if (network := _ipv4(rule["cidr"])) is not None and not _is_world(rule["cidr"])
+            if (network := _ipv4(rule["cidr"])) is not None and not reaches_world([network])
         ]
         if len(opening) > 1 and reaches_world(network for _, network in opening):
             for index, _ in opening:
@@ -171,7 +171,7 @@ def _reasons(
     reasons = []
     if rule["priority"] < DENY_ALL_PRIORITY:
         reasons.append(f"beats the plan's deny-all at priority {DENY_ALL_PRIORITY}")
-    if rule["direction"] == "ingress" and _is_world(rule["cidr"]):
+    if rule["direction"] == "ingress" and reaches_world([rule["cidr"]]):
         opened = [
             f"{what} {port}/{protocol}"
             for (port, protocol), what in sorted(sensitive.items())
@@ -192,15 +192,6 @@ def _identity(rule: GroupRule) -> tuple[object, ...]:
         rule["policy"],
         rule["priority"],
     )
-
-
-def _is_world(cidr: str) -> bool:
-    """One source wider than a /8 (or the whole IPv6 space's equal share) is the world on its own."""
-    try:
-        network = ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
-    return network.num_addresses > 2 ** (network.max_prefixlen - WORLD_PREFIX_LENGTH)
 
 
 def _opens(rule: GroupRule, port: int, protocol: str) -> bool:
