@@ -260,7 +260,8 @@ def backup_step(component: str, plan: Plan, db: Database, off_host: OffHostTarge
     }
     return Step(
         f"{component}-backup-{db.name}",
-        script=render(["db_backup.sh"], params),
+        files=("db_backup.sh",),
+        params=params,
         label=f"platform-backup-{db.name}",
         sudo=plan.needs_sudo,
     )
@@ -304,7 +305,8 @@ def drill_step(component: str, plan: Plan, off_host: OffHostTarget | None) -> St
     }
     return Step(
         f"{component}-restore-drill",
-        script=render(["db_backup.sh"], params),
+        files=("db_backup.sh",),
+        params=params,
         label="platform-restore-drill",
         sudo=plan.needs_sudo,
     )

@@ -17,7 +17,7 @@ from components.backups import OffHostTarget, backup_step, drill_step
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
 from components.exporters import exporter_password, exporter_step, redis_acl_line
 from components.pki import ReplicationCredentials
-from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
+from components.provisioning import GUARDS, Step, host_check_params, retire_step_name, run_step
 from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
 from plan import Database, DatabaseKind, Plan, RetiredDatabase
 from policies.facts import DATABASES
@@ -146,8 +146,8 @@ def bootstrap_step(name: str, plan: Plan) -> Step:
         "SYSCTL_FILE": f"{plan.paths.sysctl}/99-platform-elasticsearch.conf",
         "NEEDS_ES_SYSCTL": int(any(db.kind == "elasticsearch" for db in plan.databases)),
     }
-    script = render(["host_check.sh", "db_bootstrap.sh"], params)
-    return Step(f"{name}-bootstrap", script=script, label="platform-bootstrap", sudo=plan.needs_sudo)
+    files = ("host_check.sh", "db_bootstrap.sh")
+    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=plan.needs_sudo)
 
 
 def _tls_stdin(credentials: ReplicationCredentials) -> pulumi.Output[str]:
@@ -194,7 +194,8 @@ def container_step(
         stdin = passwords.apply(lambda values: secret_content(db, values[db.name], None, acl(values[db.name])))
     return Step(
         f"{name}-{db.name}",
-        script=render(["db_container.sh"], params),
+        files=("db_container.sh",),
+        params=params,
         label=f"platform-{db.name}",
         stdin=pulumi.Output.secret(stdin),
         handles_secrets=True,
@@ -213,6 +214,7 @@ def retire_step(name: str, plan: Plan, retired: RetiredDatabase) -> Step:
         "STATE_DIR": plan.paths.state,
         "PURGE": int(retired.purge),
     }
-    script = render([GUARDS, "db_retire.sh"], params)
     label = f"platform-retire-{retired.name}"
-    return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)
+    return Step(
+        retire_step_name(name, retired.name), (GUARDS, "db_retire.sh"), params, label=label, sudo=plan.needs_sudo
+    )

@@ -18,7 +18,7 @@ import hmac
 import pulumi
 
 from components.engines import POSTGRES_SUPERUSER, secret_file
-from components.provisioning import Step, render
+from components.provisioning import Step
 from components.replication import LIB
 from plan import Database, DatabaseKind, Plan
 
@@ -125,7 +125,8 @@ def exporter_step(component: str, plan: Plan, exporter: str, stdin: pulumi.Input
     }
     return Step(
         f"{component}-exporter-{db.name}",
-        script=render([LIB, "db_exporter.sh"], params),
+        files=(LIB, "db_exporter.sh"),
+        params=params,
         label=f"platform-exporter-{db.name}",
         stdin=stdin,
         handles_secrets=True,

@@ -19,7 +19,7 @@ import yaml
 
 from components import exporters, grafana
 from components.exporters import unit_name
-from components.provisioning import Step, render
+from components.provisioning import Step
 from plan import MONITORING_PROGRAMS, Plan, Receiver
 from policies.facts import metrics_dir
 
@@ -470,10 +470,10 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         }
     for file, content in files.items():
         params[f"FILE_{_key(file)}"] = content
-    script = render(["mon_install.sh"], params)
     return Step(
         f"{name}-monitoring",
-        script=script,
+        files=("mon_install.sh",),
+        params=params,
         label="platform-monitoring",
         sudo=plan.needs_sudo,
         stdin=stdin,

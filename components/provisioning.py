@@ -3,6 +3,11 @@
 Scripts live in ``components/scripts/*.sh``. Python never splices values into shell text:
 it prepends one block of ``NAME=<shell-quoted value>`` assignments, then the script body.
 Secrets never pass through here; they travel on the command's stdin.
+
+Each step is also registered as data (``StepRecord``, beside its command): the scripts, the
+parameters as a dict, and what the scripts' headers declare they may stop and remove
+(``# Stops:``, ``# Removes:``; ``tests/test_step_declarations.py`` holds every script to its
+header). The policy pack and ``preflight`` read that record instead of parsing the shell text back.
 """
 
 from __future__ import annotations
@@ -11,18 +16,21 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
 import pulumi
 from pulumi_command import remote
 
 from plan import Plan
+from policies.facts import PARAMETERS_HEADER, STEP, RemovalProps, step_record_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
 # Rendered before the body of every script that deletes a directory: defines assert_under.
 GUARDS = "lib/guards.sh"
 _PARAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_DECLARED = re.compile(r"^# (Stops|Removes): (.*)$")
 
 ParamValue = str | int
 Params = Mapping[str, ParamValue]
@@ -35,6 +43,37 @@ def script_body(file: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#!")) + "\n"
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """What a script's header says it may stop and remove, with ``${NAME}`` for a parameter.
+
+    ``# Stops: ${NAME}.service`` names units or containers; ``# Removes: ${UNIT_FILE}, ${X}/*,
+    ${DATA_DIR} if PURGE`` names paths (``/*``: the directory's entries; ``if P``: only when the
+    parameter ``P`` is 1). Entries are comma-separated; either line may repeat.
+    """
+
+    stops: tuple[str, ...] = ()
+    removes: tuple[tuple[str, str | None], ...] = ()
+
+
+@cache
+def declaration(file: str) -> Declaration:
+    """The ``# Stops:`` and ``# Removes:`` lines of a script's leading comment block."""
+    stops: list[str] = []
+    removes: list[tuple[str, str | None]] = []
+    for line in (SCRIPTS / file).read_text().splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        found = _DECLARED.match(line)
+        entries = [entry.strip() for entry in found.group(2).split(",") if entry.strip()] if found else []
+        if found and found.group(1) == "Stops":
+            stops += entries
+        for entry in entries if found and found.group(1) == "Removes" else ():
+            path, _, when = entry.partition(" if ")
+            removes.append((path.strip(), when.strip() or None))
+    return Declaration(tuple(stops), tuple(removes))
+
+
 def render(files: Sequence[str], params: Params) -> str:
     """The full script text: strict mode, the parameters, then each file's body in order."""
     assignments = []
@@ -42,7 +81,7 @@ def render(files: Sequence[str], params: Params) -> str:
         if not _PARAM_NAME.match(key):
             raise ValueError(f"script parameter {key!r} must be an upper-case shell name")
         assignments.append(f"{key}={shlex.quote(str(params[key]))}")
-    header = "#!/usr/bin/env bash\nset -euo pipefail\n# parameters rendered from the plan\n"
+    header = f"#!/usr/bin/env bash\nset -euo pipefail\n{PARAMETERS_HEADER}\n"
     return header + "\n".join(assignments) + "\n" + "".join(script_body(f) for f in files)
 
 
@@ -79,14 +118,15 @@ def host_check_params(plan: Plan) -> dict[str, str | int]:
 
 @dataclass(frozen=True)
 class Step:
-    """One remote command: the script it runs on create and on every update, and its stdin.
+    """One remote command: the scripts it runs on create and on every update, their parameters, its stdin.
 
     A step has no ``delete``: nothing leaves a host because a resource left the program. A
     workload goes only through its retire step (``platform:retired``), whose create runs the removal.
     """
 
     name: str
-    script: str
+    files: tuple[str, ...]
+    params: Params
     label: str
     """The script's name on the host (bash's ``$0``, in its error messages): the workload's, not the
     resource's, so renaming a component does not change the command an update would run."""
@@ -94,13 +134,55 @@ class Step:
     handles_secrets: bool = False
     sudo: bool = False
 
+    @cached_property
+    def script(self) -> str:
+        return render(self.files, self.params)
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """The parameters as the script reads them: every value a string."""
+        return {key: str(value) for key, value in sorted(self.params.items())}
+
+    def record(self, parameters: pulumi.Input[Mapping[str, str]] | None = None) -> dict[str, Any]:
+        """The props of its record (policies.facts.StepProps); ``parameters``: when known only later."""
+        declared = self.declaration
+        removes: list[RemovalProps] = [{"path": path, "when": when} for path, when in declared.removes]
+        return {
+            "scripts": list(self.files),
+            "parameters": self.parameters if parameters is None else parameters,
+            "stops": list(declared.stops),
+            "removes": removes,
+        }
+
+    @property
+    def declaration(self) -> Declaration:
+        """What its scripts declare, in file order."""
+        declared = [declaration(file) for file in self.files]
+        return Declaration(
+            tuple(stop for d in declared for stop in d.stops), tuple(removal for d in declared for removal in d.removes)
+        )
+
+
+class StepRecord(pulumi.ComponentResource):
+    """A step as data, registered beside its command (same parent, named ``<command>-step``, type ``STEP``;
+    the command's name is not among its props, so renaming the component with an alias changes nothing).
+
+    It owns nothing and runs nothing: it is what the policy pack and ``preflight`` read to learn a
+    command's parameters and what it may stop and remove (``policies.facts.StepProps``).
+    """
+
+    def __init__(self, step: Step, parameters: pulumi.Input[Mapping[str, str]], opts: pulumi.ResourceOptions) -> None:
+        props = step.record(parameters)
+        super().__init__(STEP, step_record_name(step.name), props, opts)
+        self.register_outputs(props)  # stack policies read a component's outputs, resource policies its inputs
+
 
 def run_step(
     step: Step,
     connection: remote.ConnectionArgs,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
-    script: pulumi.Output[str] | None = None,
+    resolved: pulumi.Output[Step] | None = None,
 ) -> remote.Command:
     """The step as a remote command that a plan change updates in place and that nothing deletes.
 
@@ -117,12 +199,15 @@ def run_step(
       marks it replaceOnChanges), so a replace that runs the old, destructive delete; ignoring it
       keeps the old value in state and makes that first ``up`` an update like any other.
 
-    ``script``: the script, when it is known only once another stack's outputs are (it replaces
-    ``step.script``).
+    ``resolved``: the step, when its parameters are known only once another stack's outputs are (a
+    service's database endpoints); it replaces ``step``'s script and parameters.
     """
     command: pulumi.Input[str] = as_command(step.script, step.label, step.sudo)
-    if script is not None:  # the script holds another stack's values (a service's database endpoints)
-        command = script.apply(lambda text: as_command(text, step.label, step.sudo))
+    parameters: pulumi.Input[Mapping[str, str]] = step.parameters
+    if resolved is not None:
+        command = resolved.apply(lambda s: as_command(s.script, step.label, step.sudo))
+        parameters = resolved.apply(lambda s: s.parameters)
+    StepRecord(step, parameters, pulumi.ResourceOptions(parent=parent, protect=False))
     secret_options = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
     return remote.Command(
         step.name,

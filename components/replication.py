@@ -120,7 +120,8 @@ def tls_step(component: str, plan: Plan, stdin: pulumi.Input[str]) -> Step:
     """Writes every source's TLS files (stdin: ``tls_stdin``); reloads the engines that run."""
     return Step(
         f"{component}-tls",
-        script=render([LIB, "repl_tls.sh"], tls_params(plan)),
+        files=(LIB, "repl_tls.sh"),
+        params=tls_params(plan),
         label="platform-replication-tls",
         stdin=stdin,
         handles_secrets=True,
@@ -156,7 +157,8 @@ def source_step(component: str, plan: Plan, db: Database, stdin: pulumi.Input[st
     """The replication user of ``db`` (stdin: ``source_stdin``); after its container."""
     return Step(
         f"{component}-repl-{db.name}",
-        script=render([LIB, "repl_source.sh"], source_params(plan, db)),
+        files=(LIB, "repl_source.sh"),
+        params=source_params(plan, db),
         label=f"platform-repl-{db.name}",
         stdin=stdin,
         handles_secrets=True,
@@ -215,7 +217,8 @@ def replica_step(
     (kind, port, user, sourceAddress): the script text is rendered from them."""
     return Step(
         f"{component}-replica-{workload.name}",
-        script=render([LIB, "repl_replica.sh"], replica_params(plan, workload, source)),
+        files=(LIB, "repl_replica.sh"),
+        params=replica_params(plan, workload, source),
         label=f"platform-replica-{workload.name}",
         stdin=stdin,
         handles_secrets=True,
@@ -298,7 +301,8 @@ def health_step(component: str, plan: Plan) -> Step:
     }
     return Step(
         f"{component}-replication-health",
-        script=render(["repl_health_install.sh"], params),
+        files=("repl_health_install.sh",),
+        params=params,
         label=HEALTH_SERVICE,
         sudo=_sudo(plan),
     )

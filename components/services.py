@@ -17,7 +17,7 @@ import pulumi
 from pulumi_command import remote
 
 from components.formats import unit_assignment, unit_value, unit_word
-from components.provisioning import GUARDS, Step, host_check_params, render, retire_step_name, run_step
+from components.provisioning import GUARDS, Step, host_check_params, retire_step_name, run_step
 from components.replication import health_step, replica_stdin, replica_step
 from components.uploads import LocalRelease, host_artifact, remote_path
 from plan import (
@@ -132,17 +132,17 @@ class Services(pulumi.ComponentResource):
             depends_on.append(upload)
         stdin = self._credentials(service, args)
         step = replace(deploy_step(name, plan, service, artifact), stdin=stdin, handles_secrets=stdin is not None)
-        script = None
+        resolved = None
         if service.databases:  # the unit holds the endpoints the Alibaba stack exports
             if args.databases is None:  # the plan requires databaseStack with any service databases
                 raise pulumi.RunError(f"{NAMESPACE}:databaseStack: required for {service.name}'s databases")
             source = args.databases
-            script = source.databases.apply(
-                lambda offered: (
-                    deploy_step(name, plan, service, artifact, select_endpoints(service, source.stack, offered)).script
+            resolved = source.databases.apply(
+                lambda offered: deploy_step(
+                    name, plan, service, artifact, select_endpoints(service, source.stack, offered)
                 )
             )
-        return run_step(step, args.connection, parent=self, depends_on=depends_on, script=script)
+        return run_step(step, args.connection, parent=self, depends_on=depends_on, resolved=resolved)
 
     def _credentials(self, service: Service, args: ServicesArgs) -> pulumi.Output[str] | None:
         """The deploy's stdin: each credential's value (the service's secrets, its databases' passwords)."""
@@ -240,8 +240,8 @@ def bootstrap_step(name: str, plan: Plan) -> Step:
         # Only a host with Python services needs uv.
         "UV_VERSION": HOST_UV_VERSION if any(s.runtime == Runtime.PYTHON for s in plan.services) else "",
     }
-    script = render(["host_check.sh", "svc_bootstrap.sh"], params)
-    return Step(f"{name}-bootstrap", script=script, label="platform-bootstrap", sudo=plan.needs_sudo)
+    files = ("host_check.sh", "svc_bootstrap.sh")
+    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=plan.needs_sudo)
 
 
 @dataclass(frozen=True)
@@ -288,8 +288,8 @@ def deploy_step(
         "KEEP_RELEASES": plan.paths.keep_releases,
         "STATE_DIR": plan.paths.state,
     }
-    script = render([GUARDS, "svc_deploy.sh"], params)
-    return Step(f"{name}-{service.name}", script=script, label=f"platform-{service.name}", sudo=plan.needs_sudo)
+    files = (GUARDS, "svc_deploy.sh")
+    return Step(f"{name}-{service.name}", files, params, label=f"platform-{service.name}", sudo=plan.needs_sudo)
 
 
 def uv_path(plan: Plan) -> str:
@@ -369,9 +369,10 @@ def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
         "UPLOADS_ROOT": plan.paths.uploads,
         "UPLOADS_DIR": f"{plan.paths.uploads}/{retired.name}",
     }
-    script = render([GUARDS, "svc_retire.sh"], params)
     label = f"platform-retire-{retired.name}"
-    return Step(retire_step_name(name, retired.name), script=script, label=label, sudo=plan.needs_sudo)
+    return Step(
+        retire_step_name(name, retired.name), (GUARDS, "svc_retire.sh"), params, label=label, sudo=plan.needs_sudo
+    )
 
 
 def service_title(service: Service) -> str:
@@ -490,5 +491,4 @@ def proxy_step(name: str, plan: Plan) -> Step:
         "CONF_CONTENT": nginx_config(plan),
         "NGINX_UNIT": "nginx.service",
     }
-    script = render(["svc_proxy.sh"], params)
-    return Step(f"{name}-proxy", script=script, label="platform-proxy", sudo=plan.needs_sudo)
+    return Step(f"{name}-proxy", ("svc_proxy.sh",), params, label="platform-proxy", sudo=plan.needs_sudo)

@@ -21,7 +21,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from .facts import ENGINE_PORTS, HOST, PEER_EXPORTER_PORTS, STACK
+from .facts import ENGINE_PORTS, HOST, PEER_EXPORTER_PORTS, STACK, STEP, step_record_name
 
 # Seed 004's per-version isolated database ports (MySQL, Redis, PostgreSQL, Neo4j HTTP + Bolt,
 # Elasticsearch), set aside for Zervigo Future, DAO and blockchain.
@@ -179,3 +179,18 @@ def stack_plans(resources: Iterable[PolicyResource], owner: str = HOST) -> list[
 def largest(items: Iterable[Mapping[str, Any]], count: int = 3) -> str:
     ranked = sorted(items, key=lambda w: (-(as_int(w.get("memoryMib")) or 0), str(w.get("name"))))
     return ", ".join(f"{w.get('name')} {as_int(w.get('memoryMib'))}" for w in ranked[:count])
+
+
+def step_records(resources: Iterable[PolicyResource]) -> dict[tuple[str | None, str], PolicyResource]:
+    """Each step's record (``STEP``: components.provisioning.StepRecord) by its parent's URN and name."""
+    return {(r.parent.urn if r.parent else None, r.name): r for r in resources if r.resource_type == STEP}
+
+
+def step_parameters(command: PolicyResource, records: Mapping[tuple[str | None, str], PolicyResource]) -> Any:
+    """The parameters the command's step renders, from its record: a dict, None without a record,
+    or ``UNKNOWN`` while they are not known (a step built from another stack's outputs, in preview)."""
+    record = records.get((command.parent.urn if command.parent else None, step_record_name(command.name)))
+    if record is None:
+        return None
+    parameters = known(record.props, "parameters")
+    return {str(k): str(v) for k, v in parameters.items()} if isinstance(parameters, Mapping) else UNKNOWN

@@ -7,13 +7,8 @@ was seen and where, never the value (CrossGuard hands validators secrets in plai
 from __future__ import annotations
 
 import functools
-import posixpath
 import re
-import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from .facts import system_directory
 
 
 def _read_once(function: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
@@ -77,6 +72,21 @@ def _line_secrets(line: str) -> tuple[tuple[str, ...], frozenset[str]]:
     return tuple(assigned), frozenset(label for label, pattern in _PATTERNS if pattern.search(line))
 
 
+# How components.provisioning.as_command wraps a script: ``[sudo -n ]bash -c '<script>' <label>``,
+# shlex.quote having written each ' inside the script as '"'"'.
+_WRAPPED = re.compile(r"^(?:sudo -n )?bash -c '(.*)'(?: [A-Za-z0-9@%+=:,./_-]+)?$", re.DOTALL)
+_QUOTE_IN_QUOTES = "'\"'\"'"
+
+
+@functools.lru_cache(maxsize=1024)
+def command_script(text: str) -> str:
+    """The script a command runs, for reading its statements: the argument of as_command's ``bash -c``
+    with its quotes undone, else the text itself. Parameters are never read from it: a step's
+    record holds them (policies._common.step_records)."""
+    wrapped = _WRAPPED.match(text)
+    return wrapped.group(1).replace(_QUOTE_IN_QUOTES, "'") if wrapped is not None else text
+
+
 # ---------------------------------------------------------------------------------------
 # Removing database data
 # ---------------------------------------------------------------------------------------
@@ -90,262 +100,34 @@ _DATA_REFERENCE = re.compile(
     r"|/var/lib/(?:containers/storage|docker)/volumes\b"
 )
 _DESTRUCTIVE = re.compile(r"(?:^|[\s;&|(])(?:rm|rmdir|shred|wipefs|mkfs(?:\.\w+)?|truncate)\s|\+=\(|-delete\b")
-_PURGE_PARAM = re.compile(r"^PURGE=['\"]?([01])['\"]?$", re.MULTILINE)
-_IF, _FI = re.compile(r"(?:^|[;\s])if\s"), re.compile(r"(?:^|[;\s])fi\b")
 
 
 @_read_once
 def data_removals(text: str) -> list[str]:
-    """Lines of ``text`` that can delete a database's data without the plan's ``purge: true``.
+    """Lines of ``text`` that remove a database volume or data directory, as ``line N: what: code``.
 
-    A rendered script says ``PURGE=1`` when its database is purged; otherwise every line that
-    removes (or queues for removal) a data directory must sit under a test of ``$PURGE``.
+    Read only where shell text is all there is: a command's ``delete`` (the program's steps have
+    none, and what they remove is declared in their records, components.provisioning.StepRecord).
+    A delete never purges: ``platform:retired`` with ``purge: true`` removes data through a step.
     """
-    purge = _PURGE_PARAM.search(text)
-    if purge is not None and purge.group(1) == "1":
-        return []
     found: list[str] = []
-    guards: list[bool] = []  # one entry per open if-block: does its condition test PURGE?
     for number, line in enumerate(text.splitlines(), start=1):
-        code, opened, closed, removal = _line_removal(line)
-        guarded = any(guards) or "PURGE" in code
-        if removal and not guarded:
+        code, removal = _line_removal(line)
+        if removal:
             found.append(f"line {number}: {removal}: {code.strip()[:80]}")
-        guards += ["PURGE" in code] * opened
-        for _ in range(closed):
-            if guards:
-                guards.pop()
     return found
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _line_removal(line: str) -> tuple[str, int, int, str]:
-    """A line's code (comment cut), the if-blocks it opens and closes, and what data it removes ('')."""
+def _line_removal(line: str) -> tuple[str, str]:
+    """A line's code (comment cut) and what data it removes ('')."""
     code = line.split("#", 1)[0] if not line.lstrip().startswith("#!") else ""
     removal = ""
     if _VOLUME_REMOVAL.search(code):
         removal = "removes container volumes"
     elif _DATA_REFERENCE.search(code) and _DESTRUCTIVE.search(code):
         removal = "removes a data directory"
-    return code, len(_IF.findall(code)), len(_FI.findall(code)), removal
-
-
-# ---------------------------------------------------------------------------------------
-# Where a removal lands
-# ---------------------------------------------------------------------------------------
-
-_GLOB = re.compile(r"[*?\[]")
-# components/provisioning.render writes this line above the ``NAME=<shell-quoted value>`` block.
-_PARAMS_HEADER = "# parameters rendered from the plan"
-_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
-_RM = re.compile(r"(?:^|[;&|({]|\b(?:then|do|else|exec|command|xargs)\s|\bsudo(?:\s+-\w+)*\s)\s*rm\s+([^;&|)\n]*)")
-_ARRAY = re.compile(r"(?:^|[\s;&|(])([A-Za-z_]\w*)(\+?)=\(([^)]*)\)")
-_FOR_ARRAY = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\s+\"?\$\{([A-Za-z_]\w*)\[[@*]\]\}")
-# A ' inside the single-quoted script of ``bash -c '...'`` (how shlex.quote writes it).
-_QUOTE_IN_QUOTES = "'\"'\"'"
-
-
-# How components.provisioning.as_command wraps a script: ``[sudo -n ]bash -c <quoted> <label>``,
-# the script quoted by shlex.quote (one single-quoted word, a ' inside it written '"'"').
-_WRAPPED = re.compile(r"^(?:sudo -n )?bash -c '(.*)' ([A-Za-z0-9@%+=:,./_-]+)$", re.DOTALL)
-
-
-@functools.lru_cache(maxsize=1024)
-def command_script(text: str) -> str:
-    """The script a command runs: the argument of ``bash -c`` when the command wraps one (as
-    components.provisioning.as_command does), else the text itself.
-
-    A command in as_command's own shape is unwrapped by undoing shlex.quote, checked by quoting the
-    result again; any other shape is split as the shell would (shlex), which is slower. Each text is
-    read once per process however many policies ask."""
-    wrapped = _WRAPPED.match(text)
-    if wrapped is not None:
-        script = wrapped.group(1).replace(_QUOTE_IN_QUOTES, "'")
-        if shlex.quote(script) == f"'{wrapped.group(1)}'":
-            return script
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        return text
-    for index in range(1, len(words) - 1):
-        if words[index] == "-c" and words[index - 1].rsplit("/", 1)[-1] == "bash":
-            return words[index + 1]
-    return text
-
-
-# One rendered parameter, as components.provisioning.render writes it: NAME= and shlex.quote's
-# output, a bare word of safe characters or single-quoted runs joined by "'" (a quote inside).
-_RENDERED = re.compile(r"([A-Z][A-Z0-9_]*)=((?:'[^']*'|\"'\"|[A-Za-z0-9@%+=:,./_-])*)(?:\n|$)")
-
-
-def rendered_parameters(text: str) -> dict[str, str]:
-    """The ``NAME=value`` block a rendered script starts with, values unquoted ({} without one)."""
-    return dict(_parameters(command_script(text)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _parameters(script: str) -> tuple[tuple[str, str], ...]:
-    at = script.find(_PARAMS_HEADER)
-    if at < 0:
-        return ()
-    position = script.find("\n", at) + 1 if "\n" in script[at:] else len(script)
-    params: dict[str, str] = {}
-    while (found := _RENDERED.match(script, position)) is not None and found.end() > position:
-        params.setdefault(found.group(1), _unquoted(found.group(2)))
-        position = found.end()
-    return tuple(params.items())
-
-
-_QUOTED_PART = re.compile(r"'([^']*)'|\"(')\"|([^'\"]+)")
-
-
-def _unquoted(word: str) -> str:
-    """A word shlex.quote wrote (``_RENDERED`` matched it), as the shell reads it."""
-    return "".join(a or b or c for a, b, c in _QUOTED_PART.findall(word))
-
-
-@_read_once
-def unsafe_removals(text: str) -> list[str]:
-    """Removals in ``text`` that land on a system directory or can reach beyond their own.
-
-    A removal's target is read where the rendered parameters say what it is: the ``DATA_DIR`` a
-    purging command (``PURGE=1``) deletes, and every ``rm`` operand whose ``$NAME``s the
-    parameter block defines, also through an array that a ``for`` loop hands to ``rm`` (as the
-    retire scripts do). A removal under a test of ``$PURGE`` counts only when the command
-    purges. A target is refused when it is or holds a system directory (facts.SYSTEM_DIRECTORIES,
-    after ``..`` and repeated slashes are folded), has a ``..`` component or an empty one
-    (``//``), a parameter value with a glob character, a glob over a system directory, or, as a
-    whole parameter, is not an absolute path.
-    """
-    params = rendered_parameters(text)
-    purge = params.get("PURGE")
-    if purge is None:
-        rendered = _PURGE_PARAM.search(text)
-        purge = rendered.group(1) if rendered is not None else None
-    # where, as written, resolved, the parameter values in it, whether it is one whole parameter
-    targets: list[tuple[str, str, str, list[str], bool]] = []
-    if purge == "1" and "DATA_DIR" in params:
-        targets.append(("purges", "DATA_DIR", params["DATA_DIR"], [params["DATA_DIR"]], True))
-    arrays: dict[str, list[str]] = {}
-    loops: dict[str, str] = {}
-    guards: list[bool] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        facts = _line_shell(line)
-        if not (facts.loops or facts.arrays or facts.removed or facts.opened or facts.closed):
-            continue  # nothing this reading tracks (most lines)
-        live = purge != "0" or not (any(guards) or facts.purge)
-        loops.update(facts.loops)
-        for name, added, entries in facts.arrays if live else ():
-            arrays[name] = [*arrays.get(name, []), *entries] if added else list(entries)
-        for word in facts.removed if live else ():
-            loop = _REFERENCE.fullmatch(word)
-            array = loops.get(loop.group(1) or loop.group(2)) if loop else None
-            for written in arrays.get(array, []) if array else [word]:
-                resolved = _resolve(written, params)
-                if resolved is not None:
-                    whole = _REFERENCE.fullmatch(written) is not None
-                    targets.append((f"line {number}: removes", written, *resolved, whole))
-        guards += [facts.purge] * facts.opened
-        for _ in range(facts.closed):
-            if guards:
-                guards.pop()
-    found: list[str] = []
-    seen: set[str] = set()
-    for where, written, path, values, whole in targets:
-        reason = _unsafe(path, values, whole)
-        if path in seen or not reason:
-            continue
-        seen.add(path)
-        shown = path if not secret_literals(path) else "(withheld: it looks like it holds a secret)"
-        found.append(
-            f"{where} {written} = {shown}, which {reason}" if written != path else f"{where} {shown}, which {reason}"
-        )
-    return found
-
-
-@dataclass(frozen=True)
-class _ShellLine:
-    """What ``unsafe_removals`` reads of one line."""
-
-    purge: bool
-    opened: int
-    closed: int
-    loops: tuple[tuple[str, str], ...]
-    arrays: tuple[tuple[str, bool, tuple[str, ...]], ...]
-    removed: tuple[str, ...]
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _line_shell(line: str) -> _ShellLine:
-    code = _COMMENT.sub("", line.replace(_QUOTE_IN_QUOTES, "'"))
-    return _ShellLine(
-        purge="PURGE" in code,
-        opened=len(_IF.findall(code)),
-        closed=len(_FI.findall(code)),
-        loops=tuple((m.group(1), m.group(2)) for m in _FOR_ARRAY.finditer(code)),
-        arrays=tuple((m.group(1), bool(m.group(2)), tuple(_words(m.group(3)))) for m in _ARRAY.finditer(code)),
-        removed=tuple(word for m in _RM.finditer(code) for word in _operands(m.group(1))),
-    )
-
-
-def _words(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return []
-
-
-def _operands(arguments: str) -> list[str]:
-    """The paths an ``rm`` is given (options and redirections left out)."""
-    operands: list[str] = []
-    options = True
-    for word in _words(arguments):
-        if word.startswith((">", "<", "2>", "&>")):
-            continue
-        if options and word == "--":
-            options = False
-        elif not (options and word.startswith("-")):
-            operands.append(word)
-    return operands
-
-
-def _resolve(word: str, params: dict[str, str]) -> tuple[str, list[str]] | None:
-    """``word`` with its ``$NAME``s replaced from the parameters, and their values; None when one is not a parameter."""
-    names = [a or b for a, b in _REFERENCE.findall(word)]
-    if any(name not in params for name in names) or "$" in _REFERENCE.sub("", word):
-        return None
-    return _REFERENCE.sub(lambda m: params[m.group(1) or m.group(2)], word), [params[name] for name in names]
-
-
-def _unsafe(path: str, values: list[str], whole: bool) -> str:
-    """Why removing ``path`` is refused ('' when it is not)."""
-    if path.startswith("/"):
-        static = _GLOB.split(path, maxsplit=1)[0]
-        folded = posixpath.normpath(re.sub(r"/+", "/", static))
-        if static != path:  # a glob: it reaches every entry of the directory it starts in
-            folded = folded if static.endswith("/") else posixpath.dirname(folded)
-        system = _system_directory(folded)
-        if system:
-            return f"{'is a glob over' if static != path else 'is'} {system}"
-    if ".." in path.split("/"):
-        return "has a '..' component: it can climb out of the directory it names"
-    if "//" in path:
-        return "has an empty component ('//'): a parameter is empty or '/'"
-    if any(_GLOB.search(value) for value in values):
-        return "has a glob character in a parameter: it can match more than the one directory"
-    if whole and path and not path.startswith("/"):
-        return "is not an absolute path"
-    return ""
-
-
-def _system_directory(path: str) -> str:
-    """'the root directory', 'the system directory X', 'a directory holding the system directory X' or ''."""
-    if path == "/":
-        return "the root directory"
-    found = system_directory(path)
-    if found is None:
-        return ""
-    return f"the system directory {path}" if found == path else f"a directory holding the system directory {found}"
+    return code, removal
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ DATABASES = "platform:provisioning:Databases"
 SERVICES = "platform:provisioning:Services"
 OFF_HOST_BACKUPS = "platform:backups:OffHostBackups"
 REPLICATION_CREDENTIALS = "platform:replication:ReplicationCredentials"
+STEP = "platform:provisioning:Step"  # what one remote command runs (components.provisioning.StepRecord)
 
 COMMAND = "command:remote:Command"
 COPY_TO_REMOTE = "command:remote:CopyToRemote"
@@ -255,3 +256,42 @@ class PlanProps(TypedDict):
     replication: dict[str, list[dict[str, object]]]
     proxy: dict[str, object] | None
     retired: list[dict[str, object]]
+
+
+# ---------------------------------------------------------------------------------------
+# The record of one provisioning step (components.provisioning.StepRecord), as the pack reads it
+# ---------------------------------------------------------------------------------------
+
+
+class RemovalProps(TypedDict):
+    path: str  # as the script's header declares it: ${NAME} for a parameter, a trailing /* for a directory's entries
+    when: str | None  # a parameter that must be 1 for the removal to run (PURGE), or None: on every run
+
+
+class StepProps(TypedDict):
+    scripts: list[str]  # the files it renders, in order (components/scripts)
+    parameters: dict[str, str]  # NAME -> value, exactly as rendered above the scripts
+    stops: list[str]  # what it may stop, as declared (${NAME} for a parameter)
+    removes: list[RemovalProps]
+
+
+def step_record_name(command: str) -> str:
+    """The name of a command's step record, its sibling (same parent)."""
+    return f"{command}-step"
+
+
+# The line components.provisioning.render writes above a script's NAME=value block.
+PARAMETERS_HEADER = "# parameters rendered from the plan"
+_STEP_PARAMETER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def step_parameters_in(written: str) -> list[str]:
+    """The parameters a declared path names (``${DATA_DIR}`` -> ``DATA_DIR``), in order."""
+    return _STEP_PARAMETER.findall(written)
+
+
+def expand_step_path(written: str, parameters: dict[str, str]) -> str | None:
+    """A declared path with its parameters' values in place; None when one is not a parameter of the step."""
+    if any(name not in parameters for name in step_parameters_in(written)):
+        return None
+    return _STEP_PARAMETER.sub(lambda m: parameters[m.group(1)], written)

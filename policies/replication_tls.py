@@ -10,7 +10,7 @@ program's replication commands render the parameters ``TLS_VERIFY=verify-full`` 
   script sets replication up (``CHANGE MASTER TO``, ``CHANGE REPLICATION SOURCE TO``,
   ``CREATE SUBSCRIPTION``, ``primary_conninfo``, ``REPLICAOF <host> <port>``), renders
   ``TLS_VERIFY=verify-full`` and a non-empty ``CA_FILE``, and writes none of: an ``sslmode=``
-  other than ``verify-full`` (a ``$PARAM`` is read from the rendered parameters),
+  other than ``verify-full`` (a ``$PARAM`` is read from the step's record, ``platform:provisioning:Step``),
   ``MASTER_SSL=0`` / ``SOURCE_SSL=0``, ``MASTER_SSL_VERIFY_SERVER_CERT=0`` /
   ``SOURCE_SSL_VERIFY_SERVER_CERT=0``, ``tls-replication no``, a pg_hba ``host`` or
   ``hostnossl`` entry (plaintext allowed), a MySQL ``REQUIRE NONE``;
@@ -23,7 +23,7 @@ program's replication commands render the parameters ``TLS_VERIFY=verify-full`` 
 
 What it cannot see: a command's text unknown during preview (a replica's script built from the
 StackReference before the Alibaba stack has outputs) is not read, and the check runs again on
-the outputs at the end of ``pulumi up``; a shell variable other than the rendered parameters is
+the outputs at the end of ``pulumi up``; a shell variable other than the step's parameters is
 not followed; whether the engine really verifies the certificate is the scripts' and the tests'
 job (tests/provisioning); the security-group rules themselves are ``firewall-matches-plan``'s.
 """
@@ -44,8 +44,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import as_int, host_name, known, stack_plans, workloads
-from ._scan import command_script, rendered_parameters
+from ._common import UNKNOWN, as_int, host_name, known, stack_plans, step_parameters, step_records, workloads
+from ._scan import command_script
 from .facts import COMMAND, LOCAL_COMMAND
 
 REPLICATING_COMMANDS = (COMMAND, LOCAL_COMMAND)
@@ -87,24 +87,32 @@ def is_replication_command(resource: PolicyResource) -> bool:
     return any(isinstance(t, str) and _STATEMENT.search(_COMMENT.sub("", command_script(t))) for t in texts)
 
 
-def command_problems(resource: PolicyResource) -> list[str]:
-    """Why this replication command could carry data in plaintext or to an unverified peer."""
+def command_problems(resource: PolicyResource, parameters: Any) -> list[str]:
+    """Why this replication command could carry data in plaintext or to an unverified peer.
+
+    ``parameters``: what its step renders, from the step's record (``_common.step_parameters``:
+    None without a record, ``UNKNOWN`` during preview). The script text is read for the
+    statements it runs only.
+    """
+    found = []
+    if parameters is None:
+        found.append("has no step record (platform:provisioning:Step): its TLS parameters cannot be read")
+    elif parameters is not UNKNOWN:
+        if "TLS_VERIFY" not in parameters:
+            found.append(f"does not render TLS_VERIFY={TLS_VERIFY}")
+        elif parameters["TLS_VERIFY"] != TLS_VERIFY:
+            found.append(f"renders TLS_VERIFY={parameters['TLS_VERIFY'] or '(empty)'}, not {TLS_VERIFY}")
+        if not parameters.get("CA_FILE", "").strip():
+            found.append("renders no CA_FILE: the peer's certificate cannot be verified")
+    parameters = parameters if isinstance(parameters, Mapping) else {}
     texts: dict[str, list[str]] = {}
     for key in ("create", "update"):
         text = known(resource.props, key)
         if isinstance(text, str):
             texts.setdefault(text, []).append(key)
-    found = []
     for text, keys in texts.items():
         named = "/".join(keys)
-        params = rendered_parameters(text)
-        if "TLS_VERIFY" not in params:
-            found.append(f"{named} does not render TLS_VERIFY={TLS_VERIFY}")
-        elif params["TLS_VERIFY"] != TLS_VERIFY:
-            found.append(f"{named} renders TLS_VERIFY={params['TLS_VERIFY'] or '(empty)'}, not {TLS_VERIFY}")
-        if not params.get("CA_FILE", "").strip():
-            found.append(f"{named} renders no CA_FILE: the peer's certificate cannot be verified")
-        found += [f"{named} {finding}" for finding in plaintext_findings(command_script(text), params)]
+        found += [f"{named} {finding}" for finding in plaintext_findings(command_script(text), parameters)]
     return found
 
 
@@ -183,9 +191,10 @@ def plan_problems(host: str, plan: Plan, commands: Sequence[PolicyResource]) -> 
 def check(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = list(args.resources)
     commands = [r for r in resources if r.resource_type in REPLICATING_COMMANDS]
+    records = step_records(resources)
     for command in commands:
         if is_replication_command(command):
-            for problem in command_problems(command):
+            for problem in command_problems(command, step_parameters(command, records)):
                 report_violation(f"replication command {command.name}: {problem}", command.urn)
     for urn, plan in stack_plans(resources):
         for message in plan_problems(host_name(urn), plan, commands):

@@ -49,8 +49,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from policies._scan import command_script, rendered_parameters, workload_stops
-from policies.facts import ALIBABA_INSTANCE, COMMAND, OSS_BUCKET, TENCENT_INSTANCE
+from policies._scan import command_script, workload_stops
+from policies.facts import (
+    ALIBABA_INSTANCE,
+    COMMAND,
+    OSS_BUCKET,
+    PARAMETERS_HEADER,
+    STEP,
+    TENCENT_INSTANCE,
+    step_record_name,
+)
 from preflight import providers
 from preflight.engine import ARCHIVE_SIG, ASSET_SIG, SECRET_SIG_KEY, Registration, StackRun, unwrap
 from preflight.inspect import HOST_COMPONENT, redacted
@@ -98,6 +106,8 @@ class Step:
     new: Registration | None = None
     stops: tuple[tuple[str, str], ...] = ()
     """In-place changes the provider makes by stopping the instance, or that fail: (input path, effect)."""
+    parameters: tuple[Mapping[str, str] | None, Mapping[str, str] | None] = (None, None)
+    """A command's step parameters before and after, from the step records (None: no record)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,13 @@ def steps(old: StackRun, new: StackRun) -> Diff:
             matched.add(prior.urn)
             forward.append(_compared(prior, resource))
     deletes = [_deleted(r) for r in reversed(old.resources) if r.urn not in matched]
+    before, after = step_parameters(old), step_parameters(new)
+    forward = [
+        dataclasses.replace(s, parameters=(before.get(_key(s.old)), after.get(_key(s.new))))
+        if s.type == COMMAND and s.old is not None and s.new is not None
+        else s
+        for s in forward
+    ]
     ordered = _number_runs(forward, deletes, old)
     hazards = [h for step in ordered for h in _hazards(step)]
     hazards += removals_without_intent(old, new)
@@ -492,12 +509,53 @@ def scripts_in(command: str, signatures: Mapping[str, str]) -> list[str]:
     return sorted({name for signature, name in signatures.items() if signature in command})
 
 
+def step_parameters(run: StackRun) -> dict[tuple[str, str], dict[str, str]]:
+    """The step parameters of each record (components.provisioning.StepRecord), by (parent URN, record name)."""
+    found = {}
+    for record in run.of_type(STEP):
+        parameters = unwrap(record.inputs.get("parameters"))
+        if isinstance(parameters, Mapping):
+            found[(record.parent, record.name)] = {str(k): str(v) for k, v in parameters.items()}
+    return found
+
+
+def _key(command: Registration) -> tuple[str, str]:
+    """Where the command's step record is: same parent, ``step_record_name``."""
+    return (command.parent, step_record_name(command.name))
+
+
 def changed_parameters(old: str | None, new: str | None) -> list[str]:
-    """Names (never values) of the parameters whose rendered values differ."""
+    """Names (never values) of the parameters whose rendered values differ, read from two command
+    texts: for a revision deployed before steps had records."""
     if old is None or new is None:
         return []
     before, after = rendered_parameters(old), rendered_parameters(new)
+    return _changed(before, after)
+
+
+def _changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+# A revision deployed before step records holds its parameters only in the command text:
+# components.provisioning.render's block under PARAMETERS_HEADER, each value as shlex.quote wrote it.
+_RENDERED = re.compile(r"([A-Z][A-Z0-9_]*)=((?:'[^']*'|\"'\"|[A-Za-z0-9@%+=:,./_-])*)(?:\n|$)")
+_QUOTED_PART = re.compile(r"'([^']*)'|\"(')\"|([^'\"]+)")
+
+
+def rendered_parameters(text: str) -> dict[str, str]:
+    """The ``NAME=value`` block of a rendered command, values unquoted ({} without one)."""
+    script = command_script(text)
+    at = script.find(PARAMETERS_HEADER)
+    if at < 0:
+        return {}
+    position = script.find("\n", at) + 1 if "\n" in script[at:] else len(script)
+    params: dict[str, str] = {}
+    while (found := _RENDERED.match(script, position)) is not None and found.end() > position:
+        value = "".join(a or b or c for a, b, c in _QUOTED_PART.findall(found.group(2)))
+        params.setdefault(found.group(1), value)
+        position = found.end()
+    return params
 
 
 def summary(step: Step, signatures: Mapping[str, str]) -> list[str]:
@@ -508,7 +566,12 @@ def summary(step: Step, signatures: Mapping[str, str]) -> list[str]:
         line = f"#{run.order} {run.phase}: {names}"
         if run.phase in ("update", "create-replacement") and step.old is not None and step.new is not None:
             before, after = _plain(step.old, run.phase), _plain(step.new, run.phase)
-            if changed := changed_parameters(before, after):
+            recorded_before, recorded_after = step.parameters
+            if recorded_before is not None and recorded_after is not None:
+                changed = _changed(recorded_before, recorded_after)
+            else:
+                changed = changed_parameters(before, after)
+            if changed:
                 line += f" (changed: {', '.join(changed)})"
             elif before != after:
                 line += " (same parameters, script changed)"

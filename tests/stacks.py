@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, load_plan
-from policies.facts import COMMAND
+from policies.facts import COMMAND, step_record_name
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
 from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
@@ -212,6 +212,11 @@ def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = N
 
 def inputs(resource: Registration) -> dict[str, Any]:
     return unwrap(resource.inputs)
+
+
+def step_parameters(run: StackRun, command: str) -> dict[str, str]:
+    """The parameters the command's step renders, as its record holds them (components.provisioning.StepRecord)."""
+    return dict(unwrap(run.named(step_record_name(command)).inputs["parameters"]))
 
 
 def commands(run: StackRun) -> dict[str, dict[str, Any]]:

@@ -23,10 +23,19 @@ from pulumi import RunError
 from components.services import nginx_config
 from components.uploads import tree_digest
 from plan import PlanError, load_plan
-from policies._scan import rendered_parameters
 from policies.facts import COPY_TO_REMOTE
 from preflight.engine import StackOutputs, run_stack, unwrap
-from tests.stacks import ROOT, SOURCE_STACK, as_deployed, config_for, evaluate, inputs, preflight_cli, stack_folder
+from tests.stacks import (
+    ROOT,
+    SOURCE_STACK,
+    as_deployed,
+    config_for,
+    evaluate,
+    inputs,
+    preflight_cli,
+    stack_folder,
+    step_parameters,
+)
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -103,7 +112,7 @@ def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_d
     assert upload.retain_on_delete
     assert not upload.protect
     deploy = stack.named("tencent-svc-looma-crm")
-    params = rendered_parameters(inputs(deploy)["create"])
+    params = step_parameters(stack, "tencent-svc-looma-crm")
     assert params["ARTIFACT"] == "/var/lib/platform-uploads/looma-crm/2.1.0"
     assert params["ARTIFACT_SHA256"] == digest
     assert params["RUNTIME"] == "python"
@@ -114,7 +123,7 @@ def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_d
 def test_the_unit_carries_settings_and_endpoints_never_a_secret(run):
     stack, _, _ = run
     deploy = inputs(stack.named("tencent-svc-looma-crm"))
-    unit = rendered_parameters(deploy["create"])["UNIT_CONTENT"]
+    unit = step_parameters(stack, "tencent-svc-looma-crm")["UNIT_CONTENT"]
     for line in (
         "Environment=HOST=127.0.0.1",
         "Environment=LOG_LEVEL=info",
@@ -142,7 +151,7 @@ def test_the_unit_carries_settings_and_endpoints_never_a_secret(run):
 
 def test_the_proxy_renders_a_route_per_service_behind_https(run):
     stack, _, _ = run
-    proxy = rendered_parameters(inputs(stack.named("tencent-svc-proxy"))["create"])
+    proxy = step_parameters(stack, "tencent-svc-proxy")
     conf = proxy["CONF_CONTENT"]
     assert proxy["CONF_FILE"] == "/etc/nginx/conf.d/platform-services.conf"
     assert "return 301 https://$host$request_uri;" in conf

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import plan
 import plan_values
-from policies import _common, _scan, facts, memory_budget, public_database
+from policies import _common, data_protection, facts, memory_budget, public_database
 from tests.stacks import ROOT
 
 # The names a second definition would go by: none may be bound to a literal outside facts.py.
@@ -94,7 +94,7 @@ def test_no_file_defines_a_fact_a_second_time():
 
 def test_the_plan_and_the_pack_apply_one_rule_for_system_directories_and_the_world():
     assert plan_values.system_directory is facts.system_directory
-    assert _scan.system_directory is facts.system_directory
+    assert data_protection.system_directory is facts.system_directory
     assert public_database.reaches_world is facts.reaches_world
     assert plan.reaches_world is facts.reaches_world
     assert plan.OS_RESERVE_MIB == memory_budget.DEFAULT_OS_RESERVE_MIB == facts.OS_RESERVE_MIB

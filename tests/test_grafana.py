@@ -351,7 +351,6 @@ def test_grafana_is_off_by_default_and_on_request_a_loopback_workload_of_the_pro
 
 def test_the_monitoring_step_provisions_grafana_from_the_repository_files():
     from components.monitoring import monitoring_files, monitoring_step, program_unit
-    from policies._scan import rendered_parameters
 
     plan = plan_of("tencent", monitoring={"enabled": True, "grafana": True, "ports": {"prometheus": 9190}})
     files = monitoring_files(plan)
@@ -369,13 +368,13 @@ def test_the_monitoring_step_provisions_grafana_from_the_repository_files():
     assert f"ExecStart=/usr/sbin/grafana-server --homepath=/usr/share/grafana --config={root}/grafana.ini" in unit
     assert "Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/grafana-admin-password" in unit
     assert f"LoadCredential=grafana-admin-password:{plan.paths.secrets}/monitoring/grafana-admin-password" in unit
-    params = rendered_parameters(monitoring_step("app", plan).script)
+    params = monitoring_step("app", plan).parameters
     assert params["PACKAGED_UNIT_GRAFANA"] == "grafana-server.service"
     assert params["HEALTH_GRAFANA"] == "http://127.0.0.1:3000/api/health"
     assert params["GENERATED"] == f"{plan.paths.secrets}/monitoring/grafana-admin-password"
     assert "FILE_GRAFANA_DASHBOARDS_HOSTS_JSON" in params
     without = monitoring_step("app", plan_of("tencent", monitoring={"enabled": True}))
-    assert rendered_parameters(without.script)["GENERATED"] == ""
+    assert without.parameters["GENERATED"] == ""
 
 
 def test_the_pack_counts_grafana_and_names_the_shortfall_on_the_default_tencent_host():

@@ -394,13 +394,12 @@ def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_tar
 
 
 def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
-    from policies._scan import rendered_parameters
-    from tests.stacks import evaluate, inputs
+    from tests.stacks import evaluate, inputs, step_parameters
 
     run = evaluate("tencent", monitoring={"enabled": True})
     step = run.named("tencent-svc-monitoring")
     command = inputs(step)
-    params = rendered_parameters(command["create"])
+    params = step_parameters(run, "tencent-svc-monitoring")
     assert params["PROGRAMS"] == "node-exporter prometheus alertmanager blackbox-exporter"
     assert "LoadCredential=webhook-url:/etc/platform/secrets/monitoring/webhook-url" in params["UNIT_ALERTMANAGER"]
     assert "MemoryMax=128M" in params["UNIT_PROMETHEUS"]
@@ -412,7 +411,7 @@ def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
     # peer's Prometheus reaches; each exporter reads its password from its credentials directory.
     database_host = evaluate("alibaba", monitoring={"enabled": True})
     monitoring_command = database_host.named("alibaba-db-monitoring")
-    alibaba = rendered_parameters(inputs(monitoring_command)["create"])
+    alibaba = step_parameters(database_host, "alibaba-db-monitoring")
     assert alibaba["PROGRAMS"] == "node-exporter mysqld-exporter postgres-exporter redis-exporter"
     assert "--web.listen-address=0.0.0.0:9100" in alibaba["UNIT_NODE_EXPORTER"]
     assert "--config.my-cnf=%d/mysqld-exporter.cnf" in alibaba["UNIT_MYSQLD_EXPORTER"]

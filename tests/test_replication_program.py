@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from pulumi import RunError
 
-from policies._scan import rendered_parameters
 from preflight.engine import StackOutputs, run_stack, unwrap
 from tests.stacks import (
     SOURCE_STACK,
@@ -23,6 +22,7 @@ from tests.stacks import (
     preflight_cli,
     replica,
     stack_folder,
+    step_parameters,
     with_replicas,
 )
 from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
@@ -31,11 +31,6 @@ SOURCES = ("production-mysql", "production-postgres", "production-redis")
 REPLICAS = ("mysql", "postgres", "redis")
 SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
 GENERATED = "PLACEHOLDER-SECRET-generated-"
-
-
-def parameters(command: dict) -> dict[str, str]:
-    """The rendered ``NAME=value`` block at the top of the command's script, unquoted."""
-    return rendered_parameters(command["create"])
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +88,8 @@ def test_each_source_has_its_own_key_and_a_certificate_for_the_hosts_address(ali
 
 
 def test_source_commands_verify_the_peer_and_take_their_password_on_stdin_only(alibaba):
-    steps = commands(alibaba)
     for name in SOURCES:
-        command = steps[f"alibaba-db-repl-{name}"]
-        params = parameters(command)
+        params = step_parameters(alibaba, f"alibaba-db-repl-{name}")
         assert params["TLS_VERIFY"] == "verify-full"
         assert params["CA_FILE"] == f"/etc/platform/secrets/tls/{name}/ca.crt"
         assert params["PEER"] == "101.33.251.158"
@@ -105,7 +98,7 @@ def test_source_commands_verify_the_peer_and_take_their_password_on_stdin_only(a
         assert raw["stdin"][SECRET_SIG[0]] == SECRET_SIG[1]
         assert raw["stdin"]["value"] == f"{GENERATED}alibaba-repl-password-{name}\n"
         assert raw["logging"] == "none"
-    tls = parameters(steps["alibaba-db-tls"])
+    tls = step_parameters(alibaba, "alibaba-db-tls")
     assert (tls["TLS_VERIFY"], tls["CA_FILE"]) == ("verify-full", "ca.crt")
     assert tls["SOURCE_NAMES"] == " ".join(SOURCES)
 
@@ -141,9 +134,8 @@ def test_the_replicas_read_the_alibaba_stack_through_a_stack_reference(tencent):
 
 
 def test_each_replica_follows_its_source_over_verified_tls(tencent):
-    steps = commands(tencent)
     for name, source, port in zip(REPLICAS, SOURCES, (3306, 5432, 6379), strict=True):
-        params = parameters(steps[f"tencent-svc-replica-{name}"])
+        params = step_parameters(tencent, f"tencent-svc-replica-{name}")
         assert params["TLS_VERIFY"] == "verify-full"
         assert params["CA_FILE"] == f"/opt/platform/replication/{name}/ca.crt"
         assert (params["SOURCE_NAME"], params["SOURCE_HOST"], params["SOURCE_PORT"]) == (
@@ -152,7 +144,7 @@ def test_each_replica_follows_its_source_over_verified_tls(tencent):
             str(port),
         )
         assert params["SOURCE_USER"] == "replication"
-    assert parameters(steps["tencent-svc-replica-postgres"])["DATABASE"] == "future_user"
+    assert step_parameters(tencent, "tencent-svc-replica-postgres")["DATABASE"] == "future_user"
 
 
 def test_a_replicas_password_and_the_ca_come_from_the_alibaba_outputs_on_secret_stdin(tencent, alibaba):
@@ -174,10 +166,10 @@ def test_every_replication_command_renders_verify_full(alibaba, tencent):
     ]
     assert len(replication) == 1 + 3 + 3
     for run, name in replication:
-        assert parameters(commands(run)[name])["TLS_VERIFY"] == "verify-full", name
-        assert parameters(commands(run)[name])["CA_FILE"], name
+        assert step_parameters(run, name)["TLS_VERIFY"] == "verify-full", name
+        assert step_parameters(run, name)["CA_FILE"], name
     # The health check installs a program that carries its own parameters.
-    health = parameters(commands(tencent)["tencent-svc-replication-health"])
+    health = step_parameters(tencent, "tencent-svc-replication-health")
     assert "TLS_VERIFY=verify-full" in health["SCRIPT_CONTENT"]
 
 

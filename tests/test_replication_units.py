@@ -44,7 +44,8 @@ from components.replication import (
     tls_step,
 )
 from plan import REPLICATION_USER, Database, Plan, load_plan
-from policies._scan import data_removals, rendered_parameters, secret_literals, unsafe_removals
+from policies._scan import data_removals, secret_literals
+from policies.data_protection import removal_problems
 from policies.facts import COMMAND
 from policies.replication_tls import command_problems, is_replication_command, plaintext_findings
 from tests.stacks import config_for
@@ -219,7 +220,7 @@ def test_source_step_renders_the_peer_and_verified_tls(alibaba: Plan, kind: str)
         f"platform-repl-{db.name}",
         True,
     )
-    params = rendered_parameters(as_command(step.script, step.label, step.sudo))
+    params = step.parameters
     assert params == {key: str(value) for key, value in source_params(alibaba, db).items()}
     assert params["PEER"] == alibaba.firewall.peer_address
     assert params["REPL_USER"] == REPLICATION_USER
@@ -244,7 +245,7 @@ def test_replica_step_renders_its_source_and_local_engine(tencent: Plan, name: s
         f"platform-replica-{name}",
         True,
     )
-    params = rendered_parameters(as_command(step.script, step.label, step.sudo))
+    params = step.parameters
     assert params == {key: str(value) for key, value in replica_params(tencent, workload, source).items()}
     assert params["SOURCE_HOST"] == tencent.firewall.peer_address
     assert (params["PORT"], params["SOURCE_PORT"]) == (str(port), str(port + 1))
@@ -282,7 +283,7 @@ def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> No
         False,
         None,
     )
-    params = rendered_parameters(as_command(step.script, step.label, step.sudo))
+    params = step.parameters
     assert params["SCRIPT_FILE"] == f"{tencent.paths.root}/bin/platform-replication-health"
     assert params["METRICS_FILE"] == f"{tencent.paths.state}/metrics/replication.prom"
     service, timer = health_units(tencent)
@@ -315,10 +316,10 @@ def all_steps(alibaba: Plan, tencent: Plan) -> list[Any]:
 def test_the_pack_finds_no_plaintext_secret_or_unsafe_removal(alibaba: Plan, tencent: Plan) -> None:
     for step in all_steps(alibaba, tencent):
         text = as_command(step.script, step.label, step.sudo)
-        assert plaintext_findings(step.script, rendered_parameters(text)) == [], step.name
+        assert plaintext_findings(step.script, step.parameters) == [], step.name
         assert secret_literals(text) == [], step.name
         assert data_removals(text) == [], step.name
-        assert unsafe_removals(text) == [], step.name
+        assert removal_problems(step.record()) == [], step.name
 
 
 def test_the_replication_policy_passes_every_step(alibaba: Plan, tencent: Plan) -> None:
@@ -330,7 +331,7 @@ def test_the_replication_policy_passes_every_step(alibaba: Plan, tencent: Plan) 
         replicating = step.name.startswith(("alibaba-db-repl-", "tencent-svc-replica-"))
         assert is_replication_command(cast(PolicyResource, command)) == replicating, step.name
         if replicating:
-            assert command_problems(cast(PolicyResource, command)) == [], step.name
+            assert command_problems(cast(PolicyResource, command), step.parameters) == [], step.name
     replica = all_steps(alibaba, tencent)[4]
     assert "CHANGE MASTER TO" in replica.script
     assert "CHANGE REPLICATION SOURCE TO" in replica.script

@@ -12,6 +12,8 @@
 # Parameters: NAME, PROGRAM_FILE, PROGRAM_CONTENT, CONFIG_FILE, CONFIG_CONTENT, UNITS_DIR, UNIT,
 # SERVICE_CONTENT, TIMER_CONTENT, SCHEDULE, DIRS, METRICS_DIR, BACKUPS_ROOT, OFF_HOST_URL, OSSUTIL,
 # STOP_BACKUPS, CONFIG_DIR.
+# Stops: platform-backup-<database>.timer of each database in ${STOP_BACKUPS}
+# Removes: ${UNITS_DIR}/*, ${CONFIG_DIR}/*
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 umask 077

@@ -13,6 +13,8 @@
 # running on its previous password.
 # Parameters: NAME, IMAGE, UNIT_FILE, UNIT_CONTENT, SECRET_FILE, DATA_DIR, PORTS, STATE_DIR,
 # HEALTH_TIMEOUT.
+# Stops: ${NAME}.service (while a new password replaces its Podman secret ${NAME})
+# Removes: ${SECRET_FILE}.pending, ${STATE_DIR}/ports/*
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 umask 077

@@ -5,6 +5,9 @@
 # the retired entry says purge: true; a DATA_DIR to purge that is not strictly below DATA_ROOT is
 # refused before anything changes. Safe to run again: with nothing left to remove it says so.
 # Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_ROOT, DATA_DIR, STATE_DIR, PURGE.
+# Stops: ${NAME}.service, the Podman secret ${NAME}
+# Removes: ${UNIT_FILE}, ${SECRET_FILE}, ${STATE_DIR}/healthy/${NAME}.container, ${STATE_DIR}/ports/*
+# Removes: ${DATA_DIR} if PURGE
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 

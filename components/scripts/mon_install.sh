@@ -13,6 +13,8 @@
 # PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P, PORT_P; FILES, and per file F: FILE_F;
 # CONFIG_DIR, UNIT_DIR, METRICS_DIR, STATE_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, GENERATED (secret
 # files made here when missing), HEALTH_TIMEOUT.
+# Stops: each program's packaged unit (PACKAGED_UNIT_<P>), platform-mon-*.service units the plan no longer lists
+# Removes: ${UNIT_DIR}/*, ${STATE_DIR}/ports/*
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
 set -euo pipefail
 

@@ -25,6 +25,7 @@
 # Parameters: NAME, KIND, PORT, SOURCE_NAME, SOURCE_HOST, SOURCE_PORT, SOURCE_USER, SOURCE_SERVER_ID,
 # DATABASE, PUBLICATION, SUBSCRIPTION, CA_FILE, REPLICA_DIR, PASS_FILE, LOCAL_SECRET_FILE, STATE_DIR,
 # SYNC_TIMEOUT, TLS_VERIFY.
+# Removes: ${CA_FILE}.new
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 # shellcheck disable=SC2312  # substitutions quote a value or read output that the next line checks
 set -euo pipefail

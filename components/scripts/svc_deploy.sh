@@ -28,6 +28,8 @@
 # Parameters: NAME, PORT, VERSION, ARTIFACT, ARTIFACT_SHA256, UPLOADS_DIR, RUNTIME, START_BINARY, UV,
 # PYTHON_VERSION, LOCK_FILE, CREDENTIALS, CREDENTIALS_DIR, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE,
 # UNIT_NAME, UNIT_CONTENT, HEALTH_URL, HEALTH_TIMEOUT, KEEP_RELEASES, STATE_DIR.
+# Stops: ${UNIT_NAME} (a first deploy that fails its health check)
+# Removes: ${SERVICE_DIR}/*, ${UPLOADS_DIR}/*, ${CREDENTIALS_DIR}/*, ${UNIT_FILE}, ${STATE_DIR}/ports/*
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 

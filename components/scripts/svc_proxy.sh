@@ -4,6 +4,7 @@
 # taken back (the previous file, or none) and the command fails with nginx's own words, so the
 # running proxy never changes to a broken one. Running it again with nothing changed does nothing.
 # Parameters: CONF_FILE, CONF_CONTENT, NGINX_UNIT.
+# Removes: ${CONF_FILE}
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 

@@ -5,6 +5,8 @@
 # before anything changes.
 # Parameters: NAME, SERVICES_ROOT, SERVICE_DIR, UNIT_FILE, UNIT_NAME, STATE_DIR, SECRETS_ROOT,
 # CREDENTIALS_DIR, UPLOADS_ROOT, UPLOADS_DIR.
+# Stops: ${UNIT_NAME}
+# Removes: ${UNIT_FILE}, ${SERVICE_DIR}, ${CREDENTIALS_DIR}, ${UPLOADS_DIR}, ${STATE_DIR}/ports/*
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 

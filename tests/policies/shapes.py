@@ -17,11 +17,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from components.provisioning import as_command
+from components.provisioning import as_command, render
 from policies.facts import (
     ALIBABA_RULE,
     COMMAND,
     HOST,
+    STEP,
+    step_record_name,
 )
 from preflight.engine import SECRET_SIG, SECRET_SIG_KEY, CloudMocks, Registration, StackRun, unwrap
 from preflight.policy import OutputMonitor, Pack, Violation, evaluate, load_pack
@@ -84,8 +86,10 @@ def resource(
     )
 
 
-def run_of(*resources: Registration, outputs: Mapping[str, Any] | None = None) -> StackRun:
-    return StackRun(PROJECT, STACK, list(resources), engine(dict(outputs or {})))
+def run_of(*resources: Registration | tuple[Registration, ...], outputs: Mapping[str, Any] | None = None) -> StackRun:
+    """A run of these registrations (a tuple: a step's record and command, from ``script_step``)."""
+    flat = [r for item in resources for r in (item if isinstance(item, tuple) else (item,))]
+    return StackRun(PROJECT, STACK, flat, engine(dict(outputs or {})))
 
 
 @cache
@@ -199,11 +203,12 @@ def without(run: StackRun, name: str) -> StackRun:
 
 
 def edit_inputs(run: StackRun, name: str, edit: Any) -> StackRun:
-    """The run with ``edit(inputs)`` applied to one resource's inputs (and, for a custom one, outputs)."""
+    """The run with ``edit(inputs)`` applied to one resource's inputs (and, for a custom one or a step
+    record, which registers its inputs as outputs, to its outputs)."""
     edited = copy.deepcopy(run)
     registration = edited.named(name)
     edit(registration.inputs)
-    if registration.custom:
+    if registration.custom or registration.type == STEP:
         registration.outputs = copy.deepcopy(registration.inputs)
     return edited
 
@@ -216,15 +221,38 @@ def script_command(
     parent: Registration | None = None,
     **inputs: Any,
 ) -> Registration:
-    """A remote command as provisioning.run_step registers it: ``bash -c '<rendered script>'``.
-
-    The script is what components.provisioning.render writes: strict mode, the parameter block
-    (``NAME=<shell-quoted value>``, sorted), then ``body``.
-    """
-    header = "#!/usr/bin/env bash\nset -euo pipefail\n# parameters rendered from the plan\n"
-    block = "".join(f"{key}={shlex.quote(str(params[key]))}\n" for key in sorted(params))
-    command = as_command(header + block + body, name, sudo=False)
+    """A remote command as provisioning.run_step registers it: ``bash -c '<rendered script>'``,
+    the script being what components.provisioning.render writes (strict mode, the parameter block)
+    followed by ``body``."""
+    command = as_command(render([], params) + body, name, sudo=False)
     return resource(COMMAND, name, {"create": command, "update": command, **inputs}, parent=parent)
+
+
+def script_step(
+    name: str, params: Mapping[str, Any], body: str, *, parent: Registration | None = None
+) -> tuple[Registration, Registration]:
+    """``script_command`` with its step record beside it, as run_step registers both (``run_of`` takes the pair)."""
+    props = {
+        "scripts": [],
+        "parameters": {key: str(value) for key, value in params.items()},
+        "stops": [],
+        "removes": [],
+    }
+    record = resource(STEP, step_record_name(name), props, parent=parent, outputs=props)
+    return record, script_command(name, params, body, parent=parent)
+
+
+def step_parameter(name: str, value: str | None) -> Any:
+    """An edit for ``edit_inputs`` of a step record: its parameter ``name`` set to ``value`` (None: left out)."""
+
+    def edit(inputs: dict[str, Any]) -> None:
+        assert name in inputs["parameters"], f"the step renders no {name}"
+        if value is None:
+            del inputs["parameters"][name]
+        else:
+            inputs["parameters"][name] = value
+
+    return edit
 
 
 def edit_script(run: StackRun, name: str, edit: Any) -> StackRun:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import re
 import shlex
 from functools import cache
 
-from components.provisioning import as_command
+from components.provisioning import render
 from plan import DEFAULT_DATABASES
-from policies.facts import ALIBABA_INSTANCE, TENCENT_INSTANCE
+from policies.facts import ALIBABA_INSTANCE, COMMAND, TENCENT_INSTANCE, step_record_name
+from preflight.engine import unwrap
 from tests.policies.shapes import (
     created,
     edit_inputs,
@@ -17,6 +17,7 @@ from tests.policies.shapes import (
     resource,
     run_program,
     shipped,
+    step_parameter,
     violations,
     with_resources,
 )
@@ -25,6 +26,7 @@ from tests.stacks import default_services
 MYSQL = "alibaba-db-production-mysql"
 RETIRE_REDIS = "alibaba-db-retire-production-redis"
 RETIRE_LOOMA = "tencent-svc-retire-looma-crm"
+REDIS_STEP, LOOMA_STEP = step_record_name(RETIRE_REDIS), step_record_name(RETIRE_LOOMA)  # their step records
 
 
 @cache
@@ -51,42 +53,19 @@ def _retiring_a_service():
     return run_program("tencent", services=services, batches=batches, retired={"services": [{"name": "looma-crm"}]})
 
 
-def _script(edit):
-    """Edit the script a real command runs and wrap it again as components.provisioning does."""
+def _declared(path: str, when: str | None = None, **params: str):
+    """An edit of a step record: one more declared removal (as a script's ``# Removes:`` would add), and parameters."""
 
-    def apply(inputs):
-        for key in ("create", "update"):
-            words = shlex.split(inputs[key])
-            at = words.index("-c")
-            script = edit(words[at + 1])
-            assert script != words[at + 1], "the edit changed nothing"
-            inputs[key] = as_command(script, words[at + 2], sudo=words[0] == "sudo")
-
-    return apply
-
-
-def _parameter(name: str, value: str):
-    """The rendered parameter ``name`` set to ``value`` (quoted as provisioning.render quotes it)."""
-
-    def edit(script):
-        return re.sub(rf"^{name}=.*$", lambda _: f"{name}={shlex.quote(value)}", script, count=1, flags=re.M)
-
-    return _script(edit)
-
-
-def _line_after(anchor: str, line: str, **params: str):
-    def edit(script):
-        for name, value in params.items():
-            script = re.sub(rf"^{name}=.*$", lambda _, n=name, v=value: f"{n}={shlex.quote(v)}", script, flags=re.M)
-        return script.replace(anchor, f"{anchor}\n{line}", 1)
-
-    return _script(edit)
-
-
-def _removal_text(extra: str, purge: str = "0", key: str = "create"):
     def edit(inputs):
-        assert "PURGE=0" in inputs["create"]
-        inputs[key] = inputs["create"].replace("PURGE=0", f"PURGE={purge}") + f"\n{extra}\n"
+        inputs["removes"].append({"path": path, "when": when})
+        inputs["parameters"].update(params)
+
+    return edit
+
+
+def _delete(text: str):
+    def edit(inputs):
+        inputs["delete"] = text
 
     return edit
 
@@ -123,17 +102,15 @@ def passing_resources():
         "created_tencent_instance": created("tencent"),
         "retiring_a_database": _retiring(),
         "database_retired_with_purge": edit_inputs(
-            _retiring(), RETIRE_REDIS, _removal_text('rm -rf -- "$DATA_DIR"', purge="1")
+            _retiring(), REDIS_STEP, _declared("${DATA_DIR}/*", "PURGE", PURGE="1")
         ),
-        "data_removal_guarded_by_purge": edit_inputs(
-            _retiring(), RETIRE_REDIS, _removal_text('if [ "$PURGE" = 1 ]; then\n  rm -rf -- "$DATA_DIR"\nfi')
-        ),
+        "data_removal_guarded_by_purge": edit_inputs(_retiring(), REDIS_STEP, _declared("${DATA_DIR}/*", "PURGE")),
         "database_purged_from_its_own_directory": _purging(),
         "purged_directory_with_a_space": edit_inputs(
-            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/production redis")
+            _purging(), REDIS_STEP, step_parameter("DATA_DIR", "/var/lib/platform/production redis")
         ),
         # Without purge the data directory is kept, so where it points removes nothing.
-        "system_directory_kept_without_purge": edit_inputs(_retiring(), RETIRE_REDIS, _parameter("DATA_DIR", "/etc")),
+        "system_directory_kept_without_purge": edit_inputs(_retiring(), REDIS_STEP, step_parameter("DATA_DIR", "/etc")),
         "service_retired_from_its_own_directory": _retiring_a_service(),
     }
 
@@ -151,11 +128,9 @@ def failing_resources():
         ),
         "created_tencent_disk_deleted_with_instance": _instance(created("tencent"), _disk(deleteWithInstance=True)),
         "created_alibaba_disk_on_the_default": _instance(created("alibaba"), _without_delete_flag),
-        "database_data_removed_without_purge": edit_inputs(
-            _retiring(), RETIRE_REDIS, _removal_text('rm -rf "$DATA_DIR"')
-        ),
+        "database_data_removed_without_purge": edit_inputs(_retiring(), REDIS_STEP, _declared("${DATA_DIR}")),
         "podman_volume_removed": edit_inputs(
-            _retiring(), RETIRE_REDIS, _removal_text("podman volume rm production-redis-data", key="delete")
+            _retiring(), RETIRE_REDIS, _delete("podman volume rm production-redis-data")
         ),
         "unprotected_disk_deleted_with_instance": with_resources(
             alibaba, resource("alicloud:ecs/ecsDisk:EcsDisk", "data", {"deleteWithInstance": True, "encrypted": True})
@@ -168,23 +143,31 @@ def failing_resources():
 def failing_removal_targets():
     """Removals that land on a system directory or can reach beyond their own, one per case."""
     return {
-        "purge_of_etc": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/etc")),
-        "purge_of_the_root": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/")),
-        "purge_of_var_lib": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/")),
-        "purge_of_usr_through_dot_dot": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/usr/local/..")),
+        "purge_of_etc": edit_inputs(_purging(), REDIS_STEP, step_parameter("DATA_DIR", "/etc")),
+        "purge_of_the_root": edit_inputs(_purging(), REDIS_STEP, step_parameter("DATA_DIR", "/")),
+        "purge_of_var_lib": edit_inputs(_purging(), REDIS_STEP, step_parameter("DATA_DIR", "/var/lib/")),
+        "purge_of_usr_through_dot_dot": edit_inputs(
+            _purging(), REDIS_STEP, step_parameter("DATA_DIR", "/usr/local/..")
+        ),
         "purge_climbing_out_with_dot_dot": edit_inputs(
-            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/../production-redis")
+            _purging(),
+            REDIS_STEP,
+            step_parameter("DATA_DIR", "/var/lib/platform/../production-redis"),
         ),
         "purge_with_an_empty_component": edit_inputs(
-            _purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform//production-redis")
+            _purging(),
+            REDIS_STEP,
+            step_parameter("DATA_DIR", "/var/lib/platform//production-redis"),
         ),
-        "purge_of_a_glob": edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/*")),
-        "service_retired_from_opt": edit_inputs(_retiring_a_service(), RETIRE_LOOMA, _parameter("SERVICE_DIR", "/opt")),
+        "purge_of_a_glob": edit_inputs(_purging(), REDIS_STEP, step_parameter("DATA_DIR", "/var/lib/platform/*")),
+        "service_retired_from_opt": edit_inputs(
+            _retiring_a_service(), LOOMA_STEP, step_parameter("SERVICE_DIR", "/opt")
+        ),
         "rm_of_a_parameter_naming_a_system_directory": edit_inputs(
-            _retiring(), RETIRE_REDIS, _line_after("changes=0", 'rm -rf -- "$STATE_DIR"', STATE_DIR="/var/lib")
+            _retiring(), REDIS_STEP, _declared("${STATE_DIR}", STATE_DIR="/var/lib")
         ),
         "rm_of_a_glob_over_a_system_directory": edit_inputs(
-            _retiring(), RETIRE_REDIS, _line_after("changes=0", 'rm -rf "${STATE_DIR}"/*', STATE_DIR="/etc")
+            _retiring(), REDIS_STEP, _declared("${STATE_DIR}/*", STATE_DIR="/etc")
         ),
     }
 
@@ -205,11 +188,10 @@ def test_messages_say_what_would_be_lost():
     assert found["created_alibaba_disk_on_the_default"] == [
         "dataDisks[0].deleteWithInstance is not false: the data dies with the instance"
     ]
-    (removal,) = found["database_data_removed_without_purge"]
-    assert removal.startswith("create line ")
-    assert removal.endswith(
-        ': removes a data directory: rm -rf "$DATA_DIR" (only a database retired with purge: true may lose its data)'
-    )
+    assert found["database_data_removed_without_purge"] == [
+        "removes ${DATA_DIR} = /var/lib/platform/production-redis, a database's data directory, on every run (only "
+        "a database retired with purge: true may lose its data)"
+    ]
     (volume,) = found["podman_volume_removed"]
     assert ": removes container volumes: podman volume rm production-redis-data" in volume
     assert found["unprotected_disk_deleted_with_instance"] == [
@@ -228,54 +210,44 @@ def test_a_database_retired_with_purge_renders_a_removal_the_policy_accepts():
     assert violations(run, "data-protection") == []
 
 
-def test_removal_targets_are_read_from_the_rendered_parameters():
+def test_removal_targets_are_read_from_the_step_records():
     def messages(name):
         return [v.message for v in violations(failing_removal_targets()[name], "data-protection")]
 
     rest = "; a removal stays inside a directory of the platform's own (platform:paths)"
-    assert messages("purge_of_etc") == [
-        f"create/update purges DATA_DIR = /etc, which is the system directory /etc{rest}"
-    ]
-    assert messages("purge_of_the_root") == [f"create/update purges DATA_DIR = /, which is the root directory{rest}"]
+    assert messages("purge_of_etc") == [f"purges ${{DATA_DIR}} = /etc, which is the system directory /etc{rest}"]
+    assert messages("purge_of_the_root") == [f"purges ${{DATA_DIR}} = /, which is the root directory{rest}"]
     assert messages("purge_of_var_lib") == [
-        f"create/update purges DATA_DIR = /var/lib/, which is the system directory /var/lib{rest}"
+        f"purges ${{DATA_DIR}} = /var/lib/, which is the system directory /var/lib{rest}"
     ]
     assert messages("purge_of_usr_through_dot_dot") == [
-        f"create/update purges DATA_DIR = /usr/local/.., which is the system directory /usr{rest}"
+        f"purges ${{DATA_DIR}} = /usr/local/.., which is the system directory /usr{rest}"
     ]
     assert messages("purge_climbing_out_with_dot_dot") == [
-        "create/update purges DATA_DIR = /var/lib/platform/../production-redis, which has a '..' component: it "
+        "purges ${DATA_DIR} = /var/lib/platform/../production-redis, which has a '..' component: it "
         f"can climb out of the directory it names{rest}"
     ]
     assert messages("purge_with_an_empty_component") == [
-        "create/update purges DATA_DIR = /var/lib/platform//production-redis, which has an empty component "
+        "purges ${DATA_DIR} = /var/lib/platform//production-redis, which has an empty component "
         f"('//'): a parameter is empty or '/'{rest}"
     ]
     (glob,) = messages("purge_of_a_glob")
     assert "which has a glob character in a parameter" in glob
-
-    def after_line(message):
-        found = re.fullmatch(r"create/update line \d+: (.*)", message)
-        return found.group(1) if found else message
-
-    (service,) = messages("service_retired_from_opt")
-    # As the script writes it: $SERVICE_DIR or ${SERVICE_DIR}.
-    assert re.sub(r"\$\{(\w+)\}", r"$\1", after_line(service)) == (
-        f"removes $SERVICE_DIR = /opt, which is the system directory /opt{rest}"
-    )
-    (state,) = messages("rm_of_a_parameter_naming_a_system_directory")
-    assert after_line(state) == f"removes $STATE_DIR = /var/lib, which is the system directory /var/lib{rest}"
-    (over,) = messages("rm_of_a_glob_over_a_system_directory")
-    assert (
-        after_line(over) == f"removes ${{STATE_DIR}}/* = /etc/*, which is a glob over the system directory /etc{rest}"
-    )
+    assert messages("service_retired_from_opt") == [
+        f"removes ${{SERVICE_DIR}} = /opt, which is the system directory /opt{rest}"
+    ]
+    assert messages("rm_of_a_parameter_naming_a_system_directory") == [
+        f"removes ${{STATE_DIR}} = /var/lib, which is the system directory /var/lib{rest}"
+    ]
+    assert messages("rm_of_a_glob_over_a_system_directory") == [
+        f"removes ${{STATE_DIR}}/* = /etc/*, which is a glob over the system directory /etc{rest}"
+    ]
 
 
-def test_the_removal_checks_read_the_real_retire_scripts():
-    """The fixtures edit real rendered commands: the parameters the policy reads are the scripts' own."""
-    from policies._scan import rendered_parameters
-
-    create = _purging().named(RETIRE_REDIS).inputs["create"]
+def test_a_step_record_describes_exactly_the_script_its_command_runs():
+    """The policy reads the record; the record holds the scripts and parameters the command renders."""
+    run = _purging()
+    record = unwrap(run.named(REDIS_STEP).inputs)
     expected = {
         "DATA_DIR": "/var/lib/platform/production-redis",
         "NAME": "production-redis",
@@ -283,8 +255,9 @@ def test_the_removal_checks_read_the_real_retire_scripts():
         "STATE_DIR": "/var/lib/platform-state",
         "UNIT_FILE": "/etc/containers/systemd/production-redis.container",
     }
-    assert rendered_parameters(create).items() >= expected.items()
-    spaced = edit_inputs(_purging(), RETIRE_REDIS, _parameter("DATA_DIR", "/var/lib/platform/production redis"))
-    assert rendered_parameters(spaced.named(RETIRE_REDIS).inputs["create"])["DATA_DIR"] == (
-        "/var/lib/platform/production redis"
-    )
+    assert record["parameters"].items() >= expected.items()
+    assert {"path": "${DATA_DIR}", "when": "PURGE"} in record["removes"]
+    for command in run.of_type(COMMAND):
+        step = unwrap(run.named(step_record_name(command.name)).inputs)
+        create = unwrap(command.inputs["create"])
+        assert shlex.quote(render(step["scripts"], step["parameters"])) in create, command.name

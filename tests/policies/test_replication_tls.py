@@ -12,19 +12,20 @@ import copy
 from functools import cache
 from typing import Any
 
-from policies.facts import COMMAND
+from policies.facts import COMMAND, STEP
 from preflight.engine import UNKNOWN
 from tests.policies.shapes import (
     HOST,
     created,
+    edit_inputs,
     edit_script,
     flagged,
-    parameter,
     resource,
     run_of,
     run_program,
-    script_command,
+    script_step,
     shipped,
+    step_parameter,
     violations,
     with_plan,
     without,
@@ -146,7 +147,7 @@ def source_commands(**changes: Any) -> dict[str, Any]:
     bodies = {"production-mysql": MYSQL_SOURCE, "production-postgres": POSTGRES_SOURCE, "production-redis": "true\n"}
     params = {"PEER_ADDRESS": PEER, "PEER_CIDR": f"{PEER}/32", "HBA_FILE": "/x/pg_hba.conf", "DATABASE": "future_user"}
     commands = {
-        db: script_command(f"alibaba-db-repl-{db}", {"NAME": db, **params, **TLS}, body) for db, body in bodies.items()
+        db: script_step(f"alibaba-db-repl-{db}", {"NAME": db, **params, **TLS}, body) for db, body in bodies.items()
     }
     commands.update(changes)
     return commands
@@ -156,7 +157,7 @@ def replica_commands(**changes: Any) -> dict[str, Any]:
     bodies = {"mysql": MYSQL_REPLICA, "postgres": POSTGRES_REPLICA, "redis": REDIS_REPLICA}
     ports = {"mysql": 3306, "postgres": 5432, "redis": 6379}
     commands = {
-        name: script_command(
+        name: script_step(
             f"tencent-svc-replica-{name}",
             {"NAME": name, "SOURCE_HOST": ALIBABA, "SOURCE_PORT": ports[name], **TLS},
             body,
@@ -182,7 +183,7 @@ def tencent(plan: dict[str, Any] | None = None, *extra: Any, **commands: Any) ->
 
 def _replica(name: str, body: str, **params: Any) -> Any:
     rendered = {"NAME": name, "SOURCE_HOST": ALIBABA, "SOURCE_PORT": 3306, **TLS, **params}
-    return script_command(f"tencent-svc-replica-{name}", {k: v for k, v in rendered.items() if v is not None}, body)
+    return script_step(f"tencent-svc-replica-{name}", {k: v for k, v in rendered.items() if v is not None}, body)
 
 
 def _plan_with(plan: dict[str, Any], section: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -224,8 +225,8 @@ def failing_real_stacks():
     """The real program's replication, broken one way at a time."""
     alibaba_run, tencent_run = shipped("alibaba"), real_replicas()
     return {
-        "real_replica_verifying_the_ca_only": edit_script(
-            tencent_run, "tencent-svc-replica-mysql", parameter("TLS_VERIFY", "verify-ca")
+        "real_replica_verifying_the_ca_only": edit_inputs(
+            tencent_run, "tencent-svc-replica-mysql-step", step_parameter("TLS_VERIFY", "verify-ca")
         ),
         "real_replica_with_sslmode_require": edit_script(
             tencent_run,
@@ -238,8 +239,8 @@ def failing_real_stacks():
             lambda script: script.replace("MASTER_SSL_VERIFY_SERVER_CERT=1", "MASTER_SSL_VERIFY_SERVER_CERT=0"),
         ),
         "real_replica_from_another_host": with_plan(tencent_run, _replica_from("198.51.100.9")),
-        "real_source_without_a_ca_file": edit_script(
-            alibaba_run, "alibaba-db-repl-production-mysql", parameter("CA_FILE", "")
+        "real_source_without_a_ca_file": edit_inputs(
+            alibaba_run, "alibaba-db-repl-production-mysql-step", step_parameter("CA_FILE", "")
         ),
         "real_source_exposed_to_the_world": with_plan(alibaba_run, _expose_public),
         "real_source_without_its_command": without(alibaba_run, "alibaba-db-repl-production-redis"),
@@ -264,13 +265,13 @@ def passing_stacks():
             )
         ),
         "health_check_is_not_a_replication_command": tencent(
-            None, script_command("tencent-svc-replication-health", {"STATE_DIR": "/var/lib/platform-state"}, HEALTH)
+            None, script_step("tencent-svc-replication-health", {"STATE_DIR": "/var/lib/platform-state"}, HEALTH)
         ),
         "promotion_is_not_a_replication_command": tencent(
-            None, script_command("tencent-svc-promote-redis", {"NAME": "redis"}, "redis-cli REPLICAOF NO ONE\n")
+            None, script_step("tencent-svc-promote-redis", {"NAME": "redis"}, "redis-cli REPLICAOF NO ONE\n")
         ),
         "replication_in_a_comment_only": tencent(
-            None, script_command("tencent-svc-notes", {}, "# CHANGE REPLICATION SOURCE TO is run by the replica step\n")
+            None, script_step("tencent-svc-notes", {}, "# CHANGE REPLICATION SOURCE TO is run by the replica step\n")
         ),
         "source_address_as_a_host_route": tencent(
             _plan_with(tencent_plan(), "replicas", "redis", sourceAddress=f"{ALIBABA}/32")
@@ -289,7 +290,7 @@ def failing_stacks():
         "replica_without_a_ca_file": tencent(mysql=_replica("mysql", MYSQL_REPLICA, CA_FILE="")),
         "source_without_tls_parameters": alibaba(
             replaced={
-                "production-mysql": script_command(
+                "production-mysql": script_step(
                     "alibaba-db-repl-production-mysql", {"NAME": "production-mysql", "PEER_ADDRESS": PEER}, MYSQL_SOURCE
                 )
             }
@@ -313,7 +314,7 @@ def failing_stacks():
         ),
         "pg_hba_plaintext_entry": alibaba(
             replaced={
-                "production-postgres": script_command(
+                "production-postgres": script_step(
                     "alibaba-db-repl-production-postgres",
                     {
                         "NAME": "production-postgres",
@@ -328,7 +329,7 @@ def failing_stacks():
         ),
         "mysql_user_without_tls": alibaba(
             replaced={
-                "production-mysql": script_command(
+                "production-mysql": script_step(
                     "alibaba-db-repl-production-mysql",
                     {"NAME": "production-mysql", "PEER_ADDRESS": PEER, **TLS},
                     MYSQL_SOURCE.replace("REQUIRE SSL", "REQUIRE NONE"),
@@ -337,7 +338,7 @@ def failing_stacks():
         ),
         "unnamed_command_setting_up_replication": tencent(
             None,
-            script_command("tencent-svc-setup", {"SOURCE_HOST": ALIBABA}, 'redis-cli REPLICAOF "$SOURCE_HOST" 6379\n'),
+            script_step("tencent-svc-setup", {"SOURCE_HOST": ALIBABA}, 'redis-cli REPLICAOF "$SOURCE_HOST" 6379\n'),
         ),
         "source_port_public": alibaba(_exposed("public")),
         "source_port_to_the_admins": alibaba(_exposed("admins")),
@@ -377,10 +378,10 @@ def test_the_shipped_stacks_replicate_over_verified_tls_only():
 
 
 def test_the_real_replicas_render_verify_full_and_the_ca():
-    from policies._scan import rendered_parameters
+    from tests.stacks import step_parameters
 
     run = real_replicas()
-    replicas = {r.name: rendered_parameters(r.inputs["create"]) for r in run.resources if "-replica-" in r.name}
+    replicas = {r.name: step_parameters(run, r.name) for r in run.of_type(COMMAND) if "-replica-" in r.name}
     assert sorted(replicas) == [f"tencent-svc-replica-{name}" for name in ("mysql", "postgres", "redis")]
     assert all(p["TLS_VERIFY"] == "verify-full" and p["CA_FILE"] for p in replicas.values())
     assert {p["SOURCE_HOST"] for p in replicas.values()} == {"47.115.168.107"}
@@ -392,7 +393,7 @@ def test_the_real_program_broken_one_way_at_a_time_is_refused_for_that_reason():
     mysql = "replication command tencent-svc-replica-mysql: create/update"
     # The replica script is one for the three engines: its PostgreSQL branch reads the same parameter.
     assert found["real_replica_verifying_the_ca_only"] == [
-        f"{mysql} renders TLS_VERIFY=verify-ca, not verify-full",
+        "replication command tencent-svc-replica-mysql: renders TLS_VERIFY=verify-ca, not verify-full",
         f"{mysql} uses sslmode=verify-ca: only verify-full verifies the peer's certificate",
     ]
     assert found["real_replica_with_sslmode_require"] == [
@@ -408,7 +409,7 @@ def test_the_real_program_broken_one_way_at_a_time_is_refused_for_that_reason():
         "replication runs between the two hosts only"
     ]
     assert found["real_source_without_a_ca_file"] == [
-        "replication command alibaba-db-repl-production-mysql: create/update renders no CA_FILE: the peer's "
+        "replication command alibaba-db-repl-production-mysql: renders no CA_FILE: the peer's "
         "certificate cannot be verified"
     ]
     assert found["real_source_exposed_to_the_world"] == [
@@ -424,12 +425,10 @@ def test_the_real_program_broken_one_way_at_a_time_is_refused_for_that_reason():
 def test_messages_name_the_command_and_what_turns_tls_off():
     found = {name: messages(run) for name, run in failing_stacks().items()}
     mysql, redis = "replication command tencent-svc-replica-mysql", "replication command tencent-svc-replica-redis"
-    assert found["replica_without_tls_verify"] == [f"{mysql}: create/update does not render TLS_VERIFY=verify-full"]
-    assert found["replica_verifying_the_ca_only"] == [
-        f"{mysql}: create/update renders TLS_VERIFY=verify-ca, not verify-full"
-    ]
+    assert found["replica_without_tls_verify"] == [f"{mysql}: does not render TLS_VERIFY=verify-full"]
+    assert found["replica_verifying_the_ca_only"] == [f"{mysql}: renders TLS_VERIFY=verify-ca, not verify-full"]
     assert found["replica_without_a_ca_file"] == [
-        f"{mysql}: create/update renders no CA_FILE: the peer's certificate cannot be verified"
+        f"{mysql}: renders no CA_FILE: the peer's certificate cannot be verified"
     ]
     assert found["sslmode_from_a_parameter_that_disables_it"] == [
         "replication command tencent-svc-replica-postgres: create/update uses sslmode=disable: only verify-full "
@@ -440,9 +439,8 @@ def test_messages_name_the_command_and_what_turns_tls_off():
         "the peer"
     ]
     assert found["unnamed_command_setting_up_replication"] == [
-        "replication command tencent-svc-setup: create/update does not render TLS_VERIFY=verify-full",
-        "replication command tencent-svc-setup: create/update renders no CA_FILE: the peer's certificate cannot be "
-        "verified",
+        "replication command tencent-svc-setup: does not render TLS_VERIFY=verify-full",
+        "replication command tencent-svc-setup: renders no CA_FILE: the peer's certificate cannot be verified",
     ]
     assert found["source_port_public"] == [
         "alibaba-host: replication source production-mysql exposes port 3306 to public; a replication port is "
@@ -463,9 +461,19 @@ def test_messages_name_the_command_and_what_turns_tls_off():
 
 
 def test_a_command_unknown_during_preview_is_not_read_and_does_not_stop_the_policy():
-    """A replica's script built from the StackReference may be unknown during preview."""
-    unknown = resource(COMMAND, "tencent-svc-replica-mysql", {"create": UNKNOWN, "update": UNKNOWN})
+    """A replica's script built from the StackReference may be unknown during preview, and so its
+    step's parameters."""
+    name = "tencent-svc-replica-mysql"
+    record = {"scripts": [], "parameters": UNKNOWN, "stops": [], "removes": []}
+    unknown = (
+        resource(STEP, f"{name}-step", record, outputs=record),
+        resource(COMMAND, name, {"create": UNKNOWN, "update": UNKNOWN}),
+    )
     assert messages(tencent(mysql=unknown)) == []
+    assert messages(tencent(mysql=unknown[1])) == [
+        f"replication command {name}: has no step record (platform:provisioning:Step): its TLS parameters cannot be "
+        "read"
+    ]
     assert messages(
         tencent(_plan_with(tencent_plan(), "replicas", "redis", sourceAddress="198.51.100.9"), mysql=unknown)
     ) == [

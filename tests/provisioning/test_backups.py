@@ -33,8 +33,9 @@ from components import databases as databases_component
 from components.backups import OffHostTarget, backup_step, backup_unit, database_config_file, drill_step
 from components.engines import data_dir
 from plan import Plan, load_plan
-from policies._scan import data_removals, secret_literals, unsafe_removals
+from policies._scan import data_removals, secret_literals
 from policies.backups import static_credentials
+from policies.data_protection import removal_problems
 from tests.provisioning import real_engines
 from tests.provisioning.harness import Run, SshHost, free_port, password_for
 from tests.provisioning.real_engines import Instance, attach
@@ -225,7 +226,7 @@ def test_rendered_steps_carry_no_secret_no_key_and_no_unsafe_removal(host: SshHo
         assert secret_literals(step.script) == []
         assert static_credentials(step.script) == []
         assert data_removals(step.script) == []
-        assert unsafe_removals(step.script) == []
+        assert removal_problems(step.record()) == []
         assert plan.backups.schedule in step.script or plan.backups.drill_schedule in step.script
     assert [s.name for s in steps] == [f"db-backup-{db.name}" for db in plan.databases] + ["db-restore-drill"]
 
@@ -305,9 +306,8 @@ def test_a_database_no_longer_backed_up_loses_its_timer_and_keeps_its_backups(ho
 def test_install_refuses_an_off_host_target_without_ossutil(host: SshHost) -> None:
     plan = backup_plan(host, "production-redis")
     step = backup_step("db", plan, plan.databases[0], TARGET)
-    param = "\nOSSUTIL=ossutil\nPROGRAM_CONTENT="
-    assert step.script.count(param) == 1
-    missing = dataclasses.replace(step, script=step.script.replace(param, "\nOSSUTIL=ossutil-absent\nPROGRAM_CONTENT="))
+    assert step.params["OSSUTIL"] == "ossutil"
+    missing = dataclasses.replace(step, params={**step.params, "OSSUTIL": "ossutil-absent"})
 
     run = host.step(missing)
 

@@ -11,7 +11,7 @@ test's own directory, so a guard that let one through could only harm the test h
 from __future__ import annotations
 
 import re
-import shlex
+from dataclasses import replace
 from pathlib import Path
 
 from components import databases, services
@@ -40,10 +40,9 @@ def doctored_cases(root: str, name: str, outside: Path) -> list[tuple[str, str]]
 
 
 def with_parameter(step: Step, key: str, value: str) -> Step:
-    """``step`` with one rendered parameter line set to ``value``, quoted as render quotes it."""
-    line = re.compile(rf"^{key}=.*$", re.MULTILINE)
-    assert len(line.findall(step.script)) == 1
-    return Step(step.name, script=line.sub(lambda _: f"{key}={shlex.quote(value)}", step.script), label=step.label)
+    """``step`` with one parameter set to ``value``."""
+    assert key in step.params
+    return replace(step, params={**step.params, key: value})
 
 
 def test_the_scripts_that_delete_share_one_guard() -> None:
@@ -78,8 +77,7 @@ def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_chan
     before, container, calls = host.snapshot(), host.container(db.name), len(host.systemctl_calls())
 
     for target, reason in doctored_cases(plan.paths.data, db.name, outside):
-        script = render([GUARDS, "db_retire.sh"], {**params, "DATA_DIR": target})
-        run = host.step(Step(real.name, script=script, label=real.label))
+        run = host.step(with_parameter(real, "DATA_DIR", target))
         assert run.code == 8, run
         assert run.stderr == f"{db.name}: refusing {target}: {reason}\n"
         assert run.stdout == ""
@@ -115,8 +113,7 @@ def test_a_service_dir_outside_services_root_is_refused_by_retire_and_deploy(hos
     pids, before, calls = host.service_pids(), host.snapshot(), len(host.systemctl_calls())
 
     for target, reason in doctored_cases(plan.paths.root, "alpha", outside):
-        script = render([GUARDS, "svc_retire.sh"], {**params, "SERVICE_DIR": target})
-        run = host.step(Step(retire.name, script=script, label=retire.label))
+        run = host.step(with_parameter(retire, "SERVICE_DIR", target))
         assert (run.code, run.stderr) == (8, f"alpha: refusing {target}: {reason}\n"), run
     # The deploy prunes below its SERVICE_DIR: the same guard, before it fetches anything.
     wrong = f"{plan.paths.root}/../{outside.name}"
