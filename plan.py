@@ -272,10 +272,8 @@ class Jvm(Model):
         return self.heap_mib + self.page_cache_mib + JVM_NATIVE_FLOOR_MIB
 
 
-# Engines whose replication this platform sets up (Alibaba primary -> Tencent replica). Neo4j
-# Community, Elasticsearch without a paid licence and Weaviate cannot replicate across clusters:
-# for them the off-host backup (and a restore on the other side) is the cross-cloud copy.
-REPLICABLE_KINDS = (DatabaseKind.MYSQL, DatabaseKind.POSTGRES, DatabaseKind.REDIS)
+# Engines whose replication this platform sets up (facts.REPLICABLE_KINDS, as DatabaseKind).
+REPLICABLE_KINDS = tuple(DatabaseKind(kind) for kind in facts.REPLICABLE_KINDS)
 # Chosen here: the PostgreSQL database a replica follows when replicaOf.database is not given
 # (the database the postgres image creates for its user future_user, the seeds' user name).
 DEFAULT_REPLICATED_POSTGRES_DATABASE = "future_user"

@@ -22,20 +22,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.engines import data_dir, engine, secret_file
+from components.engines import KINDS, data_dir, engine, secret_file
 from components.formats import unit_value, unit_words
 from components.provisioning import GUARDS, ParamValue, Step, render
-from plan import BACKUP_RUNNER_MEMORY_MIB, Database, DatabaseKind, Plan
+from plan import BACKUP_RUNNER_MEMORY_MIB, Database, Plan
 from policies.facts import metrics_dir
 
 BACKUP_PROGRAM = "platform-backup"
 DRILL_PROGRAM = "platform-restore-drill"
 DRILL_UNIT = "platform-restore-drill"
-# Chosen here: the least scratch memory the drill restores each engine in (a small dataset):
-# MySQL 8 with a tiny buffer pool and no performance_schema, PostgreSQL with 8 MB of
-# shared_buffers, an empty Redis. Below it the drill verifies the archive and says why it did
-# not restore it, rather than failing every week on an out-of-memory kill.
-DRILL_SCRATCH_MIN_MIB = {DatabaseKind.MYSQL: 256, DatabaseKind.POSTGRES: 48, DatabaseKind.REDIS: 16}
+# The least scratch memory the drill restores each engine in, from the engines that have one.
+DRILL_SCRATCH_MIN_MIB = {
+    kind: module.DRILL_SCRATCH_MIN_MIB for kind, module in KINDS.items() if hasattr(module, "DRILL_SCRATCH_MIN_MIB")
+}
 # Chosen here: bounded waits. A job waits this long for another backup or the drill to finish...
 LOCK_WAIT_S = 3 * 3600
 # ...a Redis BGSAVE, an Elasticsearch snapshot or a Weaviate backup may take this long...
@@ -92,26 +91,11 @@ def _config(values: Mapping[str, ParamValue]) -> str:
     return "".join(lines)
 
 
-def _db_user(db: Database) -> str:
-    """Who the runner connects as: the engine's administrator."""
-    match db.kind:
-        case DatabaseKind.POSTGRES:
-            return engine(db).environment["POSTGRES_USER"]
-        case DatabaseKind.ELASTICSEARCH:
-            return "elastic"
-        case DatabaseKind.NEO4J:
-            return "neo4j"
-        case DatabaseKind.WEAVIATE:
-            return "admin"
-        case _:
-            return "root"
-
-
 def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) -> str:
     """What ``platform-backup`` (and the drill) read for one database."""
-    # Only Neo4j's dump uses its limits (a sibling container while the database is stopped); the
-    # others leave them out, so a memory change updates only the database's own command.
-    dumps_offline = db.kind is DatabaseKind.NEO4J
+    # Only an engine that dumps offline (Neo4j: a sibling container while the database is stopped)
+    # uses its limits; the others leave them out, so a memory change updates only its own command.
+    dumps_offline = getattr(KINDS[db.kind], "DUMPS_OFFLINE", False)
     heap = db.jvm.heap_mib if db.jvm is not None and dumps_offline else 0
     spec = engine(db)
     return _config(
@@ -123,7 +107,7 @@ def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) ->
             "DATA_DIR": data_dir(db.name, plan.paths),
             "DATA_PATH": spec.data_path,
             "SECRET_FILE": secret_file(db.name, plan.paths),
-            "DB_USER": _db_user(db),
+            "DB_USER": KINDS[db.kind].BACKUP_USER,
             "API_PORT": db.ports[0].port,
             "MEMORY_MIB": db.memory_mib if dumps_offline else 0,
             "HEAP_MIB": heap,

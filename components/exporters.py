@@ -69,7 +69,7 @@ def credential_file(plan: Plan, exporter: str) -> str:
 
 
 def redis_url(plan: Plan, db: Database) -> str:
-    """A replication source's Redis speaks TLS only on its port (components/engines.py)."""
+    """A replication source's Redis speaks TLS only on its port (components/engines/redis.py)."""
     scheme = "rediss" if db in plan.replication_sources else "redis"
     return f"{scheme}://127.0.0.1:{db.ports[0].port}"
 

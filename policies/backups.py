@@ -7,8 +7,9 @@ From each host's plan (the stack's ``plan`` output, ``plan.Plan.props()``):
   ``backup: {mode: none, reason: ...}`` with a reason, which ``backup-waivers`` (advisory) lists;
 - for a scheduled database, once the stack runs commands on its host (a created host waits for
   its pinned SSH key with none), a backup command (a command whose name ends in ``-backup-<db>``)
-  whose script names the database and the plan's schedule and, when the bucket's name is known,
-  copies to ``oss://<bucket>/<prefix>`` (the off-host target) and to no other literal OSS URL.
+  whose step (its record, ``platform:provisioning:Step``) renders the database as ``NAME``, the
+  plan's schedule as ``SCHEDULE`` and, when the bucket's name is known, ``OFF_HOST_URL`` within
+  ``oss://<bucket>/<prefix>`` (the off-host target), and whose script names no other literal OSS URL.
 
 When the plan backs anything up off the host, from the stack's resources:
 
@@ -62,7 +63,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._common import UNKNOWN, as_int, host_name, plain, settings, stack_plans
+from ._common import UNKNOWN, as_int, host_name, plain, settings, stack_plans, step_parameters, step_records
 from ._common import workloads as plan_workloads
 from ._scan import command_script, secret_literals
 from .facts import COMMAND, COMMANDS, INSTANCES, OSS_BUCKET, STACK
@@ -388,38 +389,44 @@ def backup_command_problems(
     off_host = backups.get("offHost")
     target = f"oss://{bucket}/{off_host.get('prefix') or ''}" if isinstance(off_host, Mapping) else None
     commands = _of_type(resources, *COMMANDS)
+    records = step_records(resources)
     found: list[tuple[str, str]] = []
     for db in scheduled(plan):
         matches = [c for c in commands if c.name.endswith(f"-backup-{db}")]
         if not matches and provisions(resources):
             found.append((f"{host}: database {db} is backed up on a schedule, but no command ends in -backup-{db}", ""))
         for command in matches:
-            create = _read(command.props, "create")
-            if not isinstance(create, str):
-                continue  # unknown during preview, or no create: nothing to read
-            script = command_script(create)
-            if not re.search(rf"(?<![\w-]){re.escape(db)}(?![\w-])", script):
-                found.append((f"{host}: backup command {command.name} does not name database {db}", command.urn))
-            if schedule and schedule not in script:
+            parameters = step_parameters(command, records)
+            if parameters is UNKNOWN:
+                continue  # built from values unknown during preview: nothing to read
+            named = f"{host}: backup command {command.name}"
+            if parameters is None:
                 found.append(
                     (
-                        f"{host}: backup command {command.name} does not render the plan's schedule {schedule!r}",
+                        f"{named} has no step record (platform:provisioning:Step): what it backs up cannot be read",
                         command.urn,
                     )
                 )
+                continue
+            if parameters.get("NAME") != db:
+                found.append((f"{named} does not name database {db}", command.urn))
+            if schedule and parameters.get("SCHEDULE") != schedule:
+                found.append((f"{named} does not render the plan's schedule {schedule!r}", command.urn))
             if target and isinstance(bucket, str) and bucket:
-                for problem in _target_problems(script, target):
-                    found.append((f"{host}: backup command {command.name} {problem}", command.urn))
+                create = _read(command.props, "create")
+                script = command_script(create) if isinstance(create, str) else ""
+                for problem in _target_problems(parameters.get("OFF_HOST_URL", ""), script, target):
+                    found.append((f"{named} {problem}", command.urn))
     return found
 
 
-def _target_problems(script: str, target: str) -> list[str]:
-    """The script copies to ``target`` (an ``oss://<bucket>/<prefix>`` it names) and to no other literal OSS URL."""
-    urls = sorted(set(_OSS_URL.findall(script)))
-    found = [] if target in script else [f"does not copy to the off-host target {target}"]
-    for url in urls:
-        if not url.startswith(target):
-            shown = url if not secret_literals(url) else "(an OSS URL withheld: it looks like it holds a secret)"
+def _target_problems(url: str, script: str, target: str) -> list[str]:
+    """The step copies to ``url`` (its ``OFF_HOST_URL``), within ``target`` (the ``oss://<bucket>/<prefix>``
+    of the plan), and its script names no other literal OSS URL outside it."""
+    found = [] if url else [f"does not copy to the off-host target {target}"]
+    for named in dict.fromkeys([url, *sorted(set(_OSS_URL.findall(script)))]):
+        if named and not named.startswith(target):
+            shown = named if not secret_literals(named) else "(an OSS URL withheld: it looks like it holds a secret)"
             found.append(f"copies to {shown}, outside the off-host target {target}")
     return found
 

@@ -69,6 +69,10 @@ MONITORING_PORTS: dict[str, int] = {
     "alert-relay": 9099,
     "grafana": 3000,
 }
+# Engines whose replication this platform sets up (Alibaba primary -> Tencent replica). Neo4j
+# Community, Elasticsearch without a paid licence and Weaviate cannot replicate across clusters:
+# for them the off-host backup (and a restore on the other side) is the cross-cloud copy.
+REPLICABLE_KINDS: tuple[str, ...] = ("mysql", "postgres", "redis")
 # The engines with an exporter, and its program.
 EXPORTER_OF_KIND: dict[str, str] = {
     "mysql": "mysqld-exporter",

@@ -46,10 +46,9 @@ from pulumi_policy import (
 
 from ._common import UNKNOWN, as_int, host_name, known, stack_plans, step_parameters, step_records, workloads
 from ._scan import command_script
-from .facts import COMMAND, LOCAL_COMMAND
+from .facts import COMMAND, LOCAL_COMMAND, REPLICABLE_KINDS
 
 REPLICATING_COMMANDS = (COMMAND, LOCAL_COMMAND)
-REPLICABLE_KINDS = ("mysql", "postgres", "redis")
 TLS_VERIFY = "verify-full"
 _REPLICATION_NAME = re.compile(r"-repl(?:ica)?-")
 _STATEMENT = re.compile(

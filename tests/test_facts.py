@@ -25,6 +25,7 @@ FACT_NAMES = frozenset(
         "DEFAULT_OS_RESERVE_MIB",
         "WORLD_PREFIX",
         "WORLD_PREFIX_LENGTH",
+        "REPLICABLE_KINDS",
     }
 )
 TYPE_TOKENS = {
@@ -111,3 +112,28 @@ def test_a_path_the_pack_refuses_to_remove_the_plan_refuses_to_own():
     assert facts.system_directory("/var/lib") == "/var/lib"
     assert facts.system_directory("/var") == "/var"
     assert facts.system_directory("/lib64") == "/lib64"
+
+
+def test_the_pack_reads_step_parameters_from_records_not_from_shell_text():
+    """No policy imports shlex: parameters come from each step's record (platform:provisioning:Step)."""
+    importing = []
+    for path in sorted((ROOT / "policies").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            importing += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names if name.split(".")[0] == "shlex"]
+    assert importing == []
+
+
+def test_the_rendered_parameter_header_is_written_once():
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in python_files()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and facts.PARAMETERS_HEADER in node.value
+    ]
+    assert found == []

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import program
+from components.provisioning import render
 from plan import DEFAULT_DATABASES
 from policies.facts import ALIBABA_INSTANCE, ALIBABA_RULE, COMMAND, DATABASES
 from preflight import diff
@@ -290,8 +291,8 @@ def test_an_alias_matches_the_old_urn():
 
 
 def test_changed_parameters_names_only_what_changed():
-    old = "bash -c " + repr_sh("#!/usr/bin/env bash\n# parameters rendered from the plan\nA=1\nB='x y'\nC=3\necho\n")
-    new = "bash -c " + repr_sh("#!/usr/bin/env bash\n# parameters rendered from the plan\nA=1\nB='x z'\nD=4\necho\n")
+    old = "bash -c " + repr_sh(render([], {"A": 1, "B": "x y", "C": 3}) + "echo\n")
+    new = "bash -c " + repr_sh(render([], {"A": 1, "B": "x z", "D": 4}) + "echo\n")
     assert diff.changed_parameters(old, new) == ["B", "C", "D"]
 
 

@@ -7,7 +7,7 @@
 #             Podman's published port, from the bridge's address rather than 127.0.0.1.
 #   postgres  login role EXPORTER_USER, member of pg_monitor only, CONNECTION LIMIT CONNECTIONS.
 #   redis     nothing to change: the ACL user is in the engine's auth file, which the container's
-#             own step installs (components/engines.py: secret_content); this checks that the
+#             own step installs (components/engines/redis.py: secret_content); this checks that the
 #             running engine has it, enabled, with this password and REDIS_COMMANDS only.
 # Then the exporter's credential file (CREDENTIAL_FILE, 0600 root, handed to the exporter by
 # LoadCredential=): a MySQL option file, the PostgreSQL password, or redis_exporter's JSON map of

@@ -10,7 +10,7 @@
 #             pg_hba.conf a managed block: hostssl for REPL_USER from PEER/32 (scram), the role
 #             refused on any other connection, plaintext included.
 #   redis     nothing to change here: the replication ACL user is in the engine's auth file, which
-#             the container's own step installs (components/engines.py: secret_content); this
+#             the container's own step installs (components/engines/redis.py: secret_content); this
 #             checks that the running engine has it with this password and serves TLS only.
 # Runs again without changing anything when the engine already is so ("unchanged"); replication
 # itself is never restarted here.

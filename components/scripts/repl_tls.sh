@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TLS files of each replication source (Alibaba host): the program's CA, the source's server
 # certificate and its key, in TLS_ROOT/<name>/ (ca.crt, server.crt, server.key), which the
-# source's container mounts read-only (components/engines.py: TLS_MOUNT). Runs before the
+# source's container mounts read-only (components/engines/base.py: TLS_MOUNT). Runs before the
 # containers start; when a file changes under a running engine, the engine reloads its TLS
 # (MySQL ALTER INSTANCE RELOAD TLS, MariaDB FLUSH SSL, PostgreSQL pg_reload_conf(), Redis CONFIG
 # SET of its tls-* files), so a renewed certificate needs no restart. Unchanged files are not

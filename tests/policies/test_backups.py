@@ -17,26 +17,35 @@ from functools import cache
 from typing import Any
 
 from plan import DEFAULT_DATABASES
-from policies.facts import ALIBABA_INSTANCE, COMMAND, OFF_HOST_BACKUPS, OSS_BUCKET, TENCENT_INSTANCE
+from policies.facts import (
+    ALIBABA_INSTANCE,
+    COMMAND,
+    OFF_HOST_BACKUPS,
+    OSS_BUCKET,
+    STEP,
+    TENCENT_INSTANCE,
+    step_record_name,
+)
 from preflight.engine import UNKNOWN
 from tests.policies.shapes import (
     HOST,
     created,
     edit_inputs,
-    edit_script,
     flagged,
-    parameter,
     resource,
     run_of,
     run_program,
     script_command,
+    script_step,
     shipped,
+    step_parameter,
     violations,
     with_plan,
     without,
 )
 
 POLICY = "database-backups"
+MYSQL_BACKUP_STEP = step_record_name("alibaba-db-backup-production-mysql")
 WAIVERS = "backup-waivers"
 BUCKET = OSS_BUCKET
 BUCKET_VERSIONING = "alicloud:oss/bucketVersioning:BucketVersioning"
@@ -158,7 +167,7 @@ def backup_command(db: str, *, body: str = BACKUP_BODY, **params: Any) -> Any:
         "RAM_ROLE": ROLE_NAME,
         **params,
     }
-    return script_command(f"fixture-db-backup-{db}", {k: v for k, v in rendered.items() if v is not None}, body)
+    return script_step(f"fixture-db-backup-{db}", {k: v for k, v in rendered.items() if v is not None}, body)
 
 
 def stack(
@@ -313,11 +322,11 @@ def failing_real_stacks():
         "real_stack_without_the_role_attachment": without(alibaba, "alibaba-backups-role-attachment"),
         "real_stack_without_the_public_access_block": without(alibaba, "alibaba-backups-public-access-block"),
         "real_bucket_expiring_dailies_early": edit_inputs(alibaba, "alibaba-backups-bucket", _daily_expiry(3)),
-        "real_backup_copying_elsewhere": edit_script(
-            alibaba, "alibaba-db-backup-production-mysql", parameter("OFF_HOST_URL", "oss://elsewhere/platform/")
+        "real_backup_copying_elsewhere": edit_inputs(
+            alibaba, MYSQL_BACKUP_STEP, step_parameter("OFF_HOST_URL", "oss://elsewhere/platform/")
         ),
-        "real_backup_on_another_schedule": edit_script(
-            alibaba, "alibaba-db-backup-production-mysql", lambda script: script.replace("03:00:00", "04:00:00")
+        "real_backup_on_another_schedule": edit_inputs(
+            alibaba, MYSQL_BACKUP_STEP, step_parameter("SCHEDULE", "*-*-* 04:00:00")
         ),
         "real_waiver_without_a_reason": with_plan(_neo4j_waived(), _waived_without_reason),
     }
@@ -678,5 +687,14 @@ def test_values_unknown_during_preview_are_not_read_and_do_not_stop_the_policy()
         "fixture-host: database production-redis is backed up on a schedule, but no command ends in "
         "-backup-production-redis"
     ]
-    unknown_script = resource(COMMAND, "fixture-db-backup-production-redis", {"create": UNKNOWN})
-    assert messages(stack(commands=[backup_command("production-mysql"), unknown_script])) == []
+    name = "fixture-db-backup-production-redis"
+    record = {"scripts": [], "parameters": UNKNOWN, "stops": [], "removes": []}
+    unknown_step = (
+        resource(STEP, step_record_name(name), record, outputs=record),
+        resource(COMMAND, name, {"create": UNKNOWN}),
+    )
+    assert messages(stack(commands=[backup_command("production-mysql"), unknown_step])) == []
+    assert messages(stack(commands=[backup_command("production-mysql"), unknown_step[1]])) == [
+        f"fixture-host: backup command {name} has no step record (platform:provisioning:Step): what it backs up "
+        "cannot be read"
+    ]

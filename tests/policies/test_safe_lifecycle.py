@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 
+from components.provisioning import as_command, render
 from policies.facts import LOCAL_COMMAND, TENCENT_GROUP, TENCENT_RULE_SET
 from tests.policies.shapes import (
     COMMAND,
@@ -17,9 +18,8 @@ from tests.policies.shapes import (
 )
 
 # A database step as provisioning renders it: the script inside ``bash -c '...'``.
-DB_DELETE = (
-    "sudo -n bash -c '#!/usr/bin/env bash\nset -euo pipefail\n# parameters rendered from the plan\n"
-    'NAME=production-mysql\nsystemctl stop "$NAME.service"\n\' production-mysql'
+DB_DELETE = as_command(
+    render([], {"NAME": "production-mysql"}) + 'systemctl stop "$NAME.service"\n', "production-mysql", sudo=True
 )
 TRIGGERS = ["3f2c9d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a190807f6e"]
 RULES = {
