@@ -19,7 +19,7 @@ test: lint typecheck unit
 lint: .make/synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/shellcheck -o all components/scripts/*.sh components/scripts/lib/*.sh tests/provisioning/standins/* tools/*.sh .ci/run
+	.venv/bin/shellcheck -o all components/scripts/*.sh components/scripts/lib/*.sh components/engines/*/*.sh tests/provisioning/standins/* tools/*.sh .ci/run
 	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	.venv/bin/zizmor --offline --no-progress --persona pedantic .github/workflows
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.engines import KINDS, data_dir, engine, secret_file
+from components.engines import BACKUP_HOOKS, KINDS, data_dir, engine, secret_file
 from components.formats import unit_value, unit_words
 from components.provisioning import GUARDS, ParamValue, Step, render
 from plan import BACKUP_RUNNER_MEMORY_MIB, Database, Plan
@@ -141,7 +141,7 @@ def drill_config(plan: Plan) -> str:
             "BACKUPS_ROOT": plan.paths.backups,
             "SCRATCH_ROOT": f"{plan.paths.backups}/.drill",
             "DRILL_MEMORY_MIB": plan.backups.drill_memory_mib,
-            **{f"SCRATCH_MIN_MIB_{kind.name}": mib for kind, mib in DRILL_SCRATCH_MIN_MIB.items()},
+            "SCRATCH_MIN_MIB": " ".join(f"{kind.value}:{mib}" for kind, mib in DRILL_SCRATCH_MIN_MIB.items()),
             "DRILL_START_TIMEOUT_S": DRILL_START_TIMEOUT_S,
             "STATUS_FILE": f"{config_dir(plan)}/drill.last",
             "METRICS_FILE": f"{metrics_dir(plan.paths.state)}/restore_drill.prom",
@@ -196,7 +196,7 @@ def timer_unit(description: str, unit: str, schedule: str, randomized_delay_s: i
 
 def _program(file: str) -> str:
     """A program installed on the host: the guards, the shared functions, then its body."""
-    return render([GUARDS, "lib/backup_common.sh", file], {})
+    return render([GUARDS, "lib/backup_common.sh", *BACKUP_HOOKS, file], {})
 
 
 def _install_params(

@@ -17,7 +17,7 @@ import hmac
 
 import pulumi
 
-from components.engines import POSTGRES_SUPERUSER, secret_file
+from components.engines import POSTGRES_SUPERUSER, hook, secret_file
 from components.provisioning import Step
 from components.replication import LIB
 from plan import Database, DatabaseKind, Plan
@@ -69,7 +69,7 @@ def credential_file(plan: Plan, exporter: str) -> str:
 
 
 def redis_url(plan: Plan, db: Database) -> str:
-    """A replication source's Redis speaks TLS only on its port (components/engines/redis.py)."""
+    """A replication source's Redis speaks TLS only on its port (components/engines/redis)."""
     scheme = "rediss" if db in plan.replication_sources else "redis"
     return f"{scheme}://127.0.0.1:{db.ports[0].port}"
 
@@ -125,7 +125,7 @@ def exporter_step(component: str, plan: Plan, exporter: str, stdin: pulumi.Input
     }
     return Step(
         f"{component}-exporter-{db.name}",
-        files=(LIB, "db_exporter.sh"),
+        files=(LIB, hook(db.kind, "exporter"), "db_exporter.sh"),
         params=params,
         label=f"platform-exporter-{db.name}",
         stdin=stdin,

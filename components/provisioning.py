@@ -27,6 +27,8 @@ from plan import Plan
 from policies.facts import PARAMETERS_HEADER, STEP, RemovalProps, step_record_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
+# A file named ``engines/<kind>/<file>.sh`` is an engine's own, beside its module (components/engines).
+ENGINE_SCRIPTS = Path(__file__).parent / "engines"
 # Rendered before the body of every script that deletes a directory: defines assert_under.
 GUARDS = "lib/guards.sh"
 _PARAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -36,10 +38,15 @@ ParamValue = str | int
 Params = Mapping[str, ParamValue]
 
 
+def script_path(file: str) -> Path:
+    """Where a script file lives: ``components/scripts/<file>``, or ``components/engines/<kind>/<file>``."""
+    return ENGINE_SCRIPTS / file.removeprefix("engines/") if file.startswith("engines/") else SCRIPTS / file
+
+
 @cache
 def script_body(file: str) -> str:
     """A script file without its shebang, ready to follow the rendered parameters."""
-    text = (SCRIPTS / file).read_text()
+    text = script_path(file).read_text()
     return "\n".join(line for line in text.splitlines() if not line.startswith("#!")) + "\n"
 
 
@@ -61,7 +68,7 @@ def declaration(file: str) -> Declaration:
     """The ``# Stops:`` and ``# Removes:`` lines of a script's leading comment block."""
     stops: list[str] = []
     removes: list[tuple[str, str | None]] = []
-    for line in (SCRIPTS / file).read_text().splitlines()[1:]:
+    for line in script_path(file).read_text().splitlines()[1:]:
         if not line.startswith("#"):
             break
         found = _DECLARED.match(line)

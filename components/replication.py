@@ -30,6 +30,7 @@ from components.engines import (
     POSTGRES_SUPERUSER,
     TLS_CA,
     data_dir,
+    hook,
     secret_file,
     server_id,
 )
@@ -157,7 +158,7 @@ def source_step(component: str, plan: Plan, db: Database, stdin: pulumi.Input[st
     """The replication user of ``db`` (stdin: ``source_stdin``); after its container."""
     return Step(
         f"{component}-repl-{db.name}",
-        files=(LIB, "repl_source.sh"),
+        files=(LIB, hook(db.kind, "source"), "repl_source.sh"),
         params=source_params(plan, db),
         label=f"platform-repl-{db.name}",
         stdin=stdin,
@@ -215,10 +216,11 @@ def replica_step(
 ) -> Step:
     """``workload`` follows its source (stdin: ``replica_stdin``). ``source`` holds plain values
     (kind, port, user, sourceAddress): the script text is rendered from them."""
+    params = replica_params(plan, workload, source)
     return Step(
         f"{component}-replica-{workload.name}",
-        files=(LIB, "repl_replica.sh"),
-        params=replica_params(plan, workload, source),
+        files=(LIB, hook(str(params["KIND"]), "replica"), "repl_replica.sh"),
+        params=params,
         label=f"platform-replica-{workload.name}",
         stdin=stdin,
         handles_secrets=True,

@@ -1,4 +1,4 @@
-"""One module per engine kind (components/engines/<kind>.py), and the one table of them."""
+"""One package per engine kind (components/engines/<kind>/), its shell beside it, and the one table of them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from components import engines
 from plan import DatabaseKind
-from policies.facts import ENGINE_PORTS, REPLICABLE_KINDS
+from policies.facts import ENGINE_PORTS, EXPORTER_OF_KIND, REPLICABLE_KINDS
 
 ENGINES = Path(engines.__file__).parent
 
@@ -16,7 +16,7 @@ def test_every_kind_has_its_module_and_every_module_its_kind():
     assert {kind.value: module.__name__ for kind, module in engines.KINDS.items()} == {
         kind.value: f"components.engines.{kind.value}" for kind in DatabaseKind
     }
-    modules = {p.stem for p in ENGINES.glob("*.py")} - {"__init__", "base"}
+    modules = {p.parent.name for p in ENGINES.glob("*/__init__.py")}
     assert modules == {kind.value for kind in DatabaseKind} == set(ENGINE_PORTS)
 
 
@@ -33,3 +33,25 @@ def test_no_per_kind_match_is_left_in_the_shared_module():
     text = (ENGINES / "__init__.py").read_text()
     assert "match db.kind" not in text
     assert "case DatabaseKind." not in text
+
+
+def test_each_engine_has_its_shell_for_the_parts_it_takes_part_in():
+    for kind in engines.KINDS:
+        parts = {p.stem for p in (ENGINES / kind.value).glob("*.sh")}
+        expected = {"backup"}
+        if kind.value in REPLICABLE_KINDS:
+            expected |= {"source", "replica"}
+        if kind.value in EXPORTER_OF_KIND:
+            expected.add("exporter")
+        assert parts == expected, kind
+        for part in parts:
+            text = (ENGINES / kind.value / f"{part}.sh").read_text()
+            # The program calls <part>_<kind> (backup_<kind>, source_<kind>, ...): never a case on KIND.
+            assert f"{part}_{kind.value}() {{" in text, (kind, part)
+            assert 'case "${KIND}"' not in text
+
+
+def test_no_script_dispatches_on_the_engine_kind_with_a_case():
+    scripts = ENGINES.parent / "scripts"
+    found = [p.name for p in [*scripts.glob("*.sh"), *scripts.glob("lib/*.sh")] if 'case "${KIND}"' in p.read_text()]
+    assert found == []

@@ -16,12 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from components.provisioning import SCRIPTS, declaration
+from components.provisioning import ENGINE_SCRIPTS, SCRIPTS, declaration, script_path
 
+ENGINE_HOOKS = sorted(f"engines/{p.relative_to(ENGINE_SCRIPTS).as_posix()}" for p in ENGINE_SCRIPTS.glob("*/*.sh"))
 SCRIPT_FILES = sorted(p.relative_to(SCRIPTS).as_posix() for p in [*SCRIPTS.glob("*.sh"), *SCRIPTS.glob("lib/*.sh")])
 # Programs a step installs on the host (timers run them later, with a configuration file, not
-# rendered parameters): what they remove is their own working files and expired backups.
-INSTALLED_PROGRAMS = ("backup_run.sh", "restore_drill.sh", "repl_health.sh", "lib/backup_common.sh")
+# rendered parameters), and the engines' functions in them: what they remove is their own
+# working files and expired backups.
+INSTALLED_PROGRAMS = (
+    "backup_run.sh",
+    "restore_drill.sh",
+    "repl_health.sh",
+    "lib/backup_common.sh",
+    *(hook for hook in ENGINE_HOOKS if hook.endswith("/backup.sh")),
+)
+SCRIPT_FILES += ENGINE_HOOKS
 
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 _RM = re.compile(r"(?:^|[;&|({]|\b(?:then|do|else)\s)\s*rm\s+([^;&|)\n]*)")
@@ -108,7 +117,7 @@ def _parameter_names(text: str) -> set[str]:
 
 @pytest.mark.parametrize("file", [f for f in SCRIPT_FILES if f not in INSTALLED_PROGRAMS])
 def test_every_removal_is_declared_in_the_header(file: str) -> None:
-    text = (SCRIPTS / file).read_text()
+    text = script_path(file).read_text()
     code = _code(text)
     declared = declaration(file).removes
     problems = []
@@ -133,7 +142,7 @@ def test_every_removal_is_declared_in_the_header(file: str) -> None:
 
 @pytest.mark.parametrize("file", SCRIPT_FILES)
 def test_a_script_declares_stops_exactly_when_it_stops_something(file: str) -> None:
-    stops = [line.strip() for line in _code((SCRIPTS / file).read_text()) if _STOP.search(line)]
+    stops = [line.strip() for line in _code(script_path(file).read_text()) if _STOP.search(line)]
     if file in INSTALLED_PROGRAMS:
         assert declaration(file).stops == (), "an installed program declares nothing: no step runs it"
         return
@@ -142,7 +151,7 @@ def test_a_script_declares_stops_exactly_when_it_stops_something(file: str) -> N
 
 @pytest.mark.parametrize("file", [f for f in SCRIPT_FILES if declaration(f).removes or declaration(f).stops])
 def test_declarations_name_the_scripts_own_parameters(file: str) -> None:
-    text = (SCRIPTS / file).read_text()
+    text = script_path(file).read_text()
     named = _parameter_names(text)
     body = "\n".join(_code(text))
     for path, when in declaration(file).removes:

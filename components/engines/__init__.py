@@ -1,11 +1,13 @@
 """How each database engine runs inside its memory limit, rendered as a Quadlet unit.
 
-One module per engine kind, named after it (``mysql.py``, ``postgres.py``, ``redis.py``,
-``neo4j.py``, ``elasticsearch.py``, ``weaviate.py``): ``settings(db)`` (data path, health check,
+One package per engine kind, named after it (``mysql``, ``postgres``, ``redis``, ``neo4j``,
+``elasticsearch``, ``weaviate``), whose module holds ``settings(db)`` (data path, health check,
 environment, argv, how the image reads its password), ``CLIENT_USER`` (what a service connects
 as), and, where the engine has them, ``replication_args(db, tls_path)`` (a cross-cloud
 replication source's flags), ``TLS_HEALTH`` and ``secret_content(...)`` (a secret other than the
-bare password). ``KINDS`` is the one table of them; this module renders what they share.
+bare password). Beside it, its shell for each part of the platform it takes part in (``hook``):
+``backup.sh`` always, ``source.sh`` and ``replica.sh`` for a replicating engine, ``exporter.sh``
+for one with an exporter. ``KINDS`` is the one table of them; this module renders what they share.
 
 Every engine setting is derived from the plan's ``memoryMib`` (and ``jvm`` for Neo4j and
 Elasticsearch), so a memory change in the plan changes the unit, and only that unit.
@@ -33,6 +35,7 @@ from components.formats import unit_assignment, unit_value, unit_words
 from plan import ENGINE_PORTS, Database, DatabaseKind, Paths
 
 __all__ = [
+    "BACKUP_HOOKS",
     "CLIENT_USER",
     "IMAGE_ENGINE_OWNER",
     "KINDS",
@@ -44,6 +47,7 @@ __all__ = [
     "Engine",
     "data_dir",
     "engine",
+    "hook",
     "mysql_flavour",
     "quadlet_unit",
     "replication_args",
@@ -62,6 +66,18 @@ KINDS: dict[DatabaseKind, ModuleType] = {
     DatabaseKind.ELASTICSEARCH: elasticsearch,
     DatabaseKind.WEAVIATE: weaviate,
 }
+
+
+def hook(kind: DatabaseKind | str, part: str) -> str:
+    """The engine's own shell for one part of the platform, beside its module (a file name for
+    components.provisioning.render): ``backup`` (backup_<kind>, verify_<kind>, drill_<kind> in the
+    backup programs), ``source`` and ``replica`` (cross-cloud replication), ``exporter``."""
+    return f"engines/{DatabaseKind(kind).value}/{part}.sh"
+
+
+# Every engine's part of the backup programs: components/backups.py renders them all into
+# platform-backup and platform-restore-drill, which serve every database of the host.
+BACKUP_HOOKS = tuple(hook(kind, "backup") for kind in KINDS)
 # The user each engine's password (platform:dbPasswords) belongs to: what a service connects as.
 CLIENT_USER: dict[DatabaseKind, str] = {kind: module.CLIENT_USER for kind, module in KINDS.items()}
 POSTGRES_SUPERUSER = postgres.SUPERUSER
@@ -105,7 +121,7 @@ def secret_content(
     """What reaches the host on stdin: the secret's exact value (an env secret has no newline).
 
     ``replication_password``: a Redis replication source's auth file also defines the ACL user its
-    replicas log in as (components/engines/redis.py); the other engines' replication users are made
+    replicas log in as (components/engines/redis); the other engines' replication users are made
     by components/replication.py: source_step. ``exporter_acl``: the Redis exporter's user line
     (components/exporters.py: redis_acl_line), when the monitoring watches this database.
     """

@@ -46,12 +46,9 @@ umask 077
 NAME=platform-backup
 [[ $# -eq 1 ]] || die 2 "usage: platform-backup CONFIG"
 read_config "$1" "${DATABASE_KEYS[@]}"
-case "${KIND}" in
-  mysql) ext=sql.gz ;;
-  postgres | neo4j | elasticsearch | weaviate) ext=tar ;;
-  redis) ext=rdb ;;
-  *) die 2 "unknown engine '${KIND}' (mysql, postgres, redis, neo4j, elasticsearch or weaviate)" ;;
-esac
+engines=$(engine_names)
+known_engine "${KIND}" || die 2 "unknown engine '${KIND}' (${engines})"
+ext=${BACKUP_EXT[${KIND}]}
 for number in "${KEEP_DAILY}" "${KEEP_WEEKLY}" "${LOCK_WAIT_S}" "${SAVE_TIMEOUT_S}" "${BACKUP_NOW:-0}"; do
   [[ "${number}" =~ ^[0-9]+$ ]] || die 2 "not a number: '${number}'"
 done
@@ -190,161 +187,7 @@ tmp="${daily}/.tmp-${base}.${ext}"
 declare -A checks=()
 tool=""
 
-# --- MySQL / MariaDB ----------------------------------------------------------------------------
-
-mysql_credentials() {
-  local password
-  password=$(< "${SECRET_FILE}")
-  password=${password//\\/\\\\}
-  password=${password//\"/\\\"}
-  printf '[client]\nuser=%s\npassword="%s"\n' "${DB_USER}" "${password}"
-}
-
-# The tool with the credentials as its option file on stdin.
-mysql_tool() {  # tool args...
-  mysql_credentials | podman exec -i "${NAME}" sh -c "${MYSQL_TOOL}" sh "$@"
-}
-
-backup_mysql() {
-  local figures
-  tool=$(podman exec "${NAME}" sh -c "${MYSQL_TOOL}" sh mysqldump --version)
-  # Every database, the accounts (mysql) included; the server's help tables are its own, not data.
-  mysql_tool mysqldump --defaults-extra-file=/dev/stdin --single-transaction --quick --routines --events --triggers \
-    --hex-blob --flush-privileges --default-character-set=utf8mb4 --ignore-table=mysql.help_topic \
-    --ignore-table=mysql.help_category --ignore-table=mysql.help_relation --ignore-table=mysql.help_keyword \
-    --all-databases | gzip -c > "${tmp}"
-  figures=$(mysql_tool mysql --defaults-extra-file=/dev/stdin -N -B -e "SELECT
-    (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name NOT IN (${SYSTEM_SCHEMAS})),
-    (SELECT COUNT(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE'
-      AND table_schema NOT IN (${SYSTEM_SCHEMAS}))")
-  read -r "checks[databases]" "checks[tables]" <<< "${figures}"
-}
-
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-psql_in() {  # database sql
-  podman exec "${NAME}" psql -X -q -At -v ON_ERROR_STOP=1 -U "${DB_USER}" -d "$1" -c "$2"
-}
-
-backup_postgres() {
-  local databases database index=0 tables=0 count
-  tool=$(podman exec "${NAME}" pg_dump --version)
-  databases=$(psql_in postgres "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")
-  work="${daily}/.tmp-${base}.d"
-  mkdir -m 700 "${work}"
-  podman exec "${NAME}" pg_dumpall -U "${DB_USER}" --globals-only > "${work}/globals.sql"
-  : > "${work}/databases"
-  while IFS= read -r database; do
-    [[ -n "${database}" ]] || continue
-    index=$((index + 1))
-    printf '%s\n' "${database}" >> "${work}/databases"
-    podman exec "${NAME}" pg_dump -U "${DB_USER}" -Fc -d "${database}" > "${work}/${index}.dump"
-    count=$(psql_in "${database}" "${PG_TABLES}")
-    tables=$((tables + count))
-  done <<< "${databases}"
-  [[ "${index}" -gt 0 ]] || fail 5 "no database to dump"
-  tar -cf "${tmp}" -C "${work}" .
-  checks[databases]=${index}
-  checks[tables]=${tables}
-}
-
-# --- Redis --------------------------------------------------------------------------------------
-
-# Commands (one per argument) to redis-cli, after AUTH with the password from the secret file
-# (its "requirepass <value>" line, whose quoting redis-cli reads like the server does).
-redis_query() {  # command...
-  local line
-  line=$(< "${SECRET_FILE}")
-  line=${line%%$'\n'*}
-  [[ "${line}" == "requirepass "* ]] || fail 5 "${SECRET_FILE} holds no requirepass line"
-  { printf 'AUTH %s\n' "${line#requirepass }"; printf '%s\n' "$@"; } | podman exec -i "${NAME}" redis-cli
-}
-
-# The replies to the commands, the AUTH's OK dropped (and checked), carriage returns removed.
-redis_replies() {  # command...
-  local out
-  out=$(redis_query "$@")
-  out=${out//$'\r'/}
-  [[ "${out%%$'\n'*}" == OK ]] || fail 5 "redis refused the password from ${SECRET_FILE}"
-  printf '%s\n' "${out#*$'\n'}"
-}
-
-backup_redis() {
-  local -a replies
-  local before deadline report out
-  out=$(redis_replies LASTSAVE TIME "INFO server")
-  mapfile -t replies <<< "${out}"
-  [[ "${replies[0]:-}" =~ ^[0-9]+$ && "${replies[1]:-}" =~ ^[0-9]+$ ]] || fail 5 "LASTSAVE/TIME answered '${replies[*]:0:2}'"
-  before=${replies[0]}
-  tool=$(sed -n 's/^redis_version:/redis /p' <<< "${out}")
-  # LASTSAVE counts whole seconds: a save must end in a later second than the last one to show.
-  [[ "${replies[1]}" -gt "${before}" ]] || sleep 1
-  out=$(redis_replies "BGSAVE SCHEDULE")
-  mapfile -t replies <<< "${out}"
-  case "${replies[0]:-}" in
-    "Background saving started" | "Background saving scheduled" | *"already in progress"*) ;;
-    *) fail 5 "BGSAVE answered '${replies[0]:-nothing}'" ;;
-  esac
-  deadline=$((SECONDS + SAVE_TIMEOUT_S))
-  while :; do
-    out=$(redis_replies LASTSAVE)
-    mapfile -t replies <<< "${out}"
-    [[ ! "${replies[0]:-}" =~ ^[0-9]+$ || "${replies[0]}" -le "${before}" ]] || break
-    [[ "${SECONDS}" -lt "${deadline}" ]] || fail 5 "BGSAVE did not finish within ${SAVE_TIMEOUT_S}s"
-    sleep 0.5
-  done
-  out=$(redis_replies "INFO persistence")
-  grep -qx 'rdb_last_bgsave_status:ok' <<< "${out}" || fail 5 "BGSAVE failed (rdb_last_bgsave_status)"
-  cp -- "${DATA_DIR}/dump.rdb" "${tmp}"
-  # The copy's own check and key count, by the engine's checker reading it on stdin.
-  report=$(podman exec -i "${NAME}" redis-check-rdb /dev/stdin < "${tmp}") || fail 5 "redis-check-rdb rejects the copy"
-  checks[keys]=$(sed -n 's/^\[info\] \([0-9]*\) keys read$/\1/p' <<< "${report}")
-  checks[expires]=$(sed -n 's/^\[info\] \([0-9]*\) expires$/\1/p' <<< "${report}")
-  [[ "${checks[keys]}" =~ ^[0-9]+$ ]] || fail 5 "redis-check-rdb reported no key count"
-  [[ "${checks[expires]}" =~ ^[0-9]+$ ]] || checks[expires]=0
-}
-
-# --- Neo4j --------------------------------------------------------------------------------------
-
-# Bounded wait for the engine's own health check after it was started again.
-healthy_within() {  # seconds
-  local deadline=$((SECONDS + $1))
-  until podman healthcheck run "${NAME}" > /dev/null 2>&1; do
-    [[ "${SECONDS}" -le "${deadline}" ]] || return 1
-    sleep 2
-  done
-}
-
-backup_neo4j() {
-  local dumped=0 database
-  work="${daily}/.tmp-${base}.d"
-  mkdir -m 700 "${work}"
-  chown 7474:7474 "${work}"  # the image's neo4j user writes the dumps
-  # The maintenance window: neo4j-admin dumps a stopped database only (Community edition).
-  echo "${NAME}: stopping ${SERVICE} for neo4j-admin database dump (it starts again right after)"
-  systemctl stop "${SERVICE}"
-  for database in neo4j system; do
-    if timeout --kill-after=30 "${SAVE_TIMEOUT_S}" podman run --rm --name "${NAME}-backup" \
-      "--memory=${MEMORY_MIB}m" "--memory-swap=${MEMORY_MIB}m" -e "HEAP_SIZE=${HEAP_MIB}m" \
-      -v "${DATA_DIR}:/data:Z" -v "${work}:/backups:Z" "${IMAGE}" \
-      neo4j-admin database dump "--to-path=/backups" "${database}"; then
-      dumped=$((dumped + 1))
-    else
-      error="neo4j-admin database dump ${database} failed"
-      break
-    fi
-  done
-  systemctl start "${SERVICE}" || error="${error:+${error}; }${SERVICE} did not start again"
-  # shellcheck disable=SC2310  # answered here
-  healthy_within "${HEALTH_TIMEOUT_S}" || error="${error:+${error}; }${NAME} not healthy ${HEALTH_TIMEOUT_S}s after the dump"
-  [[ -z "${error}" ]] || fail 5 "${error}"
-  [[ -s "${work}/neo4j.dump" ]] || fail 5 "neo4j-admin wrote no neo4j.dump"
-  tool=$(podman exec "${NAME}" neo4j-admin --version 2> /dev/null || echo neo4j-admin)
-  tar -cf "${tmp}" -C "${work}" .
-  checks[databases]=${dumped}
-}
-
-# --- Elasticsearch and Weaviate (the engine writes its snapshot into its data volume) ------------
+# --- what the engines' backup_<kind> functions share (components/engines/<kind>/backup.sh) ------------
 
 # $1 := the secret file's value, escaped for a double-quoted curl config value.
 secret_escaped() {  # variable
@@ -354,68 +197,10 @@ secret_escaped() {  # variable
   printf -v "$1" '%s' "${value//\"/\\\"}"
 }
 
-# The Elasticsearch API from inside the container, the elastic user's password in curl's config on stdin.
-es_api() {  # method path [body]
-  local -a body=()
-  local secret
-  [[ $# -lt 3 ]] || body=(-H 'Content-Type: application/json' --data-binary "$3")
-  secret_escaped secret
-  printf 'user = "%s:%s"\n' "${DB_USER}" "${secret}" \
-    | podman exec -i "${NAME}" curl -sS -f --max-time "${SAVE_TIMEOUT_S}" -K - -X "$1" "${body[@]}" \
-      "http://127.0.0.1:9200$2"
-}
-
 # $1 := the host path of container path $2, inside the data volume.
 in_volume() {  # variable path
   [[ "$2" == "${DATA_PATH}"/?* ]] || fail 2 "$2 is not inside the data volume ${DATA_PATH}"
   printf -v "$1" '%s' "${DATA_DIR}${2#"${DATA_PATH}"}"
-}
-
-# shellcheck disable=SC2310  # each API call's failure is answered where it is made
-backup_elasticsearch() {
-  local snapshot="platform-${stamp,,}" answer repository
-  in_volume repository "${ES_SNAPSHOT_PATH}"
-  es_api PUT /_snapshot/platform "{\"type\": \"fs\", \"settings\": {\"location\": \"${ES_SNAPSHOT_PATH}\"}}" > /dev/null \
-    || fail 5 "the snapshot repository could not be registered (path.repo ${ES_SNAPSHOT_PATH})"
-  answer=$(es_api PUT "/_snapshot/platform/${snapshot}?wait_for_completion=true" '{"include_global_state": true}') \
-    || fail 5 "the snapshot API failed"
-  [[ "${answer}" == *'"state":"SUCCESS"'* ]] || fail 5 "snapshot ${snapshot} did not succeed: ${answer:0:300}"
-  tool=$(es_api GET / | sed -n 's/.*"number" *: *"\([^"]*\)".*/elasticsearch \1/p' | head -n 1) || true
-  checks[shards]=$(sed -n 's/.*"shards":{"total":\([0-9]*\).*/\1/p' <<< "${answer}")
-  tar -cf "${tmp}" -C "${repository}" .
-  # One snapshot in the repository at a time, so each archive is complete on its own.
-  es_api DELETE "/_snapshot/platform/${snapshot}" > /dev/null || echo "${NAME}: could not delete snapshot ${snapshot}" >&2
-}
-
-# The Weaviate API on its published port, the API key in curl's config on stdin.
-weaviate_api() {  # method path [body]
-  local -a body=()
-  local secret
-  [[ $# -lt 3 ]] || body=(-H 'Content-Type: application/json' --data-binary "$3")
-  secret_escaped secret
-  printf 'header = "Authorization: Bearer %s"\n' "${secret}" \
-    | curl -sS -f --max-time 60 -K - -X "$1" "${body[@]}" "http://127.0.0.1:${API_PORT}/v1$2"
-}
-
-# shellcheck disable=SC2310  # each API call's failure is answered where it is made
-backup_weaviate() {
-  local id="platform-${stamp,,}" answer deadline written module_dir
-  answer=$(weaviate_api POST /backups/filesystem "{\"id\": \"${id}\"}") || fail 5 "the backup API failed"
-  deadline=$((SECONDS + SAVE_TIMEOUT_S))
-  until [[ "${answer}" == *'"status":"SUCCESS"'* ]]; do
-    [[ "${answer}" != *'"status":"FAILED"'* ]] || fail 5 "backup ${id} failed: ${answer:0:300}"
-    [[ "${SECONDS}" -lt "${deadline}" ]] || fail 5 "backup ${id} did not finish within ${SAVE_TIMEOUT_S}s"
-    sleep 2
-    answer=$(weaviate_api GET "/backups/filesystem/${id}") || fail 5 "the backup status API failed"
-  done
-  in_volume written "${WEAVIATE_BACKUP_PATH}/${id}"
-  in_volume module_dir "${WEAVIATE_BACKUP_PATH}"
-  tar -cf "${tmp}" -C "${written}" .
-  tool=weaviate
-  checks[classes]=$(grep -o '"classes":\[[^]]*\]' <<< "${answer}" | grep -o '"[^"]*"' | grep -vc '"classes"' || true)
-  # The module keeps every backup it wrote; the archive holds this one now.
-  assert_under "${module_dir}" "${written}"
-  rm -rf -- "${written}"
 }
 
 # --- the backup ---------------------------------------------------------------------------------

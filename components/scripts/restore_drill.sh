@@ -27,10 +27,16 @@ umask 077
 NAME=platform-restore-drill
 [[ $# -ge 1 && $# -le 3 ]] || die 2 "usage: platform-restore-drill CONFIG [DATABASE [BACKUP]]"
 read_config "$1" CONFIG_DIR BACKUPS_ROOT SCRATCH_ROOT DRILL_MEMORY_MIB DRILL_START_TIMEOUT_S STATUS_FILE METRICS_FILE LOCK_FILE \
-  LOCK_WAIT_S SCRATCH_MIN_MIB_MYSQL SCRATCH_MIN_MIB_POSTGRES SCRATCH_MIN_MIB_REDIS
+  LOCK_WAIT_S SCRATCH_MIN_MIB
 only=${2:-}
 named=${3:-}
-declare -A scratch_min=([mysql]=${SCRATCH_MIN_MIB_MYSQL} [postgres]=${SCRATCH_MIN_MIB_POSTGRES} [redis]=${SCRATCH_MIN_MIB_REDIS})
+# kind:MiB pairs, for the engines the drill restores (the others' archives are verified only).
+declare -A scratch_min=()
+read -ra pairs <<< "${SCRATCH_MIN_MIB}"
+for pair in "${pairs[@]}"; do
+  [[ "${pair}" == ?*:?* ]] || die 2 "SCRATCH_MIN_MIB: '${pair}' is not kind:MiB"
+  scratch_min[${pair%%:*}]=${pair#*:}
+done
 for number in "${DRILL_MEMORY_MIB}" "${DRILL_START_TIMEOUT_S}" "${LOCK_WAIT_S}" "${scratch_min[@]}"; do
   [[ "${number}" =~ ^[0-9]+$ ]] || die 2 "not a number: '${number}'"
 done
@@ -63,6 +69,7 @@ fail() {  # message
   exit 1
 }
 
+# shellcheck disable=SC2329  # called by the engines' drill_<kind> or verify_<kind> (components/engines/<kind>/backup.sh)
 wait_ready() {  # what, command... : bounded by DRILL_START_TIMEOUT_S
   local what=$1 deadline=$((SECONDS + DRILL_START_TIMEOUT_S))
   shift
@@ -72,12 +79,14 @@ wait_ready() {  # what, command... : bounded by DRILL_START_TIMEOUT_S
   done
 }
 
+# shellcheck disable=SC2329  # called by the engines' drill_<kind> or verify_<kind> (components/engines/<kind>/backup.sh)
 start_scratch() {  # podman run options and arguments from the image on
   podman run -d --rm --name "${container}" --network=none "--memory=${DRILL_MEMORY_MIB}m" "--memory-swap=${DRILL_MEMORY_MIB}m" \
     -v "${scratch}/data:${DATA_PATH}:Z,U" "$@" > /dev/null || fail "the scratch container did not start"
 }
 
 # Compare found[$1] with expected[$1] (the manifest's figure); record both.
+# shellcheck disable=SC2329  # called by the engines' drill_<kind> or verify_<kind> (components/engines/<kind>/backup.sh)
 same() {  # figure
   local want="${expected[$1]:-}" got="${found[$1]:-}"
   figures+="${figures:+, }$1 ${got}/${want}"
@@ -85,126 +94,19 @@ same() {  # figure
   [[ "${got}" == "${want}" ]] || fail "$1: ${got:-none} restored, ${want} in the backup"
 }
 
-drill_mysql() {
-  local out buffer=$((DRILL_MEMORY_MIB / 4 > 8 ? DRILL_MEMORY_MIB / 4 : 8))
-  start_scratch -e MYSQL_ALLOW_EMPTY_PASSWORD=yes "${IMAGE}" "--innodb-buffer-pool-size=${buffer}M" \
-    --performance-schema=OFF --max-connections=10 --skip-name-resolve
-  # Over TCP: the image's entrypoint first runs a temporary server on the socket only.
-  wait_ready "MySQL server" podman exec "${container}" sh -c "${MYSQL_TOOL}" sh mysqladmin --protocol=tcp \
-    -h 127.0.0.1 ping
-  # One session restores and checks: the dump restores the backup's own accounts, so a new
-  # session would need the production password.
-  out=$({
-    gzip -dc -- "${file}"
-    cat << SQL
-SET SESSION group_concat_max_len = 4194304;
-SELECT 'platform-check',
-  (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name NOT IN (${SYSTEM_SCHEMAS})),
-  (SELECT COUNT(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE'
-    AND table_schema NOT IN (${SYSTEM_SCHEMAS}));
-SELECT COALESCE(CONCAT('SELECT ''platform-rows'', ', GROUP_CONCAT(CONCAT('(SELECT COUNT(*) FROM \`',
-    REPLACE(table_schema, '\`', '\`\`'), '\`.\`', REPLACE(table_name, '\`', '\`\`'), '\`)') SEPARATOR ' + ')),
-    'SELECT ''platform-rows'', 0') INTO @platform_rows
-  FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN (${SYSTEM_SCHEMAS});
-PREPARE platform_rows FROM @platform_rows;
-EXECUTE platform_rows;
-DEALLOCATE PREPARE platform_rows;
-SQL
-  } | podman exec -i "${container}" sh -c "${MYSQL_TOOL}" sh mysql -uroot -N -B --binary-mode) \
-    || fail "the restore into the scratch MySQL failed"
-  read -r _ "found[databases]" "found[tables]" <<< "$(grep '^platform-check' <<< "${out}" || true)"
-  read -r _ "found[rows]" <<< "$(grep '^platform-rows' <<< "${out}" || true)"
-  same databases
-  same tables
-  [[ "${found[rows]:-}" =~ ^[0-9]+$ ]] || fail "the row count query answered nothing"
-  figures+=", rows ${found[rows]}"
-}
-
-drill_postgres() {
-  local restore="${scratch}/restore" database index=0 tables=0 rows=0 count buffers=$((DRILL_MEMORY_MIB / 4 > 1 ? DRILL_MEMORY_MIB / 4 : 1))
-  start_scratch -e POSTGRES_HOST_AUTH_METHOD=trust -e "POSTGRES_USER=${DB_USER}" "${IMAGE}" postgres \
-    -c "shared_buffers=${buffers}MB" -c max_connections=10 -c fsync=off -c full_page_writes=off -c work_mem=1MB \
-    -c maintenance_work_mem=8MB
-  # Over TCP: the image's entrypoint first runs a temporary server on the socket only.
-  wait_ready "PostgreSQL server" podman exec "${container}" pg_isready -q -h 127.0.0.1 -U "${DB_USER}" -d postgres
-  mkdir -m 700 "${restore}"
-  tar -xf "${file}" -C "${restore}"
-  [[ -f "${restore}/globals.sql" && -f "${restore}/databases" ]] || fail "the archive lacks globals.sql or databases"
-  # Roles first (those the scratch already has are reported as existing and left as they are).
-  podman exec -i "${container}" psql -X -q -U "${DB_USER}" -d postgres < "${restore}/globals.sql" > /dev/null 2>&1 \
-    || fail "the roles (globals.sql) could not be restored"
-  while IFS= read -r database; do
-    index=$((index + 1))
-    local -a where=(--create -d postgres)
-    [[ "${database}" != postgres ]] || where=(-d postgres)
-    podman exec -i "${container}" pg_restore -U "${DB_USER}" --clean --if-exists --exit-on-error "${where[@]}" \
-      < "${restore}/${index}.dump" || fail "pg_restore of database ${database} failed"
-    count=$(podman exec "${container}" psql -X -q -At -U "${DB_USER}" -d "${database}" -c "${PG_TABLES}")
-    tables=$((tables + count))
-    count=$(podman exec "${container}" psql -X -q -At -U "${DB_USER}" -d "${database}" -c "SELECT coalesce(sum(
-      (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
-        false, true, '')))[1]::text::bigint), 0)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
-    rows=$((rows + count))
-  done < "${restore}/databases"
-  found[databases]=${index}
-  found[tables]=${tables}
-  same databases
-  same tables
-  figures+=", rows ${rows}"
-}
-
-drill_redis() {
-  local info keys=0 line
-  cp -- "${file}" "${scratch}/data/dump.rdb"
-  start_scratch "${IMAGE}" redis-server --dir "${DATA_PATH}" --dbfilename dump.rdb --appendonly no --save ""
-  wait_ready "Redis server" redis_pong
-  info=$(podman exec "${container}" redis-cli INFO keyspace) || fail "INFO keyspace failed"
-  while IFS= read -r line; do
-    [[ "${line}" =~ ^db[0-9]+:keys=([0-9]+), ]] && keys=$((keys + BASH_REMATCH[1]))
-  done <<< "${info//$'\r'/}"
-  found[keys]=${keys}
-  figures="keys ${keys}/${expected[keys]:-?} (expires ${expected[expires]:-0})"
-  [[ -n "${expected[keys]:-}" ]] || fail "the manifest has no keys figure"
-  # A key with a TTL may have expired since the backup; no key may appear or vanish otherwise.
-  if [[ "${keys}" -gt "${expected[keys]}" || "${keys}" -lt $((expected[keys] - ${expected[expires]:-0})) ]]; then
-    fail "keys: ${keys} restored, ${expected[keys]} in the backup (${expected[expires]:-0} with a TTL)"
-  fi
-}
-
-# shellcheck disable=SC2317,SC2329  # called through wait_ready
-redis_pong() {
-  local answer
-  answer=$(podman exec "${container}" redis-cli PING)
-  [[ "${answer//$'\r'/}" == PONG ]]
-}
-
 verify_archive() {  # why it is not restored
-  local listing wanted magic
   status=verified
-  case "${KIND}" in
-    mysql)
-      # A dump mysqldump finished ends with its "Dump completed" comment.
-      gzip -dc -- "${file}" | tail -n 1 | grep -q '^-- Dump completed' || fail "the dump is cut short or unreadable"
-      figures="dump verified (gzip intact, complete); not restored: $1"
-      return
-      ;;
-    redis)
-      magic=$(head -c 5 -- "${file}")
-      [[ "${magic}" == REDIS ]] || fail "the file is not a Redis RDB"
-      figures="RDB header verified; not restored: $1"
-      return
-      ;;
-    neo4j) wanted='^(\./)?neo4j\.dump$' ;;
-    elasticsearch) wanted='^(\./)?index-[0-9]+$' ;;
-    postgres) wanted='^(\./)?globals\.sql$' ;;
-    *) wanted='.' ;;
-  esac
+  "verify_${KIND}" "$1"
+}
+
+# The archive is a tar holding an entry that matches $1.
+# shellcheck disable=SC2329  # called by the engines' drill_<kind> or verify_<kind> (components/engines/<kind>/backup.sh)
+verify_listing() {  # pattern, why it is not restored
+  local listing
   listing=$(tar -tf "${file}") || fail "the archive cannot be read"
-  grep -Eq "${wanted}" <<< "${listing}" || fail "the archive holds no ${wanted} entry"
+  grep -Eq "$1" <<< "${listing}" || fail "the archive holds no $1 entry"
   mapfile -t entries <<< "${listing}"
-  figures="archive verified (${#entries[@]} entries); not restored: $1"
+  figures="archive verified (${#entries[@]} entries); not restored: $2"
 }
 
 # shellcheck disable=SC2317,SC2329  # called by the trap
@@ -257,10 +159,7 @@ drill_database() {  # config
   container="${NAME}-drill"
   scratch="${SCRATCH_ROOT}/${NAME}"
   trap finish_database EXIT
-  case "${KIND}" in
-    mysql | postgres | redis | neo4j | elasticsearch | weaviate) ;;
-    *) fail "unknown engine '${KIND}'" ;;
-  esac
+  known_engine "${KIND}" || fail "unknown engine '${KIND}'"
   local dir base key
   if [[ -n "${named}" ]]; then
     base="${NAME}-$(stamp_of "${named}")"
@@ -295,11 +194,7 @@ drill_database() {  # config
   elif [[ "${DRILL_MEMORY_MIB}" -lt "${least}" ]]; then
     verify_archive "a scratch ${KIND} needs ${least} MiB, drillMemoryMib is ${DRILL_MEMORY_MIB}"
   else
-    case "${KIND}" in
-      mysql) drill_mysql ;;
-      postgres) drill_postgres ;;
-      *) drill_redis ;;
-    esac
+    "drill_${KIND}"
   fi
 }
 

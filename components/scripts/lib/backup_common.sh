@@ -9,23 +9,22 @@ DATABASE_KEYS=(NAME KIND IMAGE SERVICE DATA_DIR DATA_PATH SECRET_FILE DB_USER AP
   HEALTH_TIMEOUT_S BACKUPS_ROOT BACKUP_DIR STATUS_FILE METRICS_FILE LOCK_FILE LOCK_WAIT_S SAVE_TIMEOUT_S KEEP_DAILY
   KEEP_WEEKLY ES_SNAPSHOT_PATH WEAVIATE_BACKUP_PATH OFF_HOST_URL OFF_HOST_ENDPOINT OFF_HOST_RAM_ROLE OSSUTIL)
 
-# In the container: the MySQL tool $1 (MariaDB images name them mariadb-*); MySQL's mysqldump
-# leaves the source's GTID state out (--set-gtid-purged=OFF), so the dump restores anywhere.
-# shellcheck disable=SC2016  # expanded by the container's sh
-MYSQL_TOOL='tool=$1; shift
-case $tool in mysqldump) alt=mariadb-dump ;; mysqladmin) alt=mariadb-admin ;; *) alt=mariadb ;; esac
-command -v "$tool" > /dev/null 2>&1 || tool=$alt
-first=$1; shift
-if [ "$tool" = mysqldump ]; then
-  case $(mysqldump --version) in *MariaDB*) ;; *) set -- --set-gtid-purged=OFF "$@" ;; esac
-fi
-exec "$tool" "$first" "$@"'
+# The engines the programs know, in order, and each one's backup file extension: each
+# components/engines/<kind>/backup.sh, rendered after this file, adds its own.
+ENGINES=()
+declare -A BACKUP_EXT=()
 
-# The engines' own schemas are left out of the check figures (tables of the applications only).
-SYSTEM_SCHEMAS="'mysql', 'information_schema', 'performance_schema', 'sys'"
-PG_TABLES="SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%'"
+# True when components/engines/$1.sh was rendered in.
+known_engine() {  # kind
+  [[ -n "${BACKUP_EXT[$1]:-}" ]]
+}
+
+# "a, b or c": the engines rendered in.
+engine_names() {
+  local last=${ENGINES[-1]} joined
+  joined=$(IFS=,; printf '%s' "${ENGINES[*]:0:${#ENGINES[@]}-1}")
+  printf '%s or %s' "${joined//,/, }" "${last}"
+}
 
 die() {  # exit code, message
   echo "${NAME:-platform-backup}: $2" >&2

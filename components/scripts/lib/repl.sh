@@ -152,7 +152,7 @@ run_sql() {  # sql function [args...]
   printf '%s' "${out}"
 }
 
-# A Redis ACL user that a container step defines in the engine's auth file (components/engines/redis.py:
+# A Redis ACL user that a container step defines in the engine's auth file (components/engines/redis:
 # secret_content): the step fails unless the running engine has it enabled, with this password
 # (by its SHA-256), allowed exactly these command rules (in any order).
 check_redis_acl_user() {  # user password "rules" what-it-is-for
@@ -176,7 +176,7 @@ check_redis_acl_user() {  # user password "rules" what-it-is-for
   digest=$(printf '%s' "$2" | sha256sum)
   digest=${digest%% *}
   if [[ " ${flags} " != *" on "* || " ${hashes} " != *" ${digest} "* ]]; then
-    fail "the running engine has no enabled user $1 with this password: its container step installs the auth file that defines it (components/engines/redis.py: secret_content), and runs first" 4
+    fail "the running engine has no enabled user $1 with this password: its container step installs the auth file that defines it (components/engines/redis: secret_content), and runs first" 4
   fi
   read -ra rules <<< "${commands}"
   read -ra expected <<< "$3"
