@@ -67,7 +67,7 @@ SIGNING_CREDENTIAL = "signing-secret"
 def platform_units(plan: Plan) -> str:
     """The units whose restarts count, as a regex of node exporter's ``name`` label: the services'
     (``platform-<name>.service``) and the databases' Quadlet units (``<name>.service``). Names are
-    lower-case letters, digits and '-' (plan.py), nothing a regex would read as syntax."""
+    lower-case letters, digits and '-' (the plan), nothing a regex would read as syntax."""
     names = [f"platform-{s.name}" for s in plan.services] + [db.name for db in plan.databases]
     # Backslashes doubled: the regex sits in a PromQL string, whose own escapes come first.
     return "|".join(f"{name}\\\\.service" for name in names) or "platform-.*\\\\.service"

@@ -152,7 +152,7 @@ def as_deployed(stack: str) -> dict[str, Any]:
 
 def default_services(without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The default services with the releases the committed Tencent stack gives them (a service's
-    release is the stack's to say: plan.py's defaults have none)."""
+    release is the stack's to say: the plan's defaults have none)."""
     releases = {s["name"]: s["release"] for s in stack_values("tencent")["services"]}
     return [{**s, "release": releases[s["name"]]} for s in DEFAULT_SERVICES if s["name"] not in without]
 

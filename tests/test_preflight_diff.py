@@ -318,11 +318,10 @@ def project_copy(tmp_path: Path) -> Path:
         "Pulumi.tencent.yaml",
         "__main__.py",
         "program.py",
-        "plan.py",
         "plan_values.py",
     ):
         shutil.copy(ROOT / name, root / name)
-    for package in ("components", "policies"):  # the plan reads its facts from the pack's facts.py
+    for package in ("plan", "components", "policies"):  # the plan reads its facts from the pack's facts.py
         shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
     return root
 

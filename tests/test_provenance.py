@@ -24,6 +24,8 @@ import plan
 from components.backups import DRILL_SCRATCH_MIN_MIB
 from components.engines import POSTGRES_SUPERUSER, engine, quadlet_unit
 from components.rules import ANYWHERE, firewall_rules
+from plan import defaults, load, props, schema, validation
+from plan import model as plan_model
 from policies import facts
 from policies._common import ISOLATED_DATABASE_PORTS
 from policies.memory_budget import DEFAULT_HEADROOM_PERCENT, DEFAULT_OS_RESERVE_MIB
@@ -136,6 +138,10 @@ def _entry_figures(prefix: str, entry: Mapping[str, Any], path: str = "") -> Ite
             yield f"{prefix} {where}", _shown(value)
 
 
+# The plan package's modules that bind figures (plan/__init__.py only re-exports them).
+PLAN_MODULES = (schema, defaults, validation, plan_model, props, load)
+
+
 def _module_int_constants(module: Any) -> Iterator[tuple[str, str]]:
     """Upper-case names the module itself binds to an int (imports excluded)."""
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
@@ -155,7 +161,7 @@ def _module_int_constants(module: Any) -> Iterator[tuple[str, str]]:
 
 def _plan_models() -> Iterator[type[BaseModel]]:
     for value in vars(plan).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == plan.__name__:
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__.startswith("plan."):
             yield value
 
 
@@ -257,7 +263,7 @@ def expected() -> dict[str, str]:
     figures = [
         *_stack_figures(),
         *_model_defaults(),
-        *_module_int_constants(plan),
+        *(figure for module in PLAN_MODULES for figure in _module_int_constants(module)),
         *((f"facts {name}", value) for name, value in _module_int_constants(facts)),
         ("REPLICATION_USER", plan.REPLICATION_USER),
         ("DEFAULT_REPLICATED_POSTGRES_DATABASE", plan.DEFAULT_REPLICATED_POSTGRES_DATABASE),

@@ -1,0 +1,210 @@
+"""From stack config to a plan: decoding, the one-line errors, and the config the plan came from."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from difflib import get_close_matches
+from typing import Any
+
+from pydantic import (
+    ValidationError,
+)
+
+from plan.defaults import PATCHED_SECTIONS, with_defaults
+from plan.model import Plan
+from plan.schema import NAMESPACE, NAMESPACES, SECRET_KEYS, PlanError, Receiver
+from plan_values import (
+    looks_secret_key,
+    shown,
+)
+
+_FIELDS = {field.alias or name for name, field in Plan.model_fields.items()}
+
+
+def load_plan(config: Mapping[str, str], secret_keys: set[str] | frozenset[str] = frozenset()) -> Plan:
+    """Build the plan from raw stack config (``{"platform:host": "<json>", ...}``).
+
+    Raises ``PlanError`` with one line naming the key, the value (unless it may be a secret) and
+    what is valid; never another exception, whatever the config holds.
+    """
+    prefix = f"{NAMESPACE}:"
+    values: dict[str, Any] = {}
+    for full_key, raw in config.items():
+        check_config_key(full_key, secret_keys)
+        if not full_key.startswith(prefix) or full_key[len(prefix) :] in SECRET_KEYS:
+            continue
+        key = full_key[len(prefix) :]
+        if key not in _FIELDS:
+            valid = ", ".join(sorted(f"{prefix}{f}" for f in _FIELDS | set(SECRET_KEYS)))
+            raise PlanError(f"{full_key}: unknown config key; valid keys: {valid}")
+        values[key] = _decode(raw)
+    try:
+        values = with_defaults(values)
+        return Plan.model_validate(values)
+    except ValueError as error:  # with_defaults: a key that names itself
+        if not isinstance(error, ValidationError):
+            raise PlanError(str(error)) from None
+        raise PlanError(_first_error(error, values)) from None
+    except RecursionError:
+        raise PlanError(f"{NAMESPACE}: config nested too deeply to be a plan") from None
+
+
+def effective_config(plan: Plan) -> dict[str, Any]:
+    """The plan as a stack file that spells every default out: ``python -m preflight STACK --plan``.
+    Read back, it gives the same plan (omitted defaults stay omitted)."""
+    values = plan.model_dump(mode="json", by_alias=True)
+    if not any(values["omit"].values()):
+        del values["omit"]
+    return {"config": {f"{NAMESPACE}:{key}": value for key, value in values.items()}}
+
+
+def check_config_key(full_key: Any, secret_keys: set[str] | frozenset[str]) -> None:
+    """A key in a namespace this project reads, and stored as a secret when it names one."""
+    if not isinstance(full_key, str) or ":" not in full_key:
+        raise PlanError(f"config key {shown(full_key)}: expected '<namespace>:<name>', e.g. {NAMESPACE}:cloud")
+    namespace, _, name = full_key.partition(":")
+    if namespace not in NAMESPACES:
+        guess = get_close_matches(namespace, NAMESPACES, n=1)
+        hint = f"; did you mean {guess[0]}:{name}?" if guess else ""
+        raise PlanError(
+            f"{shown(full_key)}: unknown namespace {shown(namespace)}; this project reads "
+            f"{', '.join(f'{n}:' for n in NAMESPACES)}{hint}"
+        )
+    if (name in SECRET_KEYS or looks_secret_key(name)) and full_key not in secret_keys:
+        raise PlanError(
+            f"{full_key} is stored in plain text: set it with "
+            f"`pulumi config set --secret {full_key} ...` (or --secret --path for one field)"
+        )
+
+
+def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
+    """Every database has its password and every service secret its value (only the key names
+    are read, never the values)."""
+    key = f"{NAMESPACE}:serviceSecrets"
+    raw = _decode(config.get(key, "{}"))
+    names = set(raw) if isinstance(raw, dict) else set()
+    for service in plan.services:
+        for name in service.secrets:
+            if name not in names:
+                raise PlanError(
+                    f"{key}.{name}: not set (services {service.name} reads it); run "
+                    f"`pulumi config set --secret --path '{key}.{name}' <value>`"
+                )
+    key = f"{NAMESPACE}:alertWebhook"
+    if plan.runs_prometheus and key not in config:
+        example = (
+            "https://oapi.dingtalk.com/robot/send?access_token=..."
+            if plan.monitoring.receiver == Receiver.DINGTALK
+            else "https://hooks.slack.com/services/..."
+        )
+        raise PlanError(
+            f"{key}: not set; Alertmanager on this host posts alerts there: run "
+            f"`pulumi config set --secret {key} {example}`"
+        )
+    if not plan.databases:
+        return
+    key = f"{NAMESPACE}:dbPasswords"
+    raw = _decode(config.get(key, "{}"))
+    names = set(raw) if isinstance(raw, dict) else set()
+    for db in plan.databases:
+        if db.name not in names:
+            raise PlanError(
+                f"{key}.{db.name}: not set; run `pulumi config set --secret --path '{key}.{db.name}' <password>`"
+            )
+
+
+def _decode(raw: str) -> Any:
+    """Pulumi hands objects and lists over as JSON text, plain strings as they are."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None) -> str:
+    detail = error.errors(include_url=False)[0]
+    location = _location(_named(detail["loc"], values or {}))
+    key = loc_name(detail["loc"])
+    value = detail["input"]
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "missing":
+        return f"{location}: required but not set{_MISSING_HELP.get(key, '')}"
+    if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
+        return f"{location}: unknown field; check the spelling against README.md"
+    if detail["type"] == "union_tag_invalid":
+        return f"{location}: mode {shown(value.get('mode'))} is not valid; expected 'create' or 'adopt'"
+    if detail["type"] == "union_tag_not_found":
+        return f"{location}: mode is required; expected 'create' or 'adopt'"
+    if detail["type"] == "string_pattern_mismatch" and key in _PATTERN_HELP:
+        return f"{location}: {shown(value, key)} is not valid; expected {_PATTERN_HELP[key]}"
+    if detail["type"] == "enum":
+        return f"{location}: {shown(value, key)} is not valid; {message.lower()}"
+    if message.startswith(f"{NAMESPACE}:"):  # a cross-field check that names its own key
+        return message
+    if isinstance(value, dict | list | tuple):  # a check over a whole block
+        return f"{location}: {message}"
+    return f"{location}: {message} (got {shown(value, key)})"
+
+
+_MISSING_HELP = {
+    "release": (
+        "; where the service's build comes from: {version, artifact: <an https URL>, sha256: <its digest>} "
+        "(the host downloads it) or {version, upload: <a file or directory built on this machine>}"
+    ),
+}
+_PATTERN_HELP = {
+    "startCommand": "plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
+    "image": "a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
+    "name": "lower-case letters, digits and '-', starting with a letter, at most 63 characters",
+    "family": "a port-plan family name: lower-case letters, digits and '-'",
+    "version": "letters, digits and . _ + -, e.g. 1.4.2",
+    "sha256": "64 lower-case hex digits",
+    "sshUser": "a Unix user name, e.g. root or ubuntu",
+    "osFamilies": "an os-release ID such as ubuntu or rhel: lower-case letters, digits and . _ -",
+    "healthPath": "a URL path of letters, digits and . _ ~ / -, e.g. /health",
+    "zone": "a zone id such as cn-shenzhen-a or ap-guangzhou-3",
+    "instanceType": "the cloud's instance type, e.g. ecs.t6-c1m1.large or S5.MEDIUM4",
+    "imageId": "the cloud's image id: letters, digits and _ . -",
+    "keyPairName": "the cloud's key pair name or id: letters, digits and _ . -",
+    "dataDiskCategory": "a disk category such as cloud_essd or CLOUD_PREMIUM",
+}
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def loc_name(loc: tuple[int | str, ...]) -> str:
+    return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+
+
+def _named(loc: tuple[int | str, ...], values: Mapping[str, Any]) -> tuple[int | str, ...]:
+    """A workload's index in a patched list (which the stack file never wrote) as the workload's name:
+    ``databases[3]`` -> ``databases[production-neo4j]``."""
+    if len(loc) < 2 or loc[0] not in PATCHED_SECTIONS or not isinstance(loc[1], int):
+        return loc
+    entries = values.get(str(loc[0]))
+    entry = entries[loc[1]] if isinstance(entries, list | tuple) and loc[1] < len(entries) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not _NAME_IN_KEY.match(name):
+        return loc
+    return (loc[0], _WorkloadIndex(name), *loc[2:])
+
+
+class _WorkloadIndex(str):
+    """A list position shown by the workload's name."""
+
+
+_NAME_IN_KEY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = f"{NAMESPACE}:"
+    parts = [p for p in loc if p not in ("create", "adopt")]  # discriminator tags are not config keys
+    for index, part in enumerate(parts):
+        if isinstance(part, int | _WorkloadIndex):
+            text += f"[{part}]"
+        else:
+            # A key is shown as written only when it is plain (a key with a newline stays one line).
+            name = part if _PLAIN_KEY.match(part) else f"[{shown(part)}]"
+            text += name if index == 0 else f".{name}"
+    return text
