@@ -7,18 +7,50 @@ which prints one line for the whole run. Without xdist the session's own figures
 A layer that cannot run here (no sshd, no real engine, no strace) skips its tests; the very last
 lines of the run name each such reason, with how many tests it skipped, so a green run on a bare
 machine never reads as a full one.
+
+Shared fixtures: ``fresh_pulumi_runtime`` (an in-process program run on its own event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import pulumi
 import pytest
 
 from tests.provisioning.harness import STATS
 
 _FROM_WORKERS: list[dict[str, float]] = []
+
+
+@pytest.fixture
+def fresh_pulumi_runtime() -> Iterator[None]:
+    """Each in-process run on its own event loop and Pulumi settings.
+
+    A run that crashes leaves the SDK's tasks pending on the loop and in its settings (``set_mocks``
+    does not reset them), and the next run would fail with the old exception: a crash there could pass
+    for a refusal here. ``reset_options`` is the SDK's own reset.
+    """
+    previous = asyncio.get_event_loop_policy().get_event_loop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    pulumi.runtime.reset_options()
+    try:
+        yield
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+        pulumi.runtime.reset_options()
+        asyncio.set_event_loop(previous)
+        if pending:  # a crashed run: what it left behind is logged now, in this test's capture
+            gc.collect()
 
 
 def _figures() -> dict[str, float]:

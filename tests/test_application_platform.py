@@ -36,7 +36,6 @@ from tests.stacks import (
     stack_folder,
     step_parameters,
 )
-from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

@@ -27,7 +27,6 @@ from policies.facts import ALIBABA_RULE, COMMAND, COPY_TO_REMOTE, TENCENT_RULE_S
 from preflight import diff, providers
 from preflight.engine import CloudMocks, DuplicateUrnError, RecordingMonitor, run_stack
 from tests.stacks import CREATED_HOST, ROOT, as_deployed, config_for, evaluate, preflight_cli
-from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 RULE = ALIBABA_RULE
 RULE_SET = TENCENT_RULE_SET

@@ -13,15 +13,11 @@ carries the marker ``PLANTED``.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import hashlib
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pulumi
 import pytest
 
 from preflight.__main__ import main
@@ -68,32 +64,6 @@ def stack_root(tmp_path: Path, text: bytes) -> Path:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     (tmp_path / f"Pulumi.{STACK}.yaml").write_bytes(text)
     return tmp_path
-
-
-@pytest.fixture
-def fresh_pulumi_runtime() -> Iterator[None]:
-    """Each in-process run on its own event loop and Pulumi settings.
-
-    A run that crashes leaves the SDK's tasks pending on the loop and in its settings (``set_mocks``
-    does not reset them), and the next run would fail with the old exception: a crash there could pass
-    for a refusal here. ``reset_options`` is the SDK's own reset.
-    """
-    previous = asyncio.get_event_loop_policy().get_event_loop()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    pulumi.runtime.reset_options()
-    try:
-        yield
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-        pulumi.runtime.reset_options()
-        asyncio.set_event_loop(previous)
-        if pending:  # a crashed run: what it left behind is logged now, in this test's capture
-            gc.collect()
 
 
 def run_preflight(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -25,7 +25,6 @@ from tests.stacks import (
     step_parameters,
     with_replicas,
 )
-from tests.test_hostile_plans import fresh_pulumi_runtime  # noqa: F401 - a fixture: each failing run on its own loop
 
 SOURCES = ("production-mysql", "production-postgres", "production-redis")
 REPLICAS = ("mysql", "postgres", "redis")
