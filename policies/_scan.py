@@ -10,6 +10,8 @@ import functools
 import re
 from collections.abc import Callable
 
+from .facts import DATA_DIRECTORIES, DATA_PARAMETERS
+
 
 def _read_once(function: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
     """``function`` computed once per text in a process: every policy asks of the same few dozen
@@ -95,9 +97,9 @@ _VOLUME_REMOVAL = re.compile(
     r"\b(?:podman|docker)\s+(?:volume\s+(?:rm|remove|prune)\b|system\s+(?:reset|prune)\b[^\n]*--volumes"
     r"|(?:container\s+)?rm\b[^\n]*\s(?:-v|--volumes|-[a-z]*v[a-z]*)\b)"
 )
+# A reference to a database's data: one of its parameters, or a directory that holds it (facts).
 _DATA_REFERENCE = re.compile(
-    r"\$\{?DATA_(?:DIR|ROOT)\b|/var/lib/(?:mysql|postgresql|redis|neo4j|elasticsearch|weaviate)\b"
-    r"|/var/lib/(?:containers/storage|docker)/volumes\b"
+    rf"\$\{{?(?:{'|'.join(DATA_PARAMETERS)})\b|(?:{'|'.join(map(re.escape, DATA_DIRECTORIES))})\b"
 )
 _DESTRUCTIVE = re.compile(r"(?:^|[\s;&|(])(?:rm|rmdir|shred|wipefs|mkfs(?:\.\w+)?|truncate)\s|\+=\(|-delete\b")
 

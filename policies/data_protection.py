@@ -8,11 +8,12 @@
   imported and ignores every property), so only ``protect`` can be checked for it.
 - What a step removes is read from its record (``platform:provisioning:Step``: the paths its
   scripts' headers declare, ``${NAME}`` filled from its parameters; tests/test_step_declarations.py
-  holds each script to its header). A database's data (``${DATA_DIR}``, ``${DATA_ROOT}``, an
-  engine's directory under /var/lib) is removed only under ``if PURGE`` with ``PURGE=1``: a
-  database retired with ``purge: true``. No removal that runs is, or holds, a system directory
-  (``/``, ``/etc``, ``/var/lib``, ...; a ``/*`` counts as its directory), nor has ``..``, ``//`` or
-  a glob in a parameter, nor is a relative path: so ``purge: true`` cannot empty the host.
+  holds each script to its header). A database's data (``${DATA_DIR}``, ``${DATA_ROOT}``, or
+  inside ``facts.DATA_DIRECTORIES``: an engine's directory under /var/lib, a container runtime's
+  volumes) is removed only under ``if PURGE`` with ``PURGE=1``: a database retired with
+  ``purge: true``. No removal that runs is, or holds, a system directory (``/``, ``/etc``,
+  ``/var/lib``, ...; a ``/*`` counts as its directory), nor has ``..``, ``//`` or a glob in a
+  parameter, nor is a relative path: so ``purge: true`` cannot empty the host.
 - A command's ``delete`` text removes no database volume or data directory (``_scan.data_removals``):
   a delete runs on a destroy or a rename, never because the plan asked for a purge.
 """
@@ -37,10 +38,12 @@ from ._scan import data_removals, secret_literals
 from .facts import (
     ALIBABA_INSTANCE,
     COMMANDS,
+    DATA_PARAMETERS,
     INSTANCES,
     STEP,
     TENCENT_INSTANCE,
     expand_step_path,
+    in_data_directory,
     step_parameters_in,
     system_directory,
 )
@@ -48,8 +51,6 @@ from .facts import (
 ALIBABA_DISKS = ("alicloud:ecs/disk:Disk", "alicloud:ecs/ecsDisk:EcsDisk")
 TENCENT_DISK = "tencentcloud:Cbs/storage:Storage"
 _TERMINATION_GUARD = {ALIBABA_INSTANCE: "deletionProtection", TENCENT_INSTANCE: "disableApiTermination"}
-_DATA_PARAMETERS = ("DATA_DIR", "DATA_ROOT")
-_ENGINE_DATA = re.compile(r"^/var/lib/(?:mysql|postgresql|redis|neo4j|elasticsearch|weaviate)(?:/|$)")
 _GLOB = re.compile(r"[*?\[]")
 _STAYS_INSIDE = "a removal stays inside a directory of the platform's own (platform:paths)"
 
@@ -90,7 +91,7 @@ def removal_problems(props: Mapping[str, Any]) -> list[str]:
             continue
         names = step_parameters_in(written)
         shown = path if not secret_literals(path) else "(withheld: it looks like it holds a secret)"
-        if when != "PURGE" and (any(n in _DATA_PARAMETERS for n in names) or _ENGINE_DATA.match(path)):
+        if when != "PURGE" and (any(n in DATA_PARAMETERS for n in names) or in_data_directory(path)):
             found.append(
                 f"removes {written} = {shown}, a database's data directory, on every run (only a database retired "
                 "with purge: true may lose its data)"

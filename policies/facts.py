@@ -128,6 +128,21 @@ def system_directory(path: str) -> str | None:
     return next((d for d in _IN_ORDER if is_below(d, path)), None)
 
 
+# Where a database's data lives: the step parameters that name its directory, and the directories
+# the engines (the hosts' own installs) and the container runtimes (volumes) keep it in. Only a
+# database retired with purge: true may lose what is there.
+DATA_PARAMETERS = ("DATA_DIR", "DATA_ROOT")
+DATA_DIRECTORIES = (
+    *("/var/lib/mysql", "/var/lib/postgresql", "/var/lib/redis", "/var/lib/neo4j", "/var/lib/elasticsearch"),
+    *("/var/lib/weaviate", "/var/lib/containers/storage/volumes", "/var/lib/docker/volumes"),
+)
+
+
+def in_data_directory(path: str) -> bool:
+    """True when ``path`` is one of ``DATA_DIRECTORIES`` or lies inside one."""
+    return any(path == directory or is_below(path, directory) for directory in DATA_DIRECTORIES)
+
+
 def metrics_dir(state: str) -> str:
     """Where the platform's jobs write textfile-collector metrics, below the plan's state directory."""
     return f"{state}/metrics"

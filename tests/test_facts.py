@@ -26,6 +26,8 @@ FACT_NAMES = frozenset(
         "WORLD_PREFIX",
         "WORLD_PREFIX_LENGTH",
         "REPLICABLE_KINDS",
+        "DATA_PARAMETERS",
+        "DATA_DIRECTORIES",
     }
 )
 TYPE_TOKENS = {

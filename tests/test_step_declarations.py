@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from components.provisioning import ENGINE_SCRIPTS, SCRIPTS, declaration, script_path
+from policies.facts import step_parameters_in
 
 ENGINE_HOOKS = sorted(f"engines/{p.relative_to(ENGINE_SCRIPTS).as_posix()}" for p in ENGINE_SCRIPTS.glob("*/*.sh"))
 SCRIPT_FILES = sorted(p.relative_to(SCRIPTS).as_posix() for p in [*SCRIPTS.glob("*.sh"), *SCRIPTS.glob("lib/*.sh")])
@@ -155,11 +156,14 @@ def test_declarations_name_the_scripts_own_parameters(file: str) -> None:
     named = _parameter_names(text)
     body = "\n".join(_code(text))
     for path, when in declaration(file).removes:
-        for parameter in [*_PARAMETER.findall(path), *([when] if when else [])]:
+        # The pack fills in ${NAME} only (facts.expand_step_path): a bare $NAME would stay literal.
+        bare = re.sub(r"\$\{[A-Z][A-Z0-9_]*\}", "", path)
+        assert "$" not in bare, f"{path}: write each parameter as ${{NAME}}"
+        for parameter in [*step_parameters_in(path), *([when] if when else [])]:
             assert parameter in named, f"{path}: {parameter} is not among the script's # Parameters"
             assert re.search(rf"\$\{{?{parameter}\b", body), f"{path}: the script never uses {parameter}"
     for stop in declaration(file).stops:
-        for parameter in _PARAMETER.findall(stop):
+        for parameter in step_parameters_in(stop):
             assert parameter in named, f"{stop}: {parameter} is not among the script's # Parameters"
 
 
