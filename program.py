@@ -54,7 +54,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 def local_releases(plan: Plan) -> dict[str, uploads.LocalRelease]:
     """Every release to upload, present and digested, or a one-line error before any resource exists."""
     try:
-        return uploads.resolve(plan, PROJECT_DIR)
+        return uploads.resolve(plan.services, PROJECT_DIR)
     except ValueError as error:
         raise pulumi.RunError(str(error)) from None
 
@@ -243,16 +243,26 @@ def main(*, offline: bool = False) -> None:
     vpc_id: pulumi.Output[str] | None = None
     subnet_id: pulumi.Output[str] | None = None
     if not isinstance(plan.host, AdoptedHost):
-        network = Network(f"{name}-net", NetworkArgs(plan=plan))
+        network = Network(f"{name}-net", NetworkArgs(cloud=plan.cloud, network=plan.network, host=plan.host))
         vpc_id, subnet_id = network.vpc_id, network.subnet_id
     reference = database_stack(plan)
+    props = plan.props()
     firewall = Firewall(
-        f"{name}-fw", FirewallArgs(plan=plan, vpc_id=vpc_id, peer_ingress=peer_ingress(plan, reference))
+        f"{name}-fw",
+        FirewallArgs(
+            cloud=plan.cloud,
+            ports=plan.port_plan,
+            props=props,
+            vpc_id=vpc_id,
+            peer_ingress=peer_ingress(plan, reference),
+        ),
     )
     host = Host(
         f"{name}-host",
         HostArgs(
-            plan=plan,
+            cloud=plan.cloud,
+            host=plan.host,
+            props=props,
             vpc_id=vpc_id,
             subnet_id=subnet_id,
             security_group_id=firewall.security_group_id,
@@ -265,14 +275,17 @@ def main(*, offline: bool = False) -> None:
     if plan.cloud == Cloud.ALIBABA and plan.backups.off_host is not None and plan.backed_up:
         off_host = OffHostBackups(
             f"{name}-backups",
-            OffHostBackupsArgs(plan=plan, instance_id=host.instance_id, region=_alibaba_region()),
+            OffHostBackupsArgs(
+                backups=plan.backups, props=props, instance_id=host.instance_id, region=_alibaba_region()
+            ),
         )
 
     # The replication CA, certificates and passwords: Pulumi state, exported to the Tencent stack.
     credentials = None
     if plan.cloud == Cloud.ALIBABA and plan.replication_sources:
         credentials = ReplicationCredentials(
-            f"{name}-replication", ReplicationCredentialsArgs(plan=plan, source_address=host.public_ip)
+            f"{name}-replication",
+            ReplicationCredentialsArgs(sources=plan.replication_sources, props=props, source_address=host.public_ip),
         )
         export_replication(plan, credentials, host.public_ip)
     if plan.cloud == Cloud.ALIBABA and plan.databases:
@@ -338,16 +351,16 @@ def main(*, offline: bool = False) -> None:
                 else None
             )
             run_step(
-                monitoring_step(components[HOST_ROLE[plan.cloud]], plan, webhook),
+                monitoring_step(components[HOST_ROLE[plan.cloud]], plan.monitoring_plan, webhook),
                 connection,
                 parent=owner,
                 # The database exporters start with the credential files their users' steps write.
                 depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
             )
 
-    pulumi.export("plan", plan.props())
+    pulumi.export("plan", props)
     # What this host's firewall opens to the peer: the peer's egress follows it (its databaseStack).
-    pulumi.export("peerIngress", peer_ingress_ports(plan))
+    pulumi.export("peerIngress", peer_ingress_ports(plan.workloads))
     pulumi.export("publicIp", host.public_ip)
     pulumi.export("instanceId", host.instance_id)
     pulumi.export("securityGroupId", firewall.security_group_id)

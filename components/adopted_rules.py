@@ -23,7 +23,7 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from components.rules import Rule
-from plan import NAMESPACE, Exposure, Plan
+from plan import NAMESPACE, Exposure, PortPlan
 from policies.facts import WORLD_PREFIX_LENGTH, reaches_world
 
 MARKER = "platform: "
@@ -102,14 +102,14 @@ class Finding:
     reasons: tuple[str, ...]
 
 
-def sensitive_ports(plan: Plan) -> dict[tuple[int, str], str]:
+def sensitive_ports(ports: PortPlan) -> dict[tuple[int, str], str]:
     """(port, protocol) -> what listens there: the workloads' ports and SSH, less what the plan itself makes public."""
-    ports = {(plan.host.ssh_port, "tcp"): "SSH"}
-    for workload in plan.workloads:
+    listening = {(ports.ssh_port, "tcp"): "SSH"}
+    for workload in ports.workloads:
         for spec in workload.ports:
-            ports.setdefault((spec.port, spec.protocol), workload.name)
-    public = {(spec.port, spec.protocol) for w in plan.workloads for spec in w.ports if spec.expose == Exposure.PUBLIC}
-    return {key: what for key, what in ports.items() if key not in public}
+            listening.setdefault((spec.port, spec.protocol), workload.name)
+    public = {(spec.port, spec.protocol) for w in ports.workloads for spec in w.ports if spec.expose == Exposure.PUBLIC}
+    return {key: what for key, what in listening.items() if key not in public}
 
 
 def defeating_rules(

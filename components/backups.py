@@ -19,13 +19,13 @@ database's own container step) when an engine needs one, and hand it to the tool
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from components.engines import BACKUP_HOOKS, KINDS, data_dir, engine, secret_file
 from components.formats import unit_value, unit_words
 from components.provisioning import GUARDS, ParamValue, Step, render
-from plan import BACKUP_RUNNER_MEMORY_MIB, Database, Plan
+from plan import BACKUP_RUNNER_MEMORY_MIB, Backups, Database, Layout, Paths
 from policies.facts import metrics_dir
 
 BACKUP_PROGRAM = "platform-backup"
@@ -63,17 +63,17 @@ class OffHostTarget:
         return f"oss://{self.bucket}/{self.prefix}"
 
 
-def backup_dir(name: str, plan: Plan) -> str:
+def backup_dir(name: str, paths: Paths) -> str:
     """A database's backups: ``daily/`` and ``weekly/`` below it."""
-    return f"{plan.paths.backups}/{name}"
+    return f"{paths.backups}/{name}"
 
 
-def config_dir(plan: Plan) -> str:
-    return f"{plan.paths.state}/backup"
+def config_dir(paths: Paths) -> str:
+    return f"{paths.state}/backup"
 
 
-def database_config_file(name: str, plan: Plan) -> str:
-    return f"{config_dir(plan)}/db/{name}.conf"
+def database_config_file(name: str, paths: Paths) -> str:
+    return f"{config_dir(paths)}/db/{name}.conf"
 
 
 def backup_unit(name: str) -> str:
@@ -91,7 +91,7 @@ def _config(values: Mapping[str, ParamValue]) -> str:
     return "".join(lines)
 
 
-def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) -> str:
+def database_config(paths: Paths, backups: Backups, db: Database, off_host: OffHostTarget | None) -> str:
     """What ``platform-backup`` (and the drill) read for one database."""
     # Only an engine that dumps offline (Neo4j: a sibling container while the database is stopped)
     # uses its limits; the others leave them out, so a memory change updates only its own command.
@@ -104,23 +104,23 @@ def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) ->
             "KIND": db.kind.value,
             "IMAGE": db.image,
             "SERVICE": f"{db.name}.service",
-            "DATA_DIR": data_dir(db.name, plan.paths),
+            "DATA_DIR": data_dir(db.name, paths),
             "DATA_PATH": spec.data_path,
-            "SECRET_FILE": secret_file(db.name, plan.paths),
+            "SECRET_FILE": secret_file(db.name, paths),
             "DB_USER": KINDS[db.kind].BACKUP_USER,
             "API_PORT": db.ports[0].port,
             "MEMORY_MIB": db.memory_mib if dumps_offline else 0,
             "HEAP_MIB": heap,
             "HEALTH_TIMEOUT_S": db.health_timeout_s,
-            "BACKUPS_ROOT": plan.paths.backups,
-            "BACKUP_DIR": backup_dir(db.name, plan),
-            "STATUS_FILE": f"{config_dir(plan)}/db/{db.name}.last",
-            "METRICS_FILE": f"{metrics_dir(plan.paths.state)}/backup_{db.name}.prom",
-            "LOCK_FILE": f"{config_dir(plan)}/lock",
+            "BACKUPS_ROOT": paths.backups,
+            "BACKUP_DIR": backup_dir(db.name, paths),
+            "STATUS_FILE": f"{config_dir(paths)}/db/{db.name}.last",
+            "METRICS_FILE": f"{metrics_dir(paths.state)}/backup_{db.name}.prom",
+            "LOCK_FILE": f"{config_dir(paths)}/lock",
             "LOCK_WAIT_S": LOCK_WAIT_S,
             "SAVE_TIMEOUT_S": SAVE_TIMEOUT_S,
-            "KEEP_DAILY": plan.backups.keep_daily,
-            "KEEP_WEEKLY": plan.backups.keep_weekly,
+            "KEEP_DAILY": backups.keep_daily,
+            "KEEP_WEEKLY": backups.keep_weekly,
             # Where Elasticsearch and Weaviate write their snapshots inside the data volume (the
             # engines' settings); the runner archives each one and removes it.
             "ES_SNAPSHOT_PATH": spec.environment.get("path.repo", ""),
@@ -133,19 +133,19 @@ def database_config(plan: Plan, db: Database, off_host: OffHostTarget | None) ->
     )
 
 
-def drill_config(plan: Plan) -> str:
+def drill_config(paths: Paths, backups: Backups) -> str:
     """What ``platform-restore-drill`` reads: where the databases' configurations are, its limits."""
     return _config(
         {
-            "CONFIG_DIR": f"{config_dir(plan)}/db",
-            "BACKUPS_ROOT": plan.paths.backups,
-            "SCRATCH_ROOT": f"{plan.paths.backups}/.drill",
-            "DRILL_MEMORY_MIB": plan.backups.drill_memory_mib,
+            "CONFIG_DIR": f"{config_dir(paths)}/db",
+            "BACKUPS_ROOT": paths.backups,
+            "SCRATCH_ROOT": f"{paths.backups}/.drill",
+            "DRILL_MEMORY_MIB": backups.drill_memory_mib,
             "SCRATCH_MIN_MIB": " ".join(f"{kind.value}:{mib}" for kind, mib in DRILL_SCRATCH_MIN_MIB.items()),
             "DRILL_START_TIMEOUT_S": DRILL_START_TIMEOUT_S,
-            "STATUS_FILE": f"{config_dir(plan)}/drill.last",
-            "METRICS_FILE": f"{metrics_dir(plan.paths.state)}/restore_drill.prom",
-            "LOCK_FILE": f"{config_dir(plan)}/lock",
+            "STATUS_FILE": f"{config_dir(paths)}/drill.last",
+            "METRICS_FILE": f"{metrics_dir(paths.state)}/restore_drill.prom",
+            "LOCK_FILE": f"{config_dir(paths)}/lock",
             "LOCK_WAIT_S": LOCK_WAIT_S,
         }
     )
@@ -200,44 +200,43 @@ def _program(file: str) -> str:
 
 
 def _install_params(
-    plan: Plan, *, name: str, program: str, body: str, config_file: str, config: str
+    paths: Paths, *, name: str, program: str, body: str, config_file: str, config: str
 ) -> dict[str, ParamValue]:
     return {
         "NAME": name,
-        "PROGRAM_FILE": f"{plan.paths.root}/bin/{program}",
+        "PROGRAM_FILE": f"{paths.root}/bin/{program}",
         "PROGRAM_CONTENT": _program(body),
         "CONFIG_FILE": config_file,
         "CONFIG_CONTENT": config,
-        "CONFIG_DIR": f"{config_dir(plan)}/db",
-        "UNITS_DIR": plan.paths.units,
-        "METRICS_DIR": metrics_dir(plan.paths.state),
-        "BACKUPS_ROOT": plan.paths.backups,
+        "CONFIG_DIR": f"{config_dir(paths)}/db",
+        "UNITS_DIR": paths.units,
+        "METRICS_DIR": metrics_dir(paths.state),
+        "BACKUPS_ROOT": paths.backups,
     }
 
 
-def backup_step(component: str, plan: Plan, db: Database, off_host: OffHostTarget | None) -> Step:
+def backup_step(component: str, layout: Layout, backups: Backups, db: Database, off_host: OffHostTarget | None) -> Step:
     """``<component>-backup-<db>``: the database's backup program, configuration and timer."""
+    paths = layout.paths
     unit = backup_unit(db.name)
-    config_file = database_config_file(db.name, plan)
-    program = f"{plan.paths.root}/bin/{BACKUP_PROGRAM}"
+    config_file = database_config_file(db.name, paths)
+    program = f"{paths.root}/bin/{BACKUP_PROGRAM}"
     params = {
         **_install_params(
-            plan,
+            paths,
             name=db.name,
             program=BACKUP_PROGRAM,
             body="backup_run.sh",
             config_file=config_file,
-            config=database_config(plan, db, off_host),
+            config=database_config(paths, backups, db, off_host),
         ),
         "UNIT": unit,
         "SERVICE_CONTENT": service_unit(
             f"Backup of {db.name} ({db.kind.value})", program, config_file, after=f"{db.name}.service"
         ),
-        "TIMER_CONTENT": timer_unit(
-            f"Daily backup of {db.name}", unit, plan.backups.schedule, plan.backups.randomized_delay_s
-        ),
-        "SCHEDULE": plan.backups.schedule,
-        "DIRS": f"{backup_dir(db.name, plan)}/daily {backup_dir(db.name, plan)}/weekly",
+        "TIMER_CONTENT": timer_unit(f"Daily backup of {db.name}", unit, backups.schedule, backups.randomized_delay_s),
+        "SCHEDULE": backups.schedule,
+        "DIRS": f"{backup_dir(db.name, paths)}/daily {backup_dir(db.name, paths)}/weekly",
         "STOP_BACKUPS": "",
         "OFF_HOST_URL": off_host.url if off_host is not None else "",
         "OSSUTIL": OSSUTIL,
@@ -247,43 +246,40 @@ def backup_step(component: str, plan: Plan, db: Database, off_host: OffHostTarge
         files=("db_backup.sh",),
         params=params,
         label=f"platform-backup-{db.name}",
-        sudo=plan.needs_sudo,
+        sudo=layout.sudo,
     )
 
 
-def drill_step(component: str, plan: Plan, off_host: OffHostTarget | None) -> Step:
+def drill_step(component: str, layout: Layout, backups: Backups, unscheduled: Sequence[str]) -> Step:
     """``<component>-restore-drill``: the drill program, its configuration and its weekly timer.
 
-    ``off_host`` is accepted for symmetry with ``backup_step``: the drill restores the host's own
-    copies (the off-host ones are the same bytes, checked by the same sha256 when fetched).
+    The drill restores the host's own copies (the off-host ones are the same bytes, checked by the
+    same sha256 when fetched). ``unscheduled``: the databases whose backup timers its install
+    takes down (``Plan.unscheduled_backups``).
     """
-    del off_host
-    program = f"{plan.paths.root}/bin/{DRILL_PROGRAM}"
-    config_file = f"{config_dir(plan)}/drill.conf"
+    paths = layout.paths
+    program = f"{paths.root}/bin/{DRILL_PROGRAM}"
+    config_file = f"{config_dir(paths)}/drill.conf"
     params = {
         **_install_params(
-            plan,
+            paths,
             name="restore-drill",
             program=DRILL_PROGRAM,
             body="restore_drill.sh",
             config_file=config_file,
-            config=drill_config(plan),
+            config=drill_config(paths, backups),
         ),
         "UNIT": DRILL_UNIT,
         "SERVICE_CONTENT": service_unit(
             "Restore drill: each database's latest backup into a scratch container", program, config_file, None
         ),
         "TIMER_CONTENT": timer_unit(
-            "Weekly restore drill", DRILL_UNIT, plan.backups.drill_schedule, min(plan.backups.randomized_delay_s, 600)
+            "Weekly restore drill", DRILL_UNIT, backups.drill_schedule, min(backups.randomized_delay_s, 600)
         ),
-        "SCHEDULE": plan.backups.drill_schedule,
-        "DIRS": f"{plan.paths.backups}/.drill",
-        # The drill's install also takes down the timers of databases retired or now `backup:
-        # none`; one merely dropped from the plan keeps running, so its backups keep running too.
-        "STOP_BACKUPS": " ".join(
-            [*(r.name for r in plan.retired.databases), *(db.name for db in plan.databases if db.backup is not None)]
-        ),
-        "CONFIG_DIR": f"{config_dir(plan)}/db",
+        "SCHEDULE": backups.drill_schedule,
+        "DIRS": f"{paths.backups}/.drill",
+        "STOP_BACKUPS": " ".join(unscheduled),
+        "CONFIG_DIR": f"{config_dir(paths)}/db",
         "OFF_HOST_URL": "",
         "OSSUTIL": OSSUTIL,
     }
@@ -292,5 +288,5 @@ def drill_step(component: str, plan: Plan, off_host: OffHostTarget | None) -> St
         files=("db_backup.sh",),
         params=params,
         label="platform-restore-drill",
-        sudo=plan.needs_sudo,
+        sudo=layout.sudo,
     )

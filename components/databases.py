@@ -8,6 +8,7 @@ timer -> the restore drill. The monitoring step (program.py) runs after the expo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -19,7 +20,7 @@ from components.exporters import exporter_password, exporter_step, redis_acl_lin
 from components.pki import ReplicationCredentials
 from components.provisioning import GUARDS, Step, host_check_params, retire_step_name, run_step
 from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
-from plan import Database, DatabaseKind, Plan, RetiredDatabase
+from plan import Database, DatabaseKind, HostCheck, Layout, Plan, RetiredDatabase
 from policies.facts import DATABASES
 
 # Podman 4.5 is the first whose Quadlet reads PodmanArgs= (the --memory limit).
@@ -47,14 +48,17 @@ class Databases(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
         super().__init__(DATABASES, name, {"plan": plan.props()}, opts)
-        self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
+        layout = plan.layout
+        self.bootstrap = run_step(
+            bootstrap_step(name, layout, plan.host_check, plan.databases), args.connection, parent=self
+        )
         credentials = args.replication
         sources = {db.name for db in plan.replication_sources} if credentials is not None else set()
         # The sources' TLS files are on the host before their containers start (they mount them).
         self.tls: remote.Command | None = None
         if credentials is not None and sources:
             self.tls = run_step(
-                tls_step(name, plan, pulumi.Output.secret(_tls_stdin(credentials))),
+                tls_step(name, layout, plan.replication_sources, pulumi.Output.secret(_tls_stdin(credentials))),
                 args.connection,
                 parent=self,
                 depends_on=[self.bootstrap],
@@ -63,10 +67,11 @@ class Databases(pulumi.ComponentResource):
             db.name: run_step(
                 container_step(
                     name,
-                    plan,
+                    layout,
                     db,
                     args.passwords,
                     source=credentials if db.name in sources else None,
+                    exported=db in plan.exported_databases.values(),
                 ),
                 args.connection,
                 parent=self,
@@ -77,7 +82,13 @@ class Databases(pulumi.ComponentResource):
         # Per source, its replication user, once its engine runs.
         self.sources: dict[str, remote.Command] = {
             db.name: run_step(
-                source_step(name, plan, db, pulumi.Output.secret(credentials.passwords[db.name].apply(source_stdin))),
+                source_step(
+                    name,
+                    layout,
+                    plan.firewall.peer_address,
+                    db,
+                    pulumi.Output.secret(credentials.passwords[db.name].apply(source_stdin)),
+                ),
                 args.connection,
                 parent=self,
                 depends_on=[self.containers[db.name]],
@@ -88,7 +99,9 @@ class Databases(pulumi.ComponentResource):
         # Per watched database, its exporter's user and credential file, once its engine runs.
         self.exporters: dict[str, remote.Command] = {
             exporter: run_step(
-                exporter_step(name, plan, exporter, _exporter_stdin(args.passwords, db)),
+                exporter_step(
+                    name, layout, exporter, db, db.name in plan.tls_only, _exporter_stdin(args.passwords, db)
+                ),
                 args.connection,
                 parent=self,
                 depends_on=[self.containers[db.name]],
@@ -97,14 +110,14 @@ class Databases(pulumi.ComponentResource):
         }
         self.retirements: dict[str, remote.Command] = {
             retired.name: run_step(
-                retire_step(name, plan, retired), args.connection, parent=self, depends_on=[self.bootstrap]
+                retire_step(name, layout, retired), args.connection, parent=self, depends_on=[self.bootstrap]
             )
             for retired in plan.retired.databases
         }
         ready = [args.off_host_ready] if args.off_host_ready is not None else []
         self.backups: dict[str, remote.Command] = {
             db.name: run_step(
-                backup_step(name, plan, db, args.off_host),
+                backup_step(name, layout, plan.backups, db, args.off_host),
                 args.connection,
                 parent=self,
                 depends_on=[self.containers[db.name], *ready],
@@ -115,7 +128,7 @@ class Databases(pulumi.ComponentResource):
         self.drill: remote.Command | None = None
         if self.backups:
             self.drill = run_step(
-                drill_step(name, plan, args.off_host),
+                drill_step(name, layout, plan.backups, plan.unscheduled_backups),
                 args.connection,
                 parent=self,
                 depends_on=list(self.backups.values()),
@@ -135,19 +148,20 @@ def _exporter_stdin(passwords: pulumi.Output[dict[str, str]], db: Database) -> p
     return pulumi.Output.secret(passwords.apply(lambda values: exporter_password(values[db.name], db)))
 
 
-def bootstrap_step(name: str, plan: Plan) -> Step:
+def bootstrap_step(name: str, layout: Layout, check: HostCheck, databases: Sequence[Database]) -> Step:
+    paths = layout.paths
     params = {
-        **host_check_params(plan),
+        **host_check_params(check, paths),
         "MIN_PODMAN": MIN_PODMAN,
-        "DATA_ROOT": plan.paths.data,
-        "QUADLET_DIR": plan.paths.quadlet,
-        "SECRETS_DIR": plan.paths.secrets,
-        "DATA_DIRS": " ".join(data_dir(db.name, plan.paths) for db in plan.databases),
-        "SYSCTL_FILE": f"{plan.paths.sysctl}/99-platform-elasticsearch.conf",
-        "NEEDS_ES_SYSCTL": int(any(db.kind == "elasticsearch" for db in plan.databases)),
+        "DATA_ROOT": paths.data,
+        "QUADLET_DIR": paths.quadlet,
+        "SECRETS_DIR": paths.secrets,
+        "DATA_DIRS": " ".join(data_dir(db.name, paths) for db in databases),
+        "SYSCTL_FILE": f"{paths.sysctl}/99-platform-elasticsearch.conf",
+        "NEEDS_ES_SYSCTL": int(any(db.kind == "elasticsearch" for db in databases)),
     }
     files = ("host_check.sh", "db_bootstrap.sh")
-    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=plan.needs_sudo)
+    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=layout.sudo)
 
 
 def _tls_stdin(credentials: ReplicationCredentials) -> pulumi.Output[str]:
@@ -162,29 +176,32 @@ def _tls_stdin(credentials: ReplicationCredentials) -> pulumi.Output[str]:
 
 def container_step(
     name: str,
-    plan: Plan,
+    layout: Layout,
     db: Database,
     passwords: pulumi.Output[dict[str, str]],
     source: ReplicationCredentials | None = None,
+    exported: bool = False,
 ) -> Step:
     """The database's container; ``source``: it is a replication source (TLS files mounted; a Redis
-    source's auth file also defines the replication user, so its password joins the stdin)."""
+    source's auth file also defines the replication user, so its password joins the stdin);
+    ``exported``: an exporter watches it (a Redis one's auth file also defines the exporter's user)."""
+    paths = layout.paths
     params = {
         "NAME": db.name,
         "IMAGE": db.image,
-        "UNIT_FILE": f"{plan.paths.quadlet}/{db.name}.container",
-        "UNIT_CONTENT": quadlet_unit(db, plan.paths, tls_dir(db.name, plan.paths) if source is not None else None),
-        "SECRET_FILE": secret_file(db.name, plan.paths),
-        "DATA_DIR": data_dir(db.name, plan.paths),
+        "UNIT_FILE": f"{paths.quadlet}/{db.name}.container",
+        "UNIT_CONTENT": quadlet_unit(db, paths, tls_dir(db.name, paths) if source is not None else None),
+        "SECRET_FILE": secret_file(db.name, paths),
+        "DATA_DIR": data_dir(db.name, paths),
         "PORTS": " ".join(str(p.port) for p in db.ports),
-        "STATE_DIR": plan.paths.state,
+        "STATE_DIR": paths.state,
         "HEALTH_TIMEOUT": db.health_timeout_s,
     }
     # Presence of every password was checked before any resource (plan.check_secrets_present).
-    exported = db.kind == DatabaseKind.REDIS and db in plan.exported_databases.values()
+    redis_exporter = db.kind == DatabaseKind.REDIS and exported
 
     def acl(password: str) -> str | None:
-        return redis_acl_line(exporter_password(password, db)) if exported else None
+        return redis_acl_line(exporter_password(password, db)) if redis_exporter else None
 
     if source is not None and db.kind == DatabaseKind.REDIS:
         stdin = pulumi.Output.all(passwords, source.passwords[db.name]).apply(
@@ -199,22 +216,21 @@ def container_step(
         label=f"platform-{db.name}",
         stdin=pulumi.Output.secret(stdin),
         handles_secrets=True,
-        sudo=plan.needs_sudo,
+        sudo=layout.sudo,
     )
 
 
-def retire_step(name: str, plan: Plan, retired: RetiredDatabase) -> Step:
+def retire_step(name: str, layout: Layout, retired: RetiredDatabase) -> Step:
     """Stop the database and remove its unit and secret; its data goes only with ``purge: true``."""
+    paths = layout.paths
     params = {
         "NAME": retired.name,
-        "UNIT_FILE": f"{plan.paths.quadlet}/{retired.name}.container",
-        "SECRET_FILE": secret_file(retired.name, plan.paths),
-        "DATA_ROOT": plan.paths.data,
-        "DATA_DIR": data_dir(retired.name, plan.paths),
-        "STATE_DIR": plan.paths.state,
+        "UNIT_FILE": f"{paths.quadlet}/{retired.name}.container",
+        "SECRET_FILE": secret_file(retired.name, paths),
+        "DATA_ROOT": paths.data,
+        "DATA_DIR": data_dir(retired.name, paths),
+        "STATE_DIR": paths.state,
         "PURGE": int(retired.purge),
     }
     label = f"platform-retire-{retired.name}"
-    return Step(
-        retire_step_name(name, retired.name), (GUARDS, "db_retire.sh"), params, label=label, sudo=plan.needs_sudo
-    )
+    return Step(retire_step_name(name, retired.name), (GUARDS, "db_retire.sh"), params, label=label, sudo=layout.sudo)

@@ -20,7 +20,7 @@ import pulumi
 from components.engines import POSTGRES_SUPERUSER, hook, secret_file
 from components.provisioning import Step
 from components.replication import LIB
-from plan import Database, DatabaseKind, Plan
+from plan import Database, DatabaseKind, Layout, Paths
 
 # One name for every engine: MySQL, PostgreSQL and Redis ACL names all accept it.
 EXPORTER_USER = "platform_exporter"
@@ -64,20 +64,20 @@ def unit_name(program: str) -> str:
     return f"platform-mon-{program}.service"
 
 
-def credential_file(plan: Plan, exporter: str) -> str:
-    return f"{plan.paths.secrets}/monitoring/{CREDENTIAL[exporter]}"
+def credential_file(paths: Paths, exporter: str) -> str:
+    return f"{paths.secrets}/monitoring/{CREDENTIAL[exporter]}"
 
 
-def redis_url(plan: Plan, db: Database) -> str:
+def redis_url(db: Database, tls_only: bool) -> str:
     """A replication source's Redis speaks TLS only on its port (components/engines/redis)."""
-    scheme = "rediss" if db in plan.replication_sources else "redis"
+    scheme = "rediss" if tls_only else "redis"
     return f"{scheme}://127.0.0.1:{db.ports[0].port}"
 
 
-def arguments(plan: Plan, exporter: str) -> tuple[list[str], list[str]]:
-    """The exporter's arguments and its unit's Environment= words, reading its credential from the
-    unit's credentials directory (``%d``); the engine is reached on its published port on loopback."""
-    db = plan.exported_databases[exporter]
+def arguments(exporter: str, db: Database, tls_only: bool) -> tuple[list[str], list[str]]:
+    """The arguments of ``db``'s exporter and its unit's Environment= words, reading its credential
+    from the unit's credentials directory (``%d``); the engine is reached on its published port on
+    loopback. ``tls_only``: the engine's port speaks TLS only (a Redis replication source)."""
     credential = f"%d/{CREDENTIAL[exporter]}"
     port = db.ports[0].port
     match exporter:
@@ -92,10 +92,10 @@ def arguments(plan: Plan, exporter: str) -> tuple[list[str], list[str]]:
             ]
             return [], environment
         case "redis-exporter":
-            tls = ["-skip-tls-verification"] if db in plan.replication_sources else []
+            tls = ["-skip-tls-verification"] if tls_only else []
             # The certificate names the host's public address, not loopback: the hop stays on the host.
             return [
-                f"-redis.addr={redis_url(plan, db)}",
+                f"-redis.addr={redis_url(db, tls_only)}",
                 f"-redis.user={EXPORTER_USER}",
                 f"-redis.password-file={credential}",
                 "-config-command=-",
@@ -105,22 +105,24 @@ def arguments(plan: Plan, exporter: str) -> tuple[list[str], list[str]]:
             raise ValueError(f"{exporter} is not a database exporter")
 
 
-def exporter_step(component: str, plan: Plan, exporter: str, stdin: pulumi.Input[str]) -> Step:
-    """The exporter's user in its database and its credential file (stdin: ``exporter_password``);
-    after the database's container."""
-    db = plan.exported_databases[exporter]
+def exporter_step(
+    component: str, layout: Layout, exporter: str, db: Database, tls_only: bool, stdin: pulumi.Input[str]
+) -> Step:
+    """The user of ``exporter`` in ``db``, the database it watches, and its credential file (stdin:
+    ``exporter_password``); after the database's container."""
+    paths = layout.paths
     params: dict[str, str | int] = {
         "NAME": db.name,
         "KIND": db.kind.value,
         "EXPORTER_USER": EXPORTER_USER,
         "CONNECTIONS": EXPORTER_CONNECTIONS,
-        "SECRET_FILE": secret_file(db.name, plan.paths),
+        "SECRET_FILE": secret_file(db.name, paths),
         "PG_SUPERUSER": POSTGRES_SUPERUSER,
-        "STATE_DIR": plan.paths.state,
+        "STATE_DIR": paths.state,
         "PORT": db.ports[0].port,
-        "REDIS_URL": redis_url(plan, db) if db.kind == DatabaseKind.REDIS else "",
+        "REDIS_URL": redis_url(db, tls_only) if db.kind == DatabaseKind.REDIS else "",
         "REDIS_COMMANDS": " ".join(REDIS_EXPORTER_COMMANDS),
-        "CREDENTIAL_FILE": credential_file(plan, exporter),
+        "CREDENTIAL_FILE": credential_file(paths, exporter),
         "UNIT": unit_name(exporter),
     }
     return Step(
@@ -130,5 +132,5 @@ def exporter_step(component: str, plan: Plan, exporter: str, stdin: pulumi.Input
         label=f"platform-exporter-{db.name}",
         stdin=stdin,
         handles_secrets=True,
-        sudo=plan.needs_sudo,
+        sudo=layout.sudo,
     )

@@ -11,13 +11,16 @@ from tencentcloud_iac_pulumi import security as tc_security
 
 from components import adopted_rules
 from components.rules import Rule, default_peer_ports, exported_peer_ports, firewall_rules
-from plan import Cloud, Plan
+from plan import Cloud, PortPlan
 from policies.facts import FIREWALL
 
 
 @dataclass(frozen=True)
 class FirewallArgs:
-    plan: Plan
+    cloud: Cloud
+    ports: PortPlan
+    props: dict[str, Any]
+    """The plan's props (``plan.props()``), registered for the policy pack."""
     vpc_id: pulumi.Input[str] | None
     """Where a new group is created; None when the plan names an existing group."""
     peer_ingress: pulumi.Output[Any] | None = None
@@ -32,37 +35,37 @@ class Firewall(pulumi.ComponentResource):
     """The group the rules live in (created here, or the adopted one)."""
 
     def __init__(self, name: str, args: FirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        plan = args.plan
-        self.rule_list = firewall_rules(plan)  # in priority order, as the plan derives them
+        port_plan = args.ports
+        self.rule_list = firewall_rules(port_plan)  # in priority order, as the plan derives them
         rules: pulumi.Input[tuple[Rule, ...]] = self.rule_list
-        peer_ports: pulumi.Input[list[int]] = sorted({p.port for p in default_peer_ports(plan)})
-        if plan.cloud == Cloud.TENCENT and args.peer_ingress is not None:
+        peer_ports: pulumi.Input[list[int]] = sorted({p.port for p in default_peer_ports(port_plan)})
+        if args.cloud == Cloud.TENCENT and args.peer_ingress is not None:
             exported = args.peer_ingress.apply(
-                lambda ingress: default_peer_ports(plan) if ingress is None else exported_peer_ports(ingress)
+                lambda ingress: default_peer_ports(port_plan) if ingress is None else exported_peer_ports(ingress)
             )
-            rules = exported.apply(lambda ports: firewall_rules(plan, ports))
+            rules = exported.apply(lambda ports: firewall_rules(port_plan, ports))
             peer_ports = exported.apply(lambda ports: sorted({p.port for p in ports}))
         rule_props = pulumi.Output.from_input(rules).apply(_rules_props)
-        props = {"plan": plan.props(), "rules": rule_props, "peerPorts": peer_ports}
+        props = {"plan": args.props, "rules": rule_props, "peerPorts": peer_ports}
         super().__init__(FIREWALL, name, props, opts)
-        if plan.cloud == Cloud.ALIBABA:
-            self.security_group_id = self._alibaba(name, plan, args.vpc_id)
+        if args.cloud == Cloud.ALIBABA:
+            self.security_group_id = self._alibaba(name, port_plan, args.vpc_id)
         else:
-            self.security_group_id = self._tencent(name, plan, pulumi.Output.from_input(rules))
+            self.security_group_id = self._tencent(name, port_plan, pulumi.Output.from_input(rules))
         self.register_outputs(
             {
                 "security_group_id": self.security_group_id,
                 "rules": rule_props,
-                "plan": plan.props(),
+                "plan": args.props,
                 "peerPorts": peer_ports,
             }
         )
 
-    def _alibaba(self, name: str, plan: Plan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
+    def _alibaba(self, name: str, port_plan: PortPlan, vpc_id: pulumi.Input[str] | None) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
-        if plan.firewall.security_group_id is not None:
-            self._check_adopted_alibaba_group(plan, plan.firewall.security_group_id)
-            group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
+        if port_plan.firewall.security_group_id is not None:
+            self._check_adopted_alibaba_group(port_plan, port_plan.firewall.security_group_id)
+            group_id = pulumi.Output.from_input(port_plan.firewall.security_group_id)
         else:
             group = alicloud.ecs.SecurityGroup(
                 f"{name}-sg",
@@ -91,22 +94,22 @@ class Firewall(pulumi.ComponentResource):
             )
         return group_id
 
-    def _check_adopted_alibaba_group(self, plan: Plan, group_id: str) -> None:
+    def _check_adopted_alibaba_group(self, port_plan: PortPlan, group_id: str) -> None:
         """Refuse (or, with allowUnmanagedRules, warn) while hand-made rules in the group defeat the plan."""
         existing = adopted_rules.read_group_rules(group_id, pulumi.InvokeOptions(parent=self))
         managed = [adopted_rules.alibaba_rule(rule) for rule in self.rule_list]
-        findings = adopted_rules.defeating_rules(existing, managed, adopted_rules.sensitive_ports(plan))
+        findings = adopted_rules.defeating_rules(existing, managed, adopted_rules.sensitive_ports(port_plan))
         if not findings:
             return
         message = adopted_rules.refusal(findings, group_id, pulumi.Config("alicloud").get("region"))
-        if not plan.firewall.allow_unmanaged_rules:
+        if not port_plan.firewall.allow_unmanaged_rules:
             raise pulumi.RunError(message)
         pulumi.log.warn(message, resource=self)
 
-    def _tencent(self, name: str, plan: Plan, rules: pulumi.Output[tuple[Rule, ...]]) -> pulumi.Output[str]:
+    def _tencent(self, name: str, port_plan: PortPlan, rules: pulumi.Output[tuple[Rule, ...]]) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
-        if plan.firewall.security_group_id is not None:
-            group_id = pulumi.Output.from_input(plan.firewall.security_group_id)
+        if port_plan.firewall.security_group_id is not None:
+            group_id = pulumi.Output.from_input(port_plan.firewall.security_group_id)
         else:
             group = tc_security.Group(f"{name}-sg", name=name, description=f"{name}: managed by Pulumi", opts=child)
             group_id = group.id
@@ -114,7 +117,7 @@ class Firewall(pulumi.ComponentResource):
         # included. On an adopted group a destroy, a rename or a corrected group id must not do
         # that: protect it, and leave the group's rules as they are when it leaves the stack. A
         # created group's rule set needs neither: it goes with the group it was made for.
-        adopted = plan.firewall.security_group_id is not None
+        adopted = port_plan.firewall.security_group_id is not None
         # One ordered, authoritative rule set: the first matching rule wins, so the deny goes last.
         tc_security.GroupRuleSet(
             f"{name}-rules",

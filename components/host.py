@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
 from pulumi_command import remote
 from tencentcloud_iac_pulumi import instance as tc_instance
 
-from plan import AdoptedHost, Cloud, CreatedHost, Plan
+from plan import AdoptedHost, Cloud, CreatedHost
+from plan import Host as PlannedHost
 from policies.facts import HOST
 
 # Inputs whose change makes the cloud replace the instance (and lose its system disk).
@@ -32,7 +34,10 @@ _REPLACING_INPUTS = {
 
 @dataclass(frozen=True)
 class HostArgs:
-    plan: Plan
+    cloud: Cloud
+    host: PlannedHost
+    props: dict[str, Any]
+    """The plan's props (``plan.props()``), registered for the policy pack."""
     subnet_id: pulumi.Input[str] | None  # None for an adopted host: it keeps its network
     vpc_id: pulumi.Input[str] | None
     security_group_id: pulumi.Input[str]
@@ -44,45 +49,45 @@ class Host(pulumi.ComponentResource):
     public_ip: pulumi.Output[str]
 
     def __init__(self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        plan = args.plan
-        super().__init__(HOST, name, {"plan": plan.props()}, opts)
-        instance = self._alibaba(name, args) if plan.cloud == Cloud.ALIBABA else self._tencent(name, args)
+        host = args.host
+        super().__init__(HOST, name, {"plan": args.props}, opts)
+        instance = self._alibaba(name, args) if args.cloud == Cloud.ALIBABA else self._tencent(name, args)
         self.instance_id = instance.id
-        if isinstance(plan.host, AdoptedHost):
-            self.public_ip = pulumi.Output.from_input(plan.host.public_ip)
+        if isinstance(host, AdoptedHost):
+            self.public_ip = pulumi.Output.from_input(host.public_ip)
         else:
             self.public_ip = instance.public_ip
         # SSH with the host key pinned; None while a created host's key is not pinned yet.
         self.connection: remote.ConnectionArgs | None = None
-        if plan.host.host_key is not None:
+        if host.host_key is not None:
             self.connection = remote.ConnectionArgs(
                 host=self.public_ip,
-                port=float(plan.host.ssh_port),
-                user=plan.host.ssh_user,
+                port=float(host.ssh_port),
+                user=host.ssh_user,
                 private_key=args.ssh_private_key,
-                host_key=plan.host.host_key,
+                host_key=host.host_key,
                 dial_error_limit=10,
                 per_dial_timeout=15,
             )
-        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip, "plan": plan.props()})
+        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip, "plan": args.props})
 
-    def _options(self, plan: Plan) -> pulumi.ResourceOptions:
+    def _options(self, args: HostArgs) -> pulumi.ResourceOptions:
         # protect: `pulumi destroy` and a replacing diff stop with an error instead of deleting data.
-        if isinstance(plan.host, AdoptedHost):
+        if isinstance(args.host, AdoptedHost):
             # Import reads the live instance into state; nothing is created. The program declares
             # nothing about it and ignores every property ("*", pulumi/pulumi#13005), so the
             # import plans no change and no later run can replace it.
             return pulumi.ResourceOptions(
-                parent=self, protect=True, retain_on_delete=True, import_=plan.host.instance_id, ignore_changes=["*"]
+                parent=self, protect=True, retain_on_delete=True, import_=args.host.instance_id, ignore_changes=["*"]
             )
         return pulumi.ResourceOptions(
-            parent=self, protect=True, retain_on_delete=True, ignore_changes=_REPLACING_INPUTS[plan.cloud]
+            parent=self, protect=True, retain_on_delete=True, ignore_changes=_REPLACING_INPUTS[args.cloud]
         )
 
     def _alibaba(self, name: str, args: HostArgs) -> alicloud.ecs.Instance:
-        plan, host = args.plan, args.plan.host
+        host = args.host
         if isinstance(host, AdoptedHost):
-            return alicloud.ecs.Instance(f"{name}-instance", opts=self._options(plan))
+            return alicloud.ecs.Instance(f"{name}-instance", opts=self._options(args))
         return alicloud.ecs.Instance(
             f"{name}-instance",
             instance_name=name,
@@ -107,13 +112,13 @@ class Host(pulumi.ComponentResource):
             ],
             deletion_protection=True,
             tags={"managed-by": "pulumi", "role": "database-platform"},
-            opts=self._options(plan),
+            opts=self._options(args),
         )
 
     def _tencent(self, name: str, args: HostArgs) -> tc_instance.Instance:
-        plan, host = args.plan, args.plan.host
+        host = args.host
         if isinstance(host, AdoptedHost):
-            return tc_instance.Instance(f"{name}-instance", opts=self._options(plan))
+            return tc_instance.Instance(f"{name}-instance", opts=self._options(args))
         assert isinstance(host, CreatedHost)
         return tc_instance.Instance(
             f"{name}-instance",
@@ -141,5 +146,5 @@ class Host(pulumi.ComponentResource):
             ],
             disable_api_termination=True,
             tags={"managed-by": "pulumi", "role": "application-platform"},
-            opts=self._options(plan),
+            opts=self._options(args),
         )

@@ -20,7 +20,7 @@ import yaml
 from components import exporters, grafana
 from components.exporters import unit_name
 from components.provisioning import Step
-from plan import MONITORING_PROGRAMS, Plan, Receiver
+from plan import MONITORING_PROGRAMS, MonitoringPlan, Paths, Receiver
 from policies.facts import metrics_dir
 
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
@@ -64,33 +64,33 @@ WEBHOOK_CREDENTIAL = "webhook-url"
 SIGNING_CREDENTIAL = "signing-secret"
 
 
-def platform_units(plan: Plan) -> str:
+def platform_units(monitoring: MonitoringPlan) -> str:
     """The units whose restarts count, as a regex of node exporter's ``name`` label: the services'
     (``platform-<name>.service``) and the databases' Quadlet units (``<name>.service``). Names are
     lower-case letters, digits and '-' (the plan), nothing a regex would read as syntax."""
-    names = [f"platform-{s.name}" for s in plan.services] + [db.name for db in plan.databases]
+    names = [f"platform-{s.name}" for s in monitoring.services] + [db.name for db in monitoring.databases]
     # Backslashes doubled: the regex sits in a PromQL string, whose own escapes come first.
     return "|".join(f"{name}\\\\.service" for name in names) or "platform-.*\\\\.service"
 
 
-def scrape_targets(plan: Plan) -> dict[str, list[str]]:
+def scrape_targets(monitoring: MonitoringPlan) -> dict[str, list[str]]:
     """Job -> targets, from the plan: this host's exporters on loopback and the peer's through its
-    /32 (the ports the firewall opens to this host, plan.peer_monitoring_ports)."""
-    if not plan.runs_prometheus:
+    /32 (the ports the firewall opens to this host, monitoring.peer_ports)."""
+    if not monitoring.runs_prometheus:
         return {}
     ports = {port: name for name, (port, _) in MONITORING_PROGRAMS.items()}
     jobs: dict[str, list[str]] = {}
-    for workload in plan.monitoring_workloads:
+    for workload in monitoring.workloads:
         if workload.name.endswith("exporter") and workload.name != "blackbox-exporter":
             jobs.setdefault(workload.name, []).append(f"127.0.0.1:{workload.ports[0].port}")
-    for port in plan.peer_monitoring_ports:
-        jobs.setdefault(ports[port], []).append(f"{plan.firewall.peer_address}:{port}")
+    for port in monitoring.peer_ports:
+        jobs.setdefault(ports[port], []).append(f"{monitoring.peer_address}:{port}")
     return jobs
 
 
-def alert_rules(plan: Plan) -> dict[str, Any]:
+def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
     """The rule groups, thresholds from ``platform:monitoring.alerting``."""
-    alerting = plan.monitoring.alerting
+    alerting = monitoring.settings.alerting
     window = f"{alerting.restart_window_minutes}m"
     rules = [
         _alert(
@@ -109,7 +109,7 @@ def alert_rules(plan: Plan) -> dict[str, Any]:
         ),
         _alert(
             "UnitRestarting",
-            f'increase(node_systemd_service_restart_total{{name=~"{platform_units(plan)}"}}[{window}])'
+            f'increase(node_systemd_service_restart_total{{name=~"{platform_units(monitoring)}"}}[{window}])'
             f" >= {alerting.restarts}",
             "0m",
             "critical",
@@ -166,26 +166,29 @@ def _alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict
     return rule
 
 
-def alert_names(plan: Plan) -> list[str]:
-    return [rule["alert"] for group in alert_rules(plan)["groups"] for rule in group["rules"]]
+def alert_names(monitoring: MonitoringPlan) -> list[str]:
+    return [rule["alert"] for group in alert_rules(monitoring)["groups"] for rule in group["rules"]]
 
 
-def probed_services(plan: Plan) -> list[Any]:
-    wanted = plan.monitoring.probes
-    return [s for s in plan.services if wanted is None or s.name in wanted]
+def probed_services(monitoring: MonitoringPlan) -> list[Any]:
+    wanted = monitoring.settings.probes
+    return [s for s in monitoring.services if wanted is None or s.name in wanted]
 
 
-def port_of(plan: Plan, name: str) -> int:
-    return plan.monitoring.ports.get(name, MONITORING_PROGRAMS[name][0])
+def port_of(monitoring: MonitoringPlan, name: str) -> int:
+    return monitoring.settings.ports.get(name, MONITORING_PROGRAMS[name][0])
 
 
-def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_file: str) -> dict[str, Any]:
+def prometheus_config(
+    monitoring: MonitoringPlan, targets: Mapping[str, Sequence[str]], rule_file: str
+) -> dict[str, Any]:
     """Scrape jobs: each of ``targets`` (job -> host:port, from the plan), and one blackbox probe
     per service health path."""
     jobs: list[dict[str, Any]] = [
         {"job_name": job, "static_configs": [{"targets": list(addresses)}]} for job, addresses in targets.items()
     ]
-    probes = probed_services(plan)
+    probes = probed_services(monitoring)
+    blackbox = port_of(monitoring, "blackbox-exporter")
     if probes:
         jobs.append(
             {
@@ -202,12 +205,15 @@ def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_fil
                 "relabel_configs": [
                     {"source_labels": ["__address__"], "target_label": "__param_target"},
                     {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": f"127.0.0.1:{port_of(plan, 'blackbox-exporter')}"},
+                    {
+                        "target_label": "__address__",
+                        "replacement": f"127.0.0.1:{blackbox}",
+                    },
                 ],
             }
         )
-    interval = f"{plan.monitoring.scrape_interval_s}s"
-    alertmanager = f"127.0.0.1:{port_of(plan, 'alertmanager')}"
+    interval = f"{monitoring.settings.scrape_interval_s}s"
+    alertmanager = f"127.0.0.1:{port_of(monitoring, 'alertmanager')}"
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [rule_file],
@@ -216,12 +222,12 @@ def prometheus_config(plan: Plan, targets: Mapping[str, Sequence[str]], rule_fil
     }
 
 
-def alertmanager_config(plan: Plan, url_file: str) -> dict[str, Any]:
+def alertmanager_config(monitoring: MonitoringPlan, url_file: str) -> dict[str, Any]:
     """One receiver: Slack's incoming webhook (Alertmanager's own format for it) with the URL read
     from a file, so the secret is never in the configuration; or the DingTalk relay on loopback,
     which holds the robot's URL itself."""
-    if plan.monitoring.receiver == Receiver.DINGTALK:
-        relay = f"http://127.0.0.1:{port_of(plan, 'alert-relay')}/alert"
+    if monitoring.settings.receiver == Receiver.DINGTALK:
+        relay = f"http://127.0.0.1:{port_of(monitoring, 'alert-relay')}/alert"
         # The relay lists 20 alerts a message (DingTalk caps a message's size).
         receiver: dict[str, Any] = {"webhook_configs": [{"url": relay, "send_resolved": True, "max_alerts": 20}]}
     else:
@@ -256,41 +262,43 @@ def as_yaml(document: Mapping[str, Any]) -> str:
 BLACKBOX_CONFIG = {"modules": {"http_2xx": {"prober": "http", "timeout": "5s", "http": {"method": "GET"}}}}
 
 
-def webhook_path(plan: Plan) -> str:
+def webhook_path(paths: Paths) -> str:
     """Where systemd hands Alertmanager the webhook URL (LoadCredential=), as its config reads it."""
-    return f"{plan.paths.credentials}/{unit_name('alertmanager')}/{WEBHOOK_CREDENTIAL}"
+    return f"{paths.credentials}/{unit_name('alertmanager')}/{WEBHOOK_CREDENTIAL}"
 
 
-def webhook_reader(plan: Plan) -> str:
+def webhook_reader(monitoring: MonitoringPlan) -> str:
     """The program that holds the webhook URL: Alertmanager (Slack) or the relay (DingTalk)."""
-    return "alert-relay" if plan.monitoring.receiver == Receiver.DINGTALK else "alertmanager"
+    return "alert-relay" if monitoring.settings.receiver == Receiver.DINGTALK else "alertmanager"
 
 
-def secret_file(plan: Plan, credential: str) -> str:
-    return f"{plan.paths.secrets}/monitoring/{credential}"
+def secret_file(paths: Paths, credential: str) -> str:
+    return f"{paths.secrets}/monitoring/{credential}"
 
 
-def installed_programs(plan: Plan) -> list[str]:
+def installed_programs(monitoring: MonitoringPlan) -> list[str]:
     """The monitoring programs this step installs: every monitoring workload of the plan."""
-    return [w.name for w in plan.monitoring_workloads]
+    return [w.name for w in monitoring.workloads]
 
 
-def program_unit(plan: Plan, program: str) -> str:
+def program_unit(monitoring: MonitoringPlan, program: str) -> str:
     """The program's unit: its limit (MemoryMax, GOMEMLIMIT at 80 % of it), its address (loopback
     unless the peer scrapes it), hardened, its data in StateDirectory=."""
-    workload = next(w for w in plan.monitoring_workloads if w.name == program)
+    workload = next(w for w in monitoring.workloads if w.name == program)
     spec = workload.ports[0]
     address = "127.0.0.1" if spec.expose.value == "none" else "0.0.0.0"  # noqa: S104 - the firewall admits the peer only
     listen = f"{address}:{spec.port}"
     binary = binary_of(program)
+    paths = monitoring.layout.paths
     environment: list[str] = []
     if program in exporters.CREDENTIAL:
-        arguments, environment = exporters.arguments(plan, program)
+        db = monitoring.exported[program]
+        arguments, environment = exporters.arguments(program, db, db.name in monitoring.tls_only)
         # The Go exporters of this generation differ in dashes; each takes its listen address.
         dash = "-" if program == "redis-exporter" else "--"
         arguments = [*arguments, f"{dash}web.listen-address={listen}"]
     else:
-        arguments = _program_arguments(plan, program, listen)
+        arguments = _program_arguments(monitoring, program, listen)
     # GOMEMLIMIT: the Go programs' heap target, under the cgroup's limit (the relay is Python).
     if program != "alert-relay":
         environment = [f"GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB", *environment]
@@ -316,27 +324,27 @@ def program_unit(plan: Plan, program: str) -> str:
         "ProtectHome=read-only",
         "PrivateTmp=yes",
     ]
-    if program == webhook_reader(plan):
-        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(plan, WEBHOOK_CREDENTIAL)}")
+    if program == webhook_reader(monitoring):
+        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(paths, WEBHOOK_CREDENTIAL)}")
     if program == "alert-relay":
-        lines.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(plan, SIGNING_CREDENTIAL)}")
+        lines.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(paths, SIGNING_CREDENTIAL)}")
     if program == "grafana":
         # Read when Grafana creates its database: the admin's first password, generated on the host.
         lines.append(f"Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/{GRAFANA_PASSWORD_CREDENTIAL}")
-        lines.append(f"LoadCredential={GRAFANA_PASSWORD_CREDENTIAL}:{secret_file(plan, GRAFANA_PASSWORD_CREDENTIAL)}")
+        lines.append(f"LoadCredential={GRAFANA_PASSWORD_CREDENTIAL}:{secret_file(paths, GRAFANA_PASSWORD_CREDENTIAL)}")
     if program in exporters.CREDENTIAL:
-        lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(plan, program)}")
+        lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(paths, program)}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
 
 
-def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
-    config = plan.paths.monitoring
+def _program_arguments(monitoring: MonitoringPlan, program: str, listen: str) -> list[str]:
+    config = monitoring.layout.paths.monitoring
     return {
         "node-exporter": [
             f"--web.listen-address={listen}",
             "--collector.systemd",
-            f"--collector.textfile.directory={metrics_dir(plan.paths.state)}",
+            f"--collector.textfile.directory={metrics_dir(monitoring.layout.paths.state)}",
         ],
         "prometheus": [
             f"--config.file={config}/prometheus.yml",
@@ -365,38 +373,38 @@ def _program_arguments(plan: Plan, program: str, listen: str) -> list[str]:
     }[program]
 
 
-def monitoring_files(plan: Plan) -> dict[str, str]:
+def monitoring_files(monitoring: MonitoringPlan) -> dict[str, str]:
     """The configuration files under paths.monitoring, by name (empty on a host without Prometheus)."""
-    if not plan.runs_prometheus:
+    if not monitoring.runs_prometheus:
         return {}
-    config = plan.paths.monitoring
+    config = monitoring.layout.paths.monitoring
     return {
-        "prometheus.yml": as_yaml(prometheus_config(plan, scrape_targets(plan), f"{config}/rules.yml")),
-        "rules.yml": as_yaml(alert_rules(plan)),
-        "alertmanager.yml": as_yaml(alertmanager_config(plan, webhook_path(plan))),
+        "prometheus.yml": as_yaml(prometheus_config(monitoring, scrape_targets(monitoring), f"{config}/rules.yml")),
+        "rules.yml": as_yaml(alert_rules(monitoring)),
+        "alertmanager.yml": as_yaml(alertmanager_config(monitoring, webhook_path(monitoring.layout.paths))),
         "blackbox.yml": as_yaml(BLACKBOX_CONFIG),
-        **({RELAY_SCRIPT.name: RELAY_SCRIPT.read_text()} if "alert-relay" in installed_programs(plan) else {}),
-        **(grafana_files(plan) if "grafana" in installed_programs(plan) else {}),
+        **({RELAY_SCRIPT.name: RELAY_SCRIPT.read_text()} if "alert-relay" in installed_programs(monitoring) else {}),
+        **(grafana_files(monitoring) if "grafana" in installed_programs(monitoring) else {}),
     }
 
 
-def grafana_files(plan: Plan) -> dict[str, str]:
+def grafana_files(monitoring: MonitoringPlan) -> dict[str, str]:
     """Grafana's configuration, its provisioned datasource (this host's Prometheus) and the
     dashboards of monitoring/grafana/dashboards, under paths.monitoring/grafana."""
-    root = f"{plan.paths.monitoring}/grafana"
-    prometheus = f"http://127.0.0.1:{port_of(plan, 'prometheus')}"
-    ini = grafana.grafana_ini("127.0.0.1", port_of(plan, "grafana"), GRAFANA_DATA, f"{root}/provisioning")
+    root = f"{monitoring.layout.paths.monitoring}/grafana"
+    prometheus = f"http://127.0.0.1:{port_of(monitoring, 'prometheus')}"
+    ini = grafana.grafana_ini("127.0.0.1", port_of(monitoring, "grafana"), GRAFANA_DATA, f"{root}/provisioning")
     return {
         "grafana/grafana.ini": ini,
         "grafana/provisioning/datasources/platform.yml": as_yaml(
-            grafana.datasource(prometheus, plan.monitoring.scrape_interval_s)
+            grafana.datasource(prometheus, monitoring.settings.scrape_interval_s)
         ),
         "grafana/provisioning/dashboards/platform.yml": as_yaml(grafana.dashboard_provider(f"{root}/dashboards")),
         **{f"grafana/dashboards/{name}": text for name, text in grafana.dashboards().items()},
     }
 
 
-def health_url(plan: Plan, program: str) -> str:
+def health_url(monitoring: MonitoringPlan, program: str) -> str:
     ready = {
         "prometheus": "/-/ready",
         "alertmanager": "/-/ready",
@@ -404,7 +412,7 @@ def health_url(plan: Plan, program: str) -> str:
         "grafana": "/api/health",
     }
     path = ready.get(program, "/metrics")
-    return f"http://127.0.0.1:{port_of(plan, program)}{path}"
+    return f"http://127.0.0.1:{port_of(monitoring, program)}{path}"
 
 
 def _key(name: str) -> str:
@@ -437,22 +445,23 @@ def webhook_stdin(url: str, signing_secret: str | None = None) -> str:
     return f"{url.strip()}\n{(signing_secret or '').strip()}"
 
 
-def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
+def monitoring_step(name: str, monitoring: MonitoringPlan, stdin: Any = None) -> Step:
     """Install (from the host's packages when missing), configure and start the monitoring
     programs. ``stdin``: ``webhook_stdin`` (a secret), on the Prometheus host."""
-    programs = installed_programs(plan)
-    files = monitoring_files(plan)
+    programs = installed_programs(monitoring)
+    files = monitoring_files(monitoring)
+    paths = monitoring.layout.paths
     params: dict[str, str | int] = {
         "PROGRAMS": " ".join(programs),
         "FILES": " ".join(files),
-        "CONFIG_DIR": plan.paths.monitoring,
-        "UNIT_DIR": plan.paths.units,
-        "METRICS_DIR": metrics_dir(plan.paths.state),
-        "STATE_DIR": plan.paths.state,
-        "WEBHOOK_FILE": secret_file(plan, WEBHOOK_CREDENTIAL),
-        "SIGNING_FILE": secret_file(plan, SIGNING_CREDENTIAL),
-        "GENERATED": secret_file(plan, GRAFANA_PASSWORD_CREDENTIAL) if "grafana" in programs else "",
-        "WANTS_WEBHOOK": int(plan.runs_prometheus),
+        "CONFIG_DIR": paths.monitoring,
+        "UNIT_DIR": paths.units,
+        "METRICS_DIR": metrics_dir(paths.state),
+        "STATE_DIR": paths.state,
+        "WEBHOOK_FILE": secret_file(paths, WEBHOOK_CREDENTIAL),
+        "SIGNING_FILE": secret_file(paths, SIGNING_CREDENTIAL),
+        "GENERATED": secret_file(paths, GRAFANA_PASSWORD_CREDENTIAL) if "grafana" in programs else "",
+        "WANTS_WEBHOOK": int(monitoring.runs_prometheus),
         "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
     }
     for program in programs:
@@ -463,10 +472,10 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
             f"PACKAGE_{key}": package,
             f"PACKAGED_UNIT_{key}": packaged_unit(program),
             f"UNIT_NAME_{key}": unit_name(program),
-            f"UNIT_{key}": program_unit(plan, program),
-            f"HEALTH_{key}": health_url(plan, program),
+            f"UNIT_{key}": program_unit(monitoring, program),
+            f"HEALTH_{key}": health_url(monitoring, program),
             f"FILES_{key}": " ".join(_READS[program]),
-            f"PORT_{key}": port_of(plan, program),
+            f"PORT_{key}": port_of(monitoring, program),
         }
     for file, content in files.items():
         params[f"FILE_{_key(file)}"] = content
@@ -475,7 +484,7 @@ def monitoring_step(name: str, plan: Plan, stdin: Any = None) -> Step:
         files=("mon_install.sh",),
         params=params,
         label="platform-monitoring",
-        sudo=plan.needs_sudo,
+        sudo=monitoring.layout.sudo,
         stdin=stdin,
-        handles_secrets=plan.runs_prometheus,
+        handles_secrets=monitoring.runs_prometheus,
     )

@@ -26,12 +26,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
 
 from components.backups import OffHostTarget
-from plan import Backups, OffHost, Plan
+from plan import Backups, OffHost
 from policies.facts import OFF_HOST_BACKUPS
 
 # The object actions the backup (upload, read back to verify) and the restore drill (list,
@@ -47,7 +48,9 @@ _RAM_NAME_LIMIT = 64
 
 @dataclass(frozen=True)
 class OffHostBackupsArgs:
-    plan: Plan
+    backups: Backups
+    props: dict[str, Any]
+    """The plan's props (``plan.props()``), registered for the policy pack."""
     instance_id: pulumi.Input[str]
     """The ECS instance the role is attached to (the host that writes the backups)."""
     region: str
@@ -64,9 +67,8 @@ class OffHostBackups(pulumi.ComponentResource):
     """What the backup and drill scripts need: bucket, prefix, internal endpoint, role name."""
 
     def __init__(self, name: str, args: OffHostBackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        plan = args.plan
-        super().__init__(OFF_HOST_BACKUPS, name, {"plan": plan.props()}, opts)
-        off_host = plan.backups.off_host or OffHost()
+        super().__init__(OFF_HOST_BACKUPS, name, {"plan": args.props}, opts)
+        off_host = args.backups.off_host or OffHost()
         # A self-managed backend reports the organization "organization" (the mocks: none).
         organization = pulumi.get_organization() or "organization"
         bucket_name = off_host.bucket or default_bucket_name(organization, pulumi.get_project(), pulumi.get_stack())
@@ -75,7 +77,7 @@ class OffHostBackups(pulumi.ComponentResource):
             bucket=bucket_name,
             versioning=alicloud.oss.BucketVersioningArgs(status="Enabled"),
             server_side_encryption_rule=alicloud.oss.BucketServerSideEncryptionRuleArgs(sse_algorithm="AES256"),
-            lifecycle_rules=lifecycle_rules(off_host.prefix, plan.backups),
+            lifecycle_rules=lifecycle_rules(off_host.prefix, args.backups),
             force_destroy=False,
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )

@@ -26,12 +26,13 @@ it is due for renewal):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
-from plan import Database, Plan
+from plan import Database
 from policies.facts import REPLICATION_CREDENTIALS
 
 # Chosen here: ECDSA P-256 keys, which every engine's TLS library of the default images (chosen
@@ -52,7 +53,10 @@ PASSWORD_LENGTH = 32
 
 @dataclass(frozen=True)
 class ReplicationCredentialsArgs:
-    plan: Plan
+    sources: tuple[Database, ...]
+    """The replication sources (``plan.replication_sources``): a certificate and a password each."""
+    props: dict[str, Any]
+    """The plan's props (``plan.props()``), registered for the policy pack."""
     source_address: pulumi.Input[str]
     """The Alibaba host's public address: the replicas connect to it, the certificates name it."""
 
@@ -73,8 +77,7 @@ class ReplicationCredentials(pulumi.ComponentResource):
     """Secret: source database name -> the replication user's password."""
 
     def __init__(self, name: str, args: ReplicationCredentialsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        plan = args.plan
-        super().__init__(REPLICATION_CREDENTIALS, name, {"plan": plan.props()}, opts)
+        super().__init__(REPLICATION_CREDENTIALS, name, {"plan": args.props}, opts)
         child = pulumi.ResourceOptions(parent=self)
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
         ca = tls.SelfSignedCert(
@@ -89,8 +92,7 @@ class ReplicationCredentials(pulumi.ComponentResource):
         )
         self.ca_cert_pem = ca.cert_pem
         self.certificates = {
-            db.name: self._server_certificate(name, db, ca_key, ca, args.source_address)
-            for db in plan.replication_sources
+            db.name: self._server_certificate(name, db, ca_key, ca, args.source_address) for db in args.sources
         }
         # Named outside the component's prefix, as the contract names them: <stack>-repl-password-<db>.
         stack = pulumi.get_stack()
@@ -106,7 +108,7 @@ class ReplicationCredentials(pulumi.ComponentResource):
                     opts=child,
                 ).result
             )
-            for db in plan.replication_sources
+            for db in args.sources
         }
         self.register_outputs(
             {

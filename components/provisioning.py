@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from plan import Plan
+from plan import HostCheck, Paths
 from policies.facts import PARAMETERS_HEADER, STEP, RemovalProps, step_record_name
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -101,25 +101,26 @@ def as_command(script: str, label: str, sudo: bool) -> str:
     return f"sudo -n {command}" if sudo else command
 
 
-def host_check_params(plan: Plan) -> dict[str, str | int]:
+def host_check_params(check: HostCheck, paths: Paths) -> dict[str, str | int]:
     """What the host check (host_check.sh) verifies before anything changes on the host."""
+    host = check.host
     return {
-        "HOST_MEMORY_MIB": plan.host.memory_mib,
-        "MIN_FREE_DISK_MIB": plan.host.min_free_disk_mib,
-        "OS_FAMILIES": " ".join(plan.host.os_families),
+        "HOST_MEMORY_MIB": host.memory_mib,
+        "MIN_FREE_DISK_MIB": host.min_free_disk_mib,
+        "OS_FAMILIES": " ".join(host.os_families),
         # Ports the plan will use; a listener on one of them must be the plan's own workload.
-        "PLAN_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in plan.workloads for p in w.ports),
-        "EXISTING_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in plan.existing for p in w.ports),
+        "PLAN_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in check.workloads for p in w.ports),
+        "EXISTING_PORTS": " ".join(f"{p.port}/{p.protocol}" for w in check.existing for p in w.ports),
         # What may listen beyond loopback: the plan's TCP ports and SSH. Anything else would be
         # cut off by the plan's firewall without anyone having decided so.
         "DECLARED_TCP_PORTS": " ".join(
             str(port)
             for port in sorted(
-                {plan.host.ssh_port} | {p.port for w in plan.workloads for p in w.ports if p.protocol == "tcp"}
+                {host.ssh_port} | {p.port for w in check.workloads for p in w.ports if p.protocol == "tcp"}
             )
         ),
-        "ALLOW_UNDECLARED": int(plan.host.allow_undeclared),
-        "STATE_DIR": plan.paths.state,
+        "ALLOW_UNDECLARED": int(host.allow_undeclared),
+        "STATE_DIR": paths.state,
     }
 
 

@@ -20,7 +20,7 @@ the commands' stdin (``*_stdin`` below give its exact text).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -36,7 +36,7 @@ from components.engines import (
 )
 from components.formats import unit_value
 from components.provisioning import Params, Step, render
-from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Paths, Plan
+from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Layout, Paths
 from policies.facts import metrics_dir
 
 LIB = "lib/repl.sh"
@@ -82,10 +82,6 @@ def health_program(paths: Paths) -> str:
     return f"{paths.root}/bin/{HEALTH_SERVICE}"
 
 
-def _sudo(plan: Plan) -> bool:
-    return plan.needs_sudo
-
-
 # --- TLS files of the sources (Alibaba) -----------------------------------------------------------
 
 
@@ -102,14 +98,13 @@ def tls_stdin(ca_pem: str, certificates: Mapping[str, tuple[str, str]]) -> str:
     return text
 
 
-def tls_params(plan: Plan) -> Params:
-    sources = plan.replication_sources
+def tls_params(paths: Paths, sources: Sequence[Database]) -> Params:
     return {
-        "TLS_ROOT": f"{plan.paths.secrets}/tls",
+        "TLS_ROOT": f"{paths.secrets}/tls",
         "SOURCE_NAMES": " ".join(db.name for db in sources),
         "SOURCE_KINDS": " ".join(db.kind.value for db in sources),
-        "SOURCE_DATA_DIRS": " ".join(data_dir(db.name, plan.paths) for db in sources),
-        "SOURCE_SECRET_FILES": " ".join(secret_file(db.name, plan.paths) for db in sources),
+        "SOURCE_DATA_DIRS": " ".join(data_dir(db.name, paths) for db in sources),
+        "SOURCE_SECRET_FILES": " ".join(secret_file(db.name, paths) for db in sources),
         "IMAGE_ENGINE_OWNER": IMAGE_ENGINE_OWNER,
         "PG_SUPERUSER": POSTGRES_SUPERUSER,
         "TLS_VERIFY": TLS_VERIFY,
@@ -117,16 +112,16 @@ def tls_params(plan: Plan) -> Params:
     }
 
 
-def tls_step(component: str, plan: Plan, stdin: pulumi.Input[str]) -> Step:
+def tls_step(component: str, layout: Layout, sources: Sequence[Database], stdin: pulumi.Input[str]) -> Step:
     """Writes every source's TLS files (stdin: ``tls_stdin``); reloads the engines that run."""
     return Step(
         f"{component}-tls",
         files=(LIB, "repl_tls.sh"),
-        params=tls_params(plan),
+        params=tls_params(layout.paths, sources),
         label="platform-replication-tls",
         stdin=stdin,
         handles_secrets=True,
-        sudo=_sudo(plan),
+        sudo=layout.sudo,
     )
 
 
@@ -137,33 +132,34 @@ def source_stdin(password: str) -> str:
     return f"{password}\n"
 
 
-def source_params(plan: Plan, db: Database) -> Params:
+def source_params(paths: Paths, peer_address: str, db: Database) -> Params:
+    """``peer_address``: the replica's host, the one address the replication user may log in from."""
     if db.kind not in REPLICABLE_KINDS:
         raise ValueError(f"{db.name}: {db.kind} cannot replicate across clouds")
     return {
         "NAME": db.name,
         "KIND": db.kind.value,
-        "PEER": plan.firewall.peer_address,
+        "PEER": peer_address,
         "REPL_USER": REPLICATION_USER,
-        "SECRET_FILE": secret_file(db.name, plan.paths),
+        "SECRET_FILE": secret_file(db.name, paths),
         "PG_SUPERUSER": POSTGRES_SUPERUSER,
         "PUBLICATION": PUBLICATION,
-        "STATE_DIR": plan.paths.state,
+        "STATE_DIR": paths.state,
         "TLS_VERIFY": TLS_VERIFY,
-        "CA_FILE": f"{tls_dir(db.name, plan.paths)}/{TLS_CA}",
+        "CA_FILE": f"{tls_dir(db.name, paths)}/{TLS_CA}",
     }
 
 
-def source_step(component: str, plan: Plan, db: Database, stdin: pulumi.Input[str]) -> Step:
+def source_step(component: str, layout: Layout, peer_address: str, db: Database, stdin: pulumi.Input[str]) -> Step:
     """The replication user of ``db`` (stdin: ``source_stdin``); after its container."""
     return Step(
         f"{component}-repl-{db.name}",
         files=(LIB, hook(db.kind, "source"), "repl_source.sh"),
-        params=source_params(plan, db),
+        params=source_params(layout.paths, peer_address, db),
         label=f"platform-repl-{db.name}",
         stdin=stdin,
         handles_secrets=True,
-        sudo=_sudo(plan),
+        sudo=layout.sudo,
     )
 
 
@@ -177,18 +173,17 @@ def replica_stdin(password: str, ca_pem: str) -> str:
     return f"{password}\n{ca_pem.strip()}\n"
 
 
-def replica_params(plan: Plan, workload: ExistingWorkload, source: Mapping[str, Any]) -> Params:
-    """``source``: the Alibaba stack's ``replication.sources[<db>]`` plus its ``sourceAddress``."""
+def replica_params(paths: Paths, peer_address: str, workload: ExistingWorkload, source: Mapping[str, Any]) -> Params:
+    """``source``: the Alibaba stack's ``replication.sources[<db>]`` plus its ``sourceAddress``, which
+    must be the replica's ``host`` or else the peer (``peer_address``)."""
     replica = workload.replica_of
     if replica is None:
         raise ValueError(f"{workload.name} has no replicaOf")
     if source.get("kind") != replica.kind:
         raise ValueError(f"{workload.name}: replicaOf.kind {replica.kind} but {replica.source} is {source.get('kind')}")
     address = str(source["sourceAddress"])
-    if address != (replica.host or plan.firewall.peer_address):
-        raise ValueError(
-            f"{workload.name}: {replica.source} is at {address}, not the peer {plan.firewall.peer_address}"
-        )
+    if address != (replica.host or peer_address):
+        raise ValueError(f"{workload.name}: {replica.source} is at {address}, not the peer {peer_address}")
     return {
         "NAME": workload.name,
         "KIND": replica.kind,
@@ -201,22 +196,27 @@ def replica_params(plan: Plan, workload: ExistingWorkload, source: Mapping[str, 
         "DATABASE": replica.replicated_database or "-",
         "PUBLICATION": PUBLICATION,
         "SUBSCRIPTION": SUBSCRIPTION,
-        "CA_FILE": replica_ca_file(workload.name, plan.paths),
-        "REPLICA_DIR": replica_dir(workload.name, plan.paths),
-        "PASS_FILE": replica_pass_file(workload.name, plan.paths),
-        "LOCAL_SECRET_FILE": secret_file(workload.name, plan.paths),
-        "STATE_DIR": plan.paths.state,
+        "CA_FILE": replica_ca_file(workload.name, paths),
+        "REPLICA_DIR": replica_dir(workload.name, paths),
+        "PASS_FILE": replica_pass_file(workload.name, paths),
+        "LOCAL_SECRET_FILE": secret_file(workload.name, paths),
+        "STATE_DIR": paths.state,
         "SYNC_TIMEOUT": SYNC_TIMEOUT_S,
         "TLS_VERIFY": TLS_VERIFY,
     }
 
 
 def replica_step(
-    component: str, plan: Plan, workload: ExistingWorkload, source: Mapping[str, Any], stdin: pulumi.Input[str]
+    component: str,
+    layout: Layout,
+    peer_address: str,
+    workload: ExistingWorkload,
+    source: Mapping[str, Any],
+    stdin: pulumi.Input[str],
 ) -> Step:
     """``workload`` follows its source (stdin: ``replica_stdin``). ``source`` holds plain values
     (kind, port, user, sourceAddress): the script text is rendered from them."""
-    params = replica_params(plan, workload, source)
+    params = replica_params(layout.paths, peer_address, workload, source)
     return Step(
         f"{component}-replica-{workload.name}",
         files=(LIB, hook(str(params["KIND"]), "replica"), "repl_replica.sh"),
@@ -224,15 +224,14 @@ def replica_step(
         label=f"platform-replica-{workload.name}",
         stdin=stdin,
         handles_secrets=True,
-        sudo=_sudo(plan),
+        sudo=layout.sudo,
     )
 
 
 # --- health (Tencent) -------------------------------------------------------------------------------
 
 
-def health_params(plan: Plan) -> Params:
-    replicas = plan.replicas
+def health_params(paths: Paths, replicas: Sequence[ExistingWorkload]) -> Params:
     return {
         "REPLICA_NAMES": " ".join(w.name for w in replicas),
         "REPLICA_KINDS": " ".join(w.replica_of.kind for w in replicas if w.replica_of is not None),
@@ -240,20 +239,20 @@ def health_params(plan: Plan) -> Params:
         "REPLICA_DATABASES": " ".join(
             (w.replica_of.replicated_database or "-") for w in replicas if w.replica_of is not None
         ),
-        "REPLICA_SECRET_FILES": " ".join(secret_file(w.name, plan.paths) for w in replicas),
-        "REPLICA_PASS_FILES": " ".join(replica_pass_file(w.name, plan.paths) for w in replicas),
+        "REPLICA_SECRET_FILES": " ".join(secret_file(w.name, paths) for w in replicas),
+        "REPLICA_PASS_FILES": " ".join(replica_pass_file(w.name, paths) for w in replicas),
         "SUBSCRIPTION": SUBSCRIPTION,
-        "METRICS_FILE": metrics_file(plan.paths),
+        "METRICS_FILE": metrics_file(paths),
         "TLS_VERIFY": TLS_VERIFY,
     }
 
 
-def health_script(plan: Plan) -> str:
+def health_script(paths: Paths, replicas: Sequence[ExistingWorkload]) -> str:
     """The health check as installed on the host (its parameters rendered in)."""
-    return render([LIB, "repl_health.sh"], health_params(plan))
+    return render([LIB, "repl_health.sh"], health_params(paths, replicas))
 
 
-def health_units(plan: Plan) -> tuple[str, str]:
+def health_units(paths: Paths) -> tuple[str, str]:
     """The oneshot service and its timer."""
     service = "\n".join(
         [
@@ -263,7 +262,7 @@ def health_units(plan: Plan) -> tuple[str, str]:
             "",
             "[Service]",
             "Type=oneshot",
-            f"ExecStart={health_program(plan.paths)}",
+            f"ExecStart={health_program(paths)}",
             f"TimeoutStartSec={HEALTH_TIMEOUT_S}",
             "MemoryMax=64M",
             "Nice=10",
@@ -289,22 +288,23 @@ def health_units(plan: Plan) -> tuple[str, str]:
     return service, timer
 
 
-def health_step(component: str, plan: Plan) -> Step:
+def health_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkload]) -> Step:
     """Installs the health check and its timer; runs it once (an unhealthy replica is reported)."""
-    service, timer = health_units(plan)
+    paths = layout.paths
+    service, timer = health_units(paths)
     params = {
-        "SCRIPT_FILE": health_program(plan.paths),
-        "SCRIPT_CONTENT": health_script(plan),
-        "UNIT_DIR": plan.paths.units,
+        "SCRIPT_FILE": health_program(paths),
+        "SCRIPT_CONTENT": health_script(paths, replicas),
+        "UNIT_DIR": paths.units,
         "SERVICE": HEALTH_SERVICE,
         "SERVICE_CONTENT": service,
         "TIMER_CONTENT": timer,
-        "METRICS_FILE": metrics_file(plan.paths),
+        "METRICS_FILE": metrics_file(paths),
     }
     return Step(
         f"{component}-replication-health",
         files=("repl_health_install.sh",),
         params=params,
         label=HEALTH_SERVICE,
-        sudo=_sudo(plan),
+        sudo=layout.sudo,
     )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from plan import Exposure, Plan
+from plan import Exposure, PortPlan, Workload
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -38,16 +38,16 @@ class PeerPort:
     description: str
 
 
-def default_peer_ports(plan: Plan) -> tuple[PeerPort, ...]:
+def default_peer_ports(ports: PortPlan) -> tuple[PeerPort, ...]:
     """The peer's ports as its default plan has them (``platform:firewall.peerDatabasePorts`` when set):
     what this host reaches when no stack reference says what the peer runs."""
-    ports = [PeerPort(port, "tcp", "peer database") for port in plan.peer_database_ports]
-    ports += [
+    peer = [PeerPort(port, "tcp", "peer database") for port in ports.peer_database_ports]
+    peer += [
         PeerPort(port, "tcp", "peer exporter (Prometheus scrapes it)")
-        for port in plan.peer_monitoring_ports
-        if port not in plan.peer_database_ports
+        for port in ports.peer_monitoring_ports
+        if port not in ports.peer_database_ports
     ]
-    return tuple(ports)
+    return tuple(peer)
 
 
 def exported_peer_ports(ingress: Sequence[Mapping[str, Any]]) -> tuple[PeerPort, ...]:
@@ -59,33 +59,32 @@ def exported_peer_ports(ingress: Sequence[Mapping[str, Any]]) -> tuple[PeerPort,
     return tuple(PeerPort(port, protocol, f"peer {name}".strip()) for (port, protocol), name in sorted(found.items()))
 
 
-def peer_ingress(plan: Plan) -> list[dict[str, Any]]:
+def peer_ingress(workloads: Sequence[Workload]) -> list[dict[str, Any]]:
     """What this host's firewall opens to the peer, as the stack exports it for the peer's egress."""
     return [
         {"port": spec.port, "protocol": spec.protocol, "workload": workload.name}
-        for workload in plan.workloads
+        for workload in workloads
         for spec in workload.ports
         if spec.expose == Exposure.PEER
     ]
 
 
-def firewall_rules(plan: Plan, peer_ports: Sequence[PeerPort] | None = None) -> tuple[Rule, ...]:
+def firewall_rules(ports: PortPlan, peer_ports: Sequence[PeerPort] | None = None) -> tuple[Rule, ...]:
     """Ingress then egress, each allowlist first and a deny-everything rule last. ``peer_ports``: where
     egress to the peer may go (default: ``default_peer_ports``)."""
-    return (*_ingress(plan), *_egress(plan, default_peer_ports(plan) if peer_ports is None else peer_ports))
+    return (*_ingress(ports), *_egress(ports, default_peer_ports(ports) if peer_ports is None else peer_ports))
 
 
-def _ingress(plan: Plan) -> tuple[Rule, ...]:
+def _ingress(ports: PortPlan) -> tuple[Rule, ...]:
     sources = {
         Exposure.PUBLIC: (ANYWHERE,),
-        Exposure.PEER: (plan.firewall.peer_cidr,),
-        Exposure.ADMINS: plan.firewall.admin_cidrs,
+        Exposure.PEER: (ports.firewall.peer_cidr,),
+        Exposure.ADMINS: ports.firewall.admin_cidrs,
     }
     rules = [
-        Rule("ingress", "tcp", plan.host.ssh_port, cidr, "accept", "SSH from admins")
-        for cidr in plan.firewall.admin_cidrs
+        Rule("ingress", "tcp", ports.ssh_port, cidr, "accept", "SSH from admins") for cidr in ports.firewall.admin_cidrs
     ]
-    for workload in plan.workloads:
+    for workload in ports.workloads:
         for spec in workload.ports:
             for cidr in sources.get(spec.expose, ()):
                 rules.append(
@@ -97,7 +96,7 @@ def _ingress(plan: Plan) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _egress(plan: Plan, peer_ports: Sequence[PeerPort]) -> tuple[Rule, ...]:
+def _egress(ports: PortPlan, peer_ports: Sequence[PeerPort]) -> tuple[Rule, ...]:
     allow = [
         Rule("egress", "udp", 53, ANYWHERE, "accept", "DNS"),
         Rule("egress", "tcp", 53, ANYWHERE, "accept", "DNS over TCP"),
@@ -106,7 +105,7 @@ def _egress(plan: Plan, peer_ports: Sequence[PeerPort]) -> tuple[Rule, ...]:
         Rule("egress", "udp", 123, ANYWHERE, "accept", "NTP"),
     ]
     allow += [
-        Rule("egress", peer.protocol, peer.port, plan.firewall.peer_cidr, "accept", peer.description)
+        Rule("egress", peer.protocol, peer.port, ports.firewall.peer_cidr, "accept", peer.description)
         for peer in peer_ports
     ]
     return (*allow, Rule("egress", "all", None, ANYWHERE, "drop", "deny everything else"))

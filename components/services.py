@@ -9,7 +9,7 @@ later ones. The replicas do not wait for the services (nor they for them).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,11 @@ from plan import (
     NAMESPACE,
     REPLICATION_USER,
     ExistingWorkload,
+    HostCheck,
+    Layout,
+    Paths,
     Plan,
+    Proxy,
     RetiredService,
     Runtime,
     Service,
@@ -79,22 +83,27 @@ class Services(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
         super().__init__(SERVICES, name, {"plan": plan.props()}, opts)
-        self.bootstrap = run_step(bootstrap_step(name, plan), args.connection, parent=self)
+        layout = plan.layout
+        self.bootstrap = run_step(
+            bootstrap_step(name, layout, plan.host_check, plan.services), args.connection, parent=self
+        )
         self.deploys: dict[str, remote.Command] = {}
         self.uploads: dict[str, remote.CopyToRemote] = {}
         gate: list[pulumi.Resource] = [self.bootstrap]
         by_name = {s.name: s for s in plan.services}
         for batch in plan.batches:
-            commands = [self._deploy(name, plan, by_name[service], args, gate) for service in batch]
+            commands = [self._deploy(name, layout, by_name[service], args, gate) for service in batch]
             self.deploys.update(zip(batch, commands, strict=True))
             gate = list(commands)
         self.proxy: remote.Command | None = None
         if plan.proxy is not None:
             # After the last batch: the routes lead to services that passed their health checks.
-            self.proxy = run_step(proxy_step(name, plan), args.connection, parent=self, depends_on=gate)
+            self.proxy = run_step(
+                proxy_step(name, layout, plan.proxy, plan.services), args.connection, parent=self, depends_on=gate
+            )
         self.retirements: dict[str, remote.Command] = {
             retired.name: run_step(
-                retire_step(name, plan, retired), args.connection, parent=self, depends_on=[self.bootstrap]
+                retire_step(name, layout, retired), args.connection, parent=self, depends_on=[self.bootstrap]
             )
             for retired in plan.retired.services
         }
@@ -107,7 +116,7 @@ class Services(pulumi.ComponentResource):
         )
 
     def _deploy(
-        self, name: str, plan: Plan, service: Service, args: ServicesArgs, gate: list[pulumi.Resource]
+        self, name: str, layout: Layout, service: Service, args: ServicesArgs, gate: list[pulumi.Resource]
     ) -> remote.Command:
         """The service's upload (a local release), then its deploy command."""
         artifact = ArtifactSource(service.release.artifact or "", service.release.sha256 or "")
@@ -116,12 +125,12 @@ class Services(pulumi.ComponentResource):
         if service.release.upload is not None:
             if local is None:
                 raise pulumi.RunError(f"{NAMESPACE}:services: {service.name}'s upload was not resolved")
-            artifact = ArtifactSource(host_artifact(plan, service, local), local.sha256)
+            artifact = ArtifactSource(host_artifact(layout.paths, service, local), local.sha256)
             upload = remote.CopyToRemote(
                 f"{name}-{service.name}-upload",
                 connection=args.connection,
                 source=pulumi.FileArchive(local.source) if local.directory else pulumi.FileAsset(local.source),
-                remote_path=remote_path(plan, service),
+                remote_path=remote_path(layout.paths, service),
                 # Nothing to delete: the deploy removes what it no longer needs. An unchanged release
                 # uploads nothing (the provider copies only when the source's hash or the path changes).
                 opts=pulumi.ResourceOptions(
@@ -131,7 +140,7 @@ class Services(pulumi.ComponentResource):
             self.uploads[service.name] = upload
             depends_on.append(upload)
         stdin = self._credentials(service, args)
-        step = replace(deploy_step(name, plan, service, artifact), stdin=stdin, handles_secrets=stdin is not None)
+        step = replace(deploy_step(name, layout, service, artifact), stdin=stdin, handles_secrets=stdin is not None)
         resolved = None
         if service.databases:  # the unit holds the endpoints the Alibaba stack exports
             if args.databases is None:  # the plan requires databaseStack with any service databases
@@ -139,7 +148,7 @@ class Services(pulumi.ComponentResource):
             source = args.databases
             resolved = source.databases.apply(
                 lambda offered: deploy_step(
-                    name, plan, service, artifact, select_endpoints(service, source.stack, offered)
+                    name, layout, service, artifact, select_endpoints(service, source.stack, offered)
                 )
             )
         return run_step(step, args.connection, parent=self, depends_on=depends_on, resolved=resolved)
@@ -159,26 +168,33 @@ class Services(pulumi.ComponentResource):
         source = args.replication_source
         if source is None:  # the plan requires replication.sourceStack with any replicaOf
             raise pulumi.RunError(f"{NAMESPACE}:databaseStack: required for the replicas")
+        peer = plan.firewall.peer_address
         for index, workload in enumerate(plan.existing):
             if workload.replica_of is None:
                 continue
             stdin = pulumi.Output.all(source.replication, source.passwords).apply(
-                lambda values, index=index, workload=workload: _replica_stdin(plan, index, workload, *values)
+                lambda values, index=index, workload=workload: _replica_stdin(peer, index, workload, *values)
             )
             self.replicas[workload.name] = run_step(
-                replica_step(name, plan, workload, replica_source(plan, workload), pulumi.Output.secret(stdin)),
+                replica_step(
+                    name, plan.layout, peer, workload, replica_source(workload, peer), pulumi.Output.secret(stdin)
+                ),
                 args.connection,
                 parent=self,
                 depends_on=[self.bootstrap],
             )
         self.health = run_step(
-            health_step(name, plan), args.connection, parent=self, depends_on=list(self.replicas.values())
+            health_step(name, plan.layout, plan.replicas),
+            args.connection,
+            parent=self,
+            depends_on=list(self.replicas.values()),
         )
 
 
-def replica_source(plan: Plan, workload: ExistingWorkload) -> dict[str, Any]:
-    """Where ``workload`` replicates from, as the plan declares it: known before any stack is read, so
-    the replica's command text is too; ``_replica_stdin`` checks it against the Alibaba stack's outputs."""
+def replica_source(workload: ExistingWorkload, peer_address: str) -> dict[str, Any]:
+    """Where ``workload`` replicates from, as the plan declares it (its ``host``, else the peer): known
+    before any stack is read, so the replica's command text is too; ``_replica_stdin`` checks it
+    against the Alibaba stack's outputs."""
     replica = workload.replica_of
     if replica is None:
         raise ValueError(f"{workload.name} has no replicaOf")
@@ -187,12 +203,16 @@ def replica_source(plan: Plan, workload: ExistingWorkload) -> dict[str, Any]:
         "port": replica.source_port,
         "user": REPLICATION_USER,
         "database": replica.replicated_database,
-        "sourceAddress": replica.host or plan.firewall.peer_address,
+        "sourceAddress": replica.host or peer_address,
     }
 
 
 def _replica_stdin(
-    plan: Plan, index: int, workload: ExistingWorkload, replication: Mapping[str, Any], passwords: Mapping[str, Any]
+    peer_address: str,
+    index: int,
+    workload: ExistingWorkload,
+    replication: Mapping[str, Any],
+    passwords: Mapping[str, Any],
 ) -> str:
     """The replica's stdin (password and CA), once the Alibaba stack's outputs agree with the plan."""
     replica = workload.replica_of
@@ -206,7 +226,7 @@ def _replica_stdin(
             f"{offered}); list it in its platform:replication.sources and run `pulumi up` there first"
         )
     offered = sources[replica.source]
-    declared = replica_source(plan, workload)
+    declared = replica_source(workload, peer_address)
     for key, declared_key in (("kind", "kind"), ("port", "port")):
         if offered.get(key) is not None and _same(offered[key], declared[key]) is False:
             raise pulumi.RunError(
@@ -228,20 +248,21 @@ def _same(offered: Any, declared: Any) -> bool:
     return offered == declared
 
 
-def bootstrap_step(name: str, plan: Plan) -> Step:
+def bootstrap_step(name: str, layout: Layout, check: HostCheck, services: Sequence[Service]) -> Step:
+    paths = layout.paths
     params = {
-        **host_check_params(plan),
-        "SERVICES_ROOT": plan.paths.root,
-        "UNIT_DIR": plan.paths.units,
-        "UPLOADS_DIR": plan.paths.uploads,
-        "UPLOADS_OWNER": plan.host.ssh_user,
-        "UPLOAD_SERVICES": " ".join(s.name for s in plan.services if s.release.upload is not None),
-        "UV": uv_path(plan),
+        **host_check_params(check, paths),
+        "SERVICES_ROOT": paths.root,
+        "UNIT_DIR": paths.units,
+        "UPLOADS_DIR": paths.uploads,
+        "UPLOADS_OWNER": check.host.ssh_user,
+        "UPLOAD_SERVICES": " ".join(s.name for s in services if s.release.upload is not None),
+        "UV": uv_path(paths),
         # Only a host with Python services needs uv.
-        "UV_VERSION": HOST_UV_VERSION if any(s.runtime == Runtime.PYTHON for s in plan.services) else "",
+        "UV_VERSION": HOST_UV_VERSION if any(s.runtime == Runtime.PYTHON for s in services) else "",
     }
     files = ("host_check.sh", "svc_bootstrap.sh")
-    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=plan.needs_sudo)
+    return Step(f"{name}-bootstrap", files, params, label="platform-bootstrap", sudo=layout.sudo)
 
 
 @dataclass(frozen=True)
@@ -254,7 +275,7 @@ class ArtifactSource:
 
 def deploy_step(
     name: str,
-    plan: Plan,
+    layout: Layout,
     service: Service,
     artifact: ArtifactSource | None = None,
     endpoints: Mapping[str, Mapping[str, Any]] | None = None,
@@ -264,42 +285,43 @@ def deploy_step(
     if artifact is None:
         artifact = ArtifactSource(service.release.artifact or "", service.release.sha256 or "")
     python = service.python_runtime
+    paths = layout.paths
     params = {
         "NAME": service.name,
         "PORT": service.port,
         "VERSION": service.release.version,
         "ARTIFACT": artifact.path,
         "ARTIFACT_SHA256": artifact.sha256,
-        "UPLOADS_DIR": f"{plan.paths.uploads}/{service.name}",
+        "UPLOADS_DIR": f"{paths.uploads}/{service.name}",
         "RUNTIME": service.runtime.value,
         "START_BINARY": service.start_command.split()[0],
-        "UV": uv_path(plan),
+        "UV": uv_path(paths),
         "PYTHON_VERSION": python.version if service.runtime == Runtime.PYTHON else "",
         "LOCK_FILE": python.lock_file if service.runtime == Runtime.PYTHON else "",
         "CREDENTIALS": " ".join(credential_names(service)),
-        "CREDENTIALS_DIR": credentials_dir(plan, service),
-        "SERVICES_ROOT": plan.paths.root,
-        "SERVICE_DIR": f"{plan.paths.root}/{service.name}",
-        "UNIT_FILE": f"{plan.paths.units}/platform-{service.name}.service",
+        "CREDENTIALS_DIR": credentials_dir(paths, service),
+        "SERVICES_ROOT": paths.root,
+        "SERVICE_DIR": f"{paths.root}/{service.name}",
+        "UNIT_FILE": f"{paths.units}/platform-{service.name}.service",
         "UNIT_NAME": f"platform-{service.name}.service",
-        "UNIT_CONTENT": systemd_unit(service, plan, endpoints or {}),
+        "UNIT_CONTENT": systemd_unit(service, paths, endpoints or {}),
         "HEALTH_URL": f"http://127.0.0.1:{service.port}{service.health_path}",
         "HEALTH_TIMEOUT": service.health_timeout_s,
-        "KEEP_RELEASES": plan.paths.keep_releases,
-        "STATE_DIR": plan.paths.state,
+        "KEEP_RELEASES": paths.keep_releases,
+        "STATE_DIR": paths.state,
     }
     files = (GUARDS, "svc_deploy.sh")
-    return Step(f"{name}-{service.name}", files, params, label=f"platform-{service.name}", sudo=plan.needs_sudo)
+    return Step(f"{name}-{service.name}", files, params, label=f"platform-{service.name}", sudo=layout.sudo)
 
 
-def uv_path(plan: Plan) -> str:
+def uv_path(paths: Paths) -> str:
     """The pinned uv the bootstrap installs (``.runtime`` cannot be a service: names start with a letter)."""
-    return f"{plan.paths.root}/.runtime/bin/uv"
+    return f"{paths.root}/.runtime/bin/uv"
 
 
-def credentials_dir(plan: Plan, service: Service) -> str:
+def credentials_dir(paths: Paths, service: Service) -> str:
     """The service's credential files: 0600 root, read by systemd's ``LoadCredential=`` only."""
-    return f"{plan.paths.secrets}/services/{service.name}"
+    return f"{paths.secrets}/services/{service.name}"
 
 
 def credential_names(service: Service) -> tuple[str, ...]:
@@ -355,36 +377,35 @@ def endpoint_environment(endpoints: Mapping[str, Mapping[str, Any]]) -> dict[str
     return settings
 
 
-def retire_step(name: str, plan: Plan, retired: RetiredService) -> Step:
+def retire_step(name: str, layout: Layout, retired: RetiredService) -> Step:
     """Stop and disable the service, remove its unit and its releases."""
+    paths = layout.paths
     params = {
         "NAME": retired.name,
-        "SERVICES_ROOT": plan.paths.root,
-        "SERVICE_DIR": f"{plan.paths.root}/{retired.name}",
-        "UNIT_FILE": f"{plan.paths.units}/platform-{retired.name}.service",
+        "SERVICES_ROOT": paths.root,
+        "SERVICE_DIR": f"{paths.root}/{retired.name}",
+        "UNIT_FILE": f"{paths.units}/platform-{retired.name}.service",
         "UNIT_NAME": f"platform-{retired.name}.service",
-        "STATE_DIR": plan.paths.state,
-        "SECRETS_ROOT": plan.paths.secrets,
-        "CREDENTIALS_DIR": f"{plan.paths.secrets}/services/{retired.name}",
-        "UPLOADS_ROOT": plan.paths.uploads,
-        "UPLOADS_DIR": f"{plan.paths.uploads}/{retired.name}",
+        "STATE_DIR": paths.state,
+        "SECRETS_ROOT": paths.secrets,
+        "CREDENTIALS_DIR": f"{paths.secrets}/services/{retired.name}",
+        "UPLOADS_ROOT": paths.uploads,
+        "UPLOADS_DIR": f"{paths.uploads}/{retired.name}",
     }
     label = f"platform-retire-{retired.name}"
-    return Step(
-        retire_step_name(name, retired.name), (GUARDS, "svc_retire.sh"), params, label=label, sudo=plan.needs_sudo
-    )
+    return Step(retire_step_name(name, retired.name), (GUARDS, "svc_retire.sh"), params, label=label, sudo=layout.sudo)
 
 
 def service_title(service: Service) -> str:
     return f"{service.name}: {service.description}" if service.description else service.name
 
 
-def systemd_unit(service: Service, plan: Plan, endpoints: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+def systemd_unit(service: Service, paths: Paths, endpoints: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The service's unit. Its state and caches live in systemd's ``StateDirectory=`` and
     ``CacheDirectory=`` (``%S``/``%C``: writable under the hardening, kept across restarts and
     releases); ``HOME`` points at the state, ``HF_HOME`` at the cache (the model cache). Secrets
     arrive as credentials (``$CREDENTIALS_DIRECTORY``, ``%d``), never in the unit."""
-    service_dir = f"{plan.paths.root}/{service.name}"
+    service_dir = f"{paths.root}/{service.name}"
     # The plan allows plain words only; quoting keeps the line one argument to sh -c (single
     # quotes, as units written before the renderer have it).
     start_word = unit_word(f"exec {service.start_command}", command=True, quote="'")
@@ -404,7 +425,7 @@ def systemd_unit(service: Service, plan: Plan, endpoints: Mapping[str, Mapping[s
         f"{database_variable(db)}_PASSWORD_FILE": f"%d/{database_variable(db)}_PASSWORD" for db in endpoints or {}
     }
     credentials = [
-        f"LoadCredential={name}:{unit_value(credentials_dir(plan, service))}/{name}"
+        f"LoadCredential={name}:{unit_value(credentials_dir(paths, service))}/{name}"
         for name in credential_names(service)
     ]
     return "\n".join(
@@ -442,11 +463,8 @@ def systemd_unit(service: Service, plan: Plan, endpoints: Mapping[str, Mapping[s
     )
 
 
-def nginx_config(plan: Plan) -> str:
+def nginx_config(proxy: Proxy, services: Sequence[Service]) -> str:
     """The proxy's server blocks: HTTP redirected to HTTPS, each service under its route."""
-    proxy = plan.proxy
-    if proxy is None:
-        raise ValueError("the plan has no proxy")
     address = f"{proxy.listen}:" if proxy.listen else ""
     port_suffix = "" if proxy.https_port == 443 else f":{proxy.https_port}"
     lines = [
@@ -467,7 +485,7 @@ def nginx_config(plan: Plan) -> str:
         '    add_header Strict-Transport-Security "max-age=31536000" always;',
         "    client_max_body_size 16m;",
     ]
-    for service in sorted(plan.services, key=lambda s: s.proxy_route):
+    for service in sorted(services, key=lambda s: s.proxy_route):
         lines += [
             "",
             f"    location {service.proxy_route} {{",
@@ -484,11 +502,11 @@ def nginx_config(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def proxy_step(name: str, plan: Plan) -> Step:
+def proxy_step(name: str, layout: Layout, proxy: Proxy, services: Sequence[Service]) -> Step:
     """Nginx's configuration for the services: written, checked with ``nginx -t``, reloaded."""
     params = {
-        "CONF_FILE": f"{plan.paths.nginx}/platform-services.conf",
-        "CONF_CONTENT": nginx_config(plan),
+        "CONF_FILE": f"{layout.paths.nginx}/platform-services.conf",
+        "CONF_CONTENT": nginx_config(proxy, services),
         "NGINX_UNIT": "nginx.service",
     }
-    return Step(f"{name}-proxy", ("svc_proxy.sh",), params, label="platform-proxy", sudo=plan.needs_sudo)
+    return Step(f"{name}-proxy", ("svc_proxy.sh",), params, label="platform-proxy", sudo=layout.sudo)

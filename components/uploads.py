@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from plan import NAMESPACE, Plan, Service
+from plan import NAMESPACE, Paths, Service
 
 CHUNK = 1 << 20
 
@@ -49,13 +50,13 @@ def tree_digest(directory: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def resolve(plan: Plan, project: Path) -> dict[str, LocalRelease]:
+def resolve(services: Sequence[Service], project: Path) -> dict[str, LocalRelease]:
     """Every service's local release, checked: present, readable, and matching a pinned sha256.
 
     Raises ``ValueError`` with one line naming the key, the value and what to do.
     """
     found: dict[str, LocalRelease] = {}
-    for service in plan.services:
+    for service in services:
         upload = service.release.upload
         if upload is None:
             continue
@@ -82,14 +83,14 @@ def resolve(plan: Plan, project: Path) -> dict[str, LocalRelease]:
     return found
 
 
-def remote_path(plan: Plan, service: Service) -> str:
+def remote_path(paths: Paths, service: Service) -> str:
     """Where the upload writes the release on the host: one entry per version in the service's own
     directory (the bootstrap makes it, writable by the SSH user)."""
-    return f"{plan.paths.uploads}/{service.name}/{service.release.version}"
+    return f"{paths.uploads}/{service.name}/{service.release.version}"
 
 
-def host_artifact(plan: Plan, service: Service, local: LocalRelease) -> str:
+def host_artifact(paths: Paths, service: Service, local: LocalRelease) -> str:
     """The path the deploy reads: a file is written at the remote path; a directory is copied into
     it under its own name (pulumi-command's CopyToRemote, a source without a trailing slash)."""
-    target = remote_path(plan, service)
+    target = remote_path(paths, service)
     return posixpath.join(target, local.path.name) if local.directory else target

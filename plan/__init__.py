@@ -10,7 +10,8 @@ docs/PROVENANCE.md lists them, and tests/test_provenance.py keeps that list true
 Its parts: ``schema`` (the sections as pydantic models, and the shared names), ``defaults`` (the
 default plan and how a stack's lists patch it), ``validation`` (the cross-field rules),
 ``model`` (``Plan``: the sections, and the views derived from them), ``props`` (what every
-component registers for the policy pack) and ``load`` (stack config to a plan, and the one-line
+component registers for the policy pack), ``views`` (the narrow views components take instead of
+the whole plan) and ``load`` (stack config to a plan, and the one-line
 errors). Everything is importable from ``plan`` itself.
 """
 
@@ -97,6 +98,7 @@ from plan.schema import (
     StackName,
     database_variable,
 )
+from plan.views import HostCheck, Layout, MonitoringPlan, PortPlan, Workload
 from policies.facts import OS_RESERVE_MIB, reaches_world
 
 __all__ = [
@@ -140,10 +142,13 @@ __all__ = [
     "Exposure",
     "Firewall",
     "Host",
+    "HostCheck",
     "HostCommon",
     "Jvm",
+    "Layout",
     "Model",
     "Monitoring",
+    "MonitoringPlan",
     "MonitoringWorkload",
     "Network",
     "OffHost",
@@ -151,6 +156,7 @@ __all__ = [
     "Paths",
     "Plan",
     "PlanError",
+    "PortPlan",
     "PortSpec",
     "Proxy",
     "PythonRuntime",
@@ -164,6 +170,7 @@ __all__ = [
     "Runtime",
     "Service",
     "StackName",
+    "Workload",
     "check_config_key",
     "check_secrets_present",
     "database_variable",

@@ -42,6 +42,7 @@ from plan.schema import (
     Service,
     StackName,
 )
+from plan.views import HostCheck, Layout, MonitoringPlan, PortPlan
 from plan_values import (
     Name,
     example_reason,
@@ -183,6 +184,12 @@ class Plan(Model):
         return tuple(db for db in self.databases if db.backup is None)
 
     @property
+    def unscheduled_backups(self) -> tuple[str, ...]:
+        """The databases whose backup timers the drill's install takes down: those retired or now
+        ``backup: none``. One merely dropped from the plan keeps running, so its backups do too."""
+        return (*(r.name for r in self.retired.databases), *(db.name for db in self.databases if db.backup is not None))
+
+    @property
     def transient(self) -> tuple[dict[str, Any], ...]:
         """Jobs that run now and then beside the workloads and must fit the same memory budget.
 
@@ -253,6 +260,40 @@ class Plan(Model):
     @property
     def needs_sudo(self) -> bool:
         return self.host.ssh_user != "root"
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.paths, self.needs_sudo)
+
+    @property
+    def host_check(self) -> HostCheck:
+        return HostCheck(self.host, self.workloads, self.existing)
+
+    @property
+    def port_plan(self) -> PortPlan:
+        return PortPlan(
+            self.host.ssh_port, self.firewall, self.workloads, self.peer_database_ports, self.peer_monitoring_ports
+        )
+
+    @property
+    def monitoring_plan(self) -> MonitoringPlan:
+        return MonitoringPlan(
+            settings=self.monitoring,
+            layout=self.layout,
+            workloads=self.monitoring_workloads,
+            runs_prometheus=self.runs_prometheus,
+            peer_address=self.firewall.peer_address,
+            peer_ports=self.peer_monitoring_ports,
+            services=self.services,
+            databases=self.databases,
+            exported=self.exported_databases,
+            tls_only=self.tls_only,
+        )
+
+    @property
+    def tls_only(self) -> frozenset[str]:
+        """The databases whose port speaks TLS only: the replication sources (a Redis one's port)."""
+        return frozenset(db.name for db in self.replication_sources)
 
     @property
     def peer_database_ports(self) -> tuple[int, ...]:

@@ -171,9 +171,12 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path):
          "-subj", "/CN=api.example.com", "-keyout", str(key), "-out", str(certificate)],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
-    conf = nginx_config(plan.model_copy(update={"proxy": plan.proxy.model_copy(update={  # type: ignore[union-attr]
-        "certificate": str(certificate), "certificate_key": str(key), "http_port": 18080, "https_port": 18443,
-        "listen": "127.0.0.1"})}))  # fmt: skip
+    assert plan.proxy is not None
+    proxy = plan.proxy.model_copy(
+        update={"certificate": str(certificate), "certificate_key": str(key), "http_port": 18080,
+                "https_port": 18443, "listen": "127.0.0.1"}
+    )  # fmt: skip
+    conf = nginx_config(proxy, plan.services)
     (tmp_path / "platform.conf").write_text(conf)
     main = tmp_path / "nginx.conf"
     main.write_text(

@@ -112,7 +112,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def alerted_metrics(plan: Plan) -> set[str]:
-    rules = [rule for group in alert_rules(plan)["groups"] for rule in group["rules"]]
+    rules = [rule for group in alert_rules(plan.monitoring_plan)["groups"] for rule in group["rules"]]
     return {name for rule in rules for name in metric_names(rule["expr"])}
 
 
@@ -252,7 +252,7 @@ def test_metric_names_are_read_from_selectors_not_functions_labels_or_keywords()
 @pytest.mark.parametrize("stack", ["alibaba", "tencent"])
 def test_every_metric_the_platform_alerts_on_is_on_a_dashboard(stack: str):
     plan = plan_of(stack)
-    for group in alert_rules(plan)["groups"]:
+    for group in alert_rules(plan.monitoring_plan)["groups"]:
         for rule in group["rules"]:
             assert metric_names(rule["expr"]), rule["alert"]  # the extraction saw each alert's metric
     assert undrawn(alerted_metrics(plan), list(loaded().values())) == []
@@ -353,7 +353,7 @@ def test_the_monitoring_step_provisions_grafana_from_the_repository_files():
     from components.monitoring import monitoring_files, monitoring_step, program_unit
 
     plan = plan_of("tencent", monitoring={"enabled": True, "grafana": True, "ports": {"prometheus": 9190}})
-    files = monitoring_files(plan)
+    files = monitoring_files(plan.monitoring_plan)
     root = f"{plan.paths.monitoring}/grafana"
     for name, text in dashboards().items():
         assert files[f"grafana/dashboards/{name}"] == text
@@ -364,16 +364,16 @@ def test_the_monitoring_step_provisions_grafana_from_the_repository_files():
     assert f"provisioning = {root}/provisioning" in files["grafana/grafana.ini"]
     assert "http_addr = 127.0.0.1" in files["grafana/grafana.ini"]
 
-    unit = program_unit(plan, "grafana")
+    unit = program_unit(plan.monitoring_plan, "grafana")
     assert f"ExecStart=/usr/sbin/grafana-server --homepath=/usr/share/grafana --config={root}/grafana.ini" in unit
     assert "Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/grafana-admin-password" in unit
     assert f"LoadCredential=grafana-admin-password:{plan.paths.secrets}/monitoring/grafana-admin-password" in unit
-    params = monitoring_step("app", plan).parameters
+    params = monitoring_step("app", plan.monitoring_plan).parameters
     assert params["PACKAGED_UNIT_GRAFANA"] == "grafana-server.service"
     assert params["HEALTH_GRAFANA"] == "http://127.0.0.1:3000/api/health"
     assert params["GENERATED"] == f"{plan.paths.secrets}/monitoring/grafana-admin-password"
     assert "FILE_GRAFANA_DASHBOARDS_HOSTS_JSON" in params
-    without = monitoring_step("app", plan_of("tencent", monitoring={"enabled": True}))
+    without = monitoring_step("app", plan_of("tencent", monitoring={"enabled": True}).monitoring_plan)
     assert without.parameters["GENERATED"] == ""
 
 

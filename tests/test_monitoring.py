@@ -54,7 +54,7 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 def summary(plan: Plan, alert: str, labels: dict[str, str]) -> str:
     """The alert's summary as Prometheus expands it for these labels."""
-    rule = next(r for g in alert_rules(plan)["groups"] for r in g["rules"] if r["alert"] == alert)
+    rule = next(r for g in alert_rules(plan.monitoring_plan)["groups"] for r in g["rules"] if r["alert"] == alert)
     return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], rule["annotations"]["summary"])
 
 
@@ -63,7 +63,10 @@ def case(plan: Plan, alert: str, interval: str, inputs: list[dict[str, str]], at
     expected = []
     if labels is not None:
         severity = next(
-            r["labels"]["severity"] for g in alert_rules(plan)["groups"] for r in g["rules"] if r["alert"] == alert
+            r["labels"]["severity"]
+            for g in alert_rules(plan.monitoring_plan)["groups"]
+            for r in g["rules"]
+            if r["alert"] == alert
         )
         expected = [
             {
@@ -184,8 +187,8 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
 def test_every_alert_fires_past_its_threshold_and_not_before(stack: str, tmp_path: Path):
     plan = plan_of(stack)
     tests = rule_tests(plan)
-    assert sorted(tests) == sorted(alert_names(plan))  # every alert has its cases
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    assert sorted(tests) == sorted(alert_names(plan.monitoring_plan))  # every alert has its cases
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
     (tmp_path / "tests.yml").write_text(
         yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [c for cases in tests.values() for c in cases]})
     )
@@ -200,8 +203,10 @@ def test_every_alert_fires_past_its_threshold_and_not_before(stack: str, tmp_pat
 def test_a_changed_threshold_moves_where_the_alert_fires(tmp_path: Path):
     """The rules follow the plan: at 50 % the disk case of 86 % fires, and a 40 % disk does not."""
     plan = plan_of("tencent", monitoring={"alerting": {"diskUsedPercent": 50}})
-    assert "> 50" in next(r["expr"] for r in alert_rules(plan)["groups"][0]["rules"] if r["alert"] == "DiskFull")
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    assert "> 50" in next(
+        r["expr"] for r in alert_rules(plan.monitoring_plan)["groups"][0]["rules"] if r["alert"] == "DiskFull"
+    )
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
     (tmp_path / "tests.yml").write_text(
         yaml.safe_dump({"rule_files": ["rules.yml"], "tests": rule_tests(plan)["DiskFull"]})
     )
@@ -215,7 +220,7 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path):
     plan = plan_of("tencent")
     quiet = rule_tests(plan)["DiskFull"][1]
     quiet["alert_rule_test"][0]["exp_alerts"] = [{"exp_labels": {"severity": "warning"}}]
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
     (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [quiet]}))
     tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
     assert tested.returncode != 0
@@ -226,8 +231,8 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path):
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_prometheus_configuration_passes_promtool(stack: str, tmp_path: Path):
     plan = plan_of(stack)
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
-    config = prometheus_config(plan, {"node": ["127.0.0.1:9100"]}, str(tmp_path / "rules.yml"))
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
+    config = prometheus_config(plan.monitoring_plan, {"node": ["127.0.0.1:9100"]}, str(tmp_path / "rules.yml"))
     (tmp_path / "prometheus.yml").write_text(as_yaml(config))
     checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -243,7 +248,9 @@ def test_the_prometheus_configuration_passes_promtool(stack: str, tmp_path: Path
 def test_the_alertmanager_configuration_passes_amtool_and_holds_no_url(tmp_path: Path):
     url_file = tmp_path / "webhook-url"
     url_file.write_text("https://hooks.slack.com/services/T000/B000/XXXX\n")
-    (tmp_path / "alertmanager.yml").write_text(as_yaml(alertmanager_config(plan_of("tencent"), str(url_file))))
+    (tmp_path / "alertmanager.yml").write_text(
+        as_yaml(alertmanager_config(plan_of("tencent").monitoring_plan, str(url_file)))
+    )
     checked = run(AMTOOL, "check-config", tmp_path / "alertmanager.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "hooks.slack.com" not in (tmp_path / "alertmanager.yml").read_text()
@@ -254,7 +261,7 @@ def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_th
     from components.monitoring import program_unit, webhook_stdin
 
     plan = plan_of("tencent", monitoring={"enabled": True, "receiver": "dingtalk", "ports": {"alert-relay": 9199}})
-    config = alertmanager_config(plan, "/unused")
+    config = alertmanager_config(plan.monitoring_plan, "/unused")
     (tmp_path / "alertmanager.yml").write_text(as_yaml(config))
     checked = run(AMTOOL, "check-config", tmp_path / "alertmanager.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -264,10 +271,10 @@ def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_th
     ]
     relay = next(w for w in plan.monitoring_workloads if w.name == "alert-relay")
     assert (relay.memory_mib, relay.ports[0].port, relay.ports[0].expose.value) == (32, 9199, "none")
-    unit = program_unit(plan, "alert-relay")
+    unit = program_unit(plan.monitoring_plan, "alert-relay")
     assert "--listen=127.0.0.1:9199 --url-file=%d/webhook-url --secret-file=%d/signing-secret" in unit
     assert "LoadCredential=webhook-url:/etc/platform/secrets/monitoring/webhook-url" in unit
-    assert "LoadCredential=webhook-url" not in program_unit(plan, "alertmanager")
+    assert "LoadCredential=webhook-url" not in program_unit(plan.monitoring_plan, "alertmanager")
     assert "GOMEMLIMIT" not in unit
     assert webhook_stdin("https://oapi.dingtalk.com/robot/send?access_token=t\n", None) == (
         "https://oapi.dingtalk.com/robot/send?access_token=t\n"
@@ -278,7 +285,7 @@ def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_th
 
 def test_probes_follow_the_plan():
     plan = plan_of("tencent", monitoring={"probes": ["zervigo"]})
-    config = prometheus_config(plan, {}, "rules.yml")
+    config = prometheus_config(plan.monitoring_plan, {}, "rules.yml")
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "service-health"]
     assert job["static_configs"] == [{"targets": ["http://127.0.0.1:8207/health"], "labels": {"service": "zervigo"}}]
 
@@ -342,12 +349,12 @@ def test_enabled_monitoring_puts_prometheus_on_the_tencent_host_and_exporters_on
     ]
     # Prometheus scrapes what the plans declare: its own host on loopback, the peer's exporters
     # through the peer's /32, exactly the ports the Alibaba plan exposes to its peer.
-    targets = scrape_targets(tencent)
+    targets = scrape_targets(tencent.monitoring_plan)
     peer = tencent.firewall.peer_address
     assert targets["node-exporter"] == ["127.0.0.1:9100", f"{peer}:9100"]
     exposed = sorted(p.port for w in alibaba.monitoring_workloads for p in w.ports)
     assert sorted(int(t.rsplit(":", 1)[1]) for ts in targets.values() for t in ts if t.startswith(peer)) == exposed
-    assert scrape_targets(alibaba) == {}
+    assert scrape_targets(alibaba.monitoring_plan) == {}
     # On by default; off, the plan counts and opens nothing for it.
     assert plan_of("tencent").monitoring_workloads == tencent.monitoring_workloads
     assert plan_of("tencent", monitoring={"enabled": False}).monitoring_workloads == ()
@@ -384,8 +391,8 @@ def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_tar
     if not Path(PROMTOOL).exists():
         pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
     plan = plan_of("tencent", monitoring={"enabled": True})
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan)))
-    config = prometheus_config(plan, scrape_targets(plan), str(tmp_path / "rules.yml"))
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
+    config = prometheus_config(plan.monitoring_plan, scrape_targets(plan.monitoring_plan), str(tmp_path / "rules.yml"))
     (tmp_path / "prometheus.yml").write_text(as_yaml(config))
     checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -254,7 +254,7 @@ def _budget_figures() -> Iterator[tuple[str, str]]:
 
 
 def _egress_figures() -> Iterator[tuple[str, str]]:
-    for rule in firewall_rules(stack_plan("alibaba")):
+    for rule in firewall_rules(stack_plan("alibaba").port_plan):
         if rule.direction == "egress" and rule.action == "accept" and rule.cidr == ANYWHERE:
             yield f"rules.py egress {rule.description}", f"{rule.port}/{rule.protocol}"
 

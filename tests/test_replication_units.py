@@ -197,14 +197,14 @@ def test_tls_stdin_sections_and_refused_header() -> None:
 
 
 def test_tls_step_lists_every_source(alibaba: Plan) -> None:
-    step = tls_step("alibaba-db", alibaba, "stdin")
+    step = tls_step("alibaba-db", alibaba.layout, alibaba.replication_sources, "stdin")
     assert (step.name, step.label, step.handles_secrets, step.stdin) == (
         "alibaba-db-tls",
         "platform-replication-tls",
         True,
         "stdin",
     )
-    params = tls_params(alibaba)
+    params = tls_params(alibaba.paths, alibaba.replication_sources)
     assert params["SOURCE_NAMES"] == "production-mysql production-postgres production-redis"
     assert params["SOURCE_KINDS"] == "mysql postgres redis"
     assert params["TLS_ROOT"] == f"{alibaba.paths.secrets}/tls"
@@ -214,14 +214,16 @@ def test_tls_step_lists_every_source(alibaba: Plan) -> None:
 @pytest.mark.parametrize("kind", ["mysql", "postgres", "redis"])
 def test_source_step_renders_the_peer_and_verified_tls(alibaba: Plan, kind: str) -> None:
     db = database(alibaba, kind)
-    step = source_step("alibaba-db", alibaba, db, "pw")
+    step = source_step("alibaba-db", alibaba.layout, alibaba.firewall.peer_address, db, "pw")
     assert (step.name, step.label, step.handles_secrets) == (
         f"alibaba-db-repl-{db.name}",
         f"platform-repl-{db.name}",
         True,
     )
     params = step.parameters
-    assert params == {key: str(value) for key, value in source_params(alibaba, db).items()}
+    assert params == {
+        key: str(value) for key, value in source_params(alibaba.paths, alibaba.firewall.peer_address, db).items()
+    }
     assert params["PEER"] == alibaba.firewall.peer_address
     assert params["REPL_USER"] == REPLICATION_USER
     assert params["TLS_VERIFY"] == TLS_VERIFY
@@ -239,14 +241,17 @@ def test_source_stdin_is_the_password_line() -> None:
 def test_replica_step_renders_its_source_and_local_engine(tencent: Plan, name: str, kind: str, port: int) -> None:
     workload = next(w for w in tencent.replicas if w.name == name)
     source = source_of(tencent, kind, port + 1)
-    step = replica_step("tencent-svc", tencent, workload, source, "stdin")
+    step = replica_step("tencent-svc", tencent.layout, tencent.firewall.peer_address, workload, source, "stdin")
     assert (step.name, step.label, step.handles_secrets) == (
         f"tencent-svc-replica-{name}",
         f"platform-replica-{name}",
         True,
     )
     params = step.parameters
-    assert params == {key: str(value) for key, value in replica_params(tencent, workload, source).items()}
+    assert params == {
+        key: str(value)
+        for key, value in replica_params(tencent.paths, tencent.firewall.peer_address, workload, source).items()
+    }
     assert params["SOURCE_HOST"] == tencent.firewall.peer_address
     assert (params["PORT"], params["SOURCE_PORT"]) == (str(port), str(port + 1))
     assert params["TLS_VERIFY"] == TLS_VERIFY
@@ -262,9 +267,14 @@ def test_replica_step_renders_its_source_and_local_engine(tencent: Plan, name: s
 def test_replica_of_anything_but_the_peer_is_refused(tencent: Plan) -> None:
     workload = tencent.replicas[0]
     with pytest.raises(ValueError, match="not the peer"):
-        replica_params(tencent, workload, {**source_of(tencent, "mysql", 3306), "sourceAddress": "198.51.100.7"})
+        replica_params(
+            tencent.paths,
+            tencent.firewall.peer_address,
+            workload,
+            {**source_of(tencent, "mysql", 3306), "sourceAddress": "198.51.100.7"},
+        )
     with pytest.raises(ValueError, match=r"replicaOf\.kind mysql"):
-        replica_params(tencent, workload, source_of(tencent, "redis", 6379))
+        replica_params(tencent.paths, tencent.firewall.peer_address, workload, source_of(tencent, "redis", 6379))
 
 
 def test_replica_stdin_is_password_then_ca() -> None:
@@ -276,7 +286,7 @@ def test_replica_stdin_is_password_then_ca() -> None:
 
 
 def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> None:
-    step = health_step("tencent-svc", tencent)
+    step = health_step("tencent-svc", tencent.layout, tencent.replicas)
     assert (step.name, step.label, step.handles_secrets, step.stdin) == (
         "tencent-svc-replication-health",
         "platform-replication-health",
@@ -286,14 +296,14 @@ def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> No
     params = step.parameters
     assert params["SCRIPT_FILE"] == f"{tencent.paths.root}/bin/platform-replication-health"
     assert params["METRICS_FILE"] == f"{tencent.paths.state}/metrics/replication.prom"
-    service, timer = health_units(tencent)
+    service, timer = health_units(tencent.paths)
     assert (params["SERVICE_CONTENT"], params["TIMER_CONTENT"]) == (service, timer)
     assert "Type=oneshot" in service
     assert f"ExecStart={params['SCRIPT_FILE']}" in service
     assert "OnUnitActiveSec=1min" in timer
     assert "WantedBy=timers.target" in timer
-    assert health_params(tencent)["REPLICA_KINDS"] == "mysql postgres redis"
-    assert health_params(tencent)["REPLICA_DATABASES"] == "- future_user -"
+    assert health_params(tencent.paths, tencent.replicas)["REPLICA_KINDS"] == "mysql postgres redis"
+    assert health_params(tencent.paths, tencent.replicas)["REPLICA_DATABASES"] == "- future_user -"
     assert "REPLICA_NAMES='mysql postgres redis'" in params["SCRIPT_CONTENT"]
 
 
@@ -303,13 +313,23 @@ def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> No
 def all_steps(alibaba: Plan, tencent: Plan) -> list[Any]:
     ports = {"mysql": 3306, "postgres": 5432, "redis": 6379}
     return [
-        tls_step("alibaba-db", alibaba, ""),
-        *(source_step("alibaba-db", alibaba, db, "") for db in alibaba.replication_sources),
+        tls_step("alibaba-db", alibaba.layout, alibaba.replication_sources, ""),
         *(
-            replica_step("tencent-svc", tencent, w, source_of(tencent, w.name, ports[w.name]), "")
+            source_step("alibaba-db", alibaba.layout, alibaba.firewall.peer_address, db, "")
+            for db in alibaba.replication_sources
+        ),
+        *(
+            replica_step(
+                "tencent-svc",
+                tencent.layout,
+                tencent.firewall.peer_address,
+                w,
+                source_of(tencent, w.name, ports[w.name]),
+                "",
+            )
             for w in tencent.replicas
         ),
-        health_step("tencent-svc", tencent),
+        health_step("tencent-svc", tencent.layout, tencent.replicas),
     ]
 
 

@@ -26,7 +26,7 @@ def plan():
 @pytest.mark.parametrize(("name", "memory"), MEMORY.items())
 def test_each_unit_is_limited_to_its_planned_memory_and_hardened(plan, name, memory):
     (service,) = [s for s in plan.services if s.name == name]
-    unit = systemd_unit(service, plan)
+    unit = systemd_unit(service, plan.paths)
     for line in (
         f"MemoryMax={memory}M",
         "Restart=on-failure",

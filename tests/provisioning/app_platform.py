@@ -103,7 +103,7 @@ def host_uv(version: str) -> Path | None:
 
 def seed_uv(host: SshHost, plan: Plan, uv: Path) -> None:
     """What the bootstrap's install leaves: the pinned uv at its path (here copied, not downloaded)."""
-    target = Path(services_component.uv_path(plan))
+    target = Path(services_component.uv_path(plan.paths))
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(uv, target)
 
@@ -162,10 +162,10 @@ def binary_release(build: Path, version: str, machine: bytes | None = None, cras
 
 def upload_and_deploy(host: SshHost, plan: Plan, service: Service, project: Path, stdin: str = "") -> tuple[Run, Run]:
     """What `pulumi up` runs for the service: its CopyToRemote (over SFTP), then its deploy."""
-    local = resolve(plan, project)[service.name]
-    upload = host.upload(local.path, remote_path(plan, service))
-    artifact = services_component.ArtifactSource(host_artifact(plan, service, local), local.sha256)
-    return upload, host.step(services_component.deploy_step("app", plan, service, artifact), stdin)
+    local = resolve(plan.services, project)[service.name]
+    upload = host.upload(local.path, remote_path(plan.paths, service))
+    artifact = services_component.ArtifactSource(host_artifact(plan.paths, service, local), local.sha256)
+    return upload, host.step(services_component.deploy_step("app", plan.layout, service, artifact), stdin)
 
 
 def certificates(directory: Path, name: str) -> tuple[Path, Path, Path]:

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from components import services as services_component
+from components.provisioning import Step
 from components.services import HOST_UV_VERSION, credentials_stdin
+from plan import Plan
 from tests.provisioning import app_platform
 from tests.provisioning.harness import SshHost, free_port, password_for, wait_until
 from tests.provisioning.workloads import free_ports
@@ -71,6 +73,12 @@ def proxy_plan(host: SshHost, service: dict[str, Any], ports: list[int], tls: tu
     )
 
 
+def proxy_step(plan: Plan) -> Step:
+    """The proxy's step for a plan that has one."""
+    assert plan.proxy is not None
+    return services_component.proxy_step("app", plan.layout, plan.proxy, plan.services)
+
+
 def through_nginx(ca: Path, port: int, path: str) -> tuple[int, str]:
     """GET https://platform.test:<port><path> at 127.0.0.1, the certificate checked against the CA.
 
@@ -112,7 +120,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
 
     plan = plan_for("1.0")
     app_platform.seed_uv(host, plan, UV)
-    bootstrap = host.step(services_component.bootstrap_step("app", plan))
+    bootstrap = host.step(services_component.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
     assert bootstrap.code == 0, bootstrap
     uploads = Path(plan.paths.uploads)
     assert oct(uploads.stat().st_mode & 0o777) == "0o700"
@@ -130,14 +138,14 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
     assert (venv / "bin/python").exists()
 
     # The credential: a 0600 root file, handed to the service by systemd, never in the unit.
-    credential = Path(services_component.credentials_dir(plan, plan.services[0])) / "JWT_SECRET"
+    credential = Path(services_component.credentials_dir(plan.paths, plan.services[0])) / "JWT_SECRET"
     assert credential.read_text() == JWT
     assert oct(credential.stat().st_mode & 0o777) == "0o600"
     unit = (host.units / "platform-pyapp.service").read_text()
     assert JWT not in unit
     assert f"LoadCredential=JWT_SECRET:{credential}" in unit
 
-    proxy = host.step(services_component.proxy_step("app", plan))
+    proxy = host.step(proxy_step(plan))
     assert proxy.code == 0, proxy
     assert proxy.stdout.strip().endswith("nginx reloaded")
     status, body = through_nginx(tls[0], ports[1], "/pyapp/facts")
@@ -154,7 +162,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
     redirect = plain.getresponse()
     assert (redirect.status, redirect.getheader("Location")) == (301, f"https://platform.test:{ports[1]}/pyapp/health")
     plain.close()
-    assert host.step(services_component.proxy_step("app", plan)).stdout.strip() == "proxy: unchanged"
+    assert host.step(proxy_step(plan)).stdout.strip() == "proxy: unchanged"
 
     # 2.0 gets a virtualenv of its own; the old uploads are dropped once it is live.
     plan2 = plan_for("2.0")
@@ -186,7 +194,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
     rotated = password_for("jwt-secret-rotated")
     stdin2 = credentials_stdin(plan.services[0], {"JWT_SECRET": rotated}, {})
     rotation = host.step(
-        services_component.deploy_step("app", plan, plan.services[0], _artifact(plan, project)), stdin2
+        services_component.deploy_step("app", plan.layout, plan.services[0], _artifact(plan, project)), stdin2
     )
     assert rotation.code == 0, rotation
     assert "pyapp: credential JWT_SECRET written" in rotation.stdout
@@ -197,8 +205,8 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
 def _artifact(plan, project: Path) -> services_component.ArtifactSource:
     from components.uploads import host_artifact, resolve
 
-    local = resolve(plan, project)["pyapp"]
-    return services_component.ArtifactSource(host_artifact(plan, plan.services[0], local), local.sha256)
+    local = resolve(plan.services, project)["pyapp"]
+    return services_component.ArtifactSource(host_artifact(plan.paths, plan.services[0], local), local.sha256)
 
 
 @needs_nginx
@@ -207,12 +215,12 @@ def test_a_configuration_nginx_refuses_is_taken_back_and_the_proxy_keeps_serving
     ports = [*free_ports(2), free_port()]
     good = proxy_plan(host, python_service(ports[2], "1.0", "a.tar.gz"), ports, tls)
     assert app_platform.start_nginx(host, good.paths.nginx).code == 0
-    assert host.step(services_component.proxy_step("app", good)).code == 0
+    assert host.step(proxy_step(good)).code == 0
     conf = Path(good.paths.nginx) / "platform-services.conf"
     served = conf.read_text()
     missing = (tls[0], tmp_path / "absent.pem", tls[2])
     bad = proxy_plan(host, python_service(ports[2], "1.0", "a.tar.gz"), ports, missing)
-    refused = host.step(services_component.proxy_step("app", bad))
+    refused = host.step(proxy_step(bad))
     assert refused.code == 9, refused
     assert "proxy: nginx refused the new configuration, the previous one is back:" in refused.stderr
     assert "absent.pem" in refused.stderr
@@ -242,7 +250,7 @@ def test_a_binary_for_this_architecture_deploys_one_for_another_is_refused_befor
         tmp_path, "2.0", machine=b"\xb7\x00" if os.uname().machine != "aarch64" else b"\x3e\x00"
     )
     plan = host.plan("tencent", services=[binary_service(port, "1.0", str(good.relative_to(tmp_path)))])
-    assert host.step(services_component.bootstrap_step("app", plan)).code == 0
+    assert host.step(services_component.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
     upload, first = app_platform.upload_and_deploy(host, plan, plan.services[0], tmp_path)
     assert upload.code == 0, upload
     assert first.code == 0, first
@@ -271,15 +279,15 @@ def test_an_uploaded_directory_that_changed_in_transit_is_refused(host: SshHost,
     port = free_port()
     release = app_platform.binary_release(tmp_path, "1.0")
     plan = host.plan("tencent", services=[binary_service(port, "1.0", str(release.relative_to(tmp_path)))])
-    assert host.step(services_component.bootstrap_step("app", plan)).code == 0
+    assert host.step(services_component.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
     from components.uploads import host_artifact, remote_path, resolve
 
-    local = resolve(plan, tmp_path)["goapp"]
-    assert host.upload(local.path, remote_path(plan, plan.services[0])).code == 0
-    target = Path(host_artifact(plan, plan.services[0], local))
+    local = resolve(plan.services, tmp_path)["goapp"]
+    assert host.upload(local.path, remote_path(plan.paths, plan.services[0])).code == 0
+    target = Path(host_artifact(plan.paths, plan.services[0], local))
     (target / "VERSION").write_text("tampered\n")
     artifact = services_component.ArtifactSource(str(target), local.sha256)
-    run = host.step(services_component.deploy_step("app", plan, plan.services[0], artifact))
+    run = host.step(services_component.deploy_step("app", plan.layout, plan.services[0], artifact))
     assert run.code == 6, run
     assert f"does not match its sha256 {local.sha256}; nothing changed" in run.stderr
     assert not (Path(plan.paths.root) / "goapp/releases").exists() or not any(

@@ -92,7 +92,7 @@ def backup_plan(host: SshHost, *names: str, not_backed_up: Sequence[str] = (), *
 
 def provision(host: SshHost, plan: Plan, target: OffHostTarget | None = TARGET) -> None:
     """Bootstrap, each database's container (its secret file), the bucket and role, each backup."""
-    assert host.step(databases_component.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases_component.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     for db in plan.databases:
         step, stdin = database_step(plan, db)
         assert host.step(step, stdin).code == 0
@@ -100,7 +100,7 @@ def provision(host: SshHost, plan: Plan, target: OffHostTarget | None = TARGET) 
         (host.standin_state / "oss" / target.bucket).mkdir(parents=True, exist_ok=True)
         (host.standin_state / "oss/attached-role").write_text(target.ram_role)
     for db in plan.databases:
-        run = host.step(backup_step("db", plan, db, target))
+        run = host.step(backup_step("db", plan.layout, plan.backups, db, target))
         assert run.code == 0, run
 
 
@@ -218,7 +218,9 @@ def stop_scratch_engines(host: SshHost) -> None:
 
 def test_rendered_steps_carry_no_secret_no_key_and_no_unsafe_removal(host: SshHost) -> None:
     plan = backup_plan(host)
-    steps = [backup_step("db", plan, db, TARGET) for db in plan.databases] + [drill_step("db", plan, TARGET)]
+    steps = [backup_step("db", plan.layout, plan.backups, db, TARGET) for db in plan.databases] + [
+        drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)
+    ]
 
     for step in steps:
         assert step.stdin is None
@@ -234,8 +236,8 @@ def test_rendered_steps_carry_no_secret_no_key_and_no_unsafe_removal(host: SshHo
 def test_install_writes_program_config_and_timer_then_says_unchanged(host: SshHost) -> None:
     plan = backup_plan(host, "production-redis", schedule="*-*-* 02:30:00", randomizedDelayS=900)
     db = plan.databases[0]
-    assert host.step(databases_component.bootstrap_step("db", plan)).code == 0
-    step = backup_step("db", plan, db, TARGET)
+    assert host.step(databases_component.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
+    step = backup_step("db", plan.layout, plan.backups, db, TARGET)
 
     first = host.step(step)
     snapshot = host.snapshot()
@@ -250,9 +252,12 @@ def test_install_writes_program_config_and_timer_then_says_unchanged(host: SshHo
     assert "Unit=platform-backup-production-redis.service\n" in timer
     assert (host.units / "timers.target.wants/platform-backup-production-redis.timer").is_symlink()
     program = Path(plan.paths.root) / "bin/platform-backup"
-    assert exec_start(host, "platform-backup-production-redis") == [str(program), database_config_file(db.name, plan)]
+    assert exec_start(host, "platform-backup-production-redis") == [
+        str(program),
+        database_config_file(db.name, plan.paths),
+    ]
     assert oct(program.stat().st_mode & 0o777) == "0o755"
-    config = Path(database_config_file(db.name, plan))
+    config = Path(database_config_file(db.name, plan.paths))
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     assert "\nKEEP_DAILY=7\nKEEP_WEEKLY=4\n" in config.read_text()
     assert f"OFF_HOST_URL=oss://{BUCKET}/platform/\n" in config.read_text()
@@ -263,7 +268,7 @@ def test_install_writes_program_config_and_timer_then_says_unchanged(host: SshHo
 
     # A new schedule rewrites the timer, reloads systemd and restarts the timer.
     later = backup_plan(host, "production-redis", schedule="*-*-* 04:00:00", randomizedDelayS=900)
-    third = host.step(backup_step("db", later, later.databases[0], TARGET))
+    third = host.step(backup_step("db", later.layout, later.backups, later.databases[0], TARGET))
     assert third.stdout == "production-redis: updated, platform-backup-production-redis.timer on *-*-* 04:00:00\n"
     assert host.systemctl_calls()[-2:] == [
         "is-active --quiet platform-backup-production-redis.timer",
@@ -273,17 +278,17 @@ def test_install_writes_program_config_and_timer_then_says_unchanged(host: SshHo
 
 def test_a_database_no_longer_backed_up_loses_its_timer_and_keeps_its_backups(host: SshHost) -> None:
     plan = backup_plan(host, "production-redis", "production-postgres")
-    assert host.step(databases_component.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases_component.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     for db in plan.databases:
-        assert host.step(backup_step("db", plan, db, TARGET)).code == 0
-    assert host.step(drill_step("db", plan, TARGET)).code == 0
+        assert host.step(backup_step("db", plan.layout, plan.backups, db, TARGET)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
     kept = Path(plan.paths.backups) / "production-redis/daily/production-redis-20261101T030000Z.rdb"
     kept.write_bytes(b"REDIS0011")
 
     # Now `backup: none` (or retired): the drill's install takes its timer down. (One merely
     # dropped from the plan keeps running, and so do its backups: tests/provisioning/test_upgrade_drill.py.)
     later = backup_plan(host, "production-redis", "production-postgres", not_backed_up=["production-redis"])
-    run = host.step(drill_step("db", later, TARGET))
+    run = host.step(drill_step("db", later.layout, later.backups, later.unscheduled_backups))
 
     assert run.code == 0, run
     assert run.stdout.splitlines()[-1] == (
@@ -296,16 +301,16 @@ def test_a_database_no_longer_backed_up_loses_its_timer_and_keeps_its_backups(ho
     ]
     assert not (host.units / "timers.target.wants/platform-backup-production-redis.timer").exists()
     assert "stop platform-backup-production-redis.timer" in host.systemctl_calls()
-    assert not Path(database_config_file("production-redis", plan)).exists()
-    assert Path(database_config_file("production-postgres", plan)).exists()
+    assert not Path(database_config_file("production-redis", plan.paths)).exists()
+    assert Path(database_config_file("production-postgres", plan.paths)).exists()
     assert kept.read_bytes() == b"REDIS0011"
-    again = host.step(drill_step("db", later, TARGET))
+    again = host.step(drill_step("db", later.layout, later.backups, later.unscheduled_backups))
     assert "no longer backed up" not in again.stdout
 
 
 def test_install_refuses_an_off_host_target_without_ossutil(host: SshHost) -> None:
     plan = backup_plan(host, "production-redis")
-    step = backup_step("db", plan, plan.databases[0], TARGET)
+    step = backup_step("db", plan.layout, plan.backups, plan.databases[0], TARGET)
     assert step.params["OSSUTIL"] == "ossutil"
     missing = dataclasses.replace(step, params={**step.params, "OSSUTIL": "ossutil-absent"})
 
@@ -365,7 +370,7 @@ def test_mysql_backup_copy_metrics_and_a_drill_that_finds_the_rows(
 
     # The restore drill: the latest good backup into a second MariaDB playing the scratch container.
     scratch = mysql_scratch(engines, tmp_path / "scratch", host, "production-mysql")
-    assert host.step(drill_step("db", plan, TARGET)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
     drill = fire(host, "platform-restore-drill")
 
     assert drill.code == 0, drill
@@ -391,7 +396,7 @@ def test_mysql_backup_copy_metrics_and_a_drill_that_finds_the_rows(
     # With the default scratch limit (what the seeds' host has room for) MySQL's dump is
     # verified, not restored: no scratch starts, and the drill still passes.
     small = backup_plan(host, "production-mysql", drillMemoryMib=16)
-    assert host.step(drill_step("db", small, TARGET)).code == 0
+    assert host.step(drill_step("db", small.layout, small.backups, small.unscheduled_backups)).code == 0
     verified = fire(host, "platform-restore-drill")
     assert verified.code == 0, verified
     assert verified.stdout == (
@@ -453,7 +458,7 @@ def test_a_corrupt_newest_backup_never_counts_and_the_drill_restores_the_good_on
 
     # The drill skips it for the newest good backup; named, it is refused before any restore.
     mysql_scratch(engines, tmp_path / "scratch", host, "production-mysql")
-    assert host.step(drill_step("db", plan, None)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
     drill = fire(host, "platform-restore-drill")
     assert drill.code == 0, drill
     assert drill.stdout.startswith(f"production-mysql: ok production-mysql-{stamp(days[1])}.sql.gz: ")
@@ -531,7 +536,7 @@ def test_postgres_backup_and_a_drill_that_finds_the_rows(
 
     scratch = postgres_source(engines, tmp_path / "scratch")
     attach(scratch, "production-postgres-drill", host.standin_state)
-    assert host.step(drill_step("db", plan, TARGET)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
     drill = fire(host, "platform-restore-drill")
 
     assert drill.code == 0, drill
@@ -579,7 +584,7 @@ def test_redis_backup_and_a_drill_that_loads_the_rdb(
         host.standin_state,
         {"RUN": "1", "RUN_ARGS": f"--port {port} --bind 127.0.0.1"},
     )
-    assert host.step(drill_step("db", plan, TARGET)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
     drill = fire(host, "platform-restore-drill")
 
     assert drill.code == 0, drill
@@ -638,7 +643,7 @@ def test_bad_configuration_and_a_missing_ossutil_are_one_line_errors(
 ) -> None:
     plan = backup_plan(host, "production-mysql")
     provision(host, plan)
-    config = Path(database_config_file("production-mysql", plan))
+    config = Path(database_config_file("production-mysql", plan.paths))
     original = config.read_text()
 
     config.write_text(original.replace("KIND=mysql\n", "KIND=cassandra\n"))
@@ -688,7 +693,7 @@ def test_the_drill_verifies_what_it_cannot_restore_and_reports_each_database(hos
             indent=2,
         )
     )
-    assert host.step(drill_step("db", plan, TARGET)).code == 0
+    assert host.step(drill_step("db", plan.layout, plan.backups, plan.unscheduled_backups)).code == 0
 
     drill = fire(host, "platform-restore-drill")
 

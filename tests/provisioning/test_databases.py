@@ -19,7 +19,7 @@ ALL = [db["name"] for db in seed_databases()]
 
 
 def bootstrap(host: SshHost, plan: Plan) -> None:
-    run = host.step(databases.bootstrap_step("db", plan))
+    run = host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases))
     assert run.code == 0, run
 
 

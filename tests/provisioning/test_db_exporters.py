@@ -138,17 +138,17 @@ def test_each_database_exporter_logs_in_as_its_own_user_and_reports_its_engine_u
     for exporter, db in plan.exported_databases.items():
         password = exporter_password(password_for(db.name), db)
         passwords[db.kind.value] = password
-        step = exporter_step("alibaba-db", plan, exporter, "")
+        step = exporter_step("alibaba-db", plan.layout, exporter, db, db.name in plan.tls_only, "")
         first = host.step(step, password)
         assert first.code == 0, first
-        assert f"{db.name}: {credential_file(plan, exporter)} written" in first.stdout
+        assert f"{db.name}: {credential_file(plan.paths, exporter)} written" in first.stdout
         assert password not in first.stdout + first.stderr
-        assert oct(Path(credential_file(plan, exporter)).stat().st_mode & 0o777) == "0o600"
+        assert oct(Path(credential_file(plan.paths, exporter)).stat().st_mode & 0o777) == "0o600"
         again = host.step(step, password)
         assert again.code == 0, again
         assert again.stdout.strip() == f"{db.name}: unchanged (exporter user {EXPORTER_USER})"
 
-    step = monitoring.monitoring_step("alibaba", plan)
+    step = monitoring.monitoring_step("alibaba", plan.monitoring_plan)
     installed = host.step(step, "", timeout=180)
     assert installed.code == 0, installed
     pids = host.service_pids()
@@ -201,7 +201,9 @@ def test_an_exporter_user_with_more_than_its_commands_is_refused(
     )
     engines.append(redis)
     real_engines.attach(redis, db.name, host.standin_state, env={})
-    refused = host.step(exporter_step("alibaba-db", plan, "redis-exporter", ""), password)
+    refused = host.step(
+        exporter_step("alibaba-db", plan.layout, "redis-exporter", db, db.name in plan.tls_only, ""), password
+    )
     assert refused.code == 4, refused
     assert f"user {EXPORTER_USER} may run other commands than the exporter needs" in refused.stderr
-    assert not Path(credential_file(plan, "redis-exporter")).exists()
+    assert not Path(credential_file(plan.paths, "redis-exporter")).exists()

@@ -41,7 +41,7 @@ class App:
         self.unhealthy = host.standin_state / "faults" / "unhealthy"
         self.b = host.release("B", f"unhealthy-while:{self.unhealthy}")
         plan = self.plan(host.release("A"))
-        assert host.step(services.bootstrap_step("app", plan)).code == 0
+        assert host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
         first = self.deploy(host.release("A"))
         assert first.code == 0, first
         self.unit_a = (host.units / UNIT).read_text()
@@ -52,7 +52,7 @@ class App:
 
     def deploy(self, release: dict[str, str], **fields: Any) -> Run:
         plan = self.plan(release, **fields)
-        return self.host.step(services.deploy_step("app", plan, plan.services[0]))
+        return self.host.step(services.deploy_step("app", plan.layout, plan.services[0]))
 
     def deploy_b(self) -> Run:
         """B with a unit change too (its memory), so that a rollback has a unit to restore."""
@@ -144,7 +144,7 @@ class Redis:
         (self.entry,) = seed_databases("production-redis")
         self.name = self.entry["name"]
         plan = host.plan("alibaba", databases=[self.entry])
-        assert host.step(databases.bootstrap_step("db", plan)).code == 0
+        assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
         first, self.old = database_step(plan, plan.databases[0])
         assert host.step(first, self.old).code == 0
         self.secret = Path(secret_file(self.name, plan.paths))

@@ -35,7 +35,7 @@ def test_os_family_the_plan_does_not_support_stops_the_service_bootstrap(host: S
     )
     before = host.snapshot()
 
-    run = host.step(services.bootstrap_step("app", plan))
+    run = host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
 
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
@@ -47,7 +47,7 @@ def test_plan_memory_beyond_what_the_host_has_stops_the_database_bootstrap(host:
     plan = host.plan("alibaba", databases=seed_databases("production-redis"), host={"memoryMib": actual + 512})
     before = host.snapshot()
 
-    run = host.step(databases.bootstrap_step("db", plan))
+    run = host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases))
 
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
@@ -63,7 +63,7 @@ def test_a_disk_fuller_than_the_plan_allows_stops_the_service_bootstrap(host: Ss
     )
     before = host.snapshot()
 
-    run = host.step(services.bootstrap_step("app", plan))
+    run = host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
 
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
@@ -81,7 +81,7 @@ def test_plan_port_taken_by_an_undeclared_listener_stops_the_bootstrap(host: Ssh
         plan = host.plan("tencent", services=[service("alpha", port, host.release("1.0.0"))])
         before = host.snapshot()
 
-        run = host.step(services.bootstrap_step("app", plan))
+        run = host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
 
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
@@ -99,7 +99,7 @@ def test_listener_on_a_declared_existing_workload_port_passes(host: SshHost) -> 
             existing=[{"name": "nginx", "memoryMib": 64, "ports": [{"port": port, "expose": "public"}]}],
         )
 
-        run = host.step(services.bootstrap_step("app", plan))
+        run = host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
 
     assert run.code == 0, run
     assert run.stdout.startswith(f"host check: ok ({mem_total_mib()} MiB memory")
@@ -125,7 +125,7 @@ def test_listeners_beyond_loopback_that_the_plan_does_not_declare_stop_the_boots
     plan = host.plan("tencent", services=[service("alpha", free_port(), host.release("1.0.0"))])
     before = host.snapshot()
 
-    run = host.step(services.bootstrap_step("app", plan))
+    run = host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services))
 
     assert run.code == 3, run
     assert_stopped_cleanly(host, run.stdout, run.stderr, before)
@@ -142,12 +142,9 @@ def test_declared_listeners_pass_and_allow_undeclared_names_what_it_leaves_runni
     dao_web = {"name": "dao-web", "memoryMib": 64, "ports": [{"port": 9200, "expose": "public"}]}
     declared = host.plan("tencent", services=[alpha], existing=[dao_web])
 
-    refused = host.step(services.bootstrap_step("app", declared))
-    allowed = host.step(
-        services.bootstrap_step(
-            "app", host.plan("tencent", services=[alpha], existing=[dao_web], host={"allowUndeclared": True})
-        )
-    )
+    refused = host.step(services.bootstrap_step("app", declared.layout, declared.host_check, declared.services))
+    allowing = host.plan("tencent", services=[alpha], existing=[dao_web], host={"allowUndeclared": True})
+    allowed = host.step(services.bootstrap_step("app", allowing.layout, allowing.host_check, allowing.services))
 
     assert refused.code == 3, refused
     assert "1 TCP listener(s) beyond loopback" in refused.stderr
@@ -164,7 +161,7 @@ def test_podman_without_quadlet_memory_limits_stops_with_what_to_do(host: SshHos
     plan = host.plan("alibaba", databases=seed_databases("production-redis"))
     before = host.snapshot()
 
-    run = host.step(databases.bootstrap_step("db", plan))
+    run = host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases))
 
     assert run.code == 4, run
     assert run.stdout.startswith("host check: ok")

@@ -28,7 +28,10 @@ def changing_systemctl_calls(calls: list[str]) -> list[str]:
 def test_service_bootstrap_and_deploy(host: SshHost) -> None:
     port = free_port()
     plan = host.plan("tencent", services=[service("alpha", port, host.release("1.0.0"))])
-    steps = [services.bootstrap_step("app", plan), services.deploy_step("app", plan, plan.services[0])]
+    steps = [
+        services.bootstrap_step("app", plan.layout, plan.host_check, plan.services),
+        services.deploy_step("app", plan.layout, plan.services[0]),
+    ]
     first = [host.step(step) for step in steps]
     assert first[1].stdout.splitlines()[-1] == "alpha: 1.0.0 deployed, healthy"
     before, pids, calls = host.snapshot(), host.service_pids(), len(host.systemctl_calls())
@@ -45,7 +48,10 @@ def test_service_bootstrap_and_deploy(host: SshHost) -> None:
 
 def test_database_bootstrap_and_containers(host: SshHost) -> None:
     plan = host.plan("alibaba", databases=seed_databases())
-    steps = [(databases.bootstrap_step("db", plan), ""), *(database_step(plan, db) for db in plan.databases)]
+    steps = [
+        (databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases), ""),
+        *(database_step(plan, db) for db in plan.databases),
+    ]
     first = [host.step(step, stdin) for step, stdin in steps]
     before = host.snapshot()
     sysctl = (host.standin_state / "sysctl/vm.max_map_count").stat().st_mtime_ns
@@ -70,17 +76,17 @@ def test_retirements(host: SshHost) -> None:
     app = host.plan("tencent", services=[service("alpha", free_port(), host.release("1.0.0"))])
     db = host.plan("alibaba", databases=seed_databases("production-redis"))
     container, stdin = database_step(db, db.databases[0])
-    deploy = services.deploy_step("app", app, app.services[0])
+    deploy = services.deploy_step("app", app.layout, app.services[0])
     for step, text in (
-        (services.bootstrap_step("app", app), ""),
+        (services.bootstrap_step("app", app.layout, app.host_check, app.services), ""),
         (deploy, ""),
-        (databases.bootstrap_step("db", db), ""),
+        (databases.bootstrap_step("db", db.layout, db.host_check, db.databases), ""),
         (container, stdin),
     ):
         assert host.step(step, text).code == 0
     retirements = [
-        services.retire_step("app", app, RetiredService(name="alpha")),
-        databases.retire_step("db", db, RetiredDatabase(name="production-redis")),
+        services.retire_step("app", app.layout, RetiredService(name="alpha")),
+        databases.retire_step("db", db.layout, RetiredDatabase(name="production-redis")),
     ]
     first = [host.step(step) for step in retirements]
     before, calls = host.snapshot(), len(host.systemctl_calls())

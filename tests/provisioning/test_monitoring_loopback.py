@@ -95,7 +95,7 @@ def alert_end_to_end(host: SshHost, kind: str) -> None:
     url = receiver.url + ("?access_token=loopback" if kind == "dingtalk" else "")
     stdin = monitoring.webhook_stdin(url, "robot-signing-secret" if kind == "dingtalk" else None)
     try:
-        first = host.step(monitoring.monitoring_step("app", plan), stdin, timeout=180)
+        first = host.step(monitoring.monitoring_step("app", plan.monitoring_plan), stdin, timeout=180)
         assert first.code == 0, first
         for program in names:
             assert f"monitoring: {program} (re)started" in first.stdout
@@ -134,14 +134,14 @@ def alert_end_to_end(host: SshHost, kind: str) -> None:
             if kind == "slack" or workload.name == "alert-relay":  # each program measured once
                 RESIDENT.append((workload.name, round(resident_mib(pids[unit]), 1), float(workload.memory_mib)))
 
-        again = host.step(monitoring.monitoring_step("app", plan), stdin, timeout=180)
+        again = host.step(monitoring.monitoring_step("app", plan.monitoring_plan), stdin, timeout=180)
         assert again.code == 0, again
         assert again.stdout.strip() == "monitoring: unchanged"
 
         # Monitoring switched off: every program stopped and its unit removed (the memory the plan
         # no longer counts is free); nothing else on the host is touched.
         off = host.plan("tencent", extra={"monitoring": {"enabled": False}})
-        retired = host.step(monitoring.monitoring_step("app", off), "", timeout=180)
+        retired = host.step(monitoring.monitoring_step("app", off.monitoring_plan), "", timeout=180)
         assert retired.code == 0, retired
         running = host.service_pids()
         for workload in plan.monitoring_workloads:

@@ -68,7 +68,7 @@ def test_the_scripts_that_delete_share_one_guard() -> None:
 def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_changes(host: SshHost) -> None:
     plan = host.plan("alibaba", databases=seed_databases("production-redis"))
     db = plan.databases[0]
-    assert host.step(databases.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     step, stdin = database_step(plan, db)
     assert host.step(step, stdin).code == 0
     outside = host.root / "var/lib/mysql"  # the host's own MySQL, beside the plan's data root
@@ -83,7 +83,7 @@ def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_chan
         "STATE_DIR": plan.paths.state,
         "PURGE": 1,
     }
-    real = databases.retire_step("db", plan, RetiredDatabase(name=db.name, purge=True))
+    real = databases.retire_step("db", plan.layout, RetiredDatabase(name=db.name, purge=True))
     assert render([GUARDS, "db_retire.sh"], params) == real.script  # the same script, but for DATA_DIR
     before, container, calls = host.snapshot(), host.container(db.name), len(host.systemctl_calls())
 
@@ -102,12 +102,12 @@ def test_a_purge_of_a_data_dir_outside_data_root_is_refused_before_anything_chan
 def test_a_service_dir_outside_services_root_is_refused_by_retire_and_deploy(host: SshHost) -> None:
     port = free_port()
     plan = host.plan("tencent", services=[service("alpha", port, host.release("1.0.0"))])
-    assert host.step(services.bootstrap_step("app", plan)).code == 0
-    deploy = services.deploy_step("app", plan, plan.services[0])
+    assert host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
+    deploy = services.deploy_step("app", plan.layout, plan.services[0])
     assert host.step(deploy).code == 0
     outside = host.root / "srv"
     outside.mkdir()
-    retire = services.retire_step("app", plan, RetiredService(name="alpha"))
+    retire = services.retire_step("app", plan.layout, RetiredService(name="alpha"))
     params = {
         "NAME": "alpha",
         "SERVICES_ROOT": plan.paths.root,

@@ -209,7 +209,7 @@ def install_secret(host: SshHost, plan: Plan, db: Database) -> None:
 
 def write_tls(host: SshHost, plan: Plan, db: Database, tls: Tls) -> Run:
     stdin = tls_stdin(tls.ca.read_text(), {db.name: (tls.cert.read_text(), tls.key.read_text())})
-    return host.step(tls_step("alibaba-db", plan, stdin), stdin)
+    return host.step(tls_step("alibaba-db", plan.layout, plan.replication_sources, stdin), stdin)
 
 
 def prepare_source(host: SshHost, plan: Plan, db: Database, pki: Pki, owner: str | None = None) -> Path:
@@ -228,7 +228,7 @@ def prepare_source(host: SshHost, plan: Plan, db: Database, pki: Pki, owner: str
 
 
 def set_up_source(host: SshHost, plan: Plan, db: Database) -> None:
-    step = source_step("alibaba-db", plan, db, "")
+    step = source_step("alibaba-db", plan.layout, plan.firewall.peer_address, db, "")
     stdin = source_stdin(repl_password(db.name))
     first = ok(host.step(step, stdin))
     assert f"{db.name}: " in first.stdout
@@ -239,7 +239,7 @@ def set_up_source(host: SshHost, plan: Plan, db: Database) -> None:
 def replicate(host: SshHost, plan: Plan, source: dict[str, Any], ca: str) -> Run:
     workload = plan.replicas[0]
     assert workload.replica_of is not None
-    step = replica_step("tencent-svc", plan, workload, source, "")
+    step = replica_step("tencent-svc", plan.layout, plan.firewall.peer_address, workload, source, "")
     return host.step(step, replica_stdin(repl_password(workload.replica_of.source), ca), timeout=400)
 
 
@@ -250,9 +250,9 @@ def health(host: SshHost, plan: Plan) -> tuple[Run, str]:
 
 
 def install_health(host: SshHost, plan: Plan) -> Run:
-    run = ok(host.step(health_step("tencent-svc", plan)))
+    run = ok(host.step(health_step("tencent-svc", plan.layout, plan.replicas)))
     assert "platform-replication-health: installed, timer active" in run.stdout, run
-    again = ok(host.step(health_step("tencent-svc", plan)))
+    again = ok(host.step(health_step("tencent-svc", plan.layout, plan.replicas)))
     assert "platform-replication-health: unchanged" in again.stdout, again
     return run
 
@@ -547,7 +547,10 @@ def test_postgres_logical_replication_over_verified_tls(
     # A table without a primary key gets no publication: UPDATE and DELETE on it would fail.
     primary.query("CREATE DATABASE legacy OWNER future_user;")
     psql_in(primary, "legacy", "CREATE TABLE events (at timestamptz, what text);")
-    refused = host.step(source_step("alibaba-db", alibaba, db, ""), source_stdin(repl_password(db.name)))
+    refused = host.step(
+        source_step("alibaba-db", alibaba.layout, alibaba.firewall.peer_address, db, ""),
+        source_stdin(repl_password(db.name)),
+    )
     expect(refused, 6, "legacy (public.events)")
     assert psql_in(primary, "legacy", "SELECT count(*) FROM pg_publication") == "0"
 

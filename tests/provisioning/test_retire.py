@@ -22,9 +22,9 @@ def test_retiring_a_service_stops_and_disables_its_unit_and_deletes_its_releases
             service("beta", neighbour_port, host.release("1.0.0")),
         ],
     )
-    assert host.step(services.bootstrap_step("app", plan)).code == 0
+    assert host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
     for deployed in plan.services:
-        assert host.step(services.deploy_step("app", plan, deployed)).code == 0
+        assert host.step(services.deploy_step("app", plan.layout, deployed)).code == 0
     pid = host.service_pids()["platform-alpha.service"]
     wanted = host.units / "multi-user.target.wants/platform-alpha.service"
     assert os.readlink(wanted) == str(host.units / "platform-alpha.service")
@@ -42,7 +42,7 @@ def test_retiring_a_service_stops_and_disables_its_unit_and_deletes_its_releases
     (neighbour / "JWT_SECRET").write_text("y")
     (neighbour / "JWT_SECRET").chmod(0o600)
 
-    run = host.step(services.retire_step("app", plan, RetiredService(name="alpha")))
+    run = host.step(services.retire_step("app", plan.layout, RetiredService(name="alpha")))
 
     assert run.code == 0, run
     assert run.stdout == "alpha: retired (unit stopped and disabled, releases, credentials and uploads deleted)\n"
@@ -61,12 +61,12 @@ def test_retiring_a_database_stops_its_container_and_keeps_its_data(host: SshHos
     plan = host.plan("alibaba", databases=seed_databases("production-mysql"))
     db = plan.databases[0]
     step, stdin = database_step(plan, db)
-    assert host.step(databases.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     assert host.step(step, stdin).code == 0
     data = Path(data_dir(db.name, plan.paths))
     (data / "ibdata1").write_bytes(b"the rows")
 
-    run = host.step(databases.retire_step("db", plan, RetiredDatabase(name=db.name)))
+    run = host.step(databases.retire_step("db", plan.layout, RetiredDatabase(name=db.name)))
 
     assert run.code == 0, run
     assert run.stdout == f"production-mysql: retired, data kept in {data}\n"
@@ -85,12 +85,12 @@ def test_retiring_a_database_with_purge_deletes_its_data(host: SshHost) -> None:
     plan = host.plan("alibaba", databases=seed_databases("production-redis"))
     db = plan.databases[0]
     step, stdin = database_step(plan, db)
-    assert host.step(databases.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     assert host.step(step, stdin).code == 0
     data = Path(data_dir(db.name, plan.paths))
     (data / "appendonly.aof").write_bytes(b"SET k v")
 
-    run = host.step(databases.retire_step("db", plan, RetiredDatabase(name=db.name, purge=True)))
+    run = host.step(databases.retire_step("db", plan.layout, RetiredDatabase(name=db.name, purge=True)))
 
     assert run.code == 0, run
     assert run.stdout == "production-redis: retired, data purged\n"

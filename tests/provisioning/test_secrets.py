@@ -27,7 +27,7 @@ from tests.stacks import evaluate
 def test_passwords_are_only_in_their_0600_files_and_the_scan_would_see_a_copy(host: SshHost) -> None:
     plan = host.plan("alibaba", databases=seed_databases())
     first_run = len(STATS.runs)
-    assert host.step(databases.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     for db in plan.databases:
         step, stdin = database_step(plan, db)
         assert MARKER in stdin
@@ -57,7 +57,7 @@ def test_exec_trace_holds_the_scripts_commands_and_no_password(host: SshHost) ->
         pytest.skip("strace is not installed (or may not trace here): sshd runs untraced, no exec trace to read")
     plan = host.plan("alibaba", databases=seed_databases("production-mysql"))
     trace_from = host.trace_size()
-    assert host.step(databases.bootstrap_step("db", plan)).code == 0
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
     step, stdin = database_step(plan, plan.databases[0])
     assert host.step(step, stdin).code == 0  # installs the secret file
     assert host.step(step, stdin).code == 0  # compares it with stdin
@@ -77,8 +77,8 @@ def test_exec_trace_holds_the_scripts_commands_and_no_password(host: SshHost) ->
 def test_a_service_process_has_only_its_units_environment(host: SshHost) -> None:
     port = free_port()
     plan = host.plan("tencent", services=[service("alpha", port, host.release("1.0.0"))])
-    assert host.step(services.bootstrap_step("app", plan)).code == 0
-    assert host.step(services.deploy_step("app", plan, plan.services[0])).code == 0
+    assert host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
+    assert host.step(services.deploy_step("app", plan.layout, plan.services[0])).code == 0
 
     pid = host.service_pids()["platform-alpha.service"]
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

@@ -34,12 +34,12 @@ def listening(port: int) -> bool:
 
 def deploy(host: SshHost, port: int, release: dict[str, str], keep: int = 3, **fields: Any) -> tuple[Run, Plan]:
     plan = host.plan("tencent", services=[service("alpha", port, release, **fields)], keep_releases=keep)
-    return host.step(services.deploy_step("app", plan, plan.services[0])), plan
+    return host.step(services.deploy_step("app", plan.layout, plan.services[0])), plan
 
 
 def bootstrap(host: SshHost, port: int) -> None:
     plan = host.plan("tencent", services=[service("alpha", port, host.release("A"))])
-    assert host.step(services.bootstrap_step("app", plan)).code == 0
+    assert host.step(services.bootstrap_step("app", plan.layout, plan.host_check, plan.services)).code == 0
 
 
 def test_healthy_release_serves_a_failing_one_rolls_back_and_old_releases_are_pruned(host: SshHost) -> None:

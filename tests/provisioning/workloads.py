@@ -69,5 +69,5 @@ def database_step(plan: Plan, db: Database, prefix: str = "db") -> tuple[Step, s
     from the session's placeholder password with the same ``secret_content``.
     """
     passwords = cast("pulumi.Output[dict[str, str]]", _Passwords())
-    step = databases_component.container_step(prefix, plan, db, passwords)
+    step = databases_component.container_step(prefix, plan.layout, db, passwords)
     return step, secret_content(db, password_for(db.name))

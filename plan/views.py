@@ -1,0 +1,79 @@
+"""Narrow views of the plan: what a component needs, and nothing else of the plan.
+
+A component takes the sections it reads (``plan.backups``, ``plan.paths``, a ``Database``) or
+one of these views, never the whole ``Plan``: its signature says what a change to the stack file
+can reach, and a test builds its input without a whole plan. Only the composition roots take a
+``Plan``: ``program.py`` and the two provisioning components that lay out a host's steps
+(``Databases``, ``Services``); ``tests/test_facts.py`` holds the rest to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from plan.schema import (
+    Database,
+    ExistingWorkload,
+    Firewall,
+    HostCommon,
+    Monitoring,
+    MonitoringWorkload,
+    Paths,
+    Service,
+)
+
+Workload = Database | Service | ExistingWorkload | MonitoringWorkload
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the platform lives on its host, and whether a command there runs through ``sudo -n``
+    (a non-root SSH user): what every provisioning step needs."""
+
+    paths: Paths
+    sudo: bool
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """What the host check (host_check.sh) holds the host to before anything changes on it."""
+
+    host: HostCommon
+    workloads: tuple[Workload, ...]
+    """Every workload of the plan: their ports are the plan's."""
+    existing: tuple[ExistingWorkload, ...]
+    """The engines already on the host: their listeners are expected."""
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """What the host's firewall opens and where its egress may go."""
+
+    ssh_port: int
+    firewall: Firewall
+    workloads: tuple[Workload, ...]
+    peer_database_ports: tuple[int, ...]
+    """The peer's database ports this host reaches (``Plan.peer_database_ports``)."""
+    peer_monitoring_ports: tuple[int, ...]
+    """The peer's exporter ports this host's Prometheus scrapes (``Plan.peer_monitoring_ports``)."""
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """What the monitoring step installs and configures on one host."""
+
+    settings: Monitoring
+    layout: Layout
+    workloads: tuple[MonitoringWorkload, ...]
+    """The monitoring programs of this host (``Plan.monitoring_workloads``)."""
+    runs_prometheus: bool
+    peer_address: str
+    peer_ports: tuple[int, ...]
+    """The peer's exporter ports Prometheus scrapes."""
+    services: tuple[Service, ...]
+    databases: tuple[Database, ...]
+    exported: Mapping[str, Database]
+    """Exporter -> the database it watches (``Plan.exported_databases``)."""
+    tls_only: frozenset[str]
+    """The databases whose port speaks TLS only (replication sources: a Redis one)."""
