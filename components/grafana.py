@@ -3,7 +3,7 @@
 The dashboards are JSON files under monitoring/grafana/dashboards, provisioned read-only from a
 directory (``dashboard_provider``) and reading one datasource whose uid they name
 (``DATASOURCE_UID``, provisioned by ``datasource``). Pure functions; checked in
-tests/test_grafana.py (every panel's query parses with the real ``promtool``, and every metric
+tests/components/test_grafana.py (every panel's query parses with the real ``promtool``, and every metric
 the platform alerts on is on some dashboard).
 """
 

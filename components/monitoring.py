@@ -1,6 +1,6 @@
 """Monitoring rendered from the plan: Prometheus's scrape configuration, its alert rules and
 Alertmanager's routing. Pure functions of the plan (and the targets the caller names), checked
-with the real ``promtool`` and ``amtool`` in tests/test_monitoring.py.
+with the real ``promtool`` and ``amtool`` in tests/components/test_monitoring.py.
 
 The metrics the rules read: node exporter's (memory, disk, OOM kills, systemd unit restarts,
 the textfile collector), blackbox exporter's ``probe_success`` for each service's health path,

@@ -6,7 +6,7 @@ Secrets never pass through here; they travel on the command's stdin.
 
 Each step is also registered as data (``StepRecord``, beside its command): the scripts, the
 parameters as a dict, and what the scripts' headers declare they may stop and remove
-(``# Stops:``, ``# Removes:``; ``tests/test_step_declarations.py`` holds every script to its
+(``# Stops:``, ``# Removes:``; ``tests/components/test_step_declarations.py`` holds every script to its
 header). The policy pack and ``preflight`` read that record instead of parsing the shell text back.
 """
 

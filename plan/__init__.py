@@ -5,7 +5,7 @@ Firewall rules, container memory flags, systemd ``MemoryMax``, the budget and th
 checks are all derived from a ``Plan``; nothing here is written twice.
 
 Each default figure is either the seeds' (quoted) or chosen here (with its reason):
-docs/PROVENANCE.md lists them, and tests/test_provenance.py keeps that list true to the code.
+docs/PROVENANCE.md lists them, and tests/plan/test_provenance.py keeps that list true to the code.
 
 Its parts: ``schema`` (the sections as pydantic models, and the shared names), ``defaults`` (the
 default plan and how a stack's lists patch it), ``validation`` (the cross-field rules),

@@ -4,7 +4,7 @@ A component takes the sections it reads (``plan.backups``, ``plan.paths``, a ``D
 one of these views, never the whole ``Plan``: its signature says what a change to the stack file
 can reach, and a test builds its input without a whole plan. Only the composition roots take a
 ``Plan``: ``program.py`` and the two provisioning components that lay out a host's steps
-(``Databases``, ``Services``); ``tests/test_facts.py`` holds the rest to that.
+(``Databases``, ``Services``); ``tests/policies/test_facts.py`` holds the rest to that.
 """
 
 from __future__ import annotations

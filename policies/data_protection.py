@@ -7,7 +7,7 @@
   false: both clouds default to deleting them). An adopted instance declares nothing (it is
   imported and ignores every property), so only ``protect`` can be checked for it.
 - What a step removes is read from its record (``platform:provisioning:Step``: the paths its
-  scripts' headers declare, ``${NAME}`` filled from its parameters; tests/test_step_declarations.py
+  scripts' headers declare, ``${NAME}`` filled from its parameters; tests/components/test_step_declarations.py
   holds each script to its header). A database's data (``${DATA_DIR}``, ``${DATA_ROOT}``, or
   inside ``facts.DATA_DIRECTORIES``: an engine's directory under /var/lib, a container runtime's
   volumes) is removed only under ``if PURGE`` with ``PURGE=1``: a database retired with

@@ -3,7 +3,7 @@ policy pack all read them from here.
 
 Standard library only, and nothing of the program: the pack runs alone in the CLI's policy
 virtualenv (``requirements.txt``), so the facts live inside it and the program imports them.
-``tests/test_facts.py`` fails when a file writes one of these lists or type tokens again.
+``tests/policies/test_facts.py`` fails when a file writes one of these lists or type tokens again.
 """
 
 from __future__ import annotations

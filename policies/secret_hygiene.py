@@ -7,7 +7,7 @@ What a validator can see, and what it cannot:
 - Whether ``stdin`` is *secret* is not visible: pulumi-policy strips the secret marker before
   a validator runs. A command that has stdin or environment is taken to carry secrets (this
   program sends passwords on stdin and nothing else there); the offline preview shows stdin
-  as ``[secret]``, and tests/test_databases.py asserts it is secret.
+  as ``[secret]``, and tests/components/test_databases.py asserts it is secret.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ A layer that cannot run here (no sshd, no real engine, no strace) skips its test
 lines of the run name each such reason, with how many tests it skipped, so a green run on a bare
 machine never reads as a full one.
 
-Shared fixtures: ``fresh_pulumi_runtime`` (an in-process program run on its own event loop).
+Shared fixtures: ``fresh_pulumi_runtime`` (an in-process program run on its own event loop);
+``alibaba`` and ``tencent`` (each committed stack run under the mocks, once per module) and
+``alibaba_plan`` and ``tencent_plan`` (their plans). A module that needs a stack with changes
+evaluates it itself (``tests.stacks.evaluate``, ``plan_of``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from plan import Plan
 from tests.provisioning.harness import STATS
+from tests.stacks import StackRun, evaluate, plan_of
 
 _FROM_WORKERS: list[dict[str, float]] = []
 
@@ -51,6 +56,26 @@ def fresh_pulumi_runtime() -> Iterator[None]:
         asyncio.set_event_loop(previous)
         if pending:  # a crashed run: what it left behind is logged now, in this test's capture
             gc.collect()
+
+
+@pytest.fixture(scope="module")
+def alibaba() -> StackRun:
+    return evaluate("alibaba")
+
+
+@pytest.fixture(scope="module")
+def tencent() -> StackRun:
+    return evaluate("tencent")
+
+
+@pytest.fixture(scope="module")
+def alibaba_plan() -> Plan:
+    return plan_of("alibaba")
+
+
+@pytest.fixture(scope="module")
+def tencent_plan() -> Plan:
+    return plan_of("tencent")
 
 
 def _figures() -> dict[str, float]:

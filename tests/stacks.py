@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, load_plan
+from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, Plan, load_plan
 from policies.facts import COMMAND, step_record_name
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
@@ -198,6 +198,12 @@ def config_for(stack: str, root: Path = ROOT, *, exact: bool = True, **changes: 
     edited = StackConfig(base.project, stack, config, base.secret_keys, base.placeholders)
     plan = load_plan(edited.config, edited.secret_keys)
     return with_plan_secrets(edited, plan)
+
+
+def plan_of(stack: str, root: Path = ROOT, **changes: Any) -> Plan:
+    """The committed stack's plan, with ``changes`` as ``config_for`` makes them."""
+    config = config_for(stack, root, **changes)
+    return load_plan(config.config, config.secret_keys)
 
 
 def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:

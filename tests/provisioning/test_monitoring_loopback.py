@@ -19,7 +19,7 @@ from components import monitoring
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import free_ports
 
-# What this test runs (Grafana is in no Debian archive: tests/test_grafana.py covers its files).
+# What this test runs (Grafana is in no Debian archive: tests/components/test_grafana.py covers its files).
 RUN_HERE = ("node-exporter", "prometheus", "alertmanager", "blackbox-exporter", "alert-relay")
 needed = [Path(monitoring.binary_of(program)) for program in RUN_HERE]
 # What `make bench` prints: each program's resident memory once the alert went out, and its limit.

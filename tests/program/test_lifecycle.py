@@ -3,7 +3,7 @@
 pulumi-command's SDK merges ``replaceOnChanges: ["triggers[*]"]`` into every command, and a
 replace runs the new create and then the OLD delete. So no command has triggers or a delete;
 every command is retained when it leaves the program; a plan change only changes the text an
-update runs. ``tests/test_preflight_diff.py`` derives the engine's steps from these options.
+update runs. ``tests/preflight/test_diff.py`` derives the engine's steps from these options.
 """
 
 from __future__ import annotations

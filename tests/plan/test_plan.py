@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from plan import BACKUP_RUNNER_MEMORY_MIB, REPLICATION_USER, PlanError, load_plan
 from plan_values import Calendar
-from tests.stacks import CREATED_ALIBABA_HOST, config_for, stack_values
+from tests.stacks import CREATED_ALIBABA_HOST, config_for, plan_of, stack_values
 
 SEEDS_DATABASE_PORTS = {
     "production-mysql": [3306],
@@ -22,11 +22,6 @@ SEEDS_DATABASE_PORTS = {
     "production-elasticsearch": [9200, 9300],
     "production-weaviate": [8080],
 }
-
-
-def plan_of(stack: str, **changes: Any):
-    config = config_for(stack, **changes)
-    return load_plan(config.config, config.secret_keys)
 
 
 def test_alibaba_defaults_are_the_six_databases_of_the_seeds():

@@ -34,7 +34,7 @@ from tests.stacks import (
     stack_folder,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "alibaba_security_group_rules"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alibaba_security_group_rules"
 GROUP = "sg-wz9example000000001"
 
 ALIBABA = "47.115.168.107/32"
@@ -68,16 +68,6 @@ def rule_set(rules, direction, action="accept"):
     return {
         (r["protocol"], r["port"], r["cidr"]) for r in rules if r["direction"] == direction and r["action"] == action
     }
-
-
-@pytest.fixture(scope="module")
-def alibaba():
-    return evaluate("alibaba")
-
-
-@pytest.fixture(scope="module")
-def tencent():
-    return evaluate("tencent")
 
 
 def test_alibaba_ingress_is_exactly_the_eight_database_ports_and_the_exporters_from_the_peer_and_ssh_from_admins(

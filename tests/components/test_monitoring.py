@@ -24,7 +24,7 @@ from components.monitoring import (
     scrape_targets,
 )
 from plan import Plan, PlanError, load_plan
-from tests.stacks import config_for
+from tests.stacks import config_for, plan_of
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
@@ -36,11 +36,6 @@ needs_amtool = pytest.mark.skipif(
 )
 STACKS = ("alibaba", "tencent")
 INSTANCE = {"instance": "host:9100", "job": "node"}
-
-
-def plan_of(stack: str, **changes: Any) -> Plan:
-    config = config_for(stack, **changes)
-    return load_plan(config.config, config.secret_keys)
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:

@@ -81,7 +81,7 @@ def test_a_changed_peer_address_creates_and_deletes_the_alibaba_rules_that_name_
 
 
 def test_a_rule_whose_priority_changes_is_replaced_not_updated():
-    from tests.test_preflight_diff import _with, registration, stack
+    from tests.preflight.test_diff import _with, registration, stack
 
     rule = registration("rule", RULE, {"priority": 1, "description": "a"})
     (step,) = diff.steps(stack(rule), stack(_with(rule, inputs={"priority": 2, "description": "a"}))).steps
@@ -272,7 +272,7 @@ def test_the_offline_preview_lists_the_example_values_and_passes():
 
 
 def test_a_one_entry_databases_list_raises_one_limit_and_keeps_the_other_five(tmp_path: Path):
-    from tests.test_preflight_diff import project_copy
+    from tests.preflight.test_diff import project_copy
 
     root = project_copy(tmp_path)
     path = root / "Pulumi.alibaba.yaml"

@@ -5,28 +5,16 @@ from __future__ import annotations
 import pytest
 
 from components.services import systemd_unit
-from plan import load_plan
 from policies.facts import COMMAND
-from tests.stacks import commands, config_for, default_services, evaluate
+from tests.stacks import commands, default_services, evaluate
 
 MEMORY = {"zervigo": 200, "shared-service": 250, "ai-service-1": 600, "ai-service-2": 600, "looma-crm": 250}
 
 
-@pytest.fixture(scope="module")
-def run():
-    return evaluate("tencent")
-
-
-@pytest.fixture(scope="module")
-def plan():
-    config = config_for("tencent")
-    return load_plan(config.config, config.secret_keys)
-
-
 @pytest.mark.parametrize(("name", "memory"), MEMORY.items())
-def test_each_unit_is_limited_to_its_planned_memory_and_hardened(plan, name, memory):
-    (service,) = [s for s in plan.services if s.name == name]
-    unit = systemd_unit(service, plan.paths)
+def test_each_unit_is_limited_to_its_planned_memory_and_hardened(tencent_plan, name, memory):
+    (service,) = [s for s in tencent_plan.services if s.name == name]
+    unit = systemd_unit(service, tencent_plan.paths)
     for line in (
         f"MemoryMax={memory}M",
         "Restart=on-failure",
@@ -38,8 +26,8 @@ def test_each_unit_is_limited_to_its_planned_memory_and_hardened(plan, name, mem
         assert line in unit.splitlines()
 
 
-def test_batches_wait_for_the_previous_batch(run):
-    by_name = {r.name: r for r in run.of_type(COMMAND)}
+def test_batches_wait_for_the_previous_batch(tencent):
+    by_name = {r.name: r for r in tencent.of_type(COMMAND)}
     urn = {name: by_name[f"tencent-svc-{name}"].urn for name in MEMORY}
     bootstrap = by_name["tencent-svc-bootstrap"].urn
     assert set(by_name["tencent-svc-zervigo"].dependencies) >= {bootstrap}
@@ -49,8 +37,8 @@ def test_batches_wait_for_the_previous_batch(run):
     assert urn["looma-crm"] not in by_name["tencent-svc-ai-service-1"].dependencies
 
 
-def test_each_deploy_gates_on_its_health_path(run):
-    for name, command in commands(run).items():
+def test_each_deploy_gates_on_its_health_path(tencent):
+    for name, command in commands(tencent).items():
         if name in ("tencent-svc-bootstrap", "tencent-svc-proxy", "tencent-svc-monitoring"):
             continue
         service = name.removeprefix("tencent-svc-")
@@ -60,8 +48,8 @@ def test_each_deploy_gates_on_its_health_path(run):
         assert command["logging"] == "stdoutAndStderr"
 
 
-def test_a_non_root_ssh_user_runs_the_scripts_through_sudo_without_a_prompt(run):
-    for command in commands(run).values():
+def test_a_non_root_ssh_user_runs_the_scripts_through_sudo_without_a_prompt(tencent):
+    for command in commands(tencent).values():
         assert command["create"].startswith("sudo -n bash -c ")
     as_root = evaluate("tencent", host={"sshUser": "root"})
     assert all(c["create"].startswith("bash -c ") for c in commands(as_root).values())

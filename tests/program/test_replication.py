@@ -33,12 +33,7 @@ GENERATED = "PLACEHOLDER-SECRET-generated-"
 
 
 @pytest.fixture(scope="module")
-def alibaba():
-    return evaluate("alibaba")
-
-
-@pytest.fixture(scope="module")
-def tencent():
+def tencent_replicas():
     return evaluate("tencent", **with_replicas())
 
 
@@ -123,18 +118,18 @@ def test_no_replication_without_replicable_databases():
 # --- Tencent: the replicas ----------------------------------------------------------------------------
 
 
-def test_the_replicas_read_the_alibaba_stack_through_a_stack_reference(tencent):
-    steps = commands(tencent)
+def test_the_replicas_read_the_alibaba_stack_through_a_stack_reference(tencent_replicas):
+    steps = commands(tencent_replicas)
     assert sorted(name for name in steps if "-replica-" in name) == sorted(f"tencent-svc-replica-{n}" for n in REPLICAS)
     for name in REPLICAS:
-        command = tencent.named(f"tencent-svc-replica-{name}")
+        command = tencent_replicas.named(f"tencent-svc-replica-{name}")
         assert any(d.endswith(f"pulumi:pulumi:StackReference::{SOURCE_STACK}") for d in command.dependencies)
-        assert tencent.named("tencent-svc-bootstrap").urn in command.dependencies
+        assert tencent_replicas.named("tencent-svc-bootstrap").urn in command.dependencies
 
 
-def test_each_replica_follows_its_source_over_verified_tls(tencent):
+def test_each_replica_follows_its_source_over_verified_tls(tencent_replicas):
     for name, source, port in zip(REPLICAS, SOURCES, (3306, 5432, 6379), strict=True):
-        params = step_parameters(tencent, f"tencent-svc-replica-{name}")
+        params = step_parameters(tencent_replicas, f"tencent-svc-replica-{name}")
         assert params["TLS_VERIFY"] == "verify-full"
         assert params["CA_FILE"] == f"/opt/platform/replication/{name}/ca.crt"
         assert (params["SOURCE_NAME"], params["SOURCE_HOST"], params["SOURCE_PORT"]) == (
@@ -143,23 +138,23 @@ def test_each_replica_follows_its_source_over_verified_tls(tencent):
             str(port),
         )
         assert params["SOURCE_USER"] == "replication"
-    assert step_parameters(tencent, "tencent-svc-replica-postgres")["DATABASE"] == "future_user"
+    assert step_parameters(tencent_replicas, "tencent-svc-replica-postgres")["DATABASE"] == "future_user"
 
 
-def test_a_replicas_password_and_the_ca_come_from_the_alibaba_outputs_on_secret_stdin(tencent, alibaba):
+def test_a_replicas_password_and_the_ca_come_from_the_alibaba_outputs_on_secret_stdin(tencent_replicas, alibaba):
     ca = unwrap(alibaba.outputs["replication"])["caCert"]
     for name, source in zip(REPLICAS, SOURCES, strict=True):
-        raw = tencent.named(f"tencent-svc-replica-{name}").inputs
+        raw = tencent_replicas.named(f"tencent-svc-replica-{name}").inputs
         assert raw["stdin"][SECRET_SIG[0]] == SECRET_SIG[1]
         assert raw["stdin"]["value"] == f"{GENERATED}alibaba-repl-password-{source}\n{ca.strip()}\n"
         assert raw["logging"] == "none"
         assert GENERATED not in raw["create"] + raw["update"]
 
 
-def test_every_replication_command_renders_verify_full(alibaba, tencent):
+def test_every_replication_command_renders_verify_full(alibaba, tencent_replicas):
     replication = [
         (run, name)
-        for run in (alibaba, tencent)
+        for run in (alibaba, tencent_replicas)
         for name in commands(run)
         if any(part in name for part in ("-repl-", "-replica-")) or name.endswith("-db-tls")
     ]
@@ -168,14 +163,14 @@ def test_every_replication_command_renders_verify_full(alibaba, tencent):
         assert step_parameters(run, name)["TLS_VERIFY"] == "verify-full", name
         assert step_parameters(run, name)["CA_FILE"], name
     # The health check installs a program that carries its own parameters.
-    health = step_parameters(tencent, "tencent-svc-replication-health")
+    health = step_parameters(tencent_replicas, "tencent-svc-replication-health")
     assert "TLS_VERIFY=verify-full" in health["SCRIPT_CONTENT"]
 
 
-def test_the_health_check_comes_after_the_replicas(tencent):
-    health = tencent.named("tencent-svc-replication-health")
+def test_the_health_check_comes_after_the_replicas(tencent_replicas):
+    health = tencent_replicas.named("tencent-svc-replication-health")
     for name in REPLICAS:
-        assert tencent.named(f"tencent-svc-replica-{name}").urn in health.dependencies
+        assert tencent_replicas.named(f"tencent-svc-replica-{name}").urn in health.dependencies
     assert "stdin" not in health.inputs
 
 

@@ -31,7 +31,7 @@ from policies._common import ISOLATED_DATABASE_PORTS
 from policies.memory_budget import DEFAULT_HEADROOM_PERCENT, DEFAULT_OS_RESERVE_MIB
 from policies.port_plan import DEFAULT_FAMILIES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "PROVENANCE.md"
 SEEDS = ROOT.parent / "shared" / "seeds"
 STACKS = ("alibaba", "tencent")

@@ -27,8 +27,8 @@ from components.grafana import (
     panel_queries,
 )
 from components.monitoring import alert_rules
-from plan import Plan, load_plan
-from tests.stacks import config_for
+from plan import Plan
+from tests.stacks import plan_of
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 needs_promtool = pytest.mark.skipif(
@@ -37,11 +37,6 @@ needs_promtool = pytest.mark.skipif(
 EXPECTED_DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 # Grafana's variables as a plain Prometheus reads them: a range of 5m, every instance.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "${instance}": ".*", "$instance": ".*"}
-
-
-def plan_of(stack: str, **changes: Any) -> Plan:
-    config = config_for(stack, **changes)
-    return load_plan(config.config, config.secret_keys)
 
 
 def loaded() -> dict[str, dict[str, Any]]:

@@ -9,7 +9,6 @@ import pytest
 from pulumi import RunError
 
 from components.engines import quadlet_unit
-from plan import load_plan
 from policies.facts import COMMAND
 from preflight.engine import run_stack
 from tests.stacks import cache_database, commands, config_for, evaluate
@@ -24,22 +23,11 @@ MEMORY = {
 }
 
 
-@pytest.fixture(scope="module")
-def run():
-    return evaluate("alibaba")
-
-
-@pytest.fixture(scope="module")
-def plan():
-    config = config_for("alibaba")
-    return load_plan(config.config, config.secret_keys)
-
-
 SOURCES = ("production-mysql", "production-postgres", "production-redis")
 
 
-def test_one_container_command_per_database_after_the_bootstrap(run):
-    steps = commands(run)
+def test_one_container_command_per_database_after_the_bootstrap(alibaba):
+    steps = commands(alibaba)
     assert set(steps) == {
         "alibaba-db-bootstrap",
         "alibaba-db-tls",
@@ -50,25 +38,25 @@ def test_one_container_command_per_database_after_the_bootstrap(run):
         *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
         "alibaba-db-monitoring",
     }
-    by_name = {r.name: r for r in run.of_type(COMMAND)}
+    by_name = {r.name: r for r in alibaba.of_type(COMMAND)}
     bootstrap_urn = by_name["alibaba-db-bootstrap"].urn
     for name in MEMORY:
         assert bootstrap_urn in by_name[f"alibaba-db-{name}"].dependencies
 
 
-def test_the_sources_tls_files_come_before_their_containers_and_their_users_after(run):
-    tls = run.named("alibaba-db-tls")
-    assert run.named("alibaba-db-bootstrap").urn in tls.dependencies
+def test_the_sources_tls_files_come_before_their_containers_and_their_users_after(alibaba):
+    tls = alibaba.named("alibaba-db-tls")
+    assert alibaba.named("alibaba-db-bootstrap").urn in tls.dependencies
     for name in MEMORY:
-        container = run.named(f"alibaba-db-{name}")
+        container = alibaba.named(f"alibaba-db-{name}")
         assert (tls.urn in container.dependencies) == (name in SOURCES), name
     for name in SOURCES:
-        assert run.named(f"alibaba-db-{name}").urn in run.named(f"alibaba-db-repl-{name}").dependencies
+        assert alibaba.named(f"alibaba-db-{name}").urn in alibaba.named(f"alibaba-db-repl-{name}").dependencies
 
 
-def test_a_source_mounts_its_tls_files_and_others_do_not(run):
+def test_a_source_mounts_its_tls_files_and_others_do_not(alibaba):
     for name in MEMORY:
-        create = commands(run)[f"alibaba-db-{name}"]["create"]
+        create = commands(alibaba)[f"alibaba-db-{name}"]["create"]
         mounted = f"Volume=/etc/platform/secrets/tls/{name}:/etc/platform-tls:ro,Z" in create
         assert mounted == (name in SOURCES), name
 
@@ -84,8 +72,8 @@ def test_a_narrower_source_list_drops_the_others_replication():
 
 
 @pytest.mark.parametrize(("name", "memory"), MEMORY.items())
-def test_each_container_is_limited_to_its_planned_memory(run, name, memory):
-    create = commands(run)[f"alibaba-db-{name}"]["create"]
+def test_each_container_is_limited_to_its_planned_memory(alibaba, name, memory):
+    create = commands(alibaba)[f"alibaba-db-{name}"]["create"]
     assert f"PodmanArgs=--memory={memory}m --memory-swap={memory}m" in create
 
 
@@ -107,16 +95,16 @@ def test_each_container_is_limited_to_its_planned_memory(run, name, memory):
         ("production-weaviate", ["LIMIT_RESOURCES=true", "GOMEMLIMIT=128MiB"]),
     ],
 )
-def test_engine_settings_fit_the_limit(plan, name, settings):
-    (db,) = [d for d in plan.databases if d.name == name]
-    unit = quadlet_unit(db, plan.paths)
+def test_engine_settings_fit_the_limit(alibaba_plan, name, settings):
+    (db,) = [d for d in alibaba_plan.databases if d.name == name]
+    unit = quadlet_unit(db, alibaba_plan.paths)
     for setting in settings:
         assert setting in unit
 
 
-def test_each_unit_keeps_data_on_a_persistent_volume_and_restarts_on_boot(plan):
-    for db in plan.databases:
-        unit = quadlet_unit(db, plan.paths)
+def test_each_unit_keeps_data_on_a_persistent_volume_and_restarts_on_boot(alibaba_plan):
+    for db in alibaba_plan.databases:
+        unit = quadlet_unit(db, alibaba_plan.paths)
         assert re.search(rf"^Volume=/var/lib/platform/{db.name}:/\S+:Z,U$", unit, re.MULTILINE)
         assert "Restart=always" in unit
         assert "WantedBy=multi-user.target" in unit
@@ -128,9 +116,11 @@ def test_plan_ports_map_to_the_engines_own_ports_inside_the_container():
     assert "PublishPort=6381:6379/tcp" in commands(moved)["alibaba-db-cache"]["create"]
 
 
-def test_an_environment_value_with_spaces_is_quoted_for_quadlet(plan):
-    (elasticsearch,) = [d for d in plan.databases if d.kind == "elasticsearch"]
-    assert 'Environment="ES_JAVA_OPTS=-Xms128m -Xmx128m"' in quadlet_unit(elasticsearch, plan.paths).splitlines()
+def test_an_environment_value_with_spaces_is_quoted_for_quadlet(alibaba_plan):
+    (elasticsearch,) = [d for d in alibaba_plan.databases if d.kind == "elasticsearch"]
+    assert (
+        'Environment="ES_JAVA_OPTS=-Xms128m -Xmx128m"' in quadlet_unit(elasticsearch, alibaba_plan.paths).splitlines()
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,15 +134,15 @@ def test_an_environment_value_with_spaces_is_quoted_for_quadlet(plan):
         ("production-weaviate", "Secret=production-weaviate,type=env,target=AUTHENTICATION_APIKEY_ALLOWED_KEYS"),
     ],
 )
-def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_file(plan, name, secret):
-    (db,) = [d for d in plan.databases if d.name == name]
-    unit = quadlet_unit(db, plan.paths).splitlines()
+def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_file(alibaba_plan, name, secret):
+    (db,) = [d for d in alibaba_plan.databases if d.name == name]
+    unit = quadlet_unit(db, alibaba_plan.paths).splitlines()
     assert [line for line in unit if line.startswith("Secret=")] == [secret]
     assert not [line for line in unit if line.startswith("EnvironmentFile=")]
 
 
-def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
-    for resource in run.of_type(COMMAND):
+def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(alibaba):
+    for resource in alibaba.of_type(COMMAND):
         reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring")
         if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
@@ -171,15 +161,15 @@ def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(run):
         assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs)
 
 
-def test_replication_passwords_reach_only_their_own_commands(run):
+def test_replication_passwords_reach_only_their_own_commands(alibaba):
     generated = "PLACEHOLDER-SECRET-generated-alibaba-repl-password-"
-    for resource in run.of_type(COMMAND):
+    for resource in alibaba.of_type(COMMAND):
         stdin = (resource.inputs.get("stdin") or {}).get("value", "")
         carried = sorted(name for name in SOURCES if f"{generated}{name}" in stdin)
         expected = [resource.name.removeprefix("alibaba-db-repl-")] if "-repl-" in resource.name else []
         # The Redis source's auth file names the replication user by the password's SHA-256 only.
         assert carried == expected, resource.name
-    redis = run.named("alibaba-db-production-redis").inputs["stdin"]["value"]
+    redis = alibaba.named("alibaba-db-production-redis").inputs["stdin"]["value"]
     assert re.search(r"^user replication reset on #[0-9a-f]{64} ", redis, re.MULTILINE)
 
 

@@ -25,13 +25,8 @@ BUCKET = OSS_BUCKET
 
 
 @pytest.fixture(scope="module")
-def run():
-    return evaluate("alibaba")
-
-
-@pytest.fixture(scope="module")
-def bucket(run):
-    (found,) = run.of_type(BUCKET)
+def bucket(alibaba):
+    (found,) = alibaba.of_type(BUCKET)
     return found
 
 
@@ -58,9 +53,9 @@ def test_no_input_of_the_bucket_that_forces_a_replace_is_left_to_change(bucket):
     assert bucket.delete_before_replace is False
 
 
-def test_the_bucket_is_private_behind_a_public_access_block(run, bucket):
-    (acl,) = run.of_type("alicloud:oss/bucketAcl:BucketAcl")
-    (block,) = run.of_type("alicloud:oss/bucketPublicAccessBlock:BucketPublicAccessBlock")
+def test_the_bucket_is_private_behind_a_public_access_block(alibaba, bucket):
+    (acl,) = alibaba.of_type("alicloud:oss/bucketAcl:BucketAcl")
+    (block,) = alibaba.of_type("alicloud:oss/bucketPublicAccessBlock:BucketPublicAccessBlock")
     assert inputs(acl) == {"acl": "private", "bucket": inputs(bucket)["bucket"]}
     assert inputs(block) == {"blockPublicAccess": True, "bucket": inputs(bucket)["bucket"]}
     assert bucket.urn in acl.dependencies
@@ -92,13 +87,13 @@ def test_lifecycle_follows_a_retention_change():
     assert rules["versions"]["noncurrentVersionExpirations"] == [{"days": 4.0}]
 
 
-def test_the_role_is_for_ecs_and_may_only_write_and_read_the_backups(run, bucket):
-    (role,) = run.of_type("alicloud:ram/role:Role")
+def test_the_role_is_for_ecs_and_may_only_write_and_read_the_backups(alibaba, bucket):
+    (role,) = alibaba.of_type("alicloud:ram/role:Role")
     trust = json.loads(inputs(role)["assumeRolePolicyDocument"])
     assert trust["Statement"] == [
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": ["ecs.aliyuncs.com"]}}
     ]
-    (policy,) = run.of_type("alicloud:ram/policy:Policy")
+    (policy,) = alibaba.of_type("alicloud:ram/policy:Policy")
     name = inputs(bucket)["bucket"]
     statements = json.loads(inputs(policy)["policyDocument"])["Statement"]
     assert statements[0]["Action"] == list(OBJECT_ACTIONS)
@@ -109,31 +104,31 @@ def test_the_role_is_for_ecs_and_may_only_write_and_read_the_backups(run, bucket
     assert not [a for a in actions if "Delete" in a or a.endswith("*")], "the host must not erase its copies"
 
 
-def test_the_role_is_attached_to_the_instance_with_its_policy(run):
-    (role,) = run.of_type("alicloud:ram/role:Role")
-    (attachment,) = run.of_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment")
+def test_the_role_is_attached_to_the_instance_with_its_policy(alibaba):
+    (role,) = alibaba.of_type("alicloud:ram/role:Role")
+    (attachment,) = alibaba.of_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment")
     assert inputs(attachment)["policyType"] == "Custom"
     assert role.urn in attachment.dependencies
-    (on_instance,) = run.of_type("alicloud:ram/roleAttachment:RoleAttachment")
+    (on_instance,) = alibaba.of_type("alicloud:ram/roleAttachment:RoleAttachment")
     assert inputs(on_instance) == {"roleName": "alibaba-backups", "instanceIds": ["i-wz9example0000000001"]}
-    instance = run.named("alibaba-host-instance")
+    instance = alibaba.named("alibaba-host-instance")
     assert instance.urn in on_instance.property_dependencies["instanceIds"]
-    assert not run.of_type("alicloud:ram/accessKey:AccessKey")
+    assert not alibaba.of_type("alicloud:ram/accessKey:AccessKey")
 
 
-def test_one_backup_command_per_database_and_one_drill(run):
-    steps = commands(run)
+def test_one_backup_command_per_database_and_one_drill(alibaba):
+    steps = commands(alibaba)
     backups = sorted(name for name in steps if "-backup-" in name)
     assert backups == sorted(f"alibaba-db-backup-{name}" for name in DATABASES)
     assert "alibaba-db-restore-drill" in steps
-    drill = run.named("alibaba-db-restore-drill")
+    drill = alibaba.named("alibaba-db-restore-drill")
     for name in DATABASES:
-        backup = run.named(f"alibaba-db-backup-{name}")
-        assert run.named(f"alibaba-db-{name}").urn in backup.dependencies  # after its container
+        backup = alibaba.named(f"alibaba-db-backup-{name}")
+        assert alibaba.named(f"alibaba-db-{name}").urn in backup.dependencies  # after its container
         assert backup.urn in drill.dependencies
         # After the bucket and the role on the instance (a component dependency names its children).
-        assert run.named("alibaba-backups-bucket").urn in backup.dependencies
-        assert run.named("alibaba-backups-role-attachment").urn in backup.dependencies
+        assert alibaba.named("alibaba-backups-bucket").urn in backup.dependencies
+        assert alibaba.named("alibaba-backups-role-attachment").urn in backup.dependencies
 
 
 def script(command: dict) -> str:
@@ -141,8 +136,8 @@ def script(command: dict) -> str:
     return shlex.split(command["create"])[2]
 
 
-def test_a_backup_command_renders_the_schedule_and_the_off_host_target(run, bucket):
-    create = script(commands(run)["alibaba-db-backup-production-mysql"])
+def test_a_backup_command_renders_the_schedule_and_the_off_host_target(alibaba, bucket):
+    create = script(commands(alibaba)["alibaba-db-backup-production-mysql"])
     assert "SCHEDULE='*-*-* 03:00:00'" in create
     assert "OnCalendar=*-*-* 03:00:00" in create
     assert f"OFF_HOST_URL=oss://{inputs(bucket)['bucket']}/platform/" in create
@@ -150,9 +145,9 @@ def test_a_backup_command_renders_the_schedule_and_the_off_host_target(run, buck
     assert "OFF_HOST_RAM_ROLE=alibaba-backups" in create
 
 
-def test_backup_commands_carry_no_secret(run):
+def test_backup_commands_carry_no_secret(alibaba):
     for name in [f"alibaba-db-backup-{db}" for db in DATABASES] + ["alibaba-db-restore-drill"]:
-        raw = run.named(name).inputs
+        raw = alibaba.named(name).inputs
         assert "stdin" not in raw
         assert "PLACEHOLDER-SECRET" not in raw["create"]
         assert not re.search(r"(?i)access.?key", raw["create"])

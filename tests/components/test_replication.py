@@ -43,28 +43,18 @@ from components.replication import (
     tls_stdin,
     tls_step,
 )
-from plan import REPLICATION_USER, Database, Plan, load_plan
+from plan import REPLICATION_USER, Database, Plan
 from policies._scan import data_removals, secret_literals
 from policies.data_protection import removal_problems
 from policies.facts import COMMAND
 from policies.replication_tls import command_problems, is_replication_command, plaintext_findings
-from tests.stacks import config_for
+from tests.stacks import plan_of
 
 PEER_OF_ALIBABA = "203.0.113.20"
 
 
-def plan_for(stack: str, **changes: Any) -> Plan:
-    config = config_for(stack, **changes)
-    return load_plan(config.config, config.secret_keys)
-
-
 @pytest.fixture(scope="module")
-def alibaba() -> Plan:
-    return plan_for("alibaba")
-
-
-@pytest.fixture(scope="module")
-def tencent() -> Plan:
+def replicas_plan() -> Plan:
     existing = [
         {"name": "mysql", "memoryMib": 384, "database": True, "ports": [{"port": 3306, "expose": "peer"}],
          "replicaOf": {"source": "production-mysql", "kind": "mysql"}},
@@ -73,7 +63,7 @@ def tencent() -> Plan:
         {"name": "redis", "memoryMib": 128, "database": True, "ports": [{"port": 6379, "expose": "peer"}],
          "replicaOf": {"source": "production-redis", "kind": "redis"}},
     ]  # fmt: skip
-    return plan_for("tencent", existing=existing, replication={"sourceStack": "org/platform/alibaba"}, proxy=None)
+    return plan_of("tencent", existing=existing, replication={"sourceStack": "org/platform/alibaba"}, proxy=None)
 
 
 def database(plan: Plan, kind: str) -> Database:
@@ -103,10 +93,10 @@ def exec_words(unit: str) -> list[str]:
 # --- the sources' units -----------------------------------------------------------------------------
 
 
-def test_mysql_source_unit_turns_on_gtids_binlog_and_tls(alibaba: Plan) -> None:
-    db = database(alibaba, "mysql")
-    unit = quadlet_unit(db, alibaba.paths, tls_dir(db.name, alibaba.paths))
-    assert f"Volume={alibaba.paths.secrets}/tls/{db.name}:{TLS_MOUNT}:ro,Z" in unit.splitlines()
+def test_mysql_source_unit_turns_on_gtids_binlog_and_tls(alibaba_plan: Plan) -> None:
+    db = database(alibaba_plan, "mysql")
+    unit = quadlet_unit(db, alibaba_plan.paths, tls_dir(db.name, alibaba_plan.paths))
+    assert f"Volume={alibaba_plan.paths.secrets}/tls/{db.name}:{TLS_MOUNT}:ro,Z" in unit.splitlines()
     assert exec_words(unit)[-8:] == [
         f"--server-id={server_id(db.name)}",
         "--log-bin=binlog",
@@ -119,16 +109,16 @@ def test_mysql_source_unit_turns_on_gtids_binlog_and_tls(alibaba: Plan) -> None:
     ]
 
 
-def test_mariadb_source_has_no_mysql_only_gtid_flags(alibaba: Plan) -> None:
-    args = replication_args(mariadb(alibaba), "/tls")
+def test_mariadb_source_has_no_mysql_only_gtid_flags(alibaba_plan: Plan) -> None:
+    args = replication_args(mariadb(alibaba_plan), "/tls")
     assert not any(arg.startswith(("--gtid-mode", "--enforce-gtid")) for arg in args)
     assert "--log-bin=binlog" in args
     assert "--ssl-key=/tls/server.key" in args
 
 
-def test_postgres_source_unit_sets_logical_wal_and_ssl(alibaba: Plan) -> None:
-    db = database(alibaba, "postgres")
-    words = exec_words(quadlet_unit(db, alibaba.paths, tls_dir(db.name, alibaba.paths)))
+def test_postgres_source_unit_sets_logical_wal_and_ssl(alibaba_plan: Plan) -> None:
+    db = database(alibaba_plan, "postgres")
+    words = exec_words(quadlet_unit(db, alibaba_plan.paths, tls_dir(db.name, alibaba_plan.paths)))
     assert words[-8:] == [
         "-c",
         "wal_level=logical",
@@ -141,9 +131,9 @@ def test_postgres_source_unit_sets_logical_wal_and_ssl(alibaba: Plan) -> None:
     ]
 
 
-def test_redis_source_serves_tls_only_and_checks_health_over_tls(alibaba: Plan) -> None:
-    db = database(alibaba, "redis")
-    unit = quadlet_unit(db, alibaba.paths, tls_dir(db.name, alibaba.paths))
+def test_redis_source_serves_tls_only_and_checks_health_over_tls(alibaba_plan: Plan) -> None:
+    db = database(alibaba_plan, "redis")
+    unit = quadlet_unit(db, alibaba_plan.paths, tls_dir(db.name, alibaba_plan.paths))
     words = exec_words(unit)
     assert words.count("--port") == 1
     assert words[words.index("--port") + 1] == "0"
@@ -154,19 +144,19 @@ def test_redis_source_serves_tls_only_and_checks_health_over_tls(alibaba: Plan) 
 
 
 @pytest.mark.parametrize("kind", ["mysql", "postgres", "redis"])
-def test_a_unit_without_tls_dir_is_unchanged(alibaba: Plan, kind: str) -> None:
-    db = database(alibaba, kind)
-    unit = quadlet_unit(db, alibaba.paths)
+def test_a_unit_without_tls_dir_is_unchanged(alibaba_plan: Plan, kind: str) -> None:
+    db = database(alibaba_plan, kind)
+    unit = quadlet_unit(db, alibaba_plan.paths)
     assert TLS_MOUNT not in unit
     assert "ssl" not in unit
     assert "tls" not in unit
-    assert quadlet_unit(db, alibaba.paths, None) == unit
+    assert quadlet_unit(db, alibaba_plan.paths, None) == unit
 
 
 @pytest.mark.parametrize("kind", ["neo4j", "elasticsearch", "weaviate"])
-def test_engines_without_cross_cloud_replication_get_no_tls_settings(alibaba: Plan, kind: str) -> None:
+def test_engines_without_cross_cloud_replication_get_no_tls_settings(alibaba_plan: Plan, kind: str) -> None:
     with pytest.raises(ValueError, match="no cross-cloud replication"):
-        tls_engine(database(alibaba, kind))
+        tls_engine(database(alibaba_plan, kind))
 
 
 def test_server_ids_are_stable_distinct_and_never_the_default() -> None:
@@ -176,8 +166,8 @@ def test_server_ids_are_stable_distinct_and_never_the_default() -> None:
     assert all(2 <= value < 2**32 for value in ids.values())
 
 
-def test_redis_auth_file_defines_the_replication_user_by_hash_only(alibaba: Plan) -> None:
-    db = database(alibaba, "redis")
+def test_redis_auth_file_defines_the_replication_user_by_hash_only(alibaba_plan: Plan) -> None:
+    db = database(alibaba_plan, "redis")
     password = "Repl1cationPassw0rdFromRandom"
     content = secret_content(db, "root-pw", password)
     digest = hashlib.sha256(password.encode()).hexdigest()
@@ -196,25 +186,25 @@ def test_tls_stdin_sections_and_refused_header() -> None:
         tls_stdin("== ca\n", {})
 
 
-def test_tls_step_lists_every_source(alibaba: Plan) -> None:
-    step = tls_step("alibaba-db", alibaba.layout, alibaba.replication_sources, "stdin")
+def test_tls_step_lists_every_source(alibaba_plan: Plan) -> None:
+    step = tls_step("alibaba-db", alibaba_plan.layout, alibaba_plan.replication_sources, "stdin")
     assert (step.name, step.label, step.handles_secrets, step.stdin) == (
         "alibaba-db-tls",
         "platform-replication-tls",
         True,
         "stdin",
     )
-    params = tls_params(alibaba.paths, alibaba.replication_sources)
+    params = tls_params(alibaba_plan.paths, alibaba_plan.replication_sources)
     assert params["SOURCE_NAMES"] == "production-mysql production-postgres production-redis"
     assert params["SOURCE_KINDS"] == "mysql postgres redis"
-    assert params["TLS_ROOT"] == f"{alibaba.paths.secrets}/tls"
+    assert params["TLS_ROOT"] == f"{alibaba_plan.paths.secrets}/tls"
     assert params["IMAGE_ENGINE_OWNER"] == "999:999"
 
 
 @pytest.mark.parametrize("kind", ["mysql", "postgres", "redis"])
-def test_source_step_renders_the_peer_and_verified_tls(alibaba: Plan, kind: str) -> None:
-    db = database(alibaba, kind)
-    step = source_step("alibaba-db", alibaba.layout, alibaba.firewall.peer_address, db, "pw")
+def test_source_step_renders_the_peer_and_verified_tls(alibaba_plan: Plan, kind: str) -> None:
+    db = database(alibaba_plan, kind)
+    step = source_step("alibaba-db", alibaba_plan.layout, alibaba_plan.firewall.peer_address, db, "pw")
     assert (step.name, step.label, step.handles_secrets) == (
         f"alibaba-db-repl-{db.name}",
         f"platform-repl-{db.name}",
@@ -222,12 +212,13 @@ def test_source_step_renders_the_peer_and_verified_tls(alibaba: Plan, kind: str)
     )
     params = step.parameters
     assert params == {
-        key: str(value) for key, value in source_params(alibaba.paths, alibaba.firewall.peer_address, db).items()
+        key: str(value)
+        for key, value in source_params(alibaba_plan.paths, alibaba_plan.firewall.peer_address, db).items()
     }
-    assert params["PEER"] == alibaba.firewall.peer_address
+    assert params["PEER"] == alibaba_plan.firewall.peer_address
     assert params["REPL_USER"] == REPLICATION_USER
     assert params["TLS_VERIFY"] == TLS_VERIFY
-    assert params["CA_FILE"] == f"{tls_dir(db.name, alibaba.paths)}/ca.crt"
+    assert params["CA_FILE"] == f"{tls_dir(db.name, alibaba_plan.paths)}/ca.crt"
     assert params["PUBLICATION"] == PUBLICATION
 
 
@@ -238,10 +229,12 @@ def test_source_stdin_is_the_password_line() -> None:
 @pytest.mark.parametrize(
     ("name", "kind", "port"), [("mysql", "mysql", 3306), ("postgres", "postgres", 5432), ("redis", "redis", 6379)]
 )
-def test_replica_step_renders_its_source_and_local_engine(tencent: Plan, name: str, kind: str, port: int) -> None:
-    workload = next(w for w in tencent.replicas if w.name == name)
-    source = source_of(tencent, kind, port + 1)
-    step = replica_step("tencent-svc", tencent.layout, tencent.firewall.peer_address, workload, source, "stdin")
+def test_replica_step_renders_its_source_and_local_engine(replicas_plan: Plan, name: str, kind: str, port: int) -> None:
+    workload = next(w for w in replicas_plan.replicas if w.name == name)
+    source = source_of(replicas_plan, kind, port + 1)
+    step = replica_step(
+        "tencent-svc", replicas_plan.layout, replicas_plan.firewall.peer_address, workload, source, "stdin"
+    )
     assert (step.name, step.label, step.handles_secrets) == (
         f"tencent-svc-replica-{name}",
         f"platform-replica-{name}",
@@ -250,31 +243,37 @@ def test_replica_step_renders_its_source_and_local_engine(tencent: Plan, name: s
     params = step.parameters
     assert params == {
         key: str(value)
-        for key, value in replica_params(tencent.paths, tencent.firewall.peer_address, workload, source).items()
+        for key, value in replica_params(
+            replicas_plan.paths, replicas_plan.firewall.peer_address, workload, source
+        ).items()
     }
-    assert params["SOURCE_HOST"] == tencent.firewall.peer_address
+    assert params["SOURCE_HOST"] == replicas_plan.firewall.peer_address
     assert (params["PORT"], params["SOURCE_PORT"]) == (str(port), str(port + 1))
     assert params["TLS_VERIFY"] == TLS_VERIFY
     assert (
-        params["CA_FILE"] == replica_ca_file(name, tencent.paths) == f"{tencent.paths.root}/replication/{name}/ca.crt"
+        params["CA_FILE"]
+        == replica_ca_file(name, replicas_plan.paths)
+        == f"{replicas_plan.paths.root}/replication/{name}/ca.crt"
     )
     assert params["SOURCE_SERVER_ID"] == str(server_id(f"production-{name}"))
     assert params["DATABASE"] == ("future_user" if kind == "postgres" else "-")
     assert params["SUBSCRIPTION"] == SUBSCRIPTION
-    assert params["LOCAL_SECRET_FILE"] == f"{tencent.paths.secrets}/{name}.secret"
+    assert params["LOCAL_SECRET_FILE"] == f"{replicas_plan.paths.secrets}/{name}.secret"
 
 
-def test_replica_of_anything_but_the_peer_is_refused(tencent: Plan) -> None:
-    workload = tencent.replicas[0]
+def test_replica_of_anything_but_the_peer_is_refused(replicas_plan: Plan) -> None:
+    workload = replicas_plan.replicas[0]
     with pytest.raises(ValueError, match="not the peer"):
         replica_params(
-            tencent.paths,
-            tencent.firewall.peer_address,
+            replicas_plan.paths,
+            replicas_plan.firewall.peer_address,
             workload,
-            {**source_of(tencent, "mysql", 3306), "sourceAddress": "198.51.100.7"},
+            {**source_of(replicas_plan, "mysql", 3306), "sourceAddress": "198.51.100.7"},
         )
     with pytest.raises(ValueError, match=r"replicaOf\.kind mysql"):
-        replica_params(tencent.paths, tencent.firewall.peer_address, workload, source_of(tencent, "redis", 6379))
+        replica_params(
+            replicas_plan.paths, replicas_plan.firewall.peer_address, workload, source_of(replicas_plan, "redis", 6379)
+        )
 
 
 def test_replica_stdin_is_password_then_ca() -> None:
@@ -285,8 +284,8 @@ def test_replica_stdin_is_password_then_ca() -> None:
         replica_stdin("p\nw", "CA")
 
 
-def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> None:
-    step = health_step("tencent-svc", tencent.layout, tencent.replicas)
+def test_health_step_installs_the_check_with_a_minute_timer(replicas_plan: Plan) -> None:
+    step = health_step("tencent-svc", replicas_plan.layout, replicas_plan.replicas)
     assert (step.name, step.label, step.handles_secrets, step.stdin) == (
         "tencent-svc-replication-health",
         "platform-replication-health",
@@ -294,47 +293,47 @@ def test_health_step_installs_the_check_with_a_minute_timer(tencent: Plan) -> No
         None,
     )
     params = step.parameters
-    assert params["SCRIPT_FILE"] == f"{tencent.paths.root}/bin/platform-replication-health"
-    assert params["METRICS_FILE"] == f"{tencent.paths.state}/metrics/replication.prom"
-    service, timer = health_units(tencent.paths)
+    assert params["SCRIPT_FILE"] == f"{replicas_plan.paths.root}/bin/platform-replication-health"
+    assert params["METRICS_FILE"] == f"{replicas_plan.paths.state}/metrics/replication.prom"
+    service, timer = health_units(replicas_plan.paths)
     assert (params["SERVICE_CONTENT"], params["TIMER_CONTENT"]) == (service, timer)
     assert "Type=oneshot" in service
     assert f"ExecStart={params['SCRIPT_FILE']}" in service
     assert "OnUnitActiveSec=1min" in timer
     assert "WantedBy=timers.target" in timer
-    assert health_params(tencent.paths, tencent.replicas)["REPLICA_KINDS"] == "mysql postgres redis"
-    assert health_params(tencent.paths, tencent.replicas)["REPLICA_DATABASES"] == "- future_user -"
+    assert health_params(replicas_plan.paths, replicas_plan.replicas)["REPLICA_KINDS"] == "mysql postgres redis"
+    assert health_params(replicas_plan.paths, replicas_plan.replicas)["REPLICA_DATABASES"] == "- future_user -"
     assert "REPLICA_NAMES='mysql postgres redis'" in params["SCRIPT_CONTENT"]
 
 
 # --- what the pack reads in them ----------------------------------------------------------------------
 
 
-def all_steps(alibaba: Plan, tencent: Plan) -> list[Any]:
+def all_steps(alibaba_plan: Plan, replicas_plan: Plan) -> list[Any]:
     ports = {"mysql": 3306, "postgres": 5432, "redis": 6379}
     return [
-        tls_step("alibaba-db", alibaba.layout, alibaba.replication_sources, ""),
+        tls_step("alibaba-db", alibaba_plan.layout, alibaba_plan.replication_sources, ""),
         *(
-            source_step("alibaba-db", alibaba.layout, alibaba.firewall.peer_address, db, "")
-            for db in alibaba.replication_sources
+            source_step("alibaba-db", alibaba_plan.layout, alibaba_plan.firewall.peer_address, db, "")
+            for db in alibaba_plan.replication_sources
         ),
         *(
             replica_step(
                 "tencent-svc",
-                tencent.layout,
-                tencent.firewall.peer_address,
+                replicas_plan.layout,
+                replicas_plan.firewall.peer_address,
                 w,
-                source_of(tencent, w.name, ports[w.name]),
+                source_of(replicas_plan, w.name, ports[w.name]),
                 "",
             )
-            for w in tencent.replicas
+            for w in replicas_plan.replicas
         ),
-        health_step("tencent-svc", tencent.layout, tencent.replicas),
+        health_step("tencent-svc", replicas_plan.layout, replicas_plan.replicas),
     ]
 
 
-def test_the_pack_finds_no_plaintext_secret_or_unsafe_removal(alibaba: Plan, tencent: Plan) -> None:
-    for step in all_steps(alibaba, tencent):
+def test_the_pack_finds_no_plaintext_secret_or_unsafe_removal(alibaba_plan: Plan, replicas_plan: Plan) -> None:
+    for step in all_steps(alibaba_plan, replicas_plan):
         text = as_command(step.script, step.label, step.sudo)
         assert plaintext_findings(step.script, step.parameters) == [], step.name
         assert secret_literals(text) == [], step.name
@@ -342,17 +341,17 @@ def test_the_pack_finds_no_plaintext_secret_or_unsafe_removal(alibaba: Plan, ten
         assert removal_problems(step.record()) == [], step.name
 
 
-def test_the_replication_policy_passes_every_step(alibaba: Plan, tencent: Plan) -> None:
+def test_the_replication_policy_passes_every_step(alibaba_plan: Plan, replicas_plan: Plan) -> None:
     """replication-over-tls reads the commands' text: source and replica steps are replication commands
     (by name and statements) and render what it asks for; the TLS and health steps are not."""
-    for step in all_steps(alibaba, tencent):
+    for step in all_steps(alibaba_plan, replicas_plan):
         text = as_command(step.script, step.label, step.sudo)
         command = SimpleNamespace(resource_type=COMMAND, name=step.name, props={"create": text, "update": text})
         replicating = step.name.startswith(("alibaba-db-repl-", "tencent-svc-replica-"))
         assert is_replication_command(cast(PolicyResource, command)) == replicating, step.name
         if replicating:
             assert command_problems(cast(PolicyResource, command), step.parameters) == [], step.name
-    replica = all_steps(alibaba, tencent)[4]
+    replica = all_steps(alibaba_plan, replicas_plan)[4]
     assert "CHANGE MASTER TO" in replica.script
     assert "CHANGE REPLICATION SOURCE TO" in replica.script
     assert "MASTER_SSL_VERIFY_SERVER_CERT=1" in replica.script

@@ -23,7 +23,7 @@ import pytest
 from preflight.__main__ import main
 from tests.stacks import ROOT, preflight_cli
 
-HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
+HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 FIXTURES = sorted(HOSTILE.glob("*.yaml"))
 STACK = "hostile"
 MARKER = "PLANTED"

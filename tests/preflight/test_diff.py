@@ -29,11 +29,6 @@ def without_redis() -> list[dict[str, Any]]:
     return [dict(db) for db in DEFAULT_DATABASES if db["name"] != "production-redis"]
 
 
-@pytest.fixture(scope="module")
-def alibaba() -> StackRun:
-    return evaluate("alibaba")
-
-
 # ---------------------------------------------------------------------------------------
 # The real program
 # ---------------------------------------------------------------------------------------
