@@ -17,13 +17,13 @@ import hmac
 
 import pulumi
 
-from components.engines import POSTGRES_SUPERUSER, hook, secret_file
+from components.engines import KINDS, POSTGRES_SUPERUSER, hook, secret_file
+from components.engines import redis as redis_engine
+from components.engines.base import EXPORTER_USER
 from components.provisioning import Step
 from components.replication import LIB
-from plan import Database, DatabaseKind, Layout, Paths
+from plan import EXPORTER_OF_KIND, Database, DatabaseKind, Layout, Paths
 
-# One name for every engine: MySQL, PostgreSQL and Redis ACL names all accept it.
-EXPORTER_USER = "platform_exporter"
 # Chosen here: an exporter opens one connection per scrape; three leaves room for a slow one.
 EXPORTER_CONNECTIONS = 3
 # What the Redis exporter runs for its metrics (redis_exporter 1.45: INFO ALL, the slow log,
@@ -39,11 +39,11 @@ REDIS_EXPORTER_COMMANDS = (
     "+latency|latest",
 )
 # What each exporter's credential file is called (under paths.secrets/monitoring, and in its
-# unit's credentials directory).
+# unit's credentials directory): its engine module says.
 CREDENTIAL = {
-    "mysqld-exporter": "mysqld-exporter.cnf",
-    "postgres-exporter": "postgres-exporter.password",
-    "redis-exporter": "redis-exporter.json",
+    EXPORTER_OF_KIND[kind.value]: module.EXPORTER_CREDENTIAL
+    for kind, module in KINDS.items()
+    if hasattr(module, "EXPORTER_CREDENTIAL")
 }
 
 
@@ -68,41 +68,14 @@ def credential_file(paths: Paths, exporter: str) -> str:
     return f"{paths.secrets}/monitoring/{CREDENTIAL[exporter]}"
 
 
-def redis_url(db: Database, tls_only: bool) -> str:
-    """A replication source's Redis speaks TLS only on its port (components/engines/redis)."""
-    scheme = "rediss" if tls_only else "redis"
-    return f"{scheme}://127.0.0.1:{db.ports[0].port}"
-
-
 def arguments(exporter: str, db: Database, tls_only: bool) -> tuple[list[str], list[str]]:
-    """The arguments of ``db``'s exporter and its unit's Environment= words, reading its credential
-    from the unit's credentials directory (``%d``); the engine is reached on its published port on
-    loopback. ``tls_only``: the engine's port speaks TLS only (a Redis replication source)."""
-    credential = f"%d/{CREDENTIAL[exporter]}"
-    port = db.ports[0].port
-    match exporter:
-        case "mysqld-exporter":
-            return [f"--config.my-cnf={credential}"], []
-        case "postgres-exporter":
-            # The hop is host to container on loopback; the replication role alone needs TLS.
-            environment = [
-                f"DATA_SOURCE_URI=127.0.0.1:{port}/postgres?sslmode=disable",
-                f"DATA_SOURCE_USER={EXPORTER_USER}",
-                f"DATA_SOURCE_PASS_FILE={credential}",
-            ]
-            return [], environment
-        case "redis-exporter":
-            tls = ["-skip-tls-verification"] if tls_only else []
-            # The certificate names the host's public address, not loopback: the hop stays on the host.
-            return [
-                f"-redis.addr={redis_url(db, tls_only)}",
-                f"-redis.user={EXPORTER_USER}",
-                f"-redis.password-file={credential}",
-                "-config-command=-",
-                *tls,
-            ], []
-        case _:
-            raise ValueError(f"{exporter} is not a database exporter")
+    """The arguments of ``db``'s exporter and its unit's Environment= words (its engine module's
+    ``exporter_arguments``), reading its credential from the unit's credentials directory (``%d``);
+    the engine is reached on its published port on loopback. ``tls_only``: the engine's port speaks
+    TLS only (a Redis replication source)."""
+    if CREDENTIAL.get(exporter) is None or EXPORTER_OF_KIND.get(db.kind.value) != exporter:
+        raise ValueError(f"{exporter} is not the exporter of {db.name} ({db.kind.value})")
+    return KINDS[db.kind].exporter_arguments(db, f"%d/{CREDENTIAL[exporter]}", tls_only)
 
 
 def exporter_step(
@@ -120,7 +93,7 @@ def exporter_step(
         "PG_SUPERUSER": POSTGRES_SUPERUSER,
         "STATE_DIR": paths.state,
         "PORT": db.ports[0].port,
-        "REDIS_URL": redis_url(db, tls_only) if db.kind == DatabaseKind.REDIS else "",
+        "REDIS_URL": redis_engine.url(db, tls_only) if db.kind == DatabaseKind.REDIS else "",
         "REDIS_COMMANDS": " ".join(REDIS_EXPORTER_COMMANDS),
         "CREDENTIAL_FILE": credential_file(paths, exporter),
         "UNIT": unit_name(exporter),

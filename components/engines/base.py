@@ -28,6 +28,8 @@ TLS_CA, TLS_CERT, TLS_KEY = "ca.crt", "server.crt", "server.key"
 # The engine's user in the official mysql, mariadb, postgres and redis images (uid and gid 999):
 # the owner of its TLS key until the image's entrypoint has chowned the data directory to it.
 IMAGE_ENGINE_OWNER = "999:999"
+# The exporters' user: one name for every engine (MySQL, PostgreSQL and Redis ACL names all accept it).
+EXPORTER_USER = "platform_exporter"
 
 
 def tls_files(tls_path: str) -> tuple[str, str, str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import engines
+import pytest
+
+from components import engines, exporters
 from plan import DatabaseKind
 from policies.facts import ENGINE_PORTS, EXPORTER_OF_KIND, REPLICABLE_KINDS
+from tests.stacks import plan_of
 
 ENGINES = Path(engines.__file__).parent
 
@@ -27,12 +30,32 @@ def test_each_module_says_what_the_platform_asks_of_an_engine():
         assert isinstance(module.BACKUP_USER, str), kind
     replicating = {kind.value for kind, module in engines.KINDS.items() if hasattr(module, "replication_args")}
     assert replicating == set(REPLICABLE_KINDS)
+    exported = {kind.value for kind, module in engines.KINDS.items() if hasattr(module, "exporter_arguments")}
+    credentials = {kind.value for kind, module in engines.KINDS.items() if hasattr(module, "EXPORTER_CREDENTIAL")}
+    assert exported == credentials == set(EXPORTER_OF_KIND)
+    assert {
+        EXPORTER_OF_KIND[kind.value]: module.EXPORTER_CREDENTIAL
+        for kind, module in engines.KINDS.items()
+        if kind.value in EXPORTER_OF_KIND
+    } == exporters.CREDENTIAL
 
 
-def test_no_per_kind_match_is_left_in_the_shared_module():
-    text = (ENGINES / "__init__.py").read_text()
-    assert "match db.kind" not in text
-    assert "case DatabaseKind." not in text
+def test_no_per_kind_match_is_left_in_the_shared_modules():
+    for module in (ENGINES / "__init__.py", ENGINES.parent / "exporters.py"):
+        text = module.read_text()
+        assert "match db.kind" not in text, module.name
+        assert "match exporter" not in text, module.name
+        assert "case DatabaseKind." not in text, module.name
+
+
+def test_an_exporter_is_asked_of_its_own_engine_only():
+    mysql = next(db for db in plan_of("alibaba").databases if db.kind == DatabaseKind.MYSQL)
+    assert exporters.arguments("mysqld-exporter", mysql, tls_only=False) == (
+        ["--config.my-cnf=%d/mysqld-exporter.cnf"],
+        [],
+    )
+    with pytest.raises(ValueError, match="redis-exporter is not the exporter of production-mysql"):
+        exporters.arguments("redis-exporter", mysql, tls_only=False)
 
 
 def test_each_engine_has_its_shell_for_the_parts_it_takes_part_in():

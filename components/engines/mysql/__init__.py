@@ -49,3 +49,13 @@ def replication_args(db: Database, tls_path: str) -> tuple[str, ...]:
         f"--ssl-cert={cert}",
         f"--ssl-key={key}",
     )
+
+
+# Its exporter (mysqld-exporter) reads a client option file as its credential.
+EXPORTER_CREDENTIAL = "mysqld-exporter.cnf"
+
+
+def exporter_arguments(db: Database, credential: str, tls_only: bool) -> tuple[list[str], list[str]]:
+    """The exporter's arguments and Environment= words; ``credential``: its file in the unit."""
+    del db, tls_only  # the option file names the port; MySQL's port speaks TLS and plain text alike
+    return [f"--config.my-cnf={credential}"], []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.engines.base import Engine, tls_files
+from components.engines.base import EXPORTER_USER, Engine, tls_files
 from plan import Database
 
 # The superuser (and its database) the postgres image creates from POSTGRES_USER.
@@ -36,3 +36,18 @@ def replication_args(db: Database, tls_path: str) -> tuple[str, ...]:
     _, cert, key = tls_files(tls_path)
     values = {"wal_level": "logical", "ssl": "on", "ssl_cert_file": cert, "ssl_key_file": key}
     return tuple(word for name, value in values.items() for word in ("-c", f"{name}={value}"))
+
+
+# Its exporter (postgres-exporter) reads the password from a file.
+EXPORTER_CREDENTIAL = "postgres-exporter.password"
+
+
+def exporter_arguments(db: Database, credential: str, tls_only: bool) -> tuple[list[str], list[str]]:
+    """The exporter's arguments and Environment= words; ``credential``: its file in the unit."""
+    del tls_only  # the hop is host to container on loopback; the replication role alone needs TLS
+    environment = [
+        f"DATA_SOURCE_URI=127.0.0.1:{db.ports[0].port}/postgres?sslmode=disable",
+        f"DATA_SOURCE_USER={EXPORTER_USER}",
+        f"DATA_SOURCE_PASS_FILE={credential}",
+    ]
+    return [], environment

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from components.engines.base import Engine, tls_files
+from components.engines.base import EXPORTER_USER, Engine, tls_files
 from components.formats import redis_string
 from plan import ENGINE_PORTS, REPLICATION_USER, Database, DatabaseKind
 
@@ -67,3 +67,27 @@ def secret_content(password: str, replication_password: str | None, exporter_acl
         digest = hashlib.sha256(replication_password.encode()).hexdigest()
         auth += f"user {REPLICATION_USER} reset on #{digest} +psync +replconf +ping\n"
     return auth + (exporter_acl or "")
+
+
+# Its exporter (redis_exporter) reads a JSON file of passwords by address.
+EXPORTER_CREDENTIAL = "redis-exporter.json"
+
+
+def url(db: Database, tls_only: bool) -> str:
+    """Where a client on the host reaches it: a replication source's port speaks TLS only."""
+    scheme = "rediss" if tls_only else "redis"
+    return f"{scheme}://127.0.0.1:{db.ports[0].port}"
+
+
+def exporter_arguments(db: Database, credential: str, tls_only: bool) -> tuple[list[str], list[str]]:
+    """The exporter's arguments and Environment= words; ``credential``: its file in the unit."""
+    # The certificate names the host's public address, not loopback: the hop stays on the host.
+    tls = ["-skip-tls-verification"] if tls_only else []
+    arguments = [
+        f"-redis.addr={url(db, tls_only)}",
+        f"-redis.user={EXPORTER_USER}",
+        f"-redis.password-file={credential}",
+        "-config-command=-",
+        *tls,
+    ]
+    return arguments, []
