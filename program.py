@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
+from pulumi_command import remote
 
 from components import uploads
 from components.databases import Databases, DatabasesArgs
@@ -238,65 +239,15 @@ def main(*, offline: bool = False) -> None:
     releases = local_releases(plan)
     config = pulumi.Config(NAMESPACE)
     name = pulumi.get_stack()
-
-    # An adopted host keeps its network; its rules go into its own group (firewall.securityGroupId).
-    vpc_id: pulumi.Output[str] | None = None
-    subnet_id: pulumi.Output[str] | None = None
-    if not isinstance(plan.host, AdoptedHost):
-        network = Network(f"{name}-net", NetworkArgs(cloud=plan.cloud, network=plan.network, host=plan.host))
-        vpc_id, subnet_id = network.vpc_id, network.subnet_id
     reference = database_stack(plan)
-    props = plan.props()
-    firewall = Firewall(
-        f"{name}-fw",
-        FirewallArgs(
-            cloud=plan.cloud,
-            ports=plan.port_plan,
-            props=props,
-            vpc_id=vpc_id,
-            peer_ingress=peer_ingress(plan, reference),
-        ),
-    )
-    host = Host(
-        f"{name}-host",
-        HostArgs(
-            cloud=plan.cloud,
-            host=plan.host,
-            props=props,
-            vpc_id=vpc_id,
-            subnet_id=subnet_id,
-            security_group_id=firewall.security_group_id,
-            ssh_private_key=config.require_secret("sshPrivateKey"),
-        ),
-    )
-
-    # The off-host copy lives in the cloud, not on the host: it is there before the host key is pinned.
-    off_host = None
-    if plan.cloud == Cloud.ALIBABA and plan.backups.off_host is not None and plan.backed_up:
-        off_host = OffHostBackups(
-            f"{name}-backups",
-            OffHostBackupsArgs(
-                backups=plan.backups, props=props, instance_id=host.instance_id, region=_alibaba_region()
-            ),
-        )
-
-    # The replication CA, certificates and passwords: Pulumi state, exported to the Tencent stack.
-    credentials = None
-    if plan.cloud == Cloud.ALIBABA and plan.replication_sources:
-        credentials = ReplicationCredentials(
-            f"{name}-replication",
-            ReplicationCredentialsArgs(sources=plan.replication_sources, props=props, source_address=host.public_ip),
-        )
-        export_replication(plan, credentials, host.public_ip)
-    if plan.cloud == Cloud.ALIBABA and plan.databases:
-        export_databases(plan, host.public_ip, config.require_secret_object("dbPasswords"))
-
-    # The provisioning component is protected: if it ever drops out of the program (the host key
-    # of a provisioned host removed from config), the engine refuses to delete it and the preview
-    # fails, instead of forgetting every command of the host.
-    components = {kind: f"{name}-{PROVISIONING_SUFFIX[kind]}" for kind in provisioned_kinds(plan)}
+    firewall, host = network_firewall_and_host(plan, name, config, reference)
+    off_host, credentials = cloud_side(plan, name, config, host)
     connection = host.connection
+    components = {kind: f"{name}-{PROVISIONING_SUFFIX[kind]}" for kind in provisioned_kinds(plan)}
     if connection is None:
+        # The provisioning component is protected: if it ever drops out of the program (the host key
+        # of a provisioned host removed from config), the engine refuses to delete it and the preview
+        # fails, instead of forgetting every command of the host.
         pulumi.log.warn(
             "provisioning waits: platform:host.hostKey is not set. Pin the new instance's SSH host key "
             "(see README, 'Pinning a created host's key') and run `pulumi up` again. If this host was "
@@ -333,32 +284,98 @@ def main(*, offline: bool = False) -> None:
                 ),
                 opts=provisioning_options(components["services"], after=firewall),
             )
-
-        if plan.unexported_databases:
-            names = ", ".join(db.name for db in plan.unexported_databases)
-            pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
-        # The monitoring programs belong to the host's own provisioning component. The step is
-        # there with monitoring off too: it then stops and removes what an earlier plan installed.
         if HOST_ROLE[plan.cloud] in provisioned:
-            owner = provisioned[HOST_ROLE[plan.cloud]]
-            webhook = (
-                pulumi.Output.secret(
-                    pulumi.Output.all(
-                        config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret")
-                    ).apply(lambda values: webhook_stdin(values[0], values[1]))
-                )
-                if plan.runs_prometheus
-                else None
-            )
-            run_step(
-                monitoring_step(components[HOST_ROLE[plan.cloud]], plan.monitoring_plan, webhook),
-                connection,
-                parent=owner,
-                # The database exporters start with the credential files their users' steps write.
-                depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
-            )
+            monitor(plan, provisioned[HOST_ROLE[plan.cloud]], components[HOST_ROLE[plan.cloud]], connection, config)
+    export_host(plan, host, firewall)
 
-    pulumi.export("plan", props)
+
+def network_firewall_and_host(
+    plan: Plan, name: str, config: pulumi.Config, reference: pulumi.StackReference | None
+) -> tuple[Firewall, Host]:
+    """The host's network (an adopted host keeps its own), its security group and the instance."""
+    vpc_id: pulumi.Output[str] | None = None
+    subnet_id: pulumi.Output[str] | None = None
+    if not isinstance(plan.host, AdoptedHost):
+        network = Network(f"{name}-net", NetworkArgs(cloud=plan.cloud, network=plan.network, host=plan.host))
+        vpc_id, subnet_id = network.vpc_id, network.subnet_id
+    props = plan.props()
+    ports, ingress = plan.port_plan, peer_ingress(plan, reference)
+    firewall = Firewall(
+        f"{name}-fw", FirewallArgs(cloud=plan.cloud, ports=ports, props=props, vpc_id=vpc_id, peer_ingress=ingress)
+    )
+    host = Host(
+        f"{name}-host",
+        HostArgs(
+            cloud=plan.cloud,
+            host=plan.host,
+            props=props,
+            vpc_id=vpc_id,
+            subnet_id=subnet_id,
+            security_group_id=firewall.security_group_id,
+            ssh_private_key=config.require_secret("sshPrivateKey"),
+        ),
+    )
+    return firewall, host
+
+
+def cloud_side(
+    plan: Plan, name: str, config: pulumi.Config, host: Host
+) -> tuple[OffHostBackups | None, ReplicationCredentials | None]:
+    """What lives in the cloud, not on the host (so it is there before the host key is pinned): the
+    backups' bucket and role, and the replication CA, certificates and passwords (Pulumi state,
+    exported to the Tencent stack with the databases' endpoints)."""
+    if plan.cloud != Cloud.ALIBABA:
+        return None, None
+    off_host = None
+    if plan.backups.off_host is not None and plan.backed_up:
+        off_host = OffHostBackups(
+            f"{name}-backups",
+            OffHostBackupsArgs(
+                backups=plan.backups, props=plan.props(), instance_id=host.instance_id, region=_alibaba_region()
+            ),
+        )
+    credentials = None
+    if plan.replication_sources:
+        credentials = ReplicationCredentials(
+            f"{name}-replication",
+            ReplicationCredentialsArgs(
+                sources=plan.replication_sources, props=plan.props(), source_address=host.public_ip
+            ),
+        )
+        export_replication(plan, credentials, host.public_ip)
+    if plan.databases:
+        export_databases(plan, host.public_ip, config.require_secret_object("dbPasswords"))
+    return off_host, credentials
+
+
+def monitor(
+    plan: Plan,
+    owner: Databases | Services,
+    component: str,
+    connection: remote.ConnectionArgs,
+    config: pulumi.Config,
+) -> None:
+    """The monitoring step, under the host's own provisioning component. It is there with
+    monitoring off too: it then stops and removes what an earlier plan installed."""
+    if plan.unexported_databases:
+        names = ", ".join(db.name for db in plan.unexported_databases)
+        pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
+    webhook = None
+    if plan.runs_prometheus:
+        values = pulumi.Output.all(config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret"))
+        webhook = pulumi.Output.secret(values.apply(lambda pair: webhook_stdin(pair[0], pair[1])))
+    run_step(
+        monitoring_step(component, plan.monitoring_plan, webhook),
+        connection,
+        parent=owner,
+        # The database exporters start with the credential files their users' steps write.
+        depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
+    )
+
+
+def export_host(plan: Plan, host: Host, firewall: Firewall) -> None:
+    """The stack's outputs about its host: its plan, what it opens to the peer, where it is, its memory."""
+    pulumi.export("plan", plan.props())
     # What this host's firewall opens to the peer: the peer's egress follows it (its databaseStack).
     pulumi.export("peerIngress", peer_ingress_ports(plan.workloads))
     pulumi.export("publicIp", host.public_ip)

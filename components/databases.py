@@ -48,91 +48,37 @@ class Databases(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         plan = args.plan
         super().__init__(DATABASES, name, {"plan": plan.props()}, opts)
-        layout = plan.layout
-        self.bootstrap = run_step(
-            bootstrap_step(name, layout, plan.host_check, plan.databases), args.connection, parent=self
-        )
+        self._name, self._connection, self._layout = name, args.connection, plan.layout
+        self.bootstrap = self._run(bootstrap_step(name, self._layout, plan.host_check, plan.databases))
         credentials = args.replication
         sources = {db.name for db in plan.replication_sources} if credentials is not None else set()
         # The sources' TLS files are on the host before their containers start (they mount them).
         self.tls: remote.Command | None = None
         if credentials is not None and sources:
-            self.tls = run_step(
-                tls_step(name, layout, plan.replication_sources, pulumi.Output.secret(_tls_stdin(credentials))),
-                args.connection,
-                parent=self,
-                depends_on=[self.bootstrap],
-            )
+            stdin = pulumi.Output.secret(_tls_stdin(credentials))
+            self.tls = self._run(tls_step(name, self._layout, plan.replication_sources, stdin), self.bootstrap)
         self.containers: dict[str, remote.Command] = {
-            db.name: run_step(
+            db.name: self._run(
                 container_step(
                     name,
-                    layout,
+                    self._layout,
                     db,
                     args.passwords,
                     source=credentials if db.name in sources else None,
                     exported=db in plan.exported_databases.values(),
                 ),
-                args.connection,
-                parent=self,
-                depends_on=[self.bootstrap, *([self.tls] if db.name in sources and self.tls is not None else [])],
+                self.bootstrap,
+                *([self.tls] if db.name in sources and self.tls is not None else []),
             )
             for db in plan.databases
         }
-        # Per source, its replication user, once its engine runs.
-        self.sources: dict[str, remote.Command] = {
-            db.name: run_step(
-                source_step(
-                    name,
-                    layout,
-                    plan.firewall.peer_address,
-                    db,
-                    pulumi.Output.secret(credentials.passwords[db.name].apply(source_stdin)),
-                ),
-                args.connection,
-                parent=self,
-                depends_on=[self.containers[db.name]],
-            )
-            for db in plan.replication_sources
-            if credentials is not None
-        }
-        # Per watched database, its exporter's user and credential file, once its engine runs.
-        self.exporters: dict[str, remote.Command] = {
-            exporter: run_step(
-                exporter_step(
-                    name, layout, exporter, db, db.name in plan.tls_only, _exporter_stdin(args.passwords, db)
-                ),
-                args.connection,
-                parent=self,
-                depends_on=[self.containers[db.name]],
-            )
-            for exporter, db in plan.exported_databases.items()
-        }
+        self.sources = self._replication_users(plan, credentials)
+        self.exporters = self._exporter_users(plan, args.passwords)
         self.retirements: dict[str, remote.Command] = {
-            retired.name: run_step(
-                retire_step(name, layout, retired), args.connection, parent=self, depends_on=[self.bootstrap]
-            )
+            retired.name: self._run(retire_step(name, self._layout, retired), self.bootstrap)
             for retired in plan.retired.databases
         }
-        ready = [args.off_host_ready] if args.off_host_ready is not None else []
-        self.backups: dict[str, remote.Command] = {
-            db.name: run_step(
-                backup_step(name, layout, plan.backups, db, args.off_host),
-                args.connection,
-                parent=self,
-                depends_on=[self.containers[db.name], *ready],
-            )
-            for db in plan.backed_up
-        }
-        # One drill for all: it restores each backed-up database's latest backup in turn.
-        self.drill: remote.Command | None = None
-        if self.backups:
-            self.drill = run_step(
-                drill_step(name, layout, plan.backups, plan.unscheduled_backups),
-                args.connection,
-                parent=self,
-                depends_on=list(self.backups.values()),
-            )
+        self.backups, self.drill = self._backups(plan, args)
         self.register_outputs(
             {
                 "containers": list(self.containers),
@@ -142,6 +88,57 @@ class Databases(pulumi.ComponentResource):
                 "exporters": list(self.exporters),
             }
         )
+
+    def _run(self, step: Step, *after: pulumi.Resource) -> remote.Command:
+        return run_step(step, self._connection, parent=self, depends_on=after)
+
+    def _replication_users(self, plan: Plan, credentials: ReplicationCredentials | None) -> dict[str, remote.Command]:
+        """Per source, its replication user, once its engine runs."""
+        if credentials is None:
+            return {}
+        peer = plan.firewall.peer_address
+        return {
+            db.name: self._run(
+                source_step(
+                    self._name,
+                    self._layout,
+                    peer,
+                    db,
+                    pulumi.Output.secret(credentials.passwords[db.name].apply(source_stdin)),
+                ),
+                self.containers[db.name],
+            )
+            for db in plan.replication_sources
+        }
+
+    def _exporter_users(self, plan: Plan, passwords: pulumi.Output[dict[str, str]]) -> dict[str, remote.Command]:
+        """Per watched database, its exporter's user and credential file, once its engine runs."""
+        return {
+            exporter: self._run(
+                exporter_step(
+                    self._name, self._layout, exporter, db, db.name in plan.tls_only, _exporter_stdin(passwords, db)
+                ),
+                self.containers[db.name],
+            )
+            for exporter, db in plan.exported_databases.items()
+        }
+
+    def _backups(self, plan: Plan, args: DatabasesArgs) -> tuple[dict[str, remote.Command], remote.Command | None]:
+        """Per backed-up database its backup timer (after the bucket and role), then one drill for
+        all: it restores each backed-up database's latest backup in turn."""
+        ready = [args.off_host_ready] if args.off_host_ready is not None else []
+        backups = {
+            db.name: self._run(
+                backup_step(self._name, self._layout, plan.backups, db, args.off_host),
+                self.containers[db.name],
+                *ready,
+            )
+            for db in plan.backed_up
+        }
+        if not backups:
+            return backups, None
+        drill = drill_step(self._name, self._layout, plan.backups, plan.unscheduled_backups)
+        return backups, self._run(drill, *backups.values())
 
 
 def _exporter_stdin(passwords: pulumi.Output[dict[str, str]], db: Database) -> pulumi.Output[str]:
