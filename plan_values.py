@@ -282,11 +282,24 @@ def _path_words(value: str, what: str) -> str:
 
 
 def _local_path(value: str) -> str:
-    return _path_words(value, "a local path")
+    _path_words(value, "a local path")
+    segments = value.split("/")
+    if value.startswith("/") or ".." in segments:
+        raise ValueError(
+            "must be a path inside the project (relative to the folder with Pulumi.yaml, no leading '/' "
+            "or '..'): `pulumi up` copies it from the machine it runs on to the host"
+        )
+    if hidden := next((segment for segment in segments if segment.startswith(".")), None):
+        raise ValueError(
+            f"names the hidden {hidden!r}: a release is never inside .git, .venv, .pulumi or another "
+            "hidden folder, which hold the checkout's own history and credentials"
+        )
+    return value
 
 
 LocalPath = Annotated[str, StringConstraints(strict=True), AfterValidator(_local_path)]
-"""A file or directory on the machine running ``pulumi up``: absolute, or relative to the project."""
+"""A file or directory on the machine running ``pulumi up``, inside the project (relative to it,
+no '..', no hidden segment); ``components.uploads.resolve`` also refuses a symbolic link out of it."""
 
 
 def _relative_path(value: str) -> str:
@@ -439,7 +452,7 @@ CloudId = Annotated[str, StringConstraints(strict=True, max_length=40)]
 SECRET_LOOKING = re.compile(r"pass(word|wd)?|secret|token|private.?key|api.?key|credential|auth", re.IGNORECASE)
 # Names that match but are not secrets: the public halves of the providers' key pairs (their docs
 # set them without --secret) and the plan's own field naming the secrets directory.
-NOT_SECRETS = frozenset({"accessKey", "accessKeyId", "secretId", "secrets"})
+NOT_SECRETS = frozenset({"accessKey", "accessKeyId", "secretId", "secrets", "credentials"})
 _KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40,}$")
 
 
@@ -452,6 +465,47 @@ def one_line(text: str) -> str:
 
 def looks_secret_key(name: str) -> bool:
     return name not in NOT_SECRETS and bool(SECRET_LOOKING.search(name))
+
+
+# An environment variable is a secret by its words (JWT_SECRET, ENCRYPTION_KEY, DBPASSWORD), unless its
+# last word says it is where or what kind the secret is (OAUTH_CALLBACK_URL, SECRET_FILE, ACCESS_KEY_ID).
+_SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS", "AUTH"}
+    | {"PRIVATE", "SALT", "PASSPHRASE", "DSN"}
+)
+_SECRET_ENDINGS = ("PASSWORD", "SECRET", "TOKEN", "APIKEY", "PASSPHRASE")
+_DESCRIBING_WORDS = frozenset(
+    {"URL", "URI", "HOST", "PORT", "PATH", "FILE", "DIR", "NAME", "USER", "USERNAME", "ID", "ENDPOINT", "TTL"}
+    | {"EXPIRY", "LENGTH", "ALGORITHM", "HEADER", "ISSUER", "AUDIENCE", "MODE", "TYPE", "ENABLED", "PREFIX"}
+)
+
+
+def looks_secret_variable(name: str) -> bool:
+    """An environment variable whose value would be a credential (a service's ``environment``)."""
+    words = name.split("_")
+    if words[-1] in _DESCRIBING_WORDS:
+        return False
+    return any(word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS) for word in words)
+
+
+# Variables that change what a process loads or runs (the dynamic loader, interpreters' start-up
+# hooks and search paths, the shell's start-up file): a stack file never sets them for a service.
+_CODE_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "PERL_", "RUBY", "NODE_OPTIONS", "NODE_PATH", "GCONV_")
+_CODE_NAMES = frozenset(
+    {"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "LOCPATH"}
+    | {"NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "TZDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "UV_INDEX_URL"}
+)
+
+
+# Python's own switches that change output and encoding only.
+_HARMLESS = frozenset(
+    {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED"}
+)
+
+
+def changes_what_runs(name: str) -> bool:
+    """An environment variable that makes a process load or run other code, or trust other servers."""
+    return name not in _HARMLESS and (name in _CODE_NAMES or name.startswith(_CODE_PREFIXES))
 
 
 def shown(value: Any, key: str = "") -> str:

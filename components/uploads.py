@@ -62,6 +62,11 @@ def resolve(services: Sequence[Service], project: Path) -> dict[str, LocalReleas
             continue
         key = f"{NAMESPACE}:services[{service.name}].release.upload"
         path = (project / upload).resolve()
+        if not path.is_relative_to(project.resolve()):
+            raise ValueError(
+                f"{key}: {upload!r} leads out of the project through a symbolic link; copy the release "
+                "into the project instead"
+            )
         if not path.exists():
             raise ValueError(
                 f"{key}: {upload!r} does not exist on this machine (looked for {path}); build the release there "

@@ -34,8 +34,9 @@ from plan_values import (
     RelativePath,
     Text,
     Token,
+    changes_what_runs,
     count,
-    looks_secret_key,
+    looks_secret_variable,
 )
 from policies import facts
 from policies.facts import OS_RESERVE_MIB, is_below, reaches_world, span_text
@@ -451,7 +452,12 @@ class Service(Model):
         if self.python is not None and self.runtime != Runtime.PYTHON:
             raise ValueError(f"python settings apply to runtime python only; {self.name} has runtime {self.runtime}")
         for key in self.environment:
-            if looks_secret_key(key):
+            if changes_what_runs(key):
+                raise ValueError(
+                    f"environment.{key} changes what the service loads or runs (the loader's, an interpreter's or "
+                    "the shell's start-up settings): the release decides that, never the stack file"
+                )
+            if looks_secret_variable(key):
                 raise ValueError(
                     f"environment.{key} looks like a secret and would sit in plain text in the unit: list it under "
                     f"secrets and set it with `pulumi config set --secret --path {NAMESPACE}:serviceSecrets.{key} ...`"
@@ -489,7 +495,7 @@ class Service(Model):
 
 # What the platform itself puts in a service's environment (components/services.py: systemd_unit).
 RESERVED_SERVICE_VARIABLES = ("PORT", "HOST", "HF_HOME", "XDG_CACHE_HOME", "HOME", "PATH", "VIRTUAL_ENV")
-DATABASE_VARIABLE_SUFFIXES = ("KIND", "HOST", "PORT", "USER", "NAME", "PASSWORD_FILE")
+DATABASE_VARIABLE_SUFFIXES = ("KIND", "HOST", "PORT", "USER", "NAME", "TLS", "PASSWORD", "PASSWORD_FILE")
 
 
 def database_variable(database: str) -> str:
@@ -638,6 +644,16 @@ class Proxy(Model):
     listen: Annotated[str, _pattern(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")] | None = Field(
         default=None, description="an IPv4 address of the host to listen on; default all"
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError("is not an IPv4 address (four numbers 0-255, no leading zeros)") from None
+        return value
 
 
 # ---------------------------------------------------------------------------------------

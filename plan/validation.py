@@ -21,6 +21,7 @@ from plan_values import (
     cloud_id_pattern,
     shown,
 )
+from policies.facts import is_below
 
 if TYPE_CHECKING:
     from plan.model import Plan
@@ -53,6 +54,32 @@ def check(plan: Plan) -> None:
     check_cloud_ids(plan)
     check_replication(plan)
     check_services(plan)
+    check_proxy(plan)
+
+
+# Where a host keeps TLS certificates and their keys (certbot, Debian's ssl-cert, nginx's own, RHEL's),
+# besides the platform's own secrets directory: never a file another program depends on.
+CERTIFICATE_ROOTS = ("/etc/letsencrypt", "/etc/ssl", "/etc/nginx", "/etc/pki")
+
+
+def check_proxy(plan: Plan) -> None:
+    proxy = plan.proxy
+    if proxy is None:
+        return
+    if proxy.http_port == proxy.https_port:
+        raise ValueError(
+            f"{NAMESPACE}:proxy.httpPort and proxy.httpsPort are both {proxy.https_port}: nginx listens on each, "
+            "so give them two ports"
+        )
+    roots = (*CERTIFICATE_ROOTS, plan.paths.secrets)
+    for key, path in (("certificate", proxy.certificate), ("certificateKey", proxy.certificate_key)):
+        if not any(is_below(path, root) for root in roots):
+            raise ValueError(
+                f"{NAMESPACE}:proxy.{key} {path} is not under a certificate directory: put it below "
+                f"{', '.join(CERTIFICATE_ROOTS)} or paths.secrets ({plan.paths.secrets})"
+            )
+    if proxy.certificate == proxy.certificate_key:
+        raise ValueError(f"{NAMESPACE}:proxy.certificate and proxy.certificateKey are the same file; give both")
 
 
 def check_services(plan: Plan) -> None:
@@ -164,6 +191,11 @@ def check_retired(plan: Plan) -> None:
                 raise ValueError(
                     f"{NAMESPACE}:retired.{kind}[{index}]: {entry.name!r} is also in {NAMESPACE}:{kind}; a "
                     "workload is either on the host or retired: remove one of the two entries"
+                )
+            if entry.name in {w.name for w in plan.existing}:
+                raise ValueError(
+                    f"{NAMESPACE}:retired.{kind}[{index}]: {entry.name!r} is an engine already on the host "
+                    f"({NAMESPACE}:existing[{entry.name}]), which the platform never deployed and cannot retire"
                 )
     for where, workload in plan.located_workloads():
         prefix = next((p for p in RESERVED_PREFIXES if workload.name.startswith(p)), None)

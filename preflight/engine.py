@@ -311,8 +311,12 @@ def run_stack(
     references: Mapping[str, StackOutputs] | None = None,
     *,
     offline: bool = True,
+    checkout: Path | None = None,
 ) -> StackRun:
     """Evaluate the program once for a stack; raises what the program raises.
+
+    ``checkout``: the project directory the CLI would run the program in (default: the program's
+    own), where a release to upload is read from (``release.upload``) and assets are hashed.
 
     ``references``: what each ``StackReference`` the program makes reads (see CloudMocks).
     ``offline``: the program runs as the offline gate runs it, listing a stack file's example values
@@ -323,7 +327,10 @@ def run_stack(
     import program  # imported here: importing it registers nothing, running it does
 
     monitor = monitor or RecordingMonitor(CloudMocks())
-    monitor.asset_root = Path(program.__file__).resolve().parent
+    own = Path(program.__file__).resolve().parent
+    monitor.asset_root = checkout or own
+    if hasattr(program, "PROJECT_DIR"):
+        program.PROJECT_DIR = checkout or own
     if references and isinstance(monitor.mocks, CloudMocks):
         monitor.mocks.stack_outputs.update(references)
     logged = _Logged()

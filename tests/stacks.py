@@ -206,13 +206,26 @@ def plan_of(stack: str, root: Path = ROOT, **changes: Any) -> Plan:
     return load_plan(config.config, config.secret_keys)
 
 
-def evaluate(stack: str, root: Path = ROOT, monitor: RecordingMonitor | None = None, **changes: Any) -> StackRun:
+def evaluate(
+    stack: str,
+    root: Path = ROOT,
+    monitor: RecordingMonitor | None = None,
+    checkout: Path | None = None,
+    **changes: Any,
+) -> StackRun:
     """The stack under the mocks; a stack it references (replication.sourceStack) is evaluated
-    from its committed file in ``root`` first, as ``python -m preflight`` does."""
+    from its committed file in ``root`` first, as ``python -m preflight`` does. ``checkout``: the
+    project directory releases to upload are read from (default: this one)."""
     config = config_for(stack, root, **changes)
     references = stack_references(root, config)
     return run_stack(
-        config.project, stack, config.config, set(config.secret_keys), monitor=monitor, references=references
+        config.project,
+        stack,
+        config.config,
+        set(config.secret_keys),
+        monitor=monitor,
+        references=references,
+        checkout=checkout,
     )
 
 

@@ -4,6 +4,8 @@
 # its healthy-unit record and the markers of the ports it held. Its data directory stays unless
 # the retired entry says purge: true; a DATA_DIR to purge that is not strictly below DATA_ROOT is
 # refused before anything changes. Safe to run again: with nothing left to remove it says so.
+# Only what the platform deployed is retired: a running NAME.service without the platform's own
+# Quadlet file behind it (sshd, a packaged engine, a hand-made container) is refused, unchanged.
 # Parameters: NAME, UNIT_FILE, SECRET_FILE, DATA_ROOT, DATA_DIR, STATE_DIR, PURGE.
 # Stops: ${NAME}.service, the Podman secret ${NAME}
 # Removes: ${UNIT_FILE}, ${SECRET_FILE}, ${STATE_DIR}/healthy/${NAME}.container, ${STATE_DIR}/ports/*
@@ -12,6 +14,16 @@
 set -euo pipefail
 
 if [[ "${PURGE}" == 1 ]]; then assert_under "${DATA_ROOT}" "${DATA_DIR}"; fi
+managed="# Managed by Pulumi (platform plan)"
+if [[ -e "${UNIT_FILE}" ]] && ! head -n 1 -- "${UNIT_FILE}" | grep -qF -- "${managed}"; then
+  echo "${NAME}: ${UNIT_FILE} was not written by the platform; refusing to retire it (nothing changed)" >&2
+  exit 3
+fi
+if [[ ! -e "${UNIT_FILE}" ]] && systemctl is-active --quiet "${NAME}.service"; then
+  echo "${NAME}: ${NAME}.service runs, but the platform never deployed it (no ${UNIT_FILE}); refusing to stop it" \
+    "(nothing changed)" >&2
+  exit 3
+fi
 
 changes=0
 if systemctl is-active --quiet "${NAME}.service"; then

@@ -68,3 +68,26 @@ def test_a_retired_service_gets_a_retire_command_and_no_deploy():
     assert "UNIT_NAME=platform-looma-crm.service" in retire
     assert "systemctl disable" in retire
     assert run.named("tencent-svc-retire-looma-crm").dependencies == [run.named("tencent-svc-bootstrap").urn]
+
+
+def test_every_variable_the_platform_sets_for_a_database_is_reserved():
+    """A stack's ``DB_<NAME>_TLS: "false"`` would be overwritten in the unit: it is refused instead."""
+    from components.services import _ENDPOINT_FIELDS, credential_names
+    from plan import DATABASE_VARIABLE_SUFFIXES, Service
+
+    service = Service.model_validate(
+        {
+            "name": "reader",
+            "port": 8300,
+            "family": "reader",
+            "memoryMib": 64,
+            "release": {"version": "1", "artifact": "https://example.com/r.tgz", "sha256": "a" * 64},
+            "startCommand": "./reader",
+            "databases": ["production-mysql"],
+        }
+    )
+    set_by_platform = {f"DB_PRODUCTION_MYSQL_{suffix}" for suffix in _ENDPOINT_FIELDS} | {
+        *credential_names(service),
+        "DB_PRODUCTION_MYSQL_PASSWORD_FILE",
+    }
+    assert set_by_platform == {f"DB_PRODUCTION_MYSQL_{suffix}" for suffix in DATABASE_VARIABLE_SUFFIXES}

@@ -52,6 +52,10 @@ def _tarball(path: Path, files: dict[str, str]) -> str:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
+# The release the module's checkout holds (``run``), relative to it as a stack file names it.
+RELEASE = "artifacts/looma.tar.gz"
+
+
 def _services(upload: str) -> list[dict[str, Any]]:
     return [
         {
@@ -86,7 +90,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _changes() -> dict[str, Any]:
     return {
-        "services": _services(str(ROOT / "tests/fixtures/none.tar.gz")),
+        "services": _services("artifacts/none.tar.gz"),  # no such release in this checkout
         "batches": [["looma-crm"]],
         "databaseStack": SOURCE_STACK,
     }
@@ -94,10 +98,11 @@ def _changes() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    digest = _tarball(artifacts / "looma.tar.gz", {"app.py": "print('hi')\n", "requirements.lock": ""})
-    changes = {**_changes(), "services": _services(str(artifacts / "looma.tar.gz"))}
-    return evaluate("tencent", **changes), digest, artifacts / "looma.tar.gz"
+    checkout = tmp_path_factory.mktemp("checkout")
+    (checkout / "artifacts").mkdir()
+    digest = _tarball(checkout / RELEASE, {"app.py": "print('hi')\n", "requirements.lock": ""})
+    changes = {**_changes(), "services": _services(RELEASE)}
+    return evaluate("tencent", checkout=checkout, **changes), digest, checkout
 
 
 def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_digest(run):
@@ -221,26 +226,28 @@ def test_the_offline_gate_fails_where_the_real_run_fails_with_the_same_line(fold
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
 def test_a_pinned_sha256_that_the_local_release_does_not_have_is_one_line(run):
-    _, digest, local = run
-    services = _services(str(local))
+    _, digest, checkout = run
+    services = _services(RELEASE)
     services[0]["release"]["sha256"] = "0" * 64
     config = config_for("tencent", **{**_changes(), "services": services})
     with pytest.raises(
         RunError,
         match=rf"^platform:services\[looma-crm\]\.release\.upload: .* has sha256 {digest}, the plan pins 0{{64}}",
     ):
-        run_stack(config.project, "tencent", config.config, set(config.secret_keys))
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), checkout=checkout)
 
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
 def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
-    _, _, local = run
-    services = _services(str(local))
+    _, _, checkout = run
+    services = _services(RELEASE)
     services[0]["databases"] = ["production-cassandra"]
     config = config_for("tencent", **{**_changes(), "services": services})
     references = {SOURCE_STACK: StackOutputs(outputs={"databases": {"production-mysql": {}}, "databasePasswords": {}})}
     with pytest.raises(RunError) as raised:
-        run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
+        run_stack(
+            config.project, "tencent", config.config, set(config.secret_keys), references=references, checkout=checkout
+        )
     assert str(raised.value) == (
         "platform:services: looma-crm lists database 'production-cassandra', which the stack "
         "'organization/platform/alibaba' does not export (its databases: production-mysql); fix the name or run "
@@ -250,13 +257,15 @@ def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
 def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
-    _, _, local = run
-    config = config_for("tencent", **{**_changes(), "services": _services(str(local))})
+    _, _, checkout = run
+    config = config_for("tencent", **{**_changes(), "services": _services(RELEASE)})
     references = {SOURCE_STACK: StackOutputs(outputs={"publicIp": "47.115.168.107"})}
     with pytest.raises(
         RunError, match=r"^platform:databaseStack 'organization/platform/alibaba': the stack has no output 'databases'"
     ):
-        run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
+        run_stack(
+            config.project, "tencent", config.config, set(config.secret_keys), references=references, checkout=checkout
+        )
 
 
 @pytest.mark.parametrize(
@@ -275,6 +284,10 @@ def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
         ({"databases": ["production-mysql"], "secrets": []}, ("platform:databaseStack: required",)),
         ({"release": {"version": "1", "artifact": "/srv2/a.tgz", "upload": "a.tgz"}}, ("exactly one of artifact",)),
         ({"release": {"version": "1", "upload": "../x/./a.tgz"}}, ("not normalized",)),
+        ({"release": {"version": "1", "upload": "/proc/self/environ"}}, ("must be a path inside the project",)),
+        ({"release": {"version": "1", "upload": "../../home/ci/.ssh"}}, ("must be a path inside the project",)),
+        ({"release": {"version": "1", "upload": ".git"}}, ("names the hidden '.git'",)),
+        ({"release": {"version": "1", "upload": "build/.env"}}, ("names the hidden '.env'",)),
     ],
     ids=[
         "secret-in-environment",
@@ -283,6 +296,10 @@ def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
         "databases-without-stack",
         "two-sources",
         "unnormalized-upload",
+        "upload-absolute",
+        "upload-leaves-project",
+        "upload-git",
+        "upload-hidden",
     ],
 )  # fmt: skip
 def test_bad_service_settings_are_one_line(changes: dict[str, Any], fragments: tuple[str, ...]):
@@ -295,9 +312,22 @@ def test_bad_service_settings_are_one_line(changes: dict[str, Any], fragments: t
         assert fragment in message
 
 
-def test_service_secrets_in_plain_text_are_refused(run):
-    _, _, local = run
-    config = config_for("tencent", **{**_changes(), "services": _services(str(local))})
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_an_upload_that_is_a_symbolic_link_out_of_the_project_is_one_line(tmp_path: Path):
+    """The path is inside the project, but the file it names is not: resolved, it leaves."""
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / RELEASE).symlink_to("/etc/hostname")
+    config = config_for("tencent", **{**_changes(), "services": _services(RELEASE)})
+    with pytest.raises(RunError) as raised:
+        run_stack(config.project, "tencent", config.config, set(config.secret_keys), checkout=tmp_path)
+    assert str(raised.value) == (
+        f"platform:services[looma-crm].release.upload: {RELEASE!r} leads out of the project through a symbolic "
+        "link; copy the release into the project instead"
+    )
+
+
+def test_service_secrets_in_plain_text_are_refused():
+    config = config_for("tencent", **{**_changes(), "services": _services(RELEASE)})
     values = {**config.config, "platform:serviceSecrets": '{"JWT_SECRET": "x"}'}
     with pytest.raises(PlanError, match=r"^platform:serviceSecrets is stored in plain text"):
         load_plan(values, config.secret_keys - {"platform:serviceSecrets"})
@@ -325,10 +355,11 @@ def test_a_new_release_updates_its_upload_and_deploy_and_a_dropped_service_s_upl
     from preflight import diff
 
     before, _, _ = run
-    _tarball(tmp_path / "looma-2.2.0.tar.gz", {"app.py": "print('2.2')\n", "requirements.lock": ""})
-    services = _services(str(tmp_path / "looma-2.2.0.tar.gz"))
+    (tmp_path / "artifacts").mkdir()
+    _tarball(tmp_path / "artifacts/looma-2.2.0.tar.gz", {"app.py": "print('2.2')\n", "requirements.lock": ""})
+    services = _services("artifacts/looma-2.2.0.tar.gz")
     services[0]["release"]["version"] = "2.2.0"
-    after = evaluate("tencent", **{**_changes(), "services": services})
+    after = evaluate("tencent", checkout=tmp_path, **{**_changes(), "services": services})
     found = {s.name: s for s in diff.steps(before, after).changes()}
     assert found["tencent-svc-looma-crm-upload"].op == "update"
     assert set(found["tencent-svc-looma-crm-upload"].changed) == {"remotePath", "source"}

@@ -47,6 +47,14 @@ def python_service(port: int, version: str, upload: str, **fields: Any) -> dict[
     }
 
 
+def proxy_tls_dir(host: SshHost) -> Path:
+    """Where the proxy's certificate lives: the platform's secrets directory, one of the places a
+    plan may name (plan/validation.py: CERTIFICATE_ROOTS, paths.secrets)."""
+    directory = host.secrets / "proxy"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def proxy_plan(host: SshHost, service: dict[str, Any], ports: list[int], tls: tuple[Path, Path, Path], keep: int = 3):
     _, certificate, key = tls
     return host.plan(
@@ -109,7 +117,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
     assert UV is not None
     project, build = tmp_path, tmp_path / "artifacts"
     build.mkdir()
-    tls = app_platform.certificates(tmp_path, "platform.test")
+    tls = app_platform.certificates(proxy_tls_dir(host), "platform.test")
     ports = [*free_ports(2), free_port()]
     releases = {v: app_platform.python_release(build, v) for v in ("1.0", "2.0")}
     releases["3.0"] = app_platform.python_release(build, "3.0", behaviour="unhealthy")
@@ -211,14 +219,14 @@ def _artifact(plan, project: Path) -> services_component.ArtifactSource:
 
 @needs_nginx
 def test_a_configuration_nginx_refuses_is_taken_back_and_the_proxy_keeps_serving(host: SshHost, tmp_path: Path):
-    tls = app_platform.certificates(tmp_path, "platform.test")
+    tls = app_platform.certificates(proxy_tls_dir(host), "platform.test")
     ports = [*free_ports(2), free_port()]
     good = proxy_plan(host, python_service(ports[2], "1.0", "a.tar.gz"), ports, tls)
     assert app_platform.start_nginx(host, good.paths.nginx).code == 0
     assert host.step(proxy_step(good)).code == 0
     conf = Path(good.paths.nginx) / "platform-services.conf"
     served = conf.read_text()
-    missing = (tls[0], tmp_path / "absent.pem", tls[2])
+    missing = (tls[0], proxy_tls_dir(host) / "absent.pem", tls[2])
     bad = proxy_plan(host, python_service(ports[2], "1.0", "a.tar.gz"), ports, missing)
     refused = host.step(proxy_step(bad))
     assert refused.code == 9, refused

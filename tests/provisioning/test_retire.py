@@ -96,3 +96,31 @@ def test_retiring_a_database_with_purge_deletes_its_data(host: SshHost) -> None:
     assert run.stdout == "production-redis: retired, data purged\n"
     assert host.container("production-redis") is None
     assert not data.exists()
+
+
+def test_retiring_a_unit_the_platform_never_deployed_is_refused_before_anything_changes(host: SshHost) -> None:
+    """``retired.databases: [{name: sshd}]`` would stop ``sshd.service``: a running unit with no platform
+    Quadlet file behind it is refused, and so is a hand-made ``.container`` of that name."""
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"))
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
+    (host.units / "sshd.service").write_text("[Service]\nExecStart=/bin/sleep 300\n")
+    assert host.run("systemctl start sshd.service", label="a unit of the system").code == 0
+    handmade = host.quadlet / "cache.container"
+    handmade.write_text("[Container]\nImage=docker.io/library/redis:7\n")
+    before = host.snapshot()
+    calls = len(host.systemctl_calls())
+
+    foreign = host.step(databases.retire_step("db", plan.layout, RetiredDatabase(name="sshd", purge=True)))
+    hand = host.step(databases.retire_step("db", plan.layout, RetiredDatabase(name="cache")))
+
+    assert foreign.code == 3, foreign
+    assert foreign.stderr.strip() == (
+        f"sshd: sshd.service runs, but the platform never deployed it (no {host.quadlet}/sshd.container); "
+        "refusing to stop it (nothing changed)"
+    )
+    assert hand.code == 3, hand
+    assert f"cache: {handmade} was not written by the platform; refusing to retire it" in hand.stderr
+    assert [c for c in host.systemctl_calls()[calls:] if not c.startswith("is-active")] == []
+    assert host.run("systemctl is-active sshd.service", label="still running").stdout.strip() == "active"
+    assert handmade.exists()
+    assert host.snapshot() == before
