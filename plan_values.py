@@ -14,6 +14,7 @@ import ipaddress
 import posixpath
 import re
 import struct
+import zoneinfo
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
@@ -103,7 +104,11 @@ CALENDAR_SHORTHANDS = frozenset(
 )
 CALENDAR_EXAMPLE = "e.g. '*-*-* 03:00:00', 'Mon..Fri 02:30', '*-*-1,15 02:30', '*:0/15' or 'daily'"
 MAX_CALENDAR = 100
-_CALENDAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 *:,./~-")
+_CALENDAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 *:,./~-_")
+# A trailing time zone as systemd takes it (systemd.time(7)): UTC or an IANA name such as Asia/Shanghai.
+_TIME_ZONE = re.compile(r"^(UTC|[A-Z][A-Za-z_-]{1,30}(/[A-Z][A-Za-z0-9_-]{1,30}){1,2})$")
+# How many days each month has, February in a leap year (a date that never comes never fires).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NUMBER = re.compile(r"^[0-9]{1,2}$")
 # Last days of a month counted back with '~': systemd accepts 1..28.
@@ -138,10 +143,12 @@ def _number(text: str, what: str, low: int, high: int) -> int:
     return value
 
 
-def _component(text: str, what: str, low: int, high: int, *, star: bool = True, repeat: bool = True) -> None:
-    """One field: ``*``, or a list of ``N``, ``N..M`` and ``N/R``/``N..M/R`` (repeat every R)."""
+def _component(text: str, what: str, low: int, high: int, *, star: bool = True, repeat: bool = True) -> set[int]:
+    """One field: ``*``, or a list of ``N``, ``N..M`` and ``N/R``/``N..M/R`` (repeat every R); the values it
+    matches."""
     if text == "*" and star:
-        return
+        return set(range(low, high + 1))
+    matched: set[int] = set()
     for item in text.split(","):
         value, slash, step = item.partition("/")
         first, dots, last = value.partition("..")
@@ -153,10 +160,14 @@ def _component(text: str, what: str, low: int, high: int, *, star: bool = True, 
                 raise ValueError(f"{what} {item!r} may not repeat with '/' here")
             if not step.isdigit() or not 1 <= int(step) <= high - start:
                 raise ValueError(f"{what} repetition {item!r} must step by 1..{high - start} (the next one must exist)")
+        end = int(last) if dots else (high if slash else start)
+        matched |= set(range(start, end + 1, int(step) if slash else 1))
+    return matched
 
 
 def _calendar_date(text: str) -> None:
-    """``[*-]MONTH-DAY``, or ``[*-]MONTH~N`` (the N-th last day); the year, when written, is ``*``."""
+    """``[*-]MONTH-DAY``, or ``[*-]MONTH~N`` (the N-th last day); the year, when written, is ``*``. A date
+    that never comes (``*-02-30``, ``*-04-31``) is refused: its timer would never fire."""
     head, tilde, back = text.partition("~")
     parts = head.split("-")
     if len(parts) == (2 if tilde else 3):
@@ -171,8 +182,10 @@ def _calendar_date(text: str) -> None:
         return
     if len(parts) != 2:
         raise ValueError(f"{text!r} is not a date of the form *-MONTH-DAY")
-    _component(parts[0], "month", 1, 12)
-    _component(parts[1], "day", 1, 31)
+    months = _component(parts[0], "month", 1, 12)
+    days = _component(parts[1], "day", 1, 31)
+    if not any(day <= _MONTH_DAYS[month - 1] for month in months for day in days):
+        raise ValueError(f"date {text!r} never comes (no month of it has that day), so the timer would never fire")
 
 
 def _calendar_time(text: str) -> None:
@@ -184,13 +197,36 @@ def _calendar_time(text: str) -> None:
         _component(part, what, 0, high)
 
 
+def _time_zone(word: str) -> None:
+    if not _TIME_ZONE.match(word):
+        raise ValueError(f"{word!r} is not a time zone (UTC or a name such as Asia/Shanghai)")
+    try:
+        zoneinfo.ZoneInfo(word)
+    except zoneinfo.ZoneInfoNotFoundError:
+        if zoneinfo.available_timezones():  # a machine without a zone database cannot tell
+            raise ValueError(f"{word!r} is not a time zone this machine knows (e.g. Asia/Shanghai, UTC)") from None
+    except ValueError:
+        raise ValueError(f"{word!r} is not a time zone (UTC or a name such as Asia/Shanghai)") from None
+
+
+def calendar_times_per_day(value: str) -> tuple[int, int]:
+    """At most how often a valid calendar expression fires: (times in an hour, times in a day)."""
+    shorthand = {"minutely": (60, 1440), "hourly": (1, 24)}.get(value.lower())
+    if shorthand is not None or value.lower() in CALENDAR_SHORTHANDS:
+        return shorthand or (1, 1)
+    words = [w for w in value.split() if ":" in w]
+    hours, minutes, seconds = [*words[0].split(":"), "0"][:3] if words else ("0", "0", "0")
+    per_hour = len(_component(minutes, "minute", 0, 59)) * len(_component(seconds, "second", 0, 59))
+    return per_hour, per_hour * len(_component(hours, "hour", 0, 23))
+
+
 def _calendar(value: str) -> str:
     """A systemd ``OnCalendar=`` expression: a shorthand or ``[WEEKDAYS] [DATE] [TIME]``.
 
     Refused although systemd takes it (a backup schedule has no use for it, and each is one more
-    way to write a schedule that stops): a fixed or two-digit year, a timezone, ``@epoch``,
-    fractional seconds, leading zeros beyond two digits, a repetition after ``~`` or one whose
-    next occurrence does not exist.
+    way to write a schedule that stops): a fixed or two-digit year, ``@epoch``, fractional seconds,
+    leading zeros beyond two digits, a repetition after ``~`` or one whose next occurrence does not
+    exist, a date that never comes. A trailing time zone (``Asia/Shanghai``, ``UTC``) is taken.
     """
     if len(value) > MAX_CALENDAR:
         raise ValueError(f"is {len(value)} characters long; at most {MAX_CALENDAR}")
@@ -205,6 +241,8 @@ def _calendar(value: str) -> str:
     if not words or value != value.strip():
         raise ValueError(f"is not a systemd calendar expression (no leading or trailing space; {CALENDAR_EXAMPLE})")
     try:
+        if len(words) > 1 and words[-1][:1].isupper() and ("/" in words[-1] or words[-1] == "UTC"):
+            _time_zone(words.pop())
         if words[0][:1].isalpha():
             _weekdays(words.pop(0))
         if words and ":" not in words[0]:

@@ -34,6 +34,7 @@ from plan_values import (
     RelativePath,
     Text,
     Token,
+    calendar_times_per_day,
     changes_what_runs,
     count,
     looks_secret_variable,
@@ -565,6 +566,22 @@ class Omit(Model):
     existing: tuple[Name, ...] = Field(default=(), max_length=64)
 
 
+# The platform's own directories (scripts create and remove inside them), the persistent roots
+# they may live below, and the drop-in directories of other programs the platform writes into.
+OWN_PATHS = ("root", "data", "secrets", "state", "backups", "uploads", "monitoring")
+OWN_PATH_ROOTS = ("/opt", "/srv", "/data", "/mnt", "/var/lib", "/var/opt", "/etc")
+# Below these shared roots the platform's directory comes first (/var/lib/platform..., /etc/platform...):
+# anything deeper is another program's.
+SHARED_ROOTS = ("/var/lib", "/var/opt", "/etc")
+DROP_IN_PATHS = {
+    "units": ("/systemd/system",),
+    "quadlet": ("/containers/systemd",),
+    "sysctl": ("/sysctl.d",),
+    "nginx": ("/nginx/conf.d", "/nginx/sites-enabled"),
+    "credentials": ("/credentials",),
+}
+
+
 class Paths(Model):
     """Where provisioning installs things on the host (tests point these at a temp dir).
 
@@ -597,6 +614,36 @@ class Paths(Model):
         default="/etc/platform-monitoring", description="the monitoring programs' configuration"
     )
     keep_releases: int = count(2, 20, default=3)
+
+    @model_validator(mode="after")
+    def _where_they_belong(self) -> Paths:
+        """The platform's own directories under a persistent root and a directory named for the
+        platform (never another program's data or configuration, never tmpfs); each drop-in
+        directory is the kind of directory its program reads."""
+        for key in OWN_PATHS:
+            path = getattr(self, key)
+            root = next((r for r in OWN_PATH_ROOTS if is_below(path, r)), None)
+            if root is None:
+                raise ValueError(
+                    f"{NAMESPACE}:paths.{to_camel(key)} {path} is not below {', '.join(OWN_PATH_ROOTS)}: the "
+                    "platform keeps its files on the host's persistent disks (not /run, /tmp or a home)"
+                )
+            below = path.removeprefix(root + "/").split("/")
+            if root in SHARED_ROOTS:
+                below = below[:1]
+            if not any(segment.startswith("platform") for segment in below):
+                raise ValueError(
+                    f"{NAMESPACE}:paths.{to_camel(key)} {path} is not in a directory of the platform's own (one "
+                    f"named platform..., such as {root}/platform): another program's files would be the platform's"
+                )
+        for key, endings in DROP_IN_PATHS.items():
+            path = getattr(self, key)
+            if not path.endswith(endings):
+                raise ValueError(
+                    f"{NAMESPACE}:paths.{to_camel(key)} {path} is not a directory its program reads drop-ins from "
+                    f"(it ends in {' or '.join(endings)}; default {type(self).model_fields[key].default})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _apart(self) -> Paths:
@@ -695,6 +742,28 @@ class Backups(Model):
     drill_schedule: Calendar = "Sun *-*-* 05:00:00"
     drill_memory_mib: MemoryMib = 16
     off_host: OffHost | None = Field(default=OffHost(), description="null: local backups only (not recommended)")
+
+    @field_validator("schedule")
+    @classmethod
+    def _at_most_hourly(cls, schedule: str) -> str:
+        per_hour, _ = calendar_times_per_day(schedule)
+        if per_hour > 1:
+            raise ValueError(
+                f"fires up to {per_hour} times an hour: each run dumps every database (and stops Neo4j), so "
+                "a backup runs at most hourly; give the minute and second one value each, e.g. '*-*-* 03:00:00'"
+            )
+        return schedule
+
+    @field_validator("drill_schedule")
+    @classmethod
+    def _at_most_daily(cls, schedule: str) -> str:
+        _, per_day = calendar_times_per_day(schedule)
+        if per_day > 1:
+            raise ValueError(
+                f"fires up to {per_day} times a day: a restore drill restores every database in turn, so it "
+                "runs at most daily; give the hour, minute and second one value each, e.g. 'Sun *-*-* 05:00:00'"
+            )
+        return schedule
 
     @field_validator("keep_daily")
     @classmethod

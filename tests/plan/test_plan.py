@@ -493,12 +493,15 @@ CALENDAR_INVALID = (
 CALENDAR_STRICTER = (
     "2024-01-01",  # a fixed year: the backups stop after it
     "24-01-01",  # a two-digit year
-    "*-*-* 03:00:00 UTC",  # a timezone: the host's local time is the one documented
     "*-*-* 03:00:00.5",  # fractional seconds
     "*-*-* 003:00",  # three digits for an hour
     "*-*~7/1",  # a repetition counted from the month's end
     "*:0..59/70",  # a repetition whose next occurrence does not exist
 )
+# Valid for systemd, and never elapse ("Next elapse: never"): a backup that never runs.
+CALENDAR_NEVER = ("*-02-30 03:00:00", "*-04-31", "*-02-30,31 01:00", "Mon *-11-31 03:00")
+# A time zone after the time, as systemd takes it.
+CALENDAR_ZONED = ("*-*-* 03:00:00 UTC", "*-*-* 03:00 Asia/Shanghai", "Sun *-*-* 05:00:00 America/New_York")
 CALENDAR_HOSTILE = ("daily; reboot", "*-*-* 03:00\nExecStart=/bin/sh", "$(reboot)", "*-*-* 03:00:00 #", "@1")
 
 
@@ -508,23 +511,26 @@ def _calendar_refused(value: str) -> str:
     return raised.value.errors()[0]["msg"]
 
 
-@pytest.mark.parametrize("value", CALENDAR_ACCEPTED)
+@pytest.mark.parametrize("value", CALENDAR_ACCEPTED + CALENDAR_ZONED)
 def test_calendar_accepts_systemd_expressions(value):
     assert TypeAdapter(Calendar).validate_python(value) == value
 
 
-@pytest.mark.parametrize("value", CALENDAR_INVALID + CALENDAR_STRICTER + CALENDAR_HOSTILE)
+@pytest.mark.parametrize("value", CALENDAR_INVALID + CALENDAR_STRICTER + CALENDAR_HOSTILE + CALENDAR_NEVER)
 def test_calendar_refuses_with_an_example(value):
     message = _calendar_refused(value)
     assert "\n" not in message
     assert "*-*-* 03:00:00" in message
 
 
-def _systemd_accepts(value: str) -> bool:
+def _systemd_analyze(value: str) -> subprocess.CompletedProcess[str]:
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None
-    result = subprocess.run([analyze, "calendar", value], capture_output=True, text=True, timeout=30, check=False)
-    return result.returncode == 0
+    return subprocess.run([analyze, "calendar", value], capture_output=True, text=True, timeout=30, check=False)
+
+
+def _systemd_accepts(value: str) -> bool:
+    return _systemd_analyze(value).returncode == 0
 
 
 @pytest.mark.skipif(
@@ -534,10 +540,38 @@ def _systemd_accepts(value: str) -> bool:
 def test_calendar_examples_agree_with_systemd_analyze():
     """What the plan accepts systemd accepts; what it refuses as invalid systemd refuses; the
     deliberate refusals are ones systemd would take (so each is a choice, not a parser gap)."""
-    assert [v for v in CALENDAR_ACCEPTED if not _systemd_accepts(v)] == []
+    assert [v for v in CALENDAR_ACCEPTED + CALENDAR_ZONED if not _systemd_accepts(v)] == []
+    assert [v for v in CALENDAR_NEVER if "Next elapse: never" not in _systemd_analyze(v).stdout] == []
     assert [v for v in CALENDAR_INVALID if _systemd_accepts(v)] == []
     assert [v for v in CALENDAR_STRICTER if not _systemd_accepts(v)] == []
     assert [v for v in CALENDAR_HOSTILE if v.isprintable() and _systemd_accepts(v)] == ["@1"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("schedule", "minutely", "fires up to 60 times an hour"),
+        ("schedule", "*:0/15", "fires up to 4 times an hour"),
+        ("schedule", "*-*-* *:*:00", "fires up to 60 times an hour"),
+        ("drillSchedule", "hourly", "fires up to 24 times a day"),
+        ("drillSchedule", "*-*-* *:*:0/10", "times a day"),
+        ("drillSchedule", "Sun *-*-* 05,17:00", "fires up to 2 times a day"),
+    ],
+)
+def test_a_schedule_that_fires_too_often_is_refused(key: str, value: str, fragment: str):
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", backups={key: value})
+    message = str(raised.value)
+    assert message.startswith(f"platform:backups.{key}: "), message
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("schedule", "drill"), [("hourly", "daily"), ("*-*-* *:30:00", "Sun *-*-* 05:00 Asia/Shanghai")]
+)
+def test_the_most_frequent_schedules_each_job_allows_pass(schedule: str, drill: str):
+    plan = plan_of("alibaba", backups={"schedule": schedule, "drillSchedule": drill})
+    assert (plan.backups.schedule, plan.backups.drill_schedule) == (schedule, drill)
 
 
 def test_plan_defaults_for_backups_and_replication():

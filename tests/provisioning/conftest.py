@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.provisioning.harness import PRIVSEP_DIR, SSHD, STATS, SshHost
+from tests.provisioning.harness import HOSTS_DIR, PRIVSEP_DIR, SSHD, STATS, SshHost
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,8 @@ def ssh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
         pytest.skip(f"the provisioning scripts run as root over SSH: needs root and {SSHD} (openssh-server)")
     if not PRIVSEP_DIR.is_dir():
         pytest.skip(f"sshd needs its directory {PRIVSEP_DIR}, which no test creates: `bash .ci/run` makes it")
+    if not HOSTS_DIR.is_dir():
+        pytest.skip(f"the test hosts' filesystems live in {HOSTS_DIR}, which no test creates: `bash .ci/run` makes it")
     host = SshHost(tmp_path_factory.mktemp("provisioning"))
     host.start()
     try:

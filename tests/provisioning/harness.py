@@ -25,6 +25,7 @@ import socket
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ SSHD = "/usr/sbin/sshd"
 # state (every sshd on the machine uses it), so no test creates or removes it: its systemd unit
 # makes it on a host, `.ci/run` on a CI machine.
 PRIVSEP_DIR = Path("/run/sshd")
+# Where each test host's filesystem lives: a plan keeps the platform's directories below a persistent
+# root such as /var/lib, in a directory of the platform's own (plan/schema.py: Paths). Shared by every
+# worker, so no test creates or removes it: `bash .ci/run` makes it; each host makes and removes its own.
+HOSTS_DIR = Path("/var/lib/platform-tests")
 
 # Placeholder database passwords: random per session, all carrying MARKER, so one scan finds
 # any of them wherever it leaked.
@@ -104,7 +109,8 @@ STATS = Stats()
 class SshHost:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.root = base / "host"  # the host's filesystem, as far as the plan is concerned
+        # The host's filesystem, as far as the plan is concerned: below HOSTS_DIR when it is there.
+        self.root = Path(tempfile.mkdtemp(prefix="host-", dir=HOSTS_DIR)) if HOSTS_DIR.is_dir() else base / "host"
         self.standin_state = base / "standin-state"
         self.artifacts = base / "artifacts"
         self.ssh_dir = base / "ssh"
@@ -198,6 +204,8 @@ class SshHost:
 
     def stop(self) -> None:
         self.stop_services()
+        if self.root.is_relative_to(HOSTS_DIR):
+            shutil.rmtree(self.root, ignore_errors=True)
         pid_file = self.ssh_dir / "sshd.pid"
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):

@@ -16,7 +16,8 @@ What the tests adapt, and why:
   and linted, not run.
 - The native PostgreSQL (user postgres) cannot traverse root's 0700 test tree: its primary reads
   the TLS directory through a read-only bind mount, as the container does, and the Tencent plan's
-  ``paths.root`` (where the replica's CA lives, 0755 on a host) is a directory under /tmp.
+  ``paths.root`` (where the replica's CA lives, 0755 on a host) is a directory of its own in
+  /var/lib/platform-tests (``harness.HOSTS_DIR``), which any user may traverse.
 - The test writes each source's secret file as its container step would (0600, in the secrets
   directory), and makes the PostgreSQL data directory the engine's, as the image's entrypoint does.
 """
@@ -55,7 +56,7 @@ from components.replication import (
 )
 from plan import REPLICATION_USER, Database, Plan, load_plan
 from tests.provisioning import real_engines
-from tests.provisioning.harness import Run, SshHost, free_port, password_for, wait_until
+from tests.provisioning.harness import HOSTS_DIR, Run, SshHost, free_port, password_for, wait_until
 from tests.provisioning.real_engines import Instance, Tls, start_redis_source
 from tests.stacks import exactly
 
@@ -130,7 +131,7 @@ def cleanup() -> Iterator[list[Any]]:
 
 def public_dir(cleanup: list[Any], prefix: str) -> Path:
     """A directory any user may traverse (what /opt/platform is on a host)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=HOSTS_DIR))
     path.chmod(0o755)
     cleanup.append(path)
     return path
