@@ -492,6 +492,10 @@ SECRET_LOOKING = re.compile(r"pass(word|wd)?|secret|token|private.?key|api.?key|
 # set them without --secret) and the plan's own field naming the secrets directory.
 NOT_SECRETS = frozenset({"accessKey", "accessKeyId", "secretId", "secrets", "credentials"})
 _KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40,}$")
+# A URL with a user (and often a password) in it, and a user:password pair (a password of six or more
+# with a digit or a symbol; a config key such as platform:cloud is not one): what a CI log must not
+# get back in an error about the field it was pasted into.
+_CREDENTIALS = re.compile(r"://[^/\s@]*@|^[A-Za-z][A-Za-z0-9._-]*:(?=[^:]*[0-9!#$%^&*+=~])[^\s/@:]{6,}$")
 
 
 def one_line(text: str) -> str:
@@ -557,6 +561,8 @@ def shown(value: Any, key: str = "") -> str:
     if isinstance(value, str):
         if _KEY_MATERIAL.search(value):
             return f"a {len(value)}-character value that looks like key material (not shown)"
+        if _CREDENTIALS.search(value):
+            return f"a {len(value)}-character value that holds credentials (user:password; not shown)"
         if len(value) > 60:
             return f"a {len(value)}-character value (not shown)"
         if bad := next((c for c in value if not c.isprintable()), None):

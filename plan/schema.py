@@ -57,6 +57,16 @@ REPLICATION_USER = "replication"
 # workload called so would collide with, or be mistaken for, one of them.
 RESERVED_PREFIXES = ("retire-", "backup-", "restore-", "repl-", "replica-", "replication-", "tls-", "exporter-")
 RESERVED_NAMES = ("bootstrap", "tls", "proxy", "monitoring")
+# A database is the unit <name>.service (Quadlet): never the name of a unit the OS, its packages or the
+# clouds' agents run, which the database would shadow and its retire would stop.
+SYSTEM_UNIT_NAMES = frozenset(
+    {"ssh", "sshd", "cron", "crond", "dbus", "rsyslog", "networking", "chrony", "chronyd", "ntp", "ntpd", "ufw"}
+    | {"firewalld", "nftables", "iptables", "auditd", "polkit", "udev", "multipathd", "snapd", "atd", "getty"}
+    | {"nginx", "apache2", "httpd", "docker", "containerd", "podman", "mysql", "mysqld", "mariadb", "postgresql"}
+    | {"redis", "redis-server", "neo4j", "elasticsearch", "prometheus", "grafana-server", "unattended-upgrades"}
+    | {"aegis", "aliyun", "assist-daemon", "cloudmonitor", "yunjing", "stargate", "barad-agent", "tat-agent"}
+)
+SYSTEM_UNIT_PREFIXES = ("systemd-", "cloud-", "getty", "serial-getty", "prometheus-", "platform-")
 # The transient workload of the backup jobs (see Plan.transient).
 BACKUP_JOBS = "backup-jobs"
 # Chosen here: the memory of a backup or drill job's own programs on the host (MemoryMax= of
@@ -279,7 +289,9 @@ class ReplicaOf(Model):
     port: Port | None = Field(
         default=None, description="the source's port on its host; default the engine's own (3306, 5432, 6379)"
     )
-    database: Name | None = Field(default=None, description="postgres: the database replicated (future_user)")
+    database: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,62}$")] | None = Field(
+        default=None, description="postgres: the database replicated (future_user); letters, digits, _ and -"
+    )
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -444,7 +456,7 @@ class Service(Model):
     databases: tuple[Name, ...] = Field(
         default=(), max_length=16, description="Alibaba databases it connects to (read from platform:databaseStack)"
     )
-    route: Annotated[str, _pattern(r"^/[a-z0-9][a-z0-9._-]{0,62}/$")] | None = Field(
+    route: Annotated[str, _pattern(r"^(/[a-z0-9][a-z0-9._-]{0,62}){1,4}/$")] | None = Field(
         default=None, description="its path behind the proxy; default /<name>/"
     )
 

@@ -12,6 +12,8 @@ from plan.schema import (
     REPLICABLE_KINDS,
     RESERVED_NAMES,
     RESERVED_PREFIXES,
+    SYSTEM_UNIT_NAMES,
+    SYSTEM_UNIT_PREFIXES,
     AdoptedHost,
     Cloud,
     Exposure,
@@ -51,6 +53,8 @@ def check(plan: Plan) -> None:
         )
     check_batches(plan)
     check_retired(plan)
+    check_database_units(plan)
+    check_peer_scraped_ports(plan)
     check_cloud_ids(plan)
     check_replication(plan)
     check_services(plan)
@@ -80,6 +84,19 @@ def check_proxy(plan: Plan) -> None:
             )
     if proxy.certificate == proxy.certificate_key:
         raise ValueError(f"{NAMESPACE}:proxy.certificate and proxy.certificateKey are the same file; give both")
+
+
+def check_peer_scraped_ports(plan: Plan) -> None:
+    """An exporter the peer's Prometheus scrapes keeps its port: the peer's scrape configuration and its
+    firewall's egress name the default (Plan.peer_monitoring_ports), so a moved one would go unwatched."""
+    scraped = {w.name for w in plan.monitoring_workloads if w.ports[0].expose == Exposure.PEER}
+    if moved := sorted(name for name in plan.monitoring.ports if name in scraped):
+        name = moved[0]
+        raise ValueError(
+            f"{NAMESPACE}:monitoring.ports.{name}: the peer's Prometheus scrapes {name} at its port "
+            f"{MONITORING_PROGRAMS[name][0]}, and its egress allows that port only; moving it here would leave it "
+            "unwatched with no alert. Keep the default on this host"
+        )
 
 
 def check_services(plan: Plan) -> None:
@@ -178,6 +195,19 @@ def check_cloud_ids(plan: Plan) -> None:
             )
 
 
+def is_system_unit(name: str) -> bool:
+    return name in SYSTEM_UNIT_NAMES or name.startswith(SYSTEM_UNIT_PREFIXES)
+
+
+def check_database_units(plan: Plan) -> None:
+    for db in plan.databases:
+        if is_system_unit(db.name):
+            raise ValueError(
+                f"{NAMESPACE}:databases[{db.name}]: its unit would be {db.name}.service, a unit of the host's own "
+                "system or packages; name the database after what it holds, e.g. production-cache"
+            )
+
+
 def check_retired(plan: Plan) -> None:
     for kind, retired, active in (
         ("databases", plan.retired.databases, plan.databases),
@@ -191,6 +221,11 @@ def check_retired(plan: Plan) -> None:
                 raise ValueError(
                     f"{NAMESPACE}:retired.{kind}[{index}]: {entry.name!r} is also in {NAMESPACE}:{kind}; a "
                     "workload is either on the host or retired: remove one of the two entries"
+                )
+            if kind == "databases" and is_system_unit(entry.name):
+                raise ValueError(
+                    f"{NAMESPACE}:retired.databases[{index}]: {entry.name!r} is a unit of the host's own system "
+                    f"({entry.name}.service), never one of the platform's databases: it cannot be retired"
                 )
             if entry.name in {w.name for w in plan.existing}:
                 raise ValueError(
