@@ -320,13 +320,13 @@ def _path_words(value: str, what: str) -> str:
 
 
 def _local_path(value: str) -> str:
-    _path_words(value, "a local path")
     segments = value.split("/")
     if value.startswith("/") or ".." in segments:
         raise ValueError(
             "must be a path inside the project (relative to the folder with Pulumi.yaml, no leading '/' "
             "or '..'): `pulumi up` copies it from the machine it runs on to the host"
         )
+    _path_words(value, "a local path")
     if hidden := next((segment for segment in segments if segment.startswith(".")), None):
         raise ValueError(
             f"names the hidden {hidden!r}: a release is never inside .git, .venv, .pulumi or another "
@@ -495,7 +495,9 @@ _KEY_MATERIAL = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]+-----|^[A-Za-z0-9+/=_-]{40
 # A URL with a user (and often a password) in it, and a user:password pair (a password of six or more
 # with a digit or a symbol; a config key such as platform:cloud is not one): what a CI log must not
 # get back in an error about the field it was pasted into.
-_CREDENTIALS = re.compile(r"://[^/\s@]*@|^[A-Za-z][A-Za-z0-9._-]*:(?=[^:]*[0-9!#$%^&*+=~])[^\s/@:]{6,}$")
+_CREDENTIALS = re.compile(
+    r"://[^/\s@]*@|^[^\s:/@]+:[^\s/@]+@|^[A-Za-z][A-Za-z0-9._-]*:(?=[^:]*[0-9!#$%^&*+=~])[^\s/@:]{6,}$"
+)
 
 
 def one_line(text: str) -> str:
@@ -506,7 +508,14 @@ def one_line(text: str) -> str:
 
 
 def looks_secret_key(name: str) -> bool:
+    """A config key or field that holds a secret by its name; an environment variable's name
+    (UPPER_SNAKE) by its words (``looks_secret_variable``)."""
+    if _VARIABLE.match(name):
+        return looks_secret_variable(name)
     return name not in NOT_SECRETS and bool(SECRET_LOOKING.search(name))
+
+
+_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 # An environment variable is a secret by its words (JWT_SECRET, ENCRYPTION_KEY, DBPASSWORD), unless its

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from components import databases
 from components.engines import data_dir, engine, quadlet_unit, secret_file, secret_option
-from plan import ENGINE_PORTS, Plan
+from plan import ENGINE_PORTS, Plan, RetiredDatabase
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import database_step
 from tests.provisioning.workloads import databases as seed_databases
@@ -227,3 +230,51 @@ def test_no_elasticsearch_no_kernel_setting(host: SshHost) -> None:
 
     assert not (host.root / "etc/sysctl.d/99-platform-elasticsearch.conf").exists()
     assert (host.standin_state / "sysctl/vm.max_map_count").read_text() == "65530\n"
+
+
+@pytest.fixture
+def second_disk(host: SshHost) -> Iterator[Path]:
+    """A second filesystem (a 128 MiB ext4 image on a loop device), mounted below the host's root as a
+    data disk is on a host (/mnt/disk1); unmounted after the test."""
+    image, mount = host.base / "disk1.img", host.root / "mnt/disk1"
+    mount.mkdir(parents=True)
+    formatted = subprocess.run(
+        ["mkfs.ext4", "-q", "-F", str(image), "128M"], capture_output=True, timeout=60, check=False
+    )
+    mounted = (
+        formatted.returncode == 0
+        and subprocess.run(
+            ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, timeout=60, check=False
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("a second filesystem needs mkfs.ext4 and a loop device (root on a host or a privileged container)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True, timeout=60, check=False)
+        image.unlink(missing_ok=True)
+
+
+def test_a_database_on_a_second_filesystem_is_installed_and_retired_there(host: SshHost, second_disk: Path) -> None:
+    """paths.data on a data disk (an allowlisted root: /mnt/<disk>/platform...): the bootstrap, the
+    container and a purging retire all work across the filesystem boundary."""
+    paths = {**host.paths(), "data": f"{second_disk}/platform"}
+    plan = host.plan("alibaba", databases=seed_databases("production-redis"), host={"minFreeDiskMib": 64},
+                     extra={"paths": paths})  # fmt: skip
+    db = plan.databases[0]
+    step, stdin = database_step(plan, db)
+
+    assert host.step(databases.bootstrap_step("db", plan.layout, plan.host_check, plan.databases)).code == 0
+    installed = host.step(step, stdin)
+    data = Path(data_dir(db.name, plan.paths))
+    (data / "appendonly.aof").write_bytes(b"SET k v")
+    retired = host.step(databases.retire_step("db", plan.layout, RetiredDatabase(name=db.name, purge=True)))
+
+    assert installed.code == 0, installed
+    assert os.stat(second_disk).st_dev != os.stat(host.root).st_dev  # truly another filesystem
+    assert retired.code == 0, retired
+    assert retired.stdout == "production-redis: retired, data purged\n"
+    assert not data.exists()
+    assert (second_disk / "platform").is_dir()  # the data root stays; only the database's own directory went
