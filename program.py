@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from plan import (
     PlanError,
     check_secrets_present,
     load_plan,
+    peer_exporters_of,
 )
 
 
@@ -173,7 +175,8 @@ def peer_ingress(plan: Plan, reference: pulumi.StackReference | None) -> pulumi.
     if reference is None:
         pulumi.log.warn(
             f"{NAMESPACE}:firewall: the egress to the peer follows the Alibaba default plan's ports, not what the "
-            f"Alibaba stack runs: set {NAMESPACE}:databaseStack to read them from its outputs"
+            f"Alibaba stack runs (and so does the scrape of its exporters): set {NAMESPACE}:databaseStack to read "
+            "them from its outputs"
         )
         return None
 
@@ -183,7 +186,8 @@ def peer_ingress(plan: Plan, reference: pulumi.StackReference | None) -> pulumi.
         if ingress is None:
             pulumi.log.warn(
                 f"{NAMESPACE}:databaseStack {plan.source_stack!r} has no output 'peerIngress' yet (run `pulumi up` on "
-                "it with this version): until then the egress to the peer follows the Alibaba default plan's ports"
+                "it with this version): until then the egress to the peer and the scrape of its exporters follow "
+                "the Alibaba default plan's ports"
             )
         return ingress
 
@@ -240,7 +244,8 @@ def main(*, offline: bool = False) -> None:
     config = pulumi.Config(NAMESPACE)
     name = pulumi.get_stack()
     reference = database_stack(plan)
-    firewall, host = network_firewall_and_host(plan, name, config, reference)
+    ingress = peer_ingress(plan, reference)
+    firewall, host = network_firewall_and_host(plan, name, config, ingress)
     off_host, credentials = cloud_side(plan, name, config, host)
     connection = host.connection
     components = {kind: f"{name}-{PROVISIONING_SUFFIX[kind]}" for kind in provisioned_kinds(plan)}
@@ -285,21 +290,23 @@ def main(*, offline: bool = False) -> None:
                 opts=provisioning_options(components["services"], after=firewall),
             )
         if HOST_ROLE[plan.cloud] in provisioned:
-            monitor(plan, provisioned[HOST_ROLE[plan.cloud]], components[HOST_ROLE[plan.cloud]], connection, config)
+            owner = provisioned[HOST_ROLE[plan.cloud]]
+            monitor(plan, owner, components[HOST_ROLE[plan.cloud]], connection, config, ingress)
     export_host(plan, host, firewall)
 
 
 def network_firewall_and_host(
-    plan: Plan, name: str, config: pulumi.Config, reference: pulumi.StackReference | None
+    plan: Plan, name: str, config: pulumi.Config, ingress: pulumi.Output[Any] | None
 ) -> tuple[Firewall, Host]:
-    """The host's network (an adopted host keeps its own), its security group and the instance."""
+    """The host's network (an adopted host keeps its own), its security group and the instance;
+    ``ingress``: what the peer's firewall opens to this host (``peer_ingress``)."""
     vpc_id: pulumi.Output[str] | None = None
     subnet_id: pulumi.Output[str] | None = None
     if not isinstance(plan.host, AdoptedHost):
         network = Network(f"{name}-net", NetworkArgs(cloud=plan.cloud, network=plan.network, host=plan.host))
         vpc_id, subnet_id = network.vpc_id, network.subnet_id
     props = plan.props()
-    ports, ingress = plan.port_plan, peer_ingress(plan, reference)
+    ports = plan.port_plan
     firewall = Firewall(
         f"{name}-fw", FirewallArgs(cloud=plan.cloud, ports=ports, props=props, vpc_id=vpc_id, peer_ingress=ingress)
     )
@@ -354,9 +361,12 @@ def monitor(
     component: str,
     connection: remote.ConnectionArgs,
     config: pulumi.Config,
+    ingress: pulumi.Output[Any] | None,
 ) -> None:
     """The monitoring step, under the host's own provisioning component. It is there with
-    monitoring off too: it then stops and removes what an earlier plan installed."""
+    monitoring off too: it then stops and removes what an earlier plan installed. ``ingress``: what
+    the peer's firewall opens to this host, as its stack exports it; Prometheus scrapes the peer's
+    exporters where they are (a port moved there is followed), else where its default plan has them."""
     if plan.unexported_databases:
         names = ", ".join(db.name for db in plan.unexported_databases)
         pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
@@ -364,12 +374,23 @@ def monitor(
     if plan.runs_prometheus:
         values = pulumi.Output.all(config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret"))
         webhook = pulumi.Output.secret(values.apply(lambda pair: webhook_stdin(pair[0], pair[1])))
+    view = plan.monitoring_plan
+    resolved = None
+    if ingress is not None and plan.runs_prometheus:
+        resolved = ingress.apply(
+            lambda exported: monitoring_step(
+                component,
+                view if exported is None else replace(view, peer_exporters=peer_exporters_of(exported)),
+                webhook,
+            )
+        )
     run_step(
-        monitoring_step(component, plan.monitoring_plan, webhook),
+        monitoring_step(component, view, webhook),
         connection,
         parent=owner,
         # The database exporters start with the credential files their users' steps write.
         depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
+        resolved=resolved,
     )
 
 

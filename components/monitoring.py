@@ -75,16 +75,15 @@ def platform_units(monitoring: MonitoringPlan) -> str:
 
 def scrape_targets(monitoring: MonitoringPlan) -> dict[str, list[str]]:
     """Job -> targets, from the plan: this host's exporters on loopback and the peer's through its
-    /32 (the ports the firewall opens to this host, monitoring.peer_ports)."""
+    /32 (what its firewall opens to this host, monitoring.peer_exporters)."""
     if not monitoring.runs_prometheus:
         return {}
-    ports = {port: name for name, (port, _) in MONITORING_PROGRAMS.items()}
     jobs: dict[str, list[str]] = {}
     for workload in monitoring.workloads:
         if workload.name.endswith("exporter") and workload.name != "blackbox-exporter":
             jobs.setdefault(workload.name, []).append(f"127.0.0.1:{workload.ports[0].port}")
-    for port in monitoring.peer_ports:
-        jobs.setdefault(ports[port], []).append(f"{monitoring.peer_address}:{port}")
+    for name, port in monitoring.peer_exporters:
+        jobs.setdefault(name, []).append(f"{monitoring.peer_address}:{port}")
     return jobs
 
 

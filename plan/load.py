@@ -14,7 +14,7 @@ from pydantic import (
 
 from plan.defaults import PATCHED_SECTIONS, with_defaults
 from plan.model import Plan
-from plan.schema import NAMESPACE, NAMESPACES, SECRET_KEYS, PlanError, Receiver
+from plan.schema import NAMESPACE, NAMESPACES, PATTERN_WORDS, SECRET_KEYS, PlanError, Receiver
 from plan_values import (
     looks_secret_key,
     shown,
@@ -125,10 +125,22 @@ def _decode(raw: str) -> Any:
 
 def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None) -> str:
     detail = error.errors(include_url=False)[0]
-    location = _location(_named(detail["loc"], values or {}))
-    key = loc_name(detail["loc"])
+    loc = tuple(detail["loc"])
+    of_key = bool(loc) and loc[-1] == "[key]"  # pydantic's mark for a mapping's key, not its value
+    if of_key:
+        loc = loc[:-2]
+    location = _location(_named(loc, values or {}))
+    key = loc_name(loc)
     value = detail["input"]
     message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "string_pattern_mismatch":
+        words = _PATTERN_HELP.get(key) if not of_key else None
+        words = words or PATTERN_WORDS.get(str(detail.get("ctx", {}).get("pattern")), "")
+        words = words or _NAME_WORDS.get(str(detail.get("ctx", {}).get("pattern")), "")
+        what = f"the key {shown(value)}" if of_key else shown(value, key)
+        if words:
+            return f"{location}: {what} is not valid; expected {words}"
+        return f"{location}: {what} is not in the form this field takes (README: 'What a value may hold')"
     if detail["type"] == "missing":
         return f"{location}: required but not set{_MISSING_HELP.get(key, '')}"
     if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
@@ -195,6 +207,10 @@ class _WorkloadIndex(str):
 
 
 _NAME_IN_KEY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+# plan_values.Name, the one pattern defined outside the schema.
+_NAME_WORDS = {
+    _NAME_IN_KEY.pattern: "lower-case letters, digits and '-', starting with a letter, at most 63 characters"
+}
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -283,7 +283,12 @@ class Plan(Model):
             workloads=self.monitoring_workloads,
             runs_prometheus=self.runs_prometheus,
             peer_address=self.firewall.peer_address,
-            peer_ports=self.peer_monitoring_ports,
+            peer_exporters=tuple(
+                (name, port)
+                for port in self.peer_monitoring_ports
+                for name, (default, _) in MONITORING_PROGRAMS.items()
+                if default == port
+            ),
             services=self.services,
             databases=self.databases,
             exported=self.exported_databases,

@@ -94,7 +94,12 @@ class PlanError(Exception):
 # ---------------------------------------------------------------------------------------
 
 
-def _pattern(regex: str, max_length: int | None = None) -> Any:
+# What each pattern allows, in words: an error says this, never the regular expression.
+PATTERN_WORDS: dict[str, str] = {}
+
+
+def _pattern(regex: str, max_length: int | None = None, *, says: str) -> Any:
+    PATTERN_WORDS[regex] = says
     return StringConstraints(strict=True, pattern=regex, max_length=max_length)
 
 
@@ -147,13 +152,28 @@ class HostCommon(Model):
     os_reserve_mib: int = count(
         0, 65536, default=OS_RESERVE_MIB, description="memory the OS and agents need besides the workloads"
     )
-    ssh_user: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,31}$")] = "root"
+    ssh_user: Annotated[
+        str,
+        _pattern(
+            r"^[a-z_][a-z0-9_-]{0,31}$",
+            says="a Unix user name (lower-case letters, digits, _ and -, at most 32), e.g. root or ubuntu",
+        ),
+    ] = "root"
     ssh_port: Port = 22
     allow_undeclared: Bool = Field(
         default=False,
         description="the host check proceeds despite TCP listeners beyond loopback that no workload declares",
     )
-    os_families: tuple[Annotated[str, _pattern(r"^[a-z0-9._-]{1,32}$")], ...] = Field(
+    os_families: tuple[
+        Annotated[
+            str,
+            _pattern(
+                r"^[a-z0-9._-]{1,32}$",
+                says="an os-release ID such as ubuntu or rhel: lower-case letters, digits and . _ -",
+            ),
+        ],
+        ...,
+    ] = Field(
         max_length=32,
         default=("ubuntu", "debian", "alinux", "rhel", "centos", "rocky", "almalinux", "opencloudos", "tencentos"),
         description="values of ID / ID_LIKE in /etc/os-release the provisioning supports",
@@ -166,11 +186,20 @@ class CreatedHost(HostCommon):
     mode: Literal["create"]
     instance_type: Token
     image_id: Token
-    zone: Annotated[str, _pattern(r"^[a-z]{2}-[a-z0-9-]{1,40}$")]
+    zone: Annotated[
+        str, _pattern(r"^[a-z]{2}-[a-z0-9-]{1,40}$", says="a zone id such as cn-shenzhen-a or ap-guangzhou-3")
+    ]
     data_disk_gb: int = count(20, 65536)
-    data_disk_category: Annotated[str, _pattern(r"^[A-Za-z0-9_]{1,32}$")] | None = Field(
-        default=None, description="default: cloud_essd / CLOUD_PREMIUM"
-    )
+    data_disk_category: (
+        Annotated[
+            str,
+            _pattern(
+                r"^[A-Za-z0-9_]{1,32}$",
+                says="a disk category such as cloud_essd or CLOUD_PREMIUM (letters, digits and _)",
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="default: cloud_essd / CLOUD_PREMIUM")
     key_pair_name: Token = Field(description="cloud key pair holding the admins' public key")
     host_key: HostKey | None = Field(
         default=None,
@@ -289,9 +318,16 @@ class ReplicaOf(Model):
     port: Port | None = Field(
         default=None, description="the source's port on its host; default the engine's own (3306, 5432, 6379)"
     )
-    database: Annotated[str, _pattern(r"^[a-z_][a-z0-9_-]{0,62}$")] | None = Field(
-        default=None, description="postgres: the database replicated (future_user); letters, digits, _ and -"
-    )
+    database: (
+        Annotated[
+            str,
+            _pattern(
+                r"^[a-z_][a-z0-9_-]{0,62}$",
+                says="a PostgreSQL database name: lower-case letters, digits, _ and -, at most 63",
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="postgres: the database replicated (future_user); letters, digits, _ and -")
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -325,7 +361,14 @@ class ReplicaOf(Model):
 class Database(Model):
     kind: DatabaseKind
     name: Name = Field(description="container name")
-    image: Annotated[str, _pattern(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+$", max_length=255)]
+    image: Annotated[
+        str,
+        _pattern(
+            r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+$",
+            max_length=255,
+            says="a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
+        ),
+    ]
     ports: tuple[PortSpec, ...] = Field(min_length=1, max_length=8)
     memory_mib: MemoryMib
     jvm: Jvm | None = None
@@ -383,7 +426,10 @@ class Release(Model):
     ``upload`` (a file or directory on the machine running ``pulumi up``, sent over the pinned SSH
     connection). The host checks the sha256 before anything is swapped."""
 
-    version: Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+    version: Annotated[
+        str,
+        _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", says="a version of letters, digits and . _ + -, e.g. 1.4.2"),
+    ]
     artifact: Artifact | None = Field(
         default=None, description="release tarball: an https URL or an absolute path on the host"
     )
@@ -391,7 +437,7 @@ class Release(Model):
         default=None,
         description="a tarball or a directory on the machine running `pulumi up` (relative to the project)",
     )
-    sha256: Annotated[str, _pattern(r"^[0-9a-f]{64}$")] | None = None
+    sha256: Annotated[str, _pattern(r"^[0-9a-f]{64}$", says="64 lower-case hex digits")] | None = None
 
     @model_validator(mode="after")
     def _one_source_pinned(self) -> Release:
@@ -417,7 +463,7 @@ class Runtime(StrEnum):
 
 class PythonRuntime(Model):
     # The seeds: "Setup Python 3.11环境". uv finds that interpreter on the host or installs its own.
-    version: Annotated[str, _pattern(r"^3\.[0-9]{1,2}$")] = "3.11"
+    version: Annotated[str, _pattern(r"^3\.[0-9]{1,2}$", says="a Python 3 version such as 3.11")] = "3.11"
     lock_file: RelativePath = Field(
         default="requirements.lock",
         description="in the release: pinned requirements (`uv pip compile --generate-hashes`), installed exactly",
@@ -425,10 +471,22 @@ class PythonRuntime(Model):
 
 
 # An environment variable name in a unit's Environment= (upper case, as services read them).
-EnvName = Annotated[str, _pattern(r"^[A-Z][A-Z0-9_]{0,63}$")]
+EnvName = Annotated[
+    str,
+    _pattern(
+        r"^[A-Z][A-Z0-9_]{0,63}$",
+        says="an environment variable name: upper-case letters, digits and _, starting with a letter, at most 64",
+    ),
+]
 # A non-secret environment value: one line of plain characters (no quotes, %, $ or backslash, which
 # systemd would interpret), at most 300.
-EnvValue = Annotated[str, _pattern(r"^[A-Za-z0-9 ._:/,+=@?&#~-]{0,300}$")]
+EnvValue = Annotated[
+    str,
+    _pattern(
+        r"^[A-Za-z0-9 ._:/,+=@?&#~-]{0,300}$",
+        says="one line of letters, digits, spaces and . _ : / , + = @ ? & # ~ - (no quotes, %, $ or \\), at most 300",
+    ),
+]
 
 
 class Service(Model):
@@ -442,10 +500,22 @@ class Service(Model):
     release: Release
     runtime: Runtime = Runtime.NATIVE
     python: PythonRuntime | None = Field(default=None, description="runtime python: its version and lock file")
-    start_command: Annotated[str, _pattern(r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$", max_length=200)] = Field(
+    start_command: Annotated[
+        str,
+        _pattern(
+            r"^[A-Za-z0-9_./][A-Za-z0-9_./ =:,-]*$",
+            max_length=200,
+            says="plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
+        ),
+    ] = Field(
         description="run from the release directory; plain words only (it lands in a unit's ExecStart)",
     )
-    health_path: Annotated[str, _pattern(r"^/[A-Za-z0-9._~/-]*$", max_length=200)] = "/health"
+    health_path: Annotated[
+        str,
+        _pattern(
+            r"^/[A-Za-z0-9._~/-]*$", max_length=200, says="a URL path of letters, digits and . _ ~ / -, e.g. /health"
+        ),
+    ] = "/health"
     health_timeout_s: int = count(1, 900, default=60)
     environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict, max_length=64, description="non-secret settings, in the unit's Environment="
@@ -456,9 +526,16 @@ class Service(Model):
     databases: tuple[Name, ...] = Field(
         default=(), max_length=16, description="Alibaba databases it connects to (read from platform:databaseStack)"
     )
-    route: Annotated[str, _pattern(r"^(/[a-z0-9][a-z0-9._-]{0,62}){1,4}/$")] | None = Field(
-        default=None, description="its path behind the proxy; default /<name>/"
-    )
+    route: (
+        Annotated[
+            str,
+            _pattern(
+                r"^(/[a-z0-9][a-z0-9._-]{0,62}){1,4}/$",
+                says="one to four segments of lower-case letters, digits and . _ -, ending in /, e.g. /api/crm/",
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="its path behind the proxy; default /<name>/")
 
     @model_validator(mode="after")
     def _settings_fit(self) -> Service:
@@ -694,15 +771,20 @@ class Proxy(Model):
     """
 
     server_name: Annotated[
-        str, _pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$", max_length=253)
+        str,
+        _pattern(
+            r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$",
+            max_length=253,
+            says="a DNS name in lower case, such as api.example.com",
+        ),
     ]
     certificate: HostPath = Field(description="PEM certificate chain on the host, e.g. certbot's fullchain.pem")
     certificate_key: HostPath = Field(description="its private key on the host (read by nginx only)")
     http_port: Port = 80
     https_port: Port = 443
-    listen: Annotated[str, _pattern(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")] | None = Field(
-        default=None, description="an IPv4 address of the host to listen on; default all"
-    )
+    listen: (
+        Annotated[str, _pattern(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$", says="an IPv4 address such as 10.0.0.5")] | None
+    ) = Field(default=None, description="an IPv4 address of the host to listen on; default all")
 
     @field_validator("listen")
     @classmethod
@@ -726,12 +808,28 @@ OSS_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 class OffHost(Model):
     """The OSS bucket the Alibaba host copies its backups to (through its ECS RAM role)."""
 
-    bucket: Annotated[str, _pattern(OSS_BUCKET_PATTERN)] | None = Field(
+    bucket: (
+        Annotated[
+            str,
+            _pattern(
+                OSS_BUCKET_PATTERN,
+                says="an OSS bucket name: 3-63 lower-case letters, digits and -, a letter or digit at each end",
+            ),
+        ]
+        | None
+    ) = Field(
         default=None, description="OSS bucket name; default: derived from the project and stack (components/offsite.py)"
     )
     # Chosen here: one folder per platform, so the bucket may hold other prefixes, and the RAM
     # policy grants nothing outside it.
-    prefix: Annotated[str, _pattern(r"^([a-z0-9][a-z0-9._-]{0,62}/){1,8}$", max_length=200)] = "platform/"
+    prefix: Annotated[
+        str,
+        _pattern(
+            r"^([a-z0-9][a-z0-9._-]{0,62}/){1,8}$",
+            max_length=200,
+            says="folders of lower-case letters, digits and . _ -, each ending in /, e.g. platform/ or prod/db/",
+        ),
+    ] = "platform/"
 
 
 class Backups(Model):
@@ -883,7 +981,13 @@ class Monitoring(Model):
     )
 
 
-StackName = Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]
+StackName = Annotated[
+    str,
+    _pattern(
+        r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$",
+        says="<stack>, <organization>/<stack> or <organization>/<project>/<stack> (letters, digits, . _ -)",
+    ),
+]
 """A stack's full name for a StackReference, e.g. my-org/platform/alibaba."""
 
 

@@ -54,7 +54,7 @@ def check(plan: Plan) -> None:
     check_batches(plan)
     check_retired(plan)
     check_database_units(plan)
-    check_peer_scraped_ports(plan)
+    check_monitoring_ports(plan)
     check_cloud_ids(plan)
     check_replication(plan)
     check_services(plan)
@@ -86,17 +86,18 @@ def check_proxy(plan: Plan) -> None:
         raise ValueError(f"{NAMESPACE}:proxy.certificate and proxy.certificateKey are the same file; give both")
 
 
-def check_peer_scraped_ports(plan: Plan) -> None:
-    """An exporter the peer's Prometheus scrapes keeps its port: the peer's scrape configuration and its
-    firewall's egress name the default (Plan.peer_monitoring_ports), so a moved one would go unwatched."""
-    scraped = {w.name for w in plan.monitoring_workloads if w.ports[0].expose == Exposure.PEER}
-    if moved := sorted(name for name in plan.monitoring.ports if name in scraped):
-        name = moved[0]
-        raise ValueError(
-            f"{NAMESPACE}:monitoring.ports.{name}: the peer's Prometheus scrapes {name} at its port "
-            f"{MONITORING_PROGRAMS[name][0]}, and its egress allows that port only; moving it here would leave it "
-            "unwatched with no alert. Keep the default on this host"
-        )
+def check_monitoring_ports(plan: Plan) -> None:
+    """A moved port belongs to a monitoring program this host runs: one set for a program that is
+    not here would be silently ignored."""
+    if not plan.monitoring.enabled:
+        return
+    here = [w.name for w in plan.monitoring_workloads]
+    for name in plan.monitoring.ports:
+        if name not in here:
+            raise ValueError(
+                f"{NAMESPACE}:monitoring.ports.{name}: this host runs no {name}, so the port would be ignored; its "
+                f"monitoring programs: {', '.join(here)}"
+            )
 
 
 def check_services(plan: Plan) -> None:

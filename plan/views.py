@@ -9,8 +9,9 @@ can reach, and a test builds its input without a whole plan. Only the compositio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from plan.schema import (
     Database,
@@ -69,11 +70,23 @@ class MonitoringPlan:
     """The monitoring programs of this host (``Plan.monitoring_workloads``)."""
     runs_prometheus: bool
     peer_address: str
-    peer_ports: tuple[int, ...]
-    """The peer's exporter ports Prometheus scrapes."""
+    peer_exporters: tuple[tuple[str, int], ...]
+    """The peer's exporters Prometheus scrapes, (name, port): its default plan's, or what its stack
+    exports (``peer_exporters_of``), so a port moved there is scraped where it went."""
     services: tuple[Service, ...]
     databases: tuple[Database, ...]
     exported: Mapping[str, Database]
     """Exporter -> the database it watches (``Plan.exported_databases``)."""
     tls_only: frozenset[str]
     """The databases whose port speaks TLS only (replication sources: a Redis one)."""
+
+
+def peer_exporters_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """The exporters among what the peer's firewall opens to this host (its stack's ``peerIngress``)."""
+    return tuple(
+        sorted(
+            (str(entry["workload"]), int(entry["port"]))
+            for entry in ingress
+            if str(entry.get("workload", "")).endswith("-exporter") and entry.get("workload") != "blackbox-exporter"
+        )
+    )

@@ -32,6 +32,7 @@ from tests.stacks import (
     inputs,
     preflight_cli,
     stack_folder,
+    step_parameters,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alibaba_security_group_rules"
@@ -436,3 +437,27 @@ def test_without_a_database_stack_the_preview_says_the_egress_follows_the_defaul
     assert any(
         w.startswith("platform:firewall: the egress to the peer follows the Alibaba default plan") for w in run.warnings
     )
+
+
+def test_an_exporter_moved_on_alibaba_is_scraped_and_reached_where_it_went(tmp_path: Path):
+    """One definition per coupling: the Alibaba plan's exporter port is what its firewall opens, what
+    its stack exports, what the Tencent egress allows and what the Tencent Prometheus scrapes."""
+    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
+    alibaba = yaml.safe_load((root / "Pulumi.alibaba.yaml").read_text())
+    alibaba["config"]["platform:monitoring"] = {"ports": {"node-exporter": 9250}}
+    (root / "Pulumi.alibaba.yaml").write_text(yaml.safe_dump(alibaba, sort_keys=False))
+    run = evaluate("tencent", root=root)
+    scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in scraped["scrape_configs"]}
+    assert "47.115.168.107:9250" in jobs["node-exporter"]
+    assert "47.115.168.107:9100" not in jobs["node-exporter"]
+    assert 9250 in _peer_egress(run)
+    assert 9100 not in _peer_egress(run)
+
+
+def test_without_the_peer_s_output_prometheus_scrapes_the_default_plan_s_exporters():
+    run = evaluate("tencent")
+    scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in scraped["scrape_configs"]}
+    assert "47.115.168.107:9100" in jobs["node-exporter"]
+    assert "47.115.168.107:9104" in jobs["mysqld-exporter"]

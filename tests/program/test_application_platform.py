@@ -283,7 +283,7 @@ def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
         ({"runtime": "go", "python": {"version": "3.11"}}, ("python settings apply to runtime python only",)),
         ({"databases": ["production-mysql"], "secrets": []}, ("platform:databaseStack: required",)),
         ({"release": {"version": "1", "artifact": "/srv2/a.tgz", "upload": "a.tgz"}}, ("exactly one of artifact",)),
-        ({"release": {"version": "1", "upload": "../x/./a.tgz"}}, ("not normalized",)),
+        ({"release": {"version": "1", "upload": "x/./a.tgz"}}, ("not normalized",)),
         ({"release": {"version": "1", "upload": "/proc/self/environ"}}, ("must be a path inside the project",)),
         ({"release": {"version": "1", "upload": "../../home/ci/.ssh"}}, ("must be a path inside the project",)),
         ({"release": {"version": "1", "upload": ".git"}}, ("names the hidden '.git'",)),
