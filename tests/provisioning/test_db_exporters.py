@@ -61,6 +61,9 @@ def database(kind: str, port: int) -> dict[str, Any]:
 
 def alibaba_plan(host: SshHost, ports: dict[str, int], exporter_ports: list[int]) -> Plan:
     monitored = dict(zip(("node-exporter", *EXPORTERS), exporter_ports, strict=True))
+    # Only the programs this host runs: node exporter and the exporters of its databases' kinds.
+    running = {"node-exporter", *(f"{'mysqld' if kind == 'mysql' else kind}-exporter" for kind in ports)}
+    monitored = {name: port for name, port in monitored.items() if name in running}
     return host.plan(
         "alibaba",
         databases=[database(kind, port) for kind, port in ports.items()],
