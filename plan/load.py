@@ -6,9 +6,11 @@ import json
 import re
 from collections.abc import Mapping
 from difflib import get_close_matches
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
+    BaseModel,
     ValidationError,
 )
 
@@ -144,6 +146,11 @@ def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None
     if detail["type"] == "missing":
         return f"{location}: required but not set{_MISSING_HELP.get(key, '')}"
     if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
+        known = fields_at(loc[:-1])
+        guess = get_close_matches(key.lower(), [f.lower() for f in known], n=1, cutoff=0.6)
+        hint = next((f for f in known if guess and f.lower() == guess[0]), None)
+        if hint is not None and _PLAIN_KEY.match(key):
+            return f"{location}: unknown field; did you mean {hint}? (README.md lists each field)"
         return f"{location}: unknown field; check the spelling against README.md"
     if detail["type"] == "union_tag_invalid":
         return f"{location}: mode {shown(value.get('mode'))} is not valid; expected 'create' or 'adopt'"
@@ -183,6 +190,62 @@ _PATTERN_HELP = {
     "dataDiskCategory": "a disk category such as cloud_essd or CLOUD_PREMIUM",
 }
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The fields (as a stack file spells them) of the plan section at ``loc``: what a typo there
+    was meant to be. Empty where ``loc`` is no section of the schema."""
+    model: Any = Plan
+    for part in loc:
+        model = _inner(model, part)
+        if model is None:
+            return []
+    model = _model(model)
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds (``Proxy | None`` holds ``Proxy``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _model(args[0])
+    if origin in (Union, UnionType):
+        models = [m for a in args if (m := _model(a)) is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def _inner(annotation: Any, part: int | str) -> Any:
+    """The type one step into ``annotation``: a model's field, a list's item, a mapping's value, the
+    member of a tagged union named by ``part``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _inner(args[0], part)
+    if origin in (Union, UnionType):
+        members = [a for a in args if a is not type(None)]
+        tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel) and part in _tags(m)]
+        if tagged:
+            return tagged[0]
+        found = [inner for m in members if (inner := _inner(m, part)) is not None]
+        return found[0] if found else None
+    if origin in (tuple, list) and isinstance(part, int):
+        return args[0] if args else None
+    if origin is dict and isinstance(part, str):
+        return args[1] if len(args) == 2 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+        for name, field in annotation.model_fields.items():
+            if part in (name, field.alias):
+                return field.annotation
+    return None
+
+
+def _tags(model: type[BaseModel]) -> tuple[str, ...]:
+    mode = model.model_fields.get("mode")
+    return get_args(mode.annotation) if mode is not None else ()
 
 
 def loc_name(loc: tuple[int | str, ...]) -> str:

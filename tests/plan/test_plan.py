@@ -574,6 +574,34 @@ def test_the_most_frequent_schedules_each_job_allows_pass(schedule: str, drill: 
     assert (plan.backups.schedule, plan.backups.drill_schedule) == (schedule, drill)
 
 
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ({"backups": {"keepDialy": 3}}, "platform:backups.keepDialy: unknown field; did you mean keepDaily?"),
+        ({"host": {"memoryMb": 3}}, "platform:host.memoryMb: unknown field; did you mean memoryMib?"),
+        (
+            {"backups": {"offHost": {"bukcet": "b"}}},
+            "platform:backups.offHost.bukcet: unknown field; did you mean bucket?",
+        ),
+        (
+            {"monitoring": {"alerting": {"memoryAvailablePercnt": 5}}},
+            "platform:monitoring.alerting.memoryAvailablePercnt: unknown field; did you mean memoryAvailablePercent?",
+        ),
+        ({"paths": {"dat": "/var/lib/platform"}}, "platform:paths.dat: unknown field; did you mean data?"),
+    ],
+)
+def test_a_nested_typo_gets_the_field_it_was_meant_to_be(changes: dict[str, Any], line: str):
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", **changes)
+    assert str(raised.value) == f"{line} (README.md lists each field)"
+
+
+def test_a_field_unlike_any_gets_no_guess():
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", host={"password": "PLANTED-x"})
+    assert str(raised.value) == "platform:host.password: unknown field; check the spelling against README.md"
+
+
 def test_plan_defaults_for_backups_and_replication():
     plan = plan_of("alibaba")
     assert plan.backups.schedule == "*-*-* 03:00:00"
