@@ -34,16 +34,18 @@ def check(plan: Plan) -> None:
     names = [w.name for w in plan.workloads]
     if duplicates := sorted(n for n, count in Counter(names).items() if count > 1):
         raise ValueError(f"{NAMESPACE}: workload names must be unique on a host; repeated: {', '.join(duplicates)}")
-    owners: dict[tuple[int, str], str] = {}
+    owners: dict[tuple[int, str], tuple[str, str]] = {}
     for where, workload in plan.located_workloads():
         for spec in workload.ports:
             key = (spec.port, spec.protocol)
             if key in owners:
+                owner, owner_where = owners[key]
                 raise ValueError(
-                    f"{NAMESPACE}:{where}: port {spec.port}/{spec.protocol} of {workload.name} is "
-                    f"already declared by {owners[key]}: each port on a host belongs to one workload"
+                    f"{NAMESPACE}:{where}: port {spec.port}/{spec.protocol} of {workload.name} is also the port of "
+                    f"{owner} ({NAMESPACE}:{owner_where}): each port on a host belongs to one workload; change "
+                    "whichever of the two you meant to move"
                 )
-            owners[key] = workload.name
+            owners[key] = (workload.name, where)
     if plan.host.ssh_port in {p for p, proto in owners if proto == "tcp"}:
         raise ValueError(f"{NAMESPACE}:host.sshPort {plan.host.ssh_port} is also a workload port; pick another")
     if isinstance(plan.host, AdoptedHost) and plan.firewall.security_group_id is None:
@@ -132,6 +134,11 @@ def check_services(plan: Plan) -> None:
             )
     if plan.proxy is None:
         return
+    if not plan.services and plan.cloud == Cloud.ALIBABA:
+        raise ValueError(
+            f"{NAMESPACE}:proxy: this alibaba stack runs no services for a TLS proxy to front; the proxy belongs "
+            "in the stack of the host that runs them (the tencent stack's, by default)"
+        )
     routes = Counter(s.proxy_route for s in plan.services)
     if repeated := sorted(r for r, count in routes.items() if count > 1):
         raise ValueError(f"{NAMESPACE}:services: two services share the proxy route {repeated[0]}; give each a route")

@@ -596,6 +596,25 @@ def test_a_nested_typo_gets_the_field_it_was_meant_to_be(changes: dict[str, Any]
     assert str(raised.value) == f"{line} (README.md lists each field)"
 
 
+def test_a_port_clash_names_both_workloads_and_where_each_is():
+    """The stack file moved production-mysql onto PostgreSQL's port: the line names both, so the one
+    that moved is not left out."""
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", databases=[{"name": "production-mysql", "ports": [{"port": 5432, "expose": "peer"}]}],
+                exact=False)  # fmt: skip
+    message = str(raised.value)
+    assert "production-mysql (platform:databases[production-mysql])" in message
+    assert message.startswith("platform:databases[production-postgres]: port 5432/tcp of production-postgres")
+
+
+def test_a_proxy_in_the_stack_without_services_says_where_it_belongs():
+    proxy = {"serverName": "api.example.com", "certificate": "/etc/ssl/a.pem", "certificateKey": "/etc/ssl/a.key"}
+    with pytest.raises(PlanError) as raised:
+        plan_of("alibaba", proxy=proxy)
+    assert str(raised.value).startswith("platform:proxy: this alibaba stack runs no services for a TLS proxy")
+    assert "the tencent stack's" in str(raised.value)
+
+
 def test_a_field_unlike_any_gets_no_guess():
     with pytest.raises(PlanError) as raised:
         plan_of("alibaba", host={"password": "PLANTED-x"})
