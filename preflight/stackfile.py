@@ -90,6 +90,12 @@ def load_yaml(path: Path) -> Any:
             raise StackFileError(f"{path.name}: {len(data)} bytes; a stack file is at most {MAX_FILE_BYTES}")
         return yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        if "tag:yaml.org,2002:merge" in str(error) and mark is not None:
+            raise StackFileError(
+                f"{path.name}: line {mark.line + 1}: the merge key '<<' is not allowed in a stack file; write the "
+                "keys out, as a reviewer reads them"
+            ) from None
         raise StackFileError(f"{path.name}: not valid YAML ({_first_line(error)})") from None
     except UnicodeDecodeError:
         raise StackFileError(f"{path.name}: not UTF-8 text") from None

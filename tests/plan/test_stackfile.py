@@ -177,3 +177,15 @@ def test_an_on_in_a_plan_is_the_string_the_cli_reads_not_a_boolean():
     config = {**read_stack(ROOT, "alibaba").config, **values}
     with pytest.raises(PlanError, match=r"platform:monitoring\.enabled: Input should be a valid boolean"):
         load_plan(config, read_stack(ROOT, "alibaba").secret_keys)
+
+
+def test_a_merge_key_is_one_line_naming_it(tmp_path):
+    """PyYAML's own error for '<<' names a constructor tag; the line says what to do instead."""
+    path = stack_file(tmp_path, "  platform:backups:\n    <<: {keepDaily: 3}\n")
+    line = path.read_text().splitlines().index("    <<: {keepDaily: 3}") + 1
+    with pytest.raises(StackFileError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path.name}: line {line}: the merge key '<<' is not allowed in a stack file; write the keys out, as a "
+        "reviewer reads them"
+    )
