@@ -43,7 +43,8 @@ def count(low: int, high: int, **kwargs: Any) -> Any:
 # Strings
 # ---------------------------------------------------------------------------------------
 
-Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 """A workload name: container, unit, file and resource names are made from it."""
 
 Token = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]

@@ -333,21 +333,20 @@ def cloud_side(
     exported to the Tencent stack with the databases' endpoints)."""
     if plan.cloud != Cloud.ALIBABA:
         return None, None
+    props = plan.props()
     off_host = None
     if plan.backups.off_host is not None and plan.backed_up:
         off_host = OffHostBackups(
             f"{name}-backups",
             OffHostBackupsArgs(
-                backups=plan.backups, props=plan.props(), instance_id=host.instance_id, region=_alibaba_region()
+                backups=plan.backups, props=props, instance_id=host.instance_id, region=_alibaba_region()
             ),
         )
     credentials = None
     if plan.replication_sources:
         credentials = ReplicationCredentials(
             f"{name}-replication",
-            ReplicationCredentialsArgs(
-                sources=plan.replication_sources, props=plan.props(), source_address=host.public_ip
-            ),
+            ReplicationCredentialsArgs(sources=plan.replication_sources, props=props, source_address=host.public_ip),
         )
         export_replication(plan, credentials, host.public_ip)
     if plan.databases:

@@ -18,6 +18,7 @@ from plan.defaults import PATCHED_SECTIONS, with_defaults
 from plan.model import Plan
 from plan.schema import NAMESPACE, NAMESPACES, PATTERN_WORDS, SECRET_KEYS, PlanError, Receiver
 from plan_values import (
+    NAME_PATTERN,
     looks_secret_key,
     shown,
 )
@@ -138,7 +139,6 @@ def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None
     if detail["type"] == "string_pattern_mismatch":
         words = _PATTERN_HELP.get(key) if not of_key else None
         words = words or PATTERN_WORDS.get(str(detail.get("ctx", {}).get("pattern")), "")
-        words = words or _NAME_WORDS.get(str(detail.get("ctx", {}).get("pattern")), "")
         what = f"the key {shown(value)}" if of_key else shown(value, key)
         if words:
             return f"{location}: {what} is not valid; expected {words}"
@@ -156,8 +156,6 @@ def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None
         return f"{location}: mode {shown(value.get('mode'))} is not valid; expected 'create' or 'adopt'"
     if detail["type"] == "union_tag_not_found":
         return f"{location}: mode is required; expected 'create' or 'adopt'"
-    if detail["type"] == "string_pattern_mismatch" and key in _PATTERN_HELP:
-        return f"{location}: {shown(value, key)} is not valid; expected {_PATTERN_HELP[key]}"
     if detail["type"] == "enum":
         return f"{location}: {shown(value, key)} is not valid; {message.lower()}"
     if message.startswith(f"{NAMESPACE}:"):  # a cross-field check that names its own key
@@ -173,21 +171,13 @@ _MISSING_HELP = {
         "(the host downloads it) or {version, upload: <a file or directory built on this machine>}"
     ),
 }
+# Phrases by field, for a pattern several fields share with different meanings (``plan.schema.PATTERN_WORDS``
+# says the rest, by pattern).
 _PATTERN_HELP = {
-    "startCommand": "plain words (letters, digits, . / _ = : , -), no shell syntax: it lands in ExecStart",
-    "image": "a full image reference with registry and tag, e.g. docker.io/library/mysql:8.0",
-    "name": "lower-case letters, digits and '-', starting with a letter, at most 63 characters",
     "family": "a port-plan family name: lower-case letters, digits and '-'",
-    "version": "letters, digits and . _ + -, e.g. 1.4.2",
-    "sha256": "64 lower-case hex digits",
-    "sshUser": "a Unix user name, e.g. root or ubuntu",
-    "osFamilies": "an os-release ID such as ubuntu or rhel: lower-case letters, digits and . _ -",
-    "healthPath": "a URL path of letters, digits and . _ ~ / -, e.g. /health",
-    "zone": "a zone id such as cn-shenzhen-a or ap-guangzhou-3",
     "instanceType": "the cloud's instance type, e.g. ecs.t6-c1m1.large or S5.MEDIUM4",
     "imageId": "the cloud's image id: letters, digits and _ . -",
     "keyPairName": "the cloud's key pair name or id: letters, digits and _ . -",
-    "dataDiskCategory": "a disk category such as cloud_essd or CLOUD_PREMIUM",
 }
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -269,11 +259,7 @@ class _WorkloadIndex(str):
     """A list position shown by the workload's name."""
 
 
-_NAME_IN_KEY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-# plan_values.Name, the one pattern defined outside the schema.
-_NAME_WORDS = {
-    _NAME_IN_KEY.pattern: "lower-case letters, digits and '-', starting with a letter, at most 63 characters"
-}
+_NAME_IN_KEY = re.compile(NAME_PATTERN)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -170,13 +170,19 @@ class Plan(Model):
         )
 
     @property
-    def peer_monitoring_ports(self) -> tuple[int, ...]:
-        """The peer's exporter ports this host's Prometheus scrapes (egress to the peer's /32)."""
+    def peer_exporters(self) -> tuple[tuple[str, int], ...]:
+        """The peer's exporters this host's Prometheus scrapes, (name, port) by port, as the peer's
+        default plan has them (its stack's ``peerIngress`` output overrides them: program.monitor)."""
         if not self.runs_prometheus:
             return ()
         kinds = {d["kind"] for d in DEFAULT_DATABASES} if self.cloud == Cloud.TENCENT else set()
         names = ["node-exporter", *(EXPORTER_OF_KIND[k] for k in sorted(kinds) if k in EXPORTER_OF_KIND)]
-        return tuple(sorted(MONITORING_PROGRAMS[name][0] for name in names))
+        return tuple(sorted(((name, MONITORING_PROGRAMS[name][0]) for name in names), key=lambda pair: pair[1]))
+
+    @property
+    def peer_monitoring_ports(self) -> tuple[int, ...]:
+        """The peer's exporter ports this host's Prometheus scrapes (egress to the peer's /32)."""
+        return tuple(port for _, port in self.peer_exporters)
 
     @property
     def backed_up(self) -> tuple[Database, ...]:
@@ -283,12 +289,7 @@ class Plan(Model):
             workloads=self.monitoring_workloads,
             runs_prometheus=self.runs_prometheus,
             peer_address=self.firewall.peer_address,
-            peer_exporters=tuple(
-                (name, port)
-                for port in self.peer_monitoring_ports
-                for name, (default, _) in MONITORING_PROGRAMS.items()
-                if default == port
-            ),
+            peer_exporters=self.peer_exporters,
             services=self.services,
             databases=self.databases,
             exported=self.exported_databases,

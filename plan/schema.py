@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from plan_values import (
     MAX_MEMORY_MIB,
+    NAME_PATTERN,
     Artifact,
     Bool,
     Calendar,
@@ -95,7 +96,9 @@ class PlanError(Exception):
 
 
 # What each pattern allows, in words: an error says this, never the regular expression.
-PATTERN_WORDS: dict[str, str] = {}
+PATTERN_WORDS: dict[str, str] = {
+    NAME_PATTERN: "lower-case letters, digits and '-', starting with a letter, at most 63 characters",
+}
 
 
 def _pattern(regex: str, max_length: int | None = None, *, says: str) -> Any:
@@ -156,7 +159,7 @@ class HostCommon(Model):
         str,
         _pattern(
             r"^[a-z_][a-z0-9_-]{0,31}$",
-            says="a Unix user name (lower-case letters, digits, _ and -, at most 32), e.g. root or ubuntu",
+            says="a Unix user name, e.g. root or ubuntu",
         ),
     ] = "root"
     ssh_port: Port = 22
@@ -195,7 +198,7 @@ class CreatedHost(HostCommon):
             str,
             _pattern(
                 r"^[A-Za-z0-9_]{1,32}$",
-                says="a disk category such as cloud_essd or CLOUD_PREMIUM (letters, digits and _)",
+                says="a disk category such as cloud_essd or CLOUD_PREMIUM",
             ),
         ]
         | None
@@ -428,7 +431,7 @@ class Release(Model):
 
     version: Annotated[
         str,
-        _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", says="a version of letters, digits and . _ + -, e.g. 1.4.2"),
+        _pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", says="letters, digits and . _ + -, e.g. 1.4.2"),
     ]
     artifact: Artifact | None = Field(
         default=None, description="release tarball: an https URL or an absolute path on the host"
