@@ -21,7 +21,7 @@ from components import exporters, grafana
 from components.exporters import unit_name
 from components.provisioning import Step
 from plan import MONITORING_PROGRAMS, MonitoringPlan, Paths, Receiver
-from policies.facts import metrics_dir
+from policies.facts import SCRAPED_EXPORTERS, metrics_dir
 
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
 # scrape rate and target count); the retention is what bounds Prometheus's disk, not its memory.
@@ -80,7 +80,7 @@ def scrape_targets(monitoring: MonitoringPlan) -> dict[str, list[str]]:
         return {}
     jobs: dict[str, list[str]] = {}
     for workload in monitoring.workloads:
-        if workload.name.endswith("exporter") and workload.name != "blackbox-exporter":
+        if workload.name in SCRAPED_EXPORTERS:
             jobs.setdefault(workload.name, []).append(f"127.0.0.1:{workload.ports[0].port}")
     for name, port in monitoring.peer_exporters:
         jobs.setdefault(name, []).append(f"{monitoring.peer_address}:{port}")

@@ -23,6 +23,7 @@ from plan.schema import (
     Paths,
     Service,
 )
+from policies.facts import SCRAPED_EXPORTERS
 
 Workload = Database | Service | ExistingWorkload | MonitoringWorkload
 
@@ -83,10 +84,7 @@ class MonitoringPlan:
 
 def peer_exporters_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
     """The exporters among what the peer's firewall opens to this host (its stack's ``peerIngress``)."""
-    return tuple(
-        sorted(
-            (str(entry["workload"]), int(entry["port"]))
-            for entry in ingress
-            if str(entry.get("workload", "")).endswith("-exporter") and entry.get("workload") != "blackbox-exporter"
-        )
+    found = (
+        (str(entry["workload"]), int(entry["port"])) for entry in ingress if entry.get("workload") in SCRAPED_EXPORTERS
     )
+    return tuple(sorted(found, key=lambda pair: pair[1]))  # by port, as Plan.peer_exporters

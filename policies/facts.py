@@ -79,10 +79,9 @@ EXPORTER_OF_KIND: dict[str, str] = {
     "postgres": "postgres-exporter",
     "redis": "redis-exporter",
 }
-# The exporters a Prometheus on the peer host scrapes: node exporter and each engine's.
-PEER_EXPORTER_PORTS: tuple[int, ...] = tuple(
-    sorted(MONITORING_PORTS[name] for name in ("node-exporter", *EXPORTER_OF_KIND.values()))
-)
+# The exporters a Prometheus scrapes (on its own host, or on the peer): node exporter and each engine's.
+SCRAPED_EXPORTERS: tuple[str, ...] = ("node-exporter", *EXPORTER_OF_KIND.values())
+PEER_EXPORTER_PORTS: tuple[int, ...] = tuple(sorted(MONITORING_PORTS[name] for name in SCRAPED_EXPORTERS))
 
 # ---------------------------------------------------------------------------------------
 # Memory

@@ -455,6 +455,17 @@ def test_an_exporter_moved_on_alibaba_is_scraped_and_reached_where_it_went(tmp_p
     assert 9100 not in _peer_egress(run)
 
 
+def test_the_peer_s_output_with_the_default_ports_renders_the_scrape_configuration_as_the_default_plan(
+    tmp_path: Path,
+):
+    """Setting databaseStack changes nothing on the host while the peer's exporters sit where its
+    default plan has them: the same prometheus.yml, so no update of the monitoring command."""
+    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
+    following = step_parameters(evaluate("tencent", root=root), "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"]
+    default = step_parameters(evaluate("tencent"), "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"]
+    assert following == default
+
+
 def test_without_the_peer_s_output_prometheus_scrapes_the_default_plan_s_exporters():
     run = evaluate("tencent")
     scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
