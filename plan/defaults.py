@@ -141,6 +141,21 @@ CLOUD_DEFAULTS: dict[Cloud, dict[str, tuple[dict[str, Any], ...]]] = {
 PATCHED_SECTIONS = ("databases", "services", "existing")
 
 
+def elsewhere(section: str, name: object, cloud: object) -> str:
+    """Where a name that is no default of ``cloud``'s plan is one (``; production-mysql is a default
+    of the alibaba stack (Pulumi.alibaba.yaml), not of this one``), else empty."""
+    if cloud not in {c.value for c in Cloud}:
+        return ""
+    for other, defaults in CLOUD_DEFAULTS.items():
+        if (
+            other.value != cloud
+            and any(d["name"] == name for d in defaults.get(section, ()))
+            and not any(d["name"] == name for d in CLOUD_DEFAULTS[Cloud(cloud)].get(section, ()))
+        ):
+            return f"; {name} is a default of the {other} stack (Pulumi.{other}.yaml), not of this one"
+    return ""
+
+
 def with_defaults(data: Any) -> Any:
     """The stack's config with the cloud's default workloads filled in.
 
@@ -161,7 +176,7 @@ def with_defaults(data: Any) -> Any:
         if not isinstance(entries, list | tuple):
             continue
         leaving = _leaving(data, section)
-        _check_leaving(section, leaving, defaults.get(section, ()), entries)
+        _check_leaving(section, leaving, defaults.get(section, ()), entries, Cloud(data["cloud"]))
         filled[section] = _patched(defaults.get(section, ()), list(entries), leaving)
     if "batches" not in data and isinstance(filled.get("services"), list) and filled["services"]:
         filled["batches"] = _default_batches([s.get("name") for s in filled["services"] if isinstance(s, dict)])
@@ -182,7 +197,11 @@ def _leaving(data: dict[str, Any], section: str) -> dict[str, str]:
 
 
 def _check_leaving(
-    section: str, leaving: Mapping[str, str], defaults: tuple[dict[str, Any], ...], entries: list[Any] | tuple[Any, ...]
+    section: str,
+    leaving: Mapping[str, str],
+    defaults: tuple[dict[str, Any], ...],
+    entries: list[Any] | tuple[Any, ...],
+    cloud: Cloud,
 ) -> None:
     default_names = [d["name"] for d in defaults]
     listed = {e.get("name"): index for index, e in enumerate(entries) if isinstance(e, dict)}
@@ -192,7 +211,8 @@ def _check_leaving(
             what = {"databases": "database", "services": "service"}.get(section, "existing workload")
             raise ValueError(
                 f"{where}: {shown(name)} is not a default {what} of this cloud's plan (defaults: {valid}); omit "
-                "names defaults only: a workload of your own leaves the plan when its entry is deleted"
+                f"names defaults only: a workload of your own leaves the plan when its entry is deleted"
+                f"{elsewhere(section, name, cloud)}"
             )
         if name in listed:
             raise ValueError(

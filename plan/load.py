@@ -14,7 +14,7 @@ from pydantic import (
     ValidationError,
 )
 
-from plan.defaults import PATCHED_SECTIONS, with_defaults
+from plan.defaults import PATCHED_SECTIONS, elsewhere, with_defaults
 from plan.model import Plan
 from plan.schema import NAMESPACE, NAMESPACES, PATTERN_WORDS, SECRET_KEYS, PlanError, Receiver
 from plan_values import (
@@ -96,16 +96,18 @@ def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
                     f"`pulumi config set --secret --path '{key}.{name}' <value>`"
                 )
     key = f"{NAMESPACE}:alertWebhook"
+    example = (
+        "https://oapi.dingtalk.com/robot/send?access_token=..."
+        if plan.monitoring.receiver == Receiver.DINGTALK
+        else "https://hooks.slack.com/services/..."
+    )
     if plan.runs_prometheus and key not in config:
-        example = (
-            "https://oapi.dingtalk.com/robot/send?access_token=..."
-            if plan.monitoring.receiver == Receiver.DINGTALK
-            else "https://hooks.slack.com/services/..."
-        )
         raise PlanError(
             f"{key}: not set; Alertmanager on this host posts alerts there: run "
             f"`pulumi config set --secret {key} {example}`"
         )
+    if plan.runs_prometheus:
+        _check_webhook(config, example)
     if not plan.databases:
         return
     key = f"{NAMESPACE}:dbPasswords"
@@ -116,6 +118,41 @@ def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
             raise PlanError(
                 f"{key}.{db.name}: not set; run `pulumi config set --secret --path '{key}.{db.name}' <password>`"
             )
+
+
+# What a webhook URL may be: https, one line, no spaces (the monitoring step writes it to a file).
+_WEBHOOK_URL = re.compile(r"https://[^\s/]+/\S*")
+
+
+def _check_webhook(config: Mapping[str, str], example: str) -> None:
+    """The webhook secrets' types, before anything is written: never their values (they are secrets)."""
+    key = f"{NAMESPACE}:alertWebhook"
+    url = _decode(config[key])
+    if not isinstance(url, str):
+        raise PlanError(
+            f"{key}: {_kind(url)}, not a URL; set one https URL: `pulumi config set --secret {key} {example}`"
+        )
+    if not _WEBHOOK_URL.fullmatch(url.strip()):
+        raise PlanError(
+            f"{key}: not an https URL on one line (the value is a secret and not shown); set one: "
+            f"`pulumi config set --secret {key} {example}`"
+        )
+    key = f"{NAMESPACE}:alertSigningSecret"
+    if key in config and isinstance(signing := _decode(config[key]), dict | list):
+        raise PlanError(f"{key}: {_kind(signing)}, not the robot's signing secret (one string, SEC...)")
+
+
+def _kind(value: Any) -> str:
+    """What a decoded config value is, in the CLI's words, without the value."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string"
 
 
 def _decode(raw: str) -> Any:
@@ -144,7 +181,10 @@ def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None
             return f"{location}: {what} is not valid; expected {words}"
         return f"{location}: {what} is not in the form this field takes (README: 'What a value may hold')"
     if detail["type"] == "missing":
-        return f"{location}: required but not set{_MISSING_HELP.get(key, '')}"
+        hint = _MISSING_HELP.get(key, "")
+        if (entry := _entry(loc, values or {})) is not None:
+            hint += elsewhere(str(loc[0]), entry.get("name"), (values or {}).get("cloud"))
+        return f"{location}: required but not set{hint}"
     if detail["type"] == "extra_forbidden":  # the value may be a secret pasted in the wrong place
         known = fields_at(loc[:-1])
         guess = get_close_matches(key.lower(), [f.lower() for f in known], n=1, cutoff=0.6)
@@ -245,14 +285,20 @@ def loc_name(loc: tuple[int | str, ...]) -> str:
 def _named(loc: tuple[int | str, ...], values: Mapping[str, Any]) -> tuple[int | str, ...]:
     """A workload's index in a patched list (which the stack file never wrote) as the workload's name:
     ``databases[3]`` -> ``databases[production-neo4j]``."""
-    if len(loc) < 2 or loc[0] not in PATCHED_SECTIONS or not isinstance(loc[1], int):
-        return loc
-    entries = values.get(str(loc[0]))
-    entry = entries[loc[1]] if isinstance(entries, list | tuple) and loc[1] < len(entries) else None
-    name = entry.get("name") if isinstance(entry, dict) else None
+    entry = _entry(loc, values)
+    name = entry.get("name") if entry is not None else None
     if not isinstance(name, str) or not _NAME_IN_KEY.match(name):
         return loc
     return (loc[0], _WorkloadIndex(name), *loc[2:])
+
+
+def _entry(loc: tuple[int | str, ...], values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The workload entry of a patched list that ``loc`` points into (after the defaults are filled in)."""
+    if len(loc) < 2 or loc[0] not in PATCHED_SECTIONS or not isinstance(loc[1], int):
+        return None
+    entries = values.get(str(loc[0]))
+    entry = entries[loc[1]] if isinstance(entries, list | tuple) and loc[1] < len(entries) else None
+    return entry if isinstance(entry, dict) else None
 
 
 class _WorkloadIndex(str):

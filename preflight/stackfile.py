@@ -20,8 +20,13 @@ from plan_values import looks_secret_key, shown
 PLACEHOLDER_PREFIX = "PLACEHOLDER-SECRET-"
 
 
+# A secret whose type the program checks (a URL) stands in as one of that type.
+URL_SECRETS = (f"{NAMESPACE}:alertWebhook",)
+
+
 def placeholder(key: str) -> str:
-    return f"{PLACEHOLDER_PREFIX}{key.replace(':', '-').replace('.', '-')}"
+    label = f"{PLACEHOLDER_PREFIX}{key.replace(':', '-').replace('.', '-')}"
+    return f"https://placeholder.invalid/{label}" if key in URL_SECRETS else label
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ with the thresholds of the plan.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -436,6 +437,63 @@ def test_enabled_monitoring_without_a_webhook_is_one_line():
     plan = load_plan(values, config.secret_keys)
     with pytest.raises(PlanError, match=r"^platform:alertWebhook: not set; Alertmanager on this host posts alerts"):
         check_secrets_present(plan, values)
+
+
+WEBHOOK_SECRET = "PLANTED-hunter2"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (json.dumps([f"https://hooks.slack.com/services/{WEBHOOK_SECRET}"]), "a list, not a URL"),
+        (json.dumps({"url": f"https://hooks.slack.com/{WEBHOOK_SECRET}"}), "an object, not a URL"),
+        ("12345", "a number, not a URL"),
+        (f"http://hooks.slack.com/services/{WEBHOOK_SECRET}", "not an https URL on one line"),
+        (f"https://hooks.slack.com/services/{WEBHOOK_SECRET}\nhttps://x/", "not an https URL on one line"),
+        (f"https://hooks.slack.com/a {WEBHOOK_SECRET}", "not an https URL on one line"),
+        (WEBHOOK_SECRET, "not an https URL on one line"),
+    ],
+)
+def test_a_webhook_that_is_no_https_url_is_refused_before_anything_without_its_value(value: str, says: str):
+    """The secret's value reaches the program only in a real run: its type is checked there, before
+    any resource, and the line never shows it."""
+    from plan import check_secrets_present
+
+    config = config_for("tencent", monitoring={"enabled": True})
+    values = {**config.config, "platform:alertWebhook": value}
+    plan = load_plan(values, config.secret_keys)
+    with pytest.raises(PlanError) as raised:
+        check_secrets_present(plan, values)
+    assert str(raised.value).startswith(f"platform:alertWebhook: {says}")
+    assert WEBHOOK_SECRET not in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+        "https://oapi.dingtalk.com/robot/send?access_token=0123abcd",
+        "https://placeholder.invalid/PLACEHOLDER-SECRET-platform-alertWebhook",  # the offline preview's
+    ],
+)
+def test_an_https_webhook_passes(url: str):
+    from plan import check_secrets_present
+
+    config = config_for("tencent", monitoring={"enabled": True})
+    values = {**config.config, "platform:alertWebhook": url, "platform:alertSigningSecret": "SEC0123"}
+    check_secrets_present(load_plan(values, config.secret_keys | {"platform:alertSigningSecret"}), values)
+
+
+def test_a_signing_secret_that_is_a_list_is_refused():
+    from plan import check_secrets_present
+
+    config = config_for("tencent", monitoring={"enabled": True})
+    values = {**config.config, "platform:alertSigningSecret": json.dumps([WEBHOOK_SECRET])}
+    with pytest.raises(PlanError) as raised:
+        check_secrets_present(load_plan(values, config.secret_keys | {"platform:alertSigningSecret"}), values)
+    assert str(raised.value).startswith("platform:alertSigningSecret: a list, not the robot's signing secret")
+    assert WEBHOOK_SECRET not in str(raised.value)
 
 
 def test_one_exporter_per_engine_kind_watches_the_first_database_of_that_kind():

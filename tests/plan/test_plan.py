@@ -615,6 +615,43 @@ def test_a_proxy_in_the_stack_without_services_says_where_it_belongs():
     assert "the tencent stack's" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("stack", "changes", "line"),
+    [
+        (
+            "tencent",
+            {"databases": [{"name": "production-mysql", "memoryMib": 256}]},
+            "platform:databases[production-mysql].kind: required but not set; production-mysql is a default of "
+            "the alibaba stack (Pulumi.alibaba.yaml), not of this one",
+        ),
+        (
+            "alibaba",
+            {"services": [{"name": "zervigo", "memoryMib": 100}]},
+            "platform:services[zervigo].port: required but not set; zervigo is a default of the tencent stack "
+            "(Pulumi.tencent.yaml), not of this one",
+        ),
+    ],
+)
+def test_a_patch_of_the_other_stacks_default_names_that_stack(stack: str, changes: dict[str, Any], line: str):
+    with pytest.raises(PlanError) as raised:
+        plan_of(stack, **changes)
+    assert str(raised.value) == line
+
+
+def test_an_omit_of_the_other_stacks_default_names_that_stack():
+    with pytest.raises(PlanError) as raised:
+        plan_of("tencent", omit={"databases": ["production-neo4j"]})
+    assert str(raised.value).endswith(
+        "production-neo4j is a default of the alibaba stack (Pulumi.alibaba.yaml), not of this one"
+    )
+
+
+def test_a_new_workload_missing_a_field_gets_no_stack_hint():
+    with pytest.raises(PlanError) as raised:
+        plan_of("tencent", databases=[{"name": "orders", "memoryMib": 256}])
+    assert str(raised.value) == "platform:databases[orders].kind: required but not set"
+
+
 def test_a_field_unlike_any_gets_no_guess():
     with pytest.raises(PlanError) as raised:
         plan_of("alibaba", host={"password": "PLANTED-x"})
