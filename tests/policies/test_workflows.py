@@ -51,9 +51,13 @@ def test_the_pull_request_gate_runs_without_secrets_and_its_comment_job_runs_no_
     assert not any("uses" in step for step in comment["steps"])  # no checkout: the PR's code never runs there
 
 
+def matrix_stacks(job: dict) -> list[str]:
+    return [leg["stack"] for leg in job["strategy"]["matrix"]["include"]]
+
+
 def test_previews_run_per_stack_with_the_policy_pack_where_secrets_exist():
     preview = load("pull-request.yml")["jobs"]["preview"]
-    assert preview["strategy"]["matrix"]["stack"] == ["alibaba", "tencent"]
+    assert matrix_stacks(preview) == ["alibaba", "tencent"]
     assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
     (pulumi,) = [step for step in preview["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
     assert pulumi["with"]["command"] == "preview"
@@ -305,9 +309,9 @@ def test_the_drift_check_runs_daily_per_stack_and_only_its_report_may_write_issu
     assert minute.isdigit()  # once
     assert hour.isdigit()
     check, report = document["jobs"]["check"], document["jobs"]["report"]
-    assert check["strategy"]["matrix"]["stack"] == list(STACKS)
-    assert check["environment"] == "preview-${{ matrix.stack }}"
-    assert check["permissions"] == {"contents": "read"}
+    assert matrix_stacks(check) == list(STACKS)
+    assert check["environment"] == "drift-${{ matrix.stack }}"
+    assert check["permissions"] == {"contents": "read", "id-token": "write"}
     # The CLI, from pulumi/actions at the SHA the deploys use, with no command of its own.
     (install,) = [step for step in check["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
     assert install["uses"] == pulumi_step(load("deploy.yml")["jobs"]["up-alibaba"])["uses"]
@@ -375,3 +379,129 @@ def test_the_sarif_upload_may_fail_without_failing_the_deploy():
         if step.get("uses", "").startswith("github/codeql-action/upload-sarif@")
     ]
     assert upload["continue-on-error"] is True
+
+
+# --- Secrets: each job holding them names its environment, one stack and one cloud ---
+
+# The secrets a job that runs Pulumi may read from its environment (the cloud's under the same
+# names in every environment: which cloud is the environment's business).
+STACK_SECRETS = {"PULUMI_ACCESS_TOKEN", "CLOUD_ACCESS_KEY_ID", "CLOUD_ACCESS_KEY_SECRET"}
+CREDENTIALS = "python3 tools/cloud_credentials.py"
+SECRET_OR_VARIABLE = re.compile(r"\$\{\{[^}]*?\b(secrets|vars)\.([A-Z0-9_]+)")
+
+
+def jobs_with_secrets() -> list[tuple[str, str, dict]]:
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in load(path.name)["jobs"].items():
+            if "secrets." in yaml.safe_dump(job):
+                found.append((path.name, name, job))
+    return found
+
+
+def job_stacks(job: dict) -> list[tuple[str, str]]:
+    """(stack, cloud) for each leg of a job that runs Pulumi."""
+    if "strategy" in job:
+        return [(leg["stack"], leg["cloud"]) for leg in job["strategy"]["matrix"]["include"]]
+    (step,) = [step for step in job["steps"] if step.get("run", "").startswith(CREDENTIALS)]
+    return [(job["environment"], step["env"]["CLOUD"])]
+
+
+def stack_cloud(stack: str) -> str:
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["platform:cloud"]
+
+
+def test_no_workflow_names_a_clouds_static_key_or_reads_both_clouds():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        for name in ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+            assert name not in text, f"{path.name}: {name} (the environment's CLOUD_* hold one cloud's keys)"
+
+
+def test_every_job_that_holds_stack_secrets_runs_in_an_environment_for_one_stack_and_its_cloud():
+    pulumi_jobs = [(workflow, name, job) for workflow, name, job in jobs_with_secrets() if name != "notify"]
+    assert {(workflow, name) for workflow, name, _ in pulumi_jobs} == {
+        ("pull-request.yml", "preview"),
+        ("deploy.yml", "up-alibaba"),
+        ("deploy.yml", "up-tencent"),
+        ("drift.yml", "check"),
+    }
+    for workflow, name, job in pulumi_jobs:
+        where = f"{workflow}: {name}"
+        secrets = {match[1] for match in SECRET_OR_VARIABLE.findall(yaml.safe_dump(job)) if match[0] == "secrets"}
+        assert secrets <= STACK_SECRETS, where
+        assert "environment" in job, where
+        # The cloud each leg's credentials are for is the cloud its stack file deploys to.
+        for stack, cloud in job_stacks(job):
+            assert cloud == stack_cloud(stack), f"{where}: {stack} runs on {stack_cloud(stack)}"
+        # The OIDC exchange needs the job's token; the keys come before the step that runs Pulumi.
+        assert job["permissions"]["id-token"] == "write", where
+        steps = job["steps"]
+        (credentials,) = [i for i, step in enumerate(steps) if step.get("run", "").startswith(CREDENTIALS)]
+        pulumi = [
+            i for i, step in enumerate(steps) if "pulumi " in step.get("run", "") or "command" in step.get("with", {})
+        ]
+        assert pulumi, where
+        assert credentials < min(pulumi), where
+        assert steps[credentials]["env"] == {
+            "CLOUD": steps[credentials]["env"]["CLOUD"],
+            "CLOUD_ROLE_ARN": "${{ vars.CLOUD_ROLE_ARN }}",
+            "CLOUD_OIDC_PROVIDER": "${{ vars.CLOUD_OIDC_PROVIDER }}",
+            "CLOUD_OIDC_AUDIENCE": "${{ vars.CLOUD_OIDC_AUDIENCE }}",
+            "CLOUD_ACCESS_KEY_ID": "${{ secrets.CLOUD_ACCESS_KEY_ID }}",
+            "CLOUD_ACCESS_KEY_SECRET": "${{ secrets.CLOUD_ACCESS_KEY_SECRET }}",
+        }, where
+        # The cloud keys reach no other step; the Pulumi token only the steps that call Pulumi.
+        for step in steps[:credentials] + steps[credentials + 1 :]:
+            assert "CLOUD_ACCESS_KEY" not in yaml.safe_dump(step), where
+
+
+def test_the_environments_separate_a_branchs_preview_from_main_s_drift_check_and_deploys():
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    drift = load("drift.yml")["jobs"]["check"]
+    deploy = load("deploy.yml")["jobs"]
+    assert preview["environment"] == "preview-${{ matrix.stack }}"
+    assert drift["environment"] == "drift-${{ matrix.stack }}"
+    assert [deploy[f"up-{stack}"]["environment"] for stack in STACKS] == list(STACKS)
+
+
+def readme_table(heading: str) -> list[list[str]]:
+    """The rows of the first table under a README heading, as cells without their backticks."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip().strip("`") for cell in line.strip("|").split("|")])
+        elif rows:
+            break
+    return rows[2:]  # past the header and its rule
+
+
+def test_the_readme_lists_every_secret_and_variable_the_workflows_read_and_where_each_lives():
+    rows = {row[0]: row for row in readme_table("### Secrets and variables")}
+    used: dict[str, set[str]] = {}
+    kinds: dict[str, str] = {}
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job in load(path.name)["jobs"].values():
+            environment = job.get("environment", "repository")
+            environments = (
+                {environment.replace("${{ matrix.stack }}", stack) for stack, _ in job_stacks(job)}
+                if "${{" in environment
+                else {environment}
+            )
+            # `runs-on` is read before the job enters its environment: repository variables only.
+            for kind, key in SECRET_OR_VARIABLE.findall(yaml.safe_dump(job.get("runs-on"))):
+                kinds[key] = "secret" if kind == "secrets" else "variable"
+                used.setdefault(key, set()).add("repository")
+            rest = {field: value for field, value in job.items() if field != "runs-on"}
+            for kind, key in SECRET_OR_VARIABLE.findall(yaml.safe_dump(rest)):
+                kinds[key] = "secret" if kind == "secrets" else "variable"
+                used.setdefault(key, set()).update(environments)
+    assert set(rows) == set(used), "README: one row per secret and variable the workflows read, no other"
+    for key, environments in used.items():
+        kind, where = rows[key][1], rows[key][2]
+        assert kind == kinds[key], key
+        for environment in environments:
+            stem = environment.split("-", 1)[0] + "-*" if "-" in environment else environment
+            assert environment in where or stem in where, f"README row {key} does not name {environment}"

@@ -49,3 +49,19 @@ def test_stack_outputs_carry_the_plan_and_its_memory_figures(stack):
     found = assess(stack, unwrap(run.outputs["plan"]), settings(BUDGET_SCHEMA, {}))
     assert (memory["freeMib"], memory["osReserveMib"]) == (found.free_mib, found.reserve_mib)
     assert {"plan", "publicIp", "instanceId", "securityGroupId"} <= set(run.outputs)
+
+
+# The providers that need no cloud credentials of their own (they run locally or over SSH).
+CREDENTIAL_FREE_PACKAGES = {"command", "random", "tls", "pulumi", "platform"}
+
+
+@pytest.mark.parametrize(("stack", "cloud_package"), [("alibaba", "alicloud"), ("tencent", "tencentcloud")])
+def test_each_stack_needs_only_its_own_clouds_credentials(stack, cloud_package):
+    """Why a CI job gets one cloud's keys: every resource of a stack is its cloud's or credential-free
+    (also with replication on, which reads the peer through the StackReference, not its cloud)."""
+    for run in (evaluate(stack), evaluate(stack, databaseStack="alibaba") if stack == "tencent" else None):
+        if run is None:
+            continue
+        packages = {resource.type.split(":", 1)[0] for resource in run.resources}
+        assert cloud_package in packages
+        assert packages - CREDENTIAL_FREE_PACKAGES == {cloud_package}, packages
