@@ -9,7 +9,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 PY := .venv/bin/python
 STACKS ?= $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: preview test lint typecheck unit bench clean
+.PHONY: preview test lint typecheck unit rehearse bench clean
 
 preview: .make/synced
 	$(PY) -m preflight $(STACKS)
@@ -28,6 +28,10 @@ typecheck: .make/synced
 
 unit: .make/synced
 	$(PY) -m pytest --numprocesses=auto --dist=loadfile
+
+# Both stacks on network namespaces, their security groups as nftables (root; `make test` runs it too).
+rehearse: .make/synced
+	$(PY) -m rehearsal
 
 bench: .make/synced
 	$(PY) -m tools.bench_preview

@@ -1,0 +1,130 @@
+"""Which TCP connections between the two hosts and the Internet the plans need, and which they forbid.
+
+The expectation is read from the plans, never from the rules under test: a port is reachable from a
+source when the destination's plan exposes it to that source (``public``: anyone; ``peer``: the other
+host; ``admins``: the admin CIDRs; SSH: the admins) and the source's plan lets it out (a host's
+egress reaches the Internet on the design's outbound allowlist, and the peer on the ports the peer
+exposes to it). Everything else, including a port no plan declares, must be refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from plan import Exposure, Plan
+
+# The rehearsal's addresses (documentation ranges, RFC 5737); its stack files use the same.
+ALIBABA_ADDRESS = "192.0.2.10"
+TENCENT_ADDRESS = "198.51.100.20"
+ADMIN_ADDRESS = "203.0.113.5"
+INTERNET_ADDRESS = "203.0.113.200"
+# DESIGN.md, least-privilege outbound: DNS (TCP here: the probes are TCP), HTTP and HTTPS for packages
+# and images. NTP and DNS over UDP are allowed too, and not probed.
+OUTBOUND_TCP = (53, 80, 443)
+# Ports the Internet host listens on: the allowlist, and two outside it (SMTP, an alternative HTTPS).
+INTERNET_PORTS = (*OUTBOUND_TCP, 25, 8443)
+# Ports no plan declares, listened on by both hosts: a rule that opens them is a hole.
+UNDECLARED_PORTS = (2375, 11211)
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: str  # "alibaba", "tencent", "internet" or "admin" (an address of the Internet host)
+    destination: str  # "alibaba", "tencent" or "internet"
+    port: int
+    what: str  # what listens there, by the plan
+    expected: bool
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the connection starts in."""
+        return "internet" if self.source == "admin" else self.source
+
+    @property
+    def source_address(self) -> str:
+        return ADDRESSES[self.source]
+
+    @property
+    def destination_address(self) -> str:
+        return ADDRESSES[self.destination]
+
+
+ADDRESSES = {
+    "alibaba": ALIBABA_ADDRESS,
+    "tencent": TENCENT_ADDRESS,
+    "admin": ADMIN_ADDRESS,
+    "internet": INTERNET_ADDRESS,
+}
+
+
+def listened_ports(plan: Plan) -> dict[int, str]:
+    """What listens on a host, by port: every TCP port of its plan, SSH, and the undeclared ones."""
+    ports = {plan.host.ssh_port: "sshd"}
+    for workload in plan.workloads:
+        for spec in workload.ports:
+            if spec.protocol == "tcp":
+                ports[spec.port] = f"{workload.name} ({spec.expose})"
+    for port in UNDECLARED_PORTS:
+        assert port not in ports, f"{port} is declared by the plan: pick another undeclared port"
+        ports[port] = "undeclared"
+    return ports
+
+
+def expected_flows(plans: dict[str, Plan]) -> list[Flow]:
+    """Every connection the rehearsal tries, with what the plans say should happen."""
+    flows = []
+    for destination, plan in plans.items():
+        exposures = _exposures(plan)
+        for port, what in listened_ports(plan).items():
+            for source in ("alibaba", "tencent", "admin", "internet"):
+                if source == destination:
+                    continue
+                admitted = _admitted(plan, exposures.get(port), ADDRESSES[source])
+                flows.append(
+                    Flow(source, destination, port, what, admitted and _let_out(plans, source, destination, port))
+                )
+    for source in plans:
+        for port in INTERNET_PORTS:
+            flows.append(Flow(source, "internet", port, "the Internet", port in OUTBOUND_TCP))
+    return flows
+
+
+def _exposures(plan: Plan) -> dict[int, Exposure | str]:
+    found: dict[int, Exposure | str] = {plan.host.ssh_port: "ssh"}
+    for workload in plan.workloads:
+        for spec in workload.ports:
+            if spec.protocol == "tcp":
+                found[spec.port] = spec.expose
+    return found
+
+
+def _admitted(plan: Plan, exposure: Exposure | str | None, source: str) -> bool:
+    """Whether the destination's plan admits ``source`` on a port of this exposure."""
+    if exposure == Exposure.PUBLIC:
+        return True
+    if exposure == Exposure.PEER:
+        return source == plan.firewall.peer_address
+    if exposure in (Exposure.ADMINS, "ssh"):
+        return any(
+            ipaddress.ip_address(source) in ipaddress.ip_network(c, strict=False) for c in plan.firewall.admin_cidrs
+        )
+    return False  # none (loopback only), or no plan declares the port
+
+
+def _let_out(plans: dict[str, Plan], source: str, destination: str, port: int) -> bool:
+    """Whether the source's plan lets the connection out (the Internet host has no group)."""
+    if source not in plans:
+        return True
+    if port in OUTBOUND_TCP:
+        return True
+    peer = plans[destination]
+    return peer.firewall.peer_address == ADDRESSES[source] and _exposures(peer).get(port) == Exposure.PEER
+
+
+def by_namespace(flows: list[Flow]) -> Iterator[tuple[str, list[Flow]]]:
+    for namespace in ("alibaba", "tencent", "internet"):
+        chosen = [flow for flow in flows if flow.namespace == namespace]
+        if chosen:
+            yield namespace, chosen

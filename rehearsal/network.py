@@ -1,0 +1,145 @@
+"""Network namespaces on one bridge: the two hosts and the Internet, with documentation addresses only.
+
+Each host is a namespace with one veth interface (``eth0``); the other ends hang on a bridge inside a
+namespace of its own, so nothing is added to the machine's own network. Every address is from the
+documentation ranges, and each namespace routes only those ranges, on the link: there is no default
+route, so nothing can leave the rehearsal. Names carry the process id, so runs side by side do not
+meet, and everything is removed on exit, processes first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+AGENT = Path(__file__).with_name("agent.py")
+COMMAND_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Host:
+    role: str  # "alibaba", "tencent", "internet"
+    addresses: tuple[str, ...]  # the first is the host's own; the others are sources it can speak from
+
+
+def cannot_run() -> str | None:
+    """Why the rehearsal cannot run on this machine, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and nftables)"
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
+        if shutil.which(tool) is None:
+            return f"needs `{tool}` (Debian's {package})"
+    probe = f"rh-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip() or made.returncode}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    return None
+
+
+class Network:
+    """The namespaces, made on enter and removed on exit."""
+
+    def __init__(self, hosts: Sequence[Host], prefix: str | None = None) -> None:
+        self.hosts = {host.role: host for host in hosts}
+        self.prefix = prefix or f"rh{os.getpid()}"
+        self.wire = f"{self.prefix}-wire"
+        self.made: list[str] = []
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def namespace(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    def __enter__(self) -> Network:
+        try:
+            self._make(self.wire)
+            ip("-n", self.wire, "link", "add", "br0", "type", "bridge")
+            ip("-n", self.wire, "link", "set", "br0", "up")
+            for index, host in enumerate(self.hosts.values()):
+                name = self._make(self.namespace(host.role))
+                port = f"port{index}"
+                ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", port, "netns", self.wire)
+                ip("-n", self.wire, "link", "set", port, "master", "br0", "up")
+                for address in host.addresses:
+                    ip("-n", name, "addr", "add", f"{address}/32", "dev", "eth0")
+                ip("-n", name, "link", "set", "eth0", "up")
+                for network in DOCUMENTATION_RANGES:
+                    ip("-n", name, "route", "add", network, "dev", "eth0")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=COMMAND_TIMEOUT_S)
+        self.processes.clear()
+        for name in reversed(self.made):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        self.made.clear()
+
+    def _make(self, name: str) -> str:
+        ip("netns", "add", name)
+        self.made.append(name)
+        ip("-n", name, "link", "set", "lo", "up")
+        return name
+
+    def run(self, role: str, argv: Sequence[str], stdin: str = "") -> str:
+        """A command inside a host's namespace; its stdout. Fails with its stderr."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.namespace(role), *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{role}: {' '.join(argv[:3])} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def enforce(self, role: str, nft_script: str) -> None:
+        self.run(role, ["nft", "-f", "-"], nft_script)
+
+    def listen(self, role: str, ports: Sequence[int]) -> None:
+        """Listeners on ``ports`` on the host's every address, until the rehearsal ends."""
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace(role), sys.executable, str(AGENT), "listen", *map(str, ports)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            process.kill()
+            _, error = process.communicate(timeout=COMMAND_TIMEOUT_S)
+            raise RuntimeError(f"{role}: the listeners did not start: {error.strip()}")
+
+    def probe(self, role: str, attempts: Sequence[tuple[str, str, int]]) -> list[bool]:
+        """Whether each (source address, destination address, port) connection from this host is accepted."""
+        import json
+
+        out = self.run(role, [sys.executable, str(AGENT), "probe"], json.dumps(list(attempts)))
+        return [bool(seen) for seen in json.loads(out)]
+
+
+def ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")

@@ -1,0 +1,100 @@
+"""Both stacks on the rehearsal network: the flows the plans need pass, the rest are refused, and the
+rehearsal notices a rule taken out of the program or a port opened that no plan declares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from policies._rules import Rule
+from rehearsal import FOLDER, ROOT, Stack, differences, evaluate, rehearse
+from rehearsal.flows import UNDECLARED_PORTS, expected_flows
+from rehearsal.network import cannot_run
+
+WHY_NOT = cannot_run()
+needs_namespaces = pytest.mark.skipif(WHY_NOT is not None, reason=f"rehearsal: {WHY_NOT}")
+REHEARSAL_ONLY = {("host", "publicIp"), ("firewall", "peerAddress"), ("firewall", "adminCidrs"), ("databaseStack",)}
+
+
+@pytest.fixture(scope="module")
+def stacks() -> dict[str, Stack]:
+    return evaluate()
+
+
+def flow(stacks: dict[str, Stack], source: str, destination: str, port: int) -> bool:
+    (found,) = [
+        f
+        for f in expected_flows({n: s.plan for n, s in stacks.items()})
+        if (f.source, f.destination, f.port) == (source, destination, port)
+    ]
+    return found.expected
+
+
+def test_the_rehearsal_stack_files_are_the_shipped_ones_but_for_their_addresses():
+    for stack in ("alibaba", "tencent"):
+        shipped = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        rehearsed = yaml.safe_load((FOLDER / f"Pulumi.{stack}.yaml").read_text())["config"]
+        for path in REHEARSAL_ONLY:
+            for config in (shipped, rehearsed):
+                *parents, leaf = path
+                holder = config
+                for parent in parents:
+                    holder = holder.get(f"platform:{parent}" if holder is config else parent, {})
+                holder.pop(f"platform:{leaf}" if holder is config else leaf, None)
+        assert rehearsed == shipped, f"rehearsal/Pulumi.{stack}.yaml differs from Pulumi.{stack}.yaml"
+
+
+def test_the_expectations_come_from_the_plans(stacks):
+    assert flow(stacks, "tencent", "alibaba", 3306) is True  # exposed to the peer
+    assert flow(stacks, "internet", "alibaba", 3306) is False
+    assert flow(stacks, "admin", "alibaba", 22) is True
+    assert flow(stacks, "internet", "alibaba", 22) is False
+    assert flow(stacks, "tencent", "alibaba", 22) is False  # the peer is no admin
+    assert flow(stacks, "internet", "tencent", 443) is True
+    assert flow(stacks, "alibaba", "internet", 443) is True
+    assert flow(stacks, "alibaba", "internet", 8443) is False  # outside the outbound allowlist
+    for port in UNDECLARED_PORTS:
+        assert flow(stacks, "internet", "alibaba", port) is False
+
+
+@needs_namespaces
+def test_every_flow_is_as_the_plans_say(stacks):
+    results = rehearse(stacks)
+    assert differences(results) == []
+    opened = {(r.flow.source, r.flow.destination, r.flow.port) for r in results if r.seen}
+    assert ("tencent", "alibaba", 3306) in opened
+    assert ("admin", "tencent", 22) in opened
+    assert ("internet", "alibaba", 22) not in opened
+
+
+@needs_namespaces
+def test_a_rule_taken_out_of_the_program_kills_its_flow(stacks):
+    def without_mysql(stack: str, rules: list[Rule]) -> list[Rule]:
+        if stack != "alibaba":
+            return rules
+        return [r for r in rules if not (r.direction == "ingress" and r.action == "accept" and r.opens(3306))]
+
+    wrong = differences(rehearse(stacks, without_mysql))
+    assert [(w.flow.source, w.flow.destination, w.flow.port, w.seen) for w in wrong] == [
+        ("tencent", "alibaba", 3306, False)
+    ]
+
+
+@needs_namespaces
+def test_a_port_no_plan_declares_opened_to_the_world_is_seen_from_the_internet(stacks):
+    port = UNDECLARED_PORTS[0]
+
+    def with_a_hole(stack: str, rules: list[Rule]) -> list[Rule]:
+        if stack != "alibaba":
+            return rules
+        (ssh,) = [r for r in rules if r.direction == "ingress" and r.opens(22) and r.cidr == "203.0.113.5/32"]
+        return [replace(ssh, ports=((port, port),), cidr="0.0.0.0/0", where="hole"), *rules]
+
+    wrong = differences(rehearse(stacks, with_a_hole))
+    assert {(w.flow.source, w.flow.destination, w.flow.port, w.seen) for w in wrong} == {
+        ("internet", "alibaba", port, True),
+        ("admin", "alibaba", port, True),
+    }
