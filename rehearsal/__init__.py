@@ -3,7 +3,7 @@
 ``python -m rehearsal`` (``make rehearse``) evaluates the two stacks as the engine would, in its
 order (Alibaba first; its outputs handed to the Tencent stack as its StackReference reads them), turns
 each stack's registered security-group rules into nftables in the namespace that plays its host,
-listens on every port either plan declares (and on two it does not), and tries every connection
+listens on every port either plan declares (and on two it does not, TCP and UDP), and tries every connection
 between the hosts and an Internet host. The table shows each flow's expectation, read from the plans,
 beside what the packets did.
 """
@@ -18,7 +18,7 @@ from plan import Plan, load_plan
 from policies._rules import Rule, rules_of
 from preflight.engine import StackOutputs, StackRun, is_secret, run_stack, unwrap
 from preflight.stackfile import project_name, read_stack_file, with_plan_secrets
-from rehearsal.flows import ADDRESSES, INTERNET_PORTS, Flow, by_namespace, expected_flows, listened_ports
+from rehearsal.flows import ADDRESSES, INTERNET_ENDPOINTS, Flow, by_namespace, expected_flows, listened_ports
 from rehearsal.network import Host, Network
 from rehearsal.nftables import ruleset
 
@@ -84,9 +84,9 @@ def rehearse(stacks: dict[str, Stack], edit: Callable[[str, list[Rule]], list[Ru
             rules = stack.rules()
             network.enforce(name, ruleset(edit(name, rules) if edit else rules, stack.cloud))
             network.listen(name, sorted(listened_ports(stack.plan)))
-        network.listen("internet", INTERNET_PORTS)
+        network.listen("internet", INTERNET_ENDPOINTS)
         for namespace, chosen in by_namespace(flows):
-            attempts = [(flow.source_address, flow.destination_address, flow.port) for flow in chosen]
+            attempts = [(flow.source_address, flow.destination_address, flow.port, flow.protocol) for flow in chosen]
             seen += [
                 Seen(flow, result) for flow, result in zip(chosen, network.probe(namespace, attempts), strict=True)
             ]

@@ -28,7 +28,7 @@ def main() -> int:
         return 2
     results = rehearse(stacks)
     addresses = ", ".join(f"{name} {address}" for name, address in ADDRESSES.items())
-    table = Table(title="Flows on the rehearsal network (TCP)", caption=addresses)
+    table = Table(title="Flows on the rehearsal network", caption=addresses)
     for column in ("from", "to", "port", "what listens", "expected", "seen", ""):
         table.add_column(column, no_wrap=True)
     for result in results:
@@ -36,7 +36,7 @@ def main() -> int:
         table.add_row(
             flow.source,
             flow.destination,
-            str(flow.port),
+            f"{flow.port}/{flow.protocol}",
             flow.what,
             "open" if flow.expected else "refused",
             "open" if result.seen else "refused",

@@ -1,9 +1,11 @@
 """What runs inside a namespace (standard library only, started with ``ip netns exec``).
 
-``listen PORT...``: accept TCP connections on every address of the namespace on each port, and close
-them; prints ``ready`` once every port is bound, and stops when its stdin closes.
-``probe``: reads ``[[source, destination, port], ...]`` (JSON) on stdin, tries each TCP connection
-from that source address, and prints whether each was accepted (JSON), all within a bounded time.
+``listen tcp:PORT udp:PORT ...``: on every address of the namespace, accept TCP connections and close
+them, and echo UDP datagrams; prints ``ready`` once every port is bound, and stops when its stdin
+closes.
+``probe``: reads ``[[source, destination, port, protocol], ...]`` (JSON) on stdin, tries each from
+that source address (a TCP connection; a UDP datagram that must come back), and prints whether each
+got through (JSON), all within a bounded time.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 CONNECT_TIMEOUT_S = 1.0  # a dropped SYN is retried after 1 s: an open port answers well within it
 
 
-def listen(ports: list[int]) -> int:
+def listen(endpoints: list[tuple[str, int]]) -> int:
     selector = selectors.DefaultSelector()
-    for port in ports:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    for protocol, port in endpoints:
+        kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+        server = socket.socket(socket.AF_INET, kind)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("0.0.0.0", port))  # noqa: S104 - inside the rehearsal's own namespace
-        server.listen(64)
+        if protocol == "tcp":
+            server.listen(64)
         server.setblocking(False)
-        selector.register(server, selectors.EVENT_READ)
+        selector.register(server, selectors.EVENT_READ, protocol)
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     print("ready", flush=True)
@@ -35,14 +39,27 @@ def listen(ports: list[int]) -> int:
             server = key.fileobj
             assert isinstance(server, socket.socket)
             try:
-                connection, _ = server.accept()
-            except BlockingIOError:
+                if key.data == "tcp":
+                    connection, _ = server.accept()
+                    connection.close()
+                else:
+                    datagram, sender = server.recvfrom(512)
+                    server.sendto(datagram, sender)
+            except (BlockingIOError, OSError):
                 continue
-            connection.close()
     return 0
 
 
-def reaches(source: str, destination: str, port: int) -> bool:
+def reaches(source: str, destination: str, port: int, protocol: str = "tcp") -> bool:
+    if protocol == "udp":
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(CONNECT_TIMEOUT_S)
+            try:
+                client.bind((source, 0))
+                client.sendto(b"rehearsal", (destination, port))
+                return client.recvfrom(512)[0] == b"rehearsal"
+            except OSError:  # no answer (dropped either way), or refused locally by the output chain
+                return False
     try:
         with socket.create_connection((destination, port), timeout=CONNECT_TIMEOUT_S, source_address=(source, 0)):
             return True
@@ -60,10 +77,10 @@ def probe() -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["listen"]:
-        return listen([int(port) for port in argv[1:]])
+        return listen([(protocol, int(port)) for protocol, _, port in (word.partition(":") for word in argv[1:])])
     if argv == ["probe"]:
         return probe()
-    print("usage: agent.py listen PORT... | agent.py probe", file=sys.stderr)
+    print("usage: agent.py listen tcp:PORT udp:PORT ... | agent.py probe", file=sys.stderr)
     return 2
 
 

@@ -1,4 +1,5 @@
-"""Which TCP connections between the two hosts and the Internet the plans need, and which they forbid.
+"""Which connections between the two hosts and the Internet the plans need, and which they forbid
+(TCP connections, and UDP datagrams that are answered).
 
 The expectation is read from the plans, never from the rules under test: a port is reachable from a
 source when the destination's plan exposes it to that source (``public``: anyone; ``peer``: the other
@@ -20,11 +21,14 @@ ALIBABA_ADDRESS = "192.0.2.10"
 TENCENT_ADDRESS = "198.51.100.20"
 ADMIN_ADDRESS = "203.0.113.5"
 INTERNET_ADDRESS = "203.0.113.200"
-# DESIGN.md, least-privilege outbound: DNS (TCP here: the probes are TCP), HTTP and HTTPS for packages
-# and images. NTP and DNS over UDP are allowed too, and not probed.
-OUTBOUND_TCP = (53, 80, 443)
-# Ports the Internet host listens on: the allowlist, and two outside it (SMTP, an alternative HTTPS).
-INTERNET_PORTS = (*OUTBOUND_TCP, 25, 8443)
+# DESIGN.md, least-privilege outbound: DNS, HTTP and HTTPS for packages and images, NTP.
+OUTBOUND = {"tcp": (53, 80, 443), "udp": (53, 123)}
+# What the Internet host listens on: the allowlist, and ports outside it (SMTP, an alternative HTTPS,
+# syslog, SNMP).
+INTERNET_ENDPOINTS = (
+    *((port, "tcp") for port in (*OUTBOUND["tcp"], 25, 8443)),
+    *((port, "udp") for port in (*OUTBOUND["udp"], 161, 514)),
+)
 # Ports no plan declares, listened on by both hosts: a rule that opens them is a hole.
 UNDECLARED_PORTS = (2375, 11211)
 
@@ -36,6 +40,7 @@ class Flow:
     port: int
     what: str  # what listens there, by the plan
     expected: bool
+    protocol: str = "tcp"
 
     @property
     def namespace(self) -> str:
@@ -59,16 +64,19 @@ ADDRESSES = {
 }
 
 
-def listened_ports(plan: Plan) -> dict[int, str]:
-    """What listens on a host, by port: every TCP port of its plan, SSH, and the undeclared ones."""
-    ports = {plan.host.ssh_port: "sshd"}
+Endpoint = tuple[int, str]  # port, protocol
+
+
+def listened_ports(plan: Plan) -> dict[Endpoint, str]:
+    """What listens on a host: every port of its plan, SSH, and the undeclared ones."""
+    ports: dict[Endpoint, str] = {(plan.host.ssh_port, "tcp"): "sshd"}
     for workload in plan.workloads:
         for spec in workload.ports:
-            if spec.protocol == "tcp":
-                ports[spec.port] = f"{workload.name} ({spec.expose})"
+            ports[spec.port, spec.protocol] = f"{workload.name} ({spec.expose})"
     for port in UNDECLARED_PORTS:
-        assert port not in ports, f"{port} is declared by the plan: pick another undeclared port"
-        ports[port] = "undeclared"
+        for protocol in ("tcp", "udp"):
+            assert (port, protocol) not in ports, f"{port}/{protocol} is declared by the plan: pick another"
+            ports[port, protocol] = "undeclared"
     return ports
 
 
@@ -77,26 +85,24 @@ def expected_flows(plans: dict[str, Plan]) -> list[Flow]:
     flows = []
     for destination, plan in plans.items():
         exposures = _exposures(plan)
-        for port, what in listened_ports(plan).items():
+        for (port, protocol), what in listened_ports(plan).items():
             for source in ("alibaba", "tencent", "admin", "internet"):
                 if source == destination:
                     continue
-                admitted = _admitted(plan, exposures.get(port), ADDRESSES[source])
-                flows.append(
-                    Flow(source, destination, port, what, admitted and _let_out(plans, source, destination, port))
-                )
+                admitted = _admitted(plan, exposures.get((port, protocol)), ADDRESSES[source])
+                let_out = _let_out(plans, source, destination, port, protocol)
+                flows.append(Flow(source, destination, port, what, admitted and let_out, protocol))
     for source in plans:
-        for port in INTERNET_PORTS:
-            flows.append(Flow(source, "internet", port, "the Internet", port in OUTBOUND_TCP))
+        for port, protocol in INTERNET_ENDPOINTS:
+            flows.append(Flow(source, "internet", port, "the Internet", port in OUTBOUND[protocol], protocol))
     return flows
 
 
-def _exposures(plan: Plan) -> dict[int, Exposure | str]:
-    found: dict[int, Exposure | str] = {plan.host.ssh_port: "ssh"}
+def _exposures(plan: Plan) -> dict[Endpoint, Exposure | str]:
+    found: dict[Endpoint, Exposure | str] = {(plan.host.ssh_port, "tcp"): "ssh"}
     for workload in plan.workloads:
         for spec in workload.ports:
-            if spec.protocol == "tcp":
-                found[spec.port] = spec.expose
+            found[spec.port, spec.protocol] = spec.expose
     return found
 
 
@@ -113,14 +119,14 @@ def _admitted(plan: Plan, exposure: Exposure | str | None, source: str) -> bool:
     return False  # none (loopback only), or no plan declares the port
 
 
-def _let_out(plans: dict[str, Plan], source: str, destination: str, port: int) -> bool:
+def _let_out(plans: dict[str, Plan], source: str, destination: str, port: int, protocol: str) -> bool:
     """Whether the source's plan lets the connection out (the Internet host has no group)."""
     if source not in plans:
         return True
-    if port in OUTBOUND_TCP:
+    if port in OUTBOUND[protocol]:
         return True
     peer = plans[destination]
-    return peer.firewall.peer_address == ADDRESSES[source] and _exposures(peer).get(port) == Exposure.PEER
+    return peer.firewall.peer_address == ADDRESSES[source] and _exposures(peer).get((port, protocol)) == Exposure.PEER
 
 
 def by_namespace(flows: list[Flow]) -> Iterator[tuple[str, list[Flow]]]:

@@ -115,10 +115,11 @@ class Network:
     def enforce(self, role: str, nft_script: str) -> None:
         self.run(role, ["nft", "-f", "-"], nft_script)
 
-    def listen(self, role: str, ports: Sequence[int]) -> None:
-        """Listeners on ``ports`` on the host's every address, until the rehearsal ends."""
+    def listen(self, role: str, endpoints: Sequence[tuple[int, str]]) -> None:
+        """Listeners on each (port, protocol) on the host's every address, until the rehearsal ends."""
+        words = [f"{protocol}:{port}" for port, protocol in endpoints]
         process = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace(role), sys.executable, str(AGENT), "listen", *map(str, ports)],
+            ["ip", "netns", "exec", self.namespace(role), sys.executable, str(AGENT), "listen", *words],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -131,8 +132,8 @@ class Network:
             _, error = process.communicate(timeout=COMMAND_TIMEOUT_S)
             raise RuntimeError(f"{role}: the listeners did not start: {error.strip()}")
 
-    def probe(self, role: str, attempts: Sequence[tuple[str, str, int]]) -> list[bool]:
-        """Whether each (source address, destination address, port) connection from this host is accepted."""
+    def probe(self, role: str, attempts: Sequence[tuple[str, str, int, str]]) -> list[bool]:
+        """Whether each (source address, destination address, port, protocol) from this host gets through."""
         import json
 
         out = self.run(role, [sys.executable, str(AGENT), "probe"], json.dumps(list(attempts)))

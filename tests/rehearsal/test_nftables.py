@@ -109,14 +109,14 @@ def pair() -> Iterator[Network]:
     if WHY_NOT is not None:
         pytest.skip(f"rehearsal: {WHY_NOT}")
     with Network([Host("a", (A,)), Host("b", (B,))], prefix=f"rhsem{os.getpid()}") as network:
-        network.listen("b", [PORT, OTHER])
+        network.listen("b", [(PORT, "tcp"), (OTHER, "tcp"), (PORT, "udp")])
         yield network
 
 
-def reaches(network: Network, a_rules, a_cloud: str, b_rules, b_cloud: str, port: int = PORT) -> bool:
+def reaches(network: Network, a_rules, a_cloud: str, b_rules, b_cloud: str, port: int = PORT, protocol="tcp") -> bool:
     network.enforce("a", ruleset(a_rules, a_cloud))
     network.enforce("b", ruleset(b_rules, b_cloud))
-    (seen,) = network.probe("a", [(A, B, port)])
+    (seen,) = network.probe("a", [(A, B, port, protocol)])
     return seen
 
 
@@ -159,3 +159,10 @@ def test_a_group_is_stateful_the_reply_of_an_admitted_session_passes_any_egress_
     b_rules = [*alibaba("ingress", "accept", 1, A), *alibaba("egress", "drop", 1, "0.0.0.0/0", None, "all")]
     assert reaches(pair, [], "alibaba", b_rules, "alibaba") is True
     assert reaches(pair, [], "alibaba", b_rules, "alibaba", port=OTHER) is False
+
+
+@needs_namespaces
+def test_udp_is_its_own_protocol_and_its_answer_passes_as_part_of_the_session(pair: Network):
+    udp = [*alibaba("ingress", "accept", 1, A, PORT, "udp"), *alibaba("egress", "drop", 1, "0.0.0.0/0", None, "all")]
+    assert reaches(pair, [], "alibaba", udp, "alibaba", protocol="udp") is True
+    assert reaches(pair, [], "alibaba", alibaba("ingress", "accept", 1, A), "alibaba", protocol="udp") is False

@@ -24,11 +24,11 @@ def stacks() -> dict[str, Stack]:
     return evaluate()
 
 
-def flow(stacks: dict[str, Stack], source: str, destination: str, port: int) -> bool:
+def flow(stacks: dict[str, Stack], source: str, destination: str, port: int, protocol: str = "tcp") -> bool:
     (found,) = [
         f
         for f in expected_flows({n: s.plan for n, s in stacks.items()})
-        if (f.source, f.destination, f.port) == (source, destination, port)
+        if (f.source, f.destination, f.port, f.protocol) == (source, destination, port, protocol)
     ]
     return found.expected
 
@@ -56,18 +56,23 @@ def test_the_expectations_come_from_the_plans(stacks):
     assert flow(stacks, "internet", "tencent", 443) is True
     assert flow(stacks, "alibaba", "internet", 443) is True
     assert flow(stacks, "alibaba", "internet", 8443) is False  # outside the outbound allowlist
+    assert flow(stacks, "tencent", "internet", 123, "udp") is True  # NTP
+    assert flow(stacks, "tencent", "internet", 514, "udp") is False
     for port in UNDECLARED_PORTS:
         assert flow(stacks, "internet", "alibaba", port) is False
+        assert flow(stacks, "internet", "alibaba", port, "udp") is False
 
 
 @needs_namespaces
 def test_every_flow_is_as_the_plans_say(stacks):
     results = rehearse(stacks)
     assert differences(results) == []
-    opened = {(r.flow.source, r.flow.destination, r.flow.port) for r in results if r.seen}
-    assert ("tencent", "alibaba", 3306) in opened
-    assert ("admin", "tencent", 22) in opened
-    assert ("internet", "alibaba", 22) not in opened
+    opened = {(r.flow.source, r.flow.destination, r.flow.port, r.flow.protocol) for r in results if r.seen}
+    assert ("tencent", "alibaba", 3306, "tcp") in opened
+    assert ("admin", "tencent", 22, "tcp") in opened
+    assert ("alibaba", "internet", 53, "udp") in opened
+    assert ("internet", "alibaba", 22, "tcp") not in opened
+    assert ("alibaba", "internet", 514, "udp") not in opened
 
 
 @needs_namespaces
@@ -78,8 +83,8 @@ def test_a_rule_taken_out_of_the_program_kills_its_flow(stacks):
         return [r for r in rules if not (r.direction == "ingress" and r.action == "accept" and r.opens(3306))]
 
     wrong = differences(rehearse(stacks, without_mysql))
-    assert [(w.flow.source, w.flow.destination, w.flow.port, w.seen) for w in wrong] == [
-        ("tencent", "alibaba", 3306, False)
+    assert [(w.flow.source, w.flow.destination, w.flow.port, w.flow.protocol, w.seen) for w in wrong] == [
+        ("tencent", "alibaba", 3306, "tcp", False)
     ]
 
 
@@ -94,7 +99,7 @@ def test_a_port_no_plan_declares_opened_to_the_world_is_seen_from_the_internet(s
         return [replace(ssh, ports=((port, port),), cidr="0.0.0.0/0", where="hole"), *rules]
 
     wrong = differences(rehearse(stacks, with_a_hole))
-    assert {(w.flow.source, w.flow.destination, w.flow.port, w.seen) for w in wrong} == {
-        ("internet", "alibaba", port, True),
-        ("admin", "alibaba", port, True),
+    assert {(w.flow.source, w.flow.destination, w.flow.port, w.flow.protocol, w.seen) for w in wrong} == {
+        ("internet", "alibaba", port, "tcp", True),
+        ("admin", "alibaba", port, "tcp", True),
     }
