@@ -83,14 +83,38 @@ def rehearse(stacks: dict[str, Stack], edit: Callable[[str, list[Rule]], list[Ru
         for name, stack in stacks.items():
             rules = stack.rules()
             network.enforce(name, ruleset(edit(name, rules) if edit else rules, stack.cloud))
-            network.listen(name, sorted(listened_ports(stack.plan)))
+            ssh = (stack.plan.host.ssh_port, "tcp")
+            network.listen(name, sorted(set(listened_ports(stack.plan)) - {ssh}))
+            network.sshd(name, ssh[0])
         network.listen("internet", INTERNET_ENDPOINTS)
         for namespace, chosen in by_namespace(flows):
-            attempts = [(flow.source_address, flow.destination_address, flow.port, flow.protocol) for flow in chosen]
-            seen += [
-                Seen(flow, result) for flow, result in zip(chosen, network.probe(namespace, attempts), strict=True)
-            ]
+            logins = [flow for flow in chosen if is_login(flow, plans)]
+            connections = [flow for flow in chosen if not is_login(flow, plans)]
+            attempts = [(f.source_address, f.destination_address, f.port, f.protocol) for f in connections]
+            seen += [Seen(f, got) for f, got in zip(connections, network.probe(namespace, attempts), strict=True)]
+            attempts_ssh = [(f.source_address, f.destination_address, f.port) for f in logins]
+            seen += [Seen(f, got) for f, got in zip(logins, network.ssh_logins(namespace, attempts_ssh), strict=True)]
     return seen
+
+
+def is_login(flow: Flow, plans: dict[str, Plan]) -> bool:
+    """A flow to a host's SSH port is tried as a real login (the host's sshd, a pinned host key)."""
+    plan = plans.get(flow.destination)
+    return plan is not None and (flow.port, flow.protocol) == (plan.host.ssh_port, "tcp")
+
+
+def peer_ports(stack: Stack) -> dict[int, str]:
+    """What the stack's group opens to the peer host (port -> the workload listening there), from its
+    registered rules: the figure the design card counts (its eight inbound database ports)."""
+    peer = f"{stack.plan.firewall.peer_address}/32"
+    listening = listened_ports(stack.plan)
+    return {
+        port: listening.get((port, rule.protocol), "nothing").split(" (")[0]
+        for rule in stack.rules()
+        if rule.direction == "ingress" and rule.action == "accept" and rule.cidr == peer and rule.ports is not None
+        for low, high in rule.ports
+        for port in range(low, high + 1)
+    }
 
 
 def differences(results: Sequence[Seen]) -> list[Seen]:

@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from rehearsal import differences, evaluate, rehearse
+from rehearsal import differences, evaluate, peer_ports, rehearse
 from rehearsal.flows import ADDRESSES
 from rehearsal.network import cannot_run
 
@@ -45,11 +45,20 @@ def main() -> int:
     console.print(table)
     wrong = differences(results)
     elapsed = time.monotonic() - started
-    opened = sum(result.seen for result in results)
+    open_count = sum(result.seen for result in results)
     console.print(
-        f"{len(results)} flows, {opened} open, {len(results) - opened} refused, "
+        f"{len(results)} flows, {open_count} open, {len(results) - open_count} refused, "
         f"{len(wrong)} not as the plans say; {elapsed:.1f} s"
     )
+    for name, stack in stacks.items():
+        opened = peer_ports(stack)
+        engines = {db.name for db in stack.plan.databases} | {w.name for w in stack.plan.existing if w.database}
+        databases = {port: what for port, what in opened.items() if what in engines}
+        others = ", ".join(f"{port} {what}" for port, what in sorted(opened.items()) if port not in databases)
+        console.print(
+            f"{name}: its group opens {len(opened)} ports to the peer: {len(databases)} database ports"
+            + (f" and {others}" if others else "")
+        )
     return 1 if wrong else 0
 
 

@@ -69,7 +69,7 @@ Endpoint = tuple[int, str]  # port, protocol
 
 def listened_ports(plan: Plan) -> dict[Endpoint, str]:
     """What listens on a host: every port of its plan, SSH, and the undeclared ones."""
-    ports: dict[Endpoint, str] = {(plan.host.ssh_port, "tcp"): "sshd"}
+    ports: dict[Endpoint, str] = {(plan.host.ssh_port, "tcp"): "sshd (a login)"}
     for workload in plan.workloads:
         for spec in workload.ports:
             ports[spec.port, spec.protocol] = f"{workload.name} ({spec.expose})"

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from types import TracebackType
 DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 AGENT = Path(__file__).with_name("agent.py")
 COMMAND_TIMEOUT_S = 30
+SSHD = "/usr/sbin/sshd"
+SSH_LOGIN_TIMEOUT_S = 3  # ConnectTimeout: a dropped SYN is never answered
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,13 @@ def cannot_run() -> str | None:
     """Why the rehearsal cannot run on this machine, or None."""
     if os.geteuid() != 0:
         return "needs root (network namespaces and nftables)"
-    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("ssh", "openssh-client")):
         if shutil.which(tool) is None:
             return f"needs `{tool}` (Debian's {package})"
+    if not Path(SSHD).is_file():
+        return f"needs {SSHD} (Debian's openssh-server)"
+    if not Path("/run/sshd").is_dir():
+        return "needs /run/sshd, sshd's privilege-separation directory (`bash .ci/run` makes it)"
     probe = f"rh-probe-{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
     if made.returncode != 0:
@@ -53,12 +61,19 @@ class Network:
         self.wire = f"{self.prefix}-wire"
         self.made: list[str] = []
         self.processes: list[subprocess.Popen[str]] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
 
     def namespace(self, role: str) -> str:
         return f"{self.prefix}-{role}"
 
     def __enter__(self) -> Network:
         try:
+            for key in ("host", "client"):
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.workdir / key)],
+                    check=True,
+                    timeout=COMMAND_TIMEOUT_S,
+                )
             self._make(self.wire)
             ip("-n", self.wire, "link", "add", "br0", "type", "bridge")
             ip("-n", self.wire, "link", "set", "br0", "up")
@@ -91,6 +106,7 @@ class Network:
         for name in reversed(self.made):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.made.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _make(self, name: str) -> str:
         ip("netns", "add", name)
@@ -131,6 +147,68 @@ class Network:
             process.kill()
             _, error = process.communicate(timeout=COMMAND_TIMEOUT_S)
             raise RuntimeError(f"{role}: the listeners did not start: {error.strip()}")
+
+    def sshd(self, role: str, port: int) -> None:
+        """Debian's OpenSSH server on the host's own address, admitting the rehearsal's key for root
+        (its files in the rehearsal's own directory; nothing of the machine's sshd is read)."""
+        address = self.hosts[role].addresses[0]
+        config = self.workdir / f"sshd-{role}.conf"
+        config.write_text(
+            "\n".join(
+                (
+                    f"Port {port}",
+                    f"ListenAddress {address}",
+                    f"HostKey {self.workdir / 'host'}",
+                    f"AuthorizedKeysFile {self.workdir / 'client.pub'}",
+                    "PidFile none",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "LogLevel ERROR",
+                )
+            )
+            + "\n"
+        )
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace(role), SSHD, "-D", "-e", "-f", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while self.probe(role, [(address, address, port, "tcp")]) != [True]:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                _, error = process.communicate(timeout=COMMAND_TIMEOUT_S)
+                raise RuntimeError(f"{role}: sshd did not start: {error.strip()}")
+            time.sleep(0.1)
+
+    def ssh_logins(self, role: str, attempts: Sequence[tuple[str, str, int]]) -> list[bool]:
+        """Whether each (source address, destination address, port) SSH login from this host, with the
+        rehearsal's key and the host key pinned, runs a command there."""
+        known = self.workdir / "known_hosts"
+        known.write_text(f"* {(self.workdir / 'host.pub').read_text()}")
+        logins = [
+            subprocess.Popen(
+                [
+                    *("ip", "netns", "exec", self.namespace(role)),
+                    *("ssh", "-F", "/dev/null", "-i", str(self.workdir / "client"), "-b", source, "-p", str(port)),
+                    *("-o", "BatchMode=yes", "-o", f"ConnectTimeout={SSH_LOGIN_TIMEOUT_S}"),
+                    *("-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}", "-o", "LogLevel=ERROR"),
+                    f"root@{destination}",
+                    "true",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for source, destination, port in attempts
+        ]
+        return [login.wait(timeout=COMMAND_TIMEOUT_S) == 0 for login in logins]
 
     def probe(self, role: str, attempts: Sequence[tuple[str, str, int, str]]) -> list[bool]:
         """Whether each (source address, destination address, port, protocol) from this host gets through."""

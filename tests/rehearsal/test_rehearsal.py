@@ -103,3 +103,15 @@ def test_a_port_no_plan_declares_opened_to_the_world_is_seen_from_the_internet(s
         ("internet", "alibaba", port, "tcp", True),
         ("admin", "alibaba", port, "tcp", True),
     }
+
+
+def test_the_alibaba_group_opens_the_cards_eight_database_ports_to_the_peer_and_the_exporters(stacks):
+    """The figure `make rehearse` prints: the design card's eight database ports, and (until the
+    exporters' metrics take another path) the four exporters beside them."""
+    from policies.facts import SCRAPED_EXPORTERS
+    from rehearsal import peer_ports
+
+    opened = peer_ports(stacks["alibaba"])
+    databases = {port for port, what in opened.items() if what.startswith("production-")}
+    assert sorted(databases) == [3306, 5432, 6379, 7474, 7687, 8080, 9200, 9300]
+    assert {what for port, what in opened.items() if port not in databases} == set(SCRAPED_EXPORTERS)
