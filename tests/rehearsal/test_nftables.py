@@ -10,13 +10,12 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from policies._rules import rules_of
+from policies.facts import ALIBABA_RULE, TENCENT_RULE_SET
 from rehearsal.network import Host, Network, cannot_run
 from rehearsal.nftables import UntranslatableError, ruleset, statement
 
 A, B = "192.0.2.1", "198.51.100.1"
 PORT, OTHER = 5000, 5001
-ALIBABA_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-TENCENT_RULE_SET = "tencentcloud:Security/groupRuleSet:GroupRuleSet"
 
 
 def alibaba(direction: str, policy: str, priority: int, cidr: str, port: int | None = PORT, protocol: str = "tcp"):
