@@ -33,6 +33,7 @@ from plan import (
     PlanError,
     check_secrets_present,
     load_plan,
+    peer_databases_of,
     peer_exporters_of,
 )
 
@@ -379,7 +380,11 @@ def monitor(
         resolved = ingress.apply(
             lambda exported: monitoring_step(
                 component,
-                view if exported is None else replace(view, peer_exporters=peer_exporters_of(exported)),
+                view
+                if exported is None
+                else replace(
+                    view, peer_exporters=peer_exporters_of(exported), peer_databases=peer_databases_of(exported)
+                ),
                 webhook,
             )
         )

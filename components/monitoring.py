@@ -146,6 +146,61 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
             "{{ $labels.replica }} does not replicate",
         ),
         _alert(
+            "HostDown",
+            'up{job="node-exporter"} == 0',
+            f"{alerting.target_down_minutes}m",
+            "critical",
+            "{{ $labels.host }} does not answer ({{ $labels.instance }}): the host, its network or its node exporter "
+            "is down; its other alerts are held back while this one fires",
+        ),
+        _alert(
+            "TargetDown",
+            'up{job!="node-exporter"} == 0',
+            f"{alerting.target_down_minutes}m",
+            "critical",
+            "{{ $labels.job }} on {{ $labels.host }} does not answer its scrape ({{ $labels.instance }})",
+        ),
+        _alert(
+            "DatabaseDown",
+            "mysql_up == 0 or pg_up == 0 or redis_up == 0",
+            f"{alerting.target_down_minutes}m",
+            "critical",
+            "the database {{ $labels.job }} watches on {{ $labels.host }} does not answer it",
+        ),
+        _alert(
+            "DatabaseUnreachable",
+            'probe_success{job="database-port"} == 0',
+            f"{alerting.target_down_minutes}m",
+            "critical",
+            "{{ $labels.workload }} on {{ $labels.host }} does not accept connections ({{ $labels.instance }})",
+        ),
+        *(
+            _alert(
+                "TargetMissing",
+                f'absent(up{{job="{job}"}})',
+                "10m",
+                "warning",
+                "Prometheus scrapes no {{ $labels.job }} target at all: its job is missing from the configuration",
+            )
+            for job in expected_jobs(monitoring)
+        ),
+        _alert(
+            "CpuBusy",
+            f'100 * (1 - avg by (host, instance) (rate(node_cpu_seconds_total{{mode="idle"}}[5m])))'
+            f" > {alerting.cpu_busy_percent}",
+            f"{alerting.cpu_busy_minutes}m",
+            "warning",
+            f"{{{{ $labels.host }}}} has been more than {alerting.cpu_busy_percent}% busy on all its CPUs"
+            f" for {alerting.cpu_busy_minutes} minutes",
+        ),
+        _alert(
+            "ProbeSlow",
+            f'probe_duration_seconds{{job="service-health"}} > {alerting.probe_slow_ms / 1000:g}',
+            "5m",
+            "warning",
+            f"{{{{ $labels.service }}}} takes more than {alerting.probe_slow_ms} ms to answer its health check",
+        ),
+        _alert(
             "BackupTooOld",
             f"time() - platform_backup_last_success_timestamp_seconds > {alerting.backup_max_age_hours * 3600}",
             "0m",
@@ -154,6 +209,16 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
         ),
     ]
     return {"groups": [{"name": "platform", "rules": rules}]}
+
+
+def expected_jobs(monitoring: MonitoringPlan) -> list[str]:
+    """The scrape jobs this Prometheus must have (each an absent-series alert when it has none)."""
+    jobs = list(scrape_targets(monitoring))
+    if probed_services(monitoring):
+        jobs.append("service-health")
+    if monitoring.peer_databases:
+        jobs.append("database-port")
+    return jobs
 
 
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
@@ -184,7 +249,7 @@ def prometheus_config(
     """Scrape jobs: each of ``targets`` (job -> host:port, from the plan), and one blackbox probe
     per service health path."""
     jobs: list[dict[str, Any]] = [
-        {"job_name": job, "static_configs": [{"targets": list(addresses)}]} for job, addresses in targets.items()
+        {"job_name": job, "static_configs": _by_host(monitoring, addresses)} for job, addresses in targets.items()
     ]
     probes = probed_services(monitoring)
     blackbox = port_of(monitoring, "blackbox-exporter")
@@ -197,7 +262,7 @@ def prometheus_config(
                 "static_configs": [
                     {
                         "targets": [f"http://127.0.0.1:{s.port}{s.health_path}"],
-                        "labels": {"service": s.name},
+                        "labels": {"service": s.name, "host": monitoring.host},
                     }
                     for s in probes
                 ],
@@ -211,6 +276,26 @@ def prometheus_config(
                 ],
             }
         )
+    if monitoring.peer_databases:
+        jobs.append(
+            {
+                "job_name": "database-port",
+                "metrics_path": "/probe",
+                "params": {"module": ["tcp_connect"]},
+                "static_configs": [
+                    {
+                        "targets": [f"{monitoring.peer_address}:{port}"],
+                        "labels": {"workload": name, "host": monitoring.peer_host},
+                    }
+                    for name, port in monitoring.peer_databases
+                ],
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__param_target"], "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": f"127.0.0.1:{blackbox}"},
+                ],
+            }
+        )
     interval = f"{monitoring.settings.scrape_interval_s}s"
     alertmanager = f"127.0.0.1:{port_of(monitoring, 'alertmanager')}"
     return {
@@ -219,6 +304,16 @@ def prometheus_config(
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": jobs,
     }
+
+
+def _by_host(monitoring: MonitoringPlan, addresses: Sequence[str]) -> list[dict[str, Any]]:
+    """A job's targets, each group labelled with the host it is on (the alerts name it, and a
+    host's HostDown holds back its other alerts by it)."""
+    groups: dict[str, list[str]] = {}
+    for address in addresses:
+        host = monitoring.peer_host if address.startswith(f"{monitoring.peer_address}:") else monitoring.host
+        groups.setdefault(host, []).append(address)
+    return [{"targets": targets, "labels": {"host": host}} for host, targets in groups.items()]
 
 
 def alertmanager_config(monitoring: MonitoringPlan, url_file: str) -> dict[str, Any]:
@@ -249,6 +344,15 @@ def alertmanager_config(monitoring: MonitoringPlan, url_file: str) -> dict[str, 
             "repeat_interval": "4h",
         },
         "receivers": [{"name": "platform", **receiver}],
+        # A host that is down pages once: its other alerts (its exporters, its databases) are held
+        # back while its HostDown fires.
+        "inhibit_rules": [
+            {
+                "source_matchers": ['alertname="HostDown"'],
+                "target_matchers": ['alertname!="HostDown"'],
+                "equal": ["host"],
+            }
+        ],
     }
 
 
@@ -258,7 +362,14 @@ def as_yaml(document: Mapping[str, Any]) -> str:
     )
 
 
-BLACKBOX_CONFIG = {"modules": {"http_2xx": {"prober": "http", "timeout": "5s", "http": {"method": "GET"}}}}
+BLACKBOX_CONFIG = {
+    "modules": {
+        "http_2xx": {"prober": "http", "timeout": "5s", "http": {"method": "GET"}},
+        # A database port that accepts a connection (Neo4j, Elasticsearch and Weaviate have no
+        # exporter; for the others it also shows the path across the clouds is open).
+        "tcp_connect": {"prober": "tcp", "timeout": "5s"},
+    }
+}
 
 
 def webhook_path(paths: Paths) -> str:

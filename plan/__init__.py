@@ -98,7 +98,7 @@ from plan.schema import (
     StackName,
     database_variable,
 )
-from plan.views import HostCheck, Layout, MonitoringPlan, PortPlan, Workload, peer_exporters_of
+from plan.views import HostCheck, Layout, MonitoringPlan, PortPlan, Workload, peer_databases_of, peer_exporters_of
 from policies.facts import OS_RESERVE_MIB, reaches_world
 
 __all__ = [
@@ -177,6 +177,7 @@ __all__ = [
     "effective_config",
     "load_plan",
     "loc_name",
+    "peer_databases_of",
     "peer_exporters_of",
     "plan_props",
     "reaches_world",

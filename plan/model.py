@@ -180,6 +180,21 @@ class Plan(Model):
         return tuple(sorted(((name, MONITORING_PROGRAMS[name][0]) for name in names), key=lambda pair: pair[1]))
 
     @property
+    def peer_databases(self) -> tuple[tuple[str, int], ...]:
+        """The peer's database ports this host's Prometheus probes, (workload, port) by port, as the
+        peer's default plan has them (its stack's ``peerIngress`` output overrides them:
+        program.monitor); a port of ``firewall.peerDatabasePorts`` is named by its port."""
+        if not self.runs_prometheus:
+            return ()
+        if self.firewall.peer_database_ports is not None:
+            return tuple((f"port-{port}", port) for port in self.firewall.peer_database_ports)
+        workloads = (
+            (w for w in DEFAULT_EXISTING if w.get("database")) if self.cloud == Cloud.ALIBABA else DEFAULT_DATABASES
+        )
+        found = {(w["name"], p["port"]) for w in workloads for p in w.get("ports", ())}
+        return tuple(sorted(found, key=lambda pair: pair[1]))
+
+    @property
     def peer_monitoring_ports(self) -> tuple[int, ...]:
         """The peer's exporter ports this host's Prometheus scrapes (egress to the peer's /32)."""
         return tuple(port for _, port in self.peer_exporters)
@@ -288,8 +303,11 @@ class Plan(Model):
             layout=self.layout,
             workloads=self.monitoring_workloads,
             runs_prometheus=self.runs_prometheus,
+            host=self.cloud.value,
+            peer_host=next(c.value for c in Cloud if c != self.cloud),
             peer_address=self.firewall.peer_address,
             peer_exporters=self.peer_exporters,
+            peer_databases=self.peer_databases,
             services=self.services,
             databases=self.databases,
             exported=self.exported_databases,

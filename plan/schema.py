@@ -905,6 +905,14 @@ class Alerting(Model):
     backup_max_age_hours: int = count(1, 24 * 60, default=26)
     # How long a health probe may fail before anyone is woken: two scrape intervals and a bit.
     health_failing_minutes: int = count(1, 60, default=2)
+    # How long a scrape target (a host's node exporter, an exporter, the database behind it) may
+    # not answer before anyone is woken: six scrapes at 30 s, so a restart or a deploy passes.
+    target_down_minutes: int = count(1, 60, default=3)
+    # A host whose CPUs are this busy (100 - idle, all cores) for cpuBusyMinutes is saturated.
+    cpu_busy_percent: int = count(1, 100, default=90)
+    cpu_busy_minutes: int = count(1, 240, default=15)
+    # A service's health check slower than this (blackbox probe duration) for 5 minutes.
+    probe_slow_ms: int = count(10, 60000, default=2000)
 
 
 # The monitoring programs' memory limits. Chosen here: the resident memory Debian's builds showed

@@ -70,16 +70,33 @@ class MonitoringPlan:
     workloads: tuple[MonitoringWorkload, ...]
     """The monitoring programs of this host (``Plan.monitoring_workloads``)."""
     runs_prometheus: bool
+    host: str
+    """This host's name in the alerts' ``host`` label (its cloud: alibaba or tencent)."""
+    peer_host: str
+    """The peer's, for the targets Prometheus scrapes there."""
     peer_address: str
     peer_exporters: tuple[tuple[str, int], ...]
     """The peer's exporters Prometheus scrapes, (name, port): its default plan's, or what its stack
     exports (``peer_exporters_of``), so a port moved there is scraped where it went."""
+    peer_databases: tuple[tuple[str, int], ...]
+    """The peer's database ports Prometheus probes with a TCP connect, (workload, port): its
+    default plan's, or what its stack exports (``peer_databases_of``)."""
     services: tuple[Service, ...]
     databases: tuple[Database, ...]
     exported: Mapping[str, Database]
     """Exporter -> the database it watches (``Plan.exported_databases``)."""
     tls_only: frozenset[str]
     """The databases whose port speaks TLS only (replication sources: a Redis one)."""
+
+
+def peer_databases_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """The database ports among what the peer's firewall opens to this host (all but the exporters)."""
+    found = (
+        (str(entry["workload"]), int(entry["port"]))
+        for entry in ingress
+        if entry.get("workload") not in SCRAPED_EXPORTERS and entry.get("protocol", "tcp") == "tcp"
+    )
+    return tuple(sorted(found, key=lambda pair: pair[1]))
 
 
 def peer_exporters_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:

@@ -21,6 +21,7 @@ from components.monitoring import (
     alert_rules,
     alertmanager_config,
     as_yaml,
+    expected_jobs,
     prometheus_config,
     scrape_targets,
 )
@@ -95,7 +96,85 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
     ]
     health = a.health_failing_minutes
     max_age = a.backup_max_age_hours
+    down = f"{a.target_down_minutes + 1}m"
+    node = {"host": "alibaba", "instance": "192.0.2.10:9100", "job": "node-exporter"}
+    exporter = {"host": "alibaba", "instance": "192.0.2.10:9104", "job": "mysqld-exporter"}
+    cpu = {"cpu": "0", "mode": "idle", **node}
+    idle_per_minute = lambda percent: f"0+{60 * percent / 100:g}x{a.cpu_busy_minutes + 10}"  # noqa: E731
+    slow = {
+        "host": "tencent",
+        "instance": "http://127.0.0.1:8207/health",
+        "job": "service-health",
+        "service": "zervigo",
+    }
+    port = {"host": "alibaba", "instance": "192.0.2.10:7687", "job": "database-port", "workload": "production-neo4j"}
+    jobs = expected_jobs(plan.monitoring_plan)
+    missing = (
+        {
+            "TargetMissing": [
+                case(plan, "TargetMissing", "1m", [series("up", {"job": j}, "1x20") for j in jobs[1:]], "15m",
+                     {"job": jobs[0]}),
+                case(plan, "TargetMissing", "1m", [series("up", {"job": j}, "1x20") for j in jobs], "15m", None),
+            ]
+        }
+        if jobs
+        else {}
+    )  # fmt: skip
     return {
+        **missing,
+        "HostDown": [
+            case(plan, "HostDown", "1m", [series("up", node, "0x20")], down, node),
+            case(plan, "HostDown", "1m", [series("up", node, "1x20")], down, None),
+        ],
+        "TargetDown": [
+            case(plan, "TargetDown", "1m", [series("up", exporter, "0x20")], down, exporter),
+            # A host that is down is HostDown's, not each of its exporters'.
+            case(plan, "TargetDown", "1m", [series("up", node, "0x20")], down, None),
+        ],
+        "DatabaseDown": [
+            case(plan, "DatabaseDown", "1m", [series("mysql_up", exporter, "0x20")], down, exporter),
+            case(plan, "DatabaseDown", "1m", [series("mysql_up", exporter, "1x20")], down, None),
+        ],
+        "DatabaseUnreachable": [
+            case(plan, "DatabaseUnreachable", "1m", [series("probe_success", port, "0x20")], down, port),
+            case(plan, "DatabaseUnreachable", "1m", [series("probe_success", port, "1x20")], down, None),
+        ],
+        "CpuBusy": [
+            case(
+                plan,
+                "CpuBusy",
+                "1m",
+                [series("node_cpu_seconds_total", cpu, idle_per_minute(max(100 - a.cpu_busy_percent - 5, 0)))],
+                f"{a.cpu_busy_minutes + 8}m",
+                {"host": "alibaba", "instance": node["instance"]},
+            ),
+            case(
+                plan,
+                "CpuBusy",
+                "1m",
+                [series("node_cpu_seconds_total", cpu, idle_per_minute(min(100 - a.cpu_busy_percent + 5, 100)))],
+                f"{a.cpu_busy_minutes + 8}m",
+                None,
+            ),
+        ],
+        "ProbeSlow": [
+            case(
+                plan,
+                "ProbeSlow",
+                "1m",
+                [series("probe_duration_seconds", slow, f"{a.probe_slow_ms / 1000 + 1:g}x20")],
+                "8m",
+                slow,
+            ),
+            case(
+                plan,
+                "ProbeSlow",
+                "1m",
+                [series("probe_duration_seconds", slow, f"{a.probe_slow_ms / 2000:g}x20")],
+                "8m",
+                None,
+            ),
+        ],
         "HostMemoryLow": [
             case(plan, "HostMemoryLow", "1m", memory(max(a.memory_available_percent - 1, 0)), "15m", INSTANCE),
             case(plan, "HostMemoryLow", "1m", memory(min(a.memory_available_percent + 1, 100)), "15m", None),
@@ -183,7 +262,7 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
 def test_every_alert_fires_past_its_threshold_and_not_before(stack: str, tmp_path: Path):
     plan = plan_of(stack)
     tests = rule_tests(plan)
-    assert sorted(tests) == sorted(alert_names(plan.monitoring_plan))  # every alert has its cases
+    assert sorted(tests) == sorted(set(alert_names(plan.monitoring_plan)))  # every alert has its cases
     (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
     (tmp_path / "tests.yml").write_text(
         yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [c for cases in tests.values() for c in cases]})
@@ -283,7 +362,9 @@ def test_probes_follow_the_plan():
     plan = plan_of("tencent", monitoring={"probes": ["zervigo"]})
     config = prometheus_config(plan.monitoring_plan, {}, "rules.yml")
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "service-health"]
-    assert job["static_configs"] == [{"targets": ["http://127.0.0.1:8207/health"], "labels": {"service": "zervigo"}}]
+    assert job["static_configs"] == [
+        {"targets": ["http://127.0.0.1:8207/health"], "labels": {"service": "zervigo", "host": "tencent"}}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -393,7 +474,10 @@ def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_tar
     checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert jobs == {"node-exporter", "mysqld-exporter", "postgres-exporter", "redis-exporter", "service-health"}
+    assert jobs == {
+        *("node-exporter", "mysqld-exporter", "postgres-exporter", "redis-exporter"),
+        *("service-health", "database-port"),
+    }
 
 
 def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
@@ -505,3 +589,33 @@ def test_one_exporter_per_engine_kind_watches_the_first_database_of_that_kind():
     assert [db.name for db in plan.unexported_databases] == ["reporting-mysql"]
     off = plan_of("alibaba", monitoring={"enabled": False}, databases=[*DEFAULT_DATABASES, second])
     assert (off.exported_databases, off.unexported_databases) == ({}, ())
+
+
+def test_the_peers_database_ports_are_probed_by_a_tcp_connect_each_named_by_its_workload():
+    """Neo4j, Elasticsearch and Weaviate have no exporter: every database port the peer opens is
+    probed (the blackbox exporter's tcp_connect), and the ports follow what the peer's stack exports."""
+    from dataclasses import replace
+
+    from plan import peer_databases_of
+
+    view = plan_of("tencent").monitoring_plan
+    (job,) = [j for j in prometheus_config(view, scrape_targets(view), "rules.yml")["scrape_configs"]
+              if j["job_name"] == "database-port"]  # fmt: skip
+    probed: dict[str, list[str]] = {}
+    for config in job["static_configs"]:
+        probed.setdefault(config["labels"]["workload"], []).extend(config["targets"])
+    assert sorted(probed["production-neo4j"]) == [f"{view.peer_address}:7474", f"{view.peer_address}:7687"]
+    assert sorted(probed) == sorted(d.name for d in plan_of("alibaba").databases)
+    assert {c["labels"]["host"] for c in job["static_configs"]} == {"alibaba"}
+    assert job["params"] == {"module": ["tcp_connect"]}
+    # The peer moved Weaviate and exports its ports: the probes follow, the exporters are not probed.
+    ingress = [
+        {"port": 18080, "protocol": "tcp", "workload": "production-weaviate"},
+        {"port": 9100, "protocol": "tcp", "workload": "node-exporter"},
+    ]
+    moved = replace(view, peer_databases=peer_databases_of(ingress))
+    (job,) = [j for j in prometheus_config(moved, scrape_targets(moved), "rules.yml")["scrape_configs"]
+              if j["job_name"] == "database-port"]  # fmt: skip
+    assert [c["targets"] for c in job["static_configs"]] == [[f"{view.peer_address}:18080"]]
+    assert "database-port" in expected_jobs(view)
+    assert "database-port" not in expected_jobs(plan_of("alibaba").monitoring_plan)
