@@ -448,7 +448,9 @@ def test_an_exporter_moved_on_alibaba_is_scraped_and_reached_where_it_went(tmp_p
     (root / "Pulumi.alibaba.yaml").write_text(yaml.safe_dump(alibaba, sort_keys=False))
     run = evaluate("tencent", root=root)
     scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in scraped["scrape_configs"]}
+    jobs = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in scraped["scrape_configs"]
+    }
     assert "47.115.168.107:9250" in jobs["node-exporter"]
     assert "47.115.168.107:9100" not in jobs["node-exporter"]
     assert 9250 in _peer_egress(run)
@@ -469,6 +471,8 @@ def test_the_peer_s_output_with_the_default_ports_renders_the_scrape_configurati
 def test_without_the_peer_s_output_prometheus_scrapes_the_default_plan_s_exporters():
     run = evaluate("tencent")
     scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in scraped["scrape_configs"]}
+    jobs = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in scraped["scrape_configs"]
+    }
     assert "47.115.168.107:9100" in jobs["node-exporter"]
     assert "47.115.168.107:9104" in jobs["mysqld-exporter"]
