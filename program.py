@@ -11,6 +11,7 @@ from pulumi.runtime import config as runtime_config
 from pulumi_command import remote
 
 from components import uploads
+from components.certificates import certificate_check_step, certificate_files
 from components.databases import Databases, DatabasesArgs
 from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
@@ -388,7 +389,7 @@ def monitor(
                 webhook,
             )
         )
-    run_step(
+    monitoring = run_step(
         monitoring_step(component, view, webhook),
         connection,
         parent=owner,
@@ -396,6 +397,20 @@ def monitor(
         depends_on=[owner.bootstrap, *(owner.exporters.values() if isinstance(owner, Databases) else ())],
         resolved=resolved,
     )
+    if plan.monitoring.enabled:
+        files = certificate_files(
+            plan.layout.paths,
+            [db.name for db in plan.replication_sources],
+            [w.name for w in plan.replicas],
+            plan.proxy.certificate if plan.proxy is not None else None,
+        )
+        warn_days = plan.monitoring.alerting.certificate_warning_days
+        run_step(
+            certificate_check_step(component, plan.layout, files, warn_days),
+            connection,
+            parent=owner,
+            depends_on=[monitoring],  # node exporter's textfile directory is there
+        )
 
 
 def export_host(plan: Plan, host: Host, firewall: Firewall) -> None:

@@ -201,6 +201,29 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
             f"{{{{ $labels.service }}}} takes more than {alerting.probe_slow_ms} ms to answer its health check",
         ),
         _alert(
+            "CertificateExpiring",
+            f"platform_certificate_expiry_timestamp_seconds - time() < {alerting.certificate_warning_days} * 86400",
+            "0m",
+            "warning",
+            f"{{{{ $labels.file }}}} on {{{{ $labels.host }}}} stops being valid in less than"
+            f" {alerting.certificate_warning_days} days: it was not renewed",
+        ),
+        _alert(
+            "CertificateExpiringSoon",
+            f"platform_certificate_expiry_timestamp_seconds - time() < {alerting.certificate_critical_days} * 86400",
+            "0m",
+            "critical",
+            f"{{{{ $labels.file }}}} on {{{{ $labels.host }}}} stops being valid in less than"
+            f" {alerting.certificate_critical_days} days",
+        ),
+        _alert(
+            "CertificateUnreadable",
+            "platform_certificate_readable == 0",
+            "2h",  # two runs of the hourly check: a file written after the first one is no alert
+            "warning",
+            "{{ $labels.file }} on {{ $labels.host }} is missing or not a certificate",
+        ),
+        _alert(
             "BackupTooOld",
             f"time() - platform_backup_last_success_timestamp_seconds > {alerting.backup_max_age_hours * 3600}",
             "0m",

@@ -293,6 +293,7 @@ def health_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkl
     paths = layout.paths
     service, timer = health_units(paths)
     params = {
+        "WHAT": "replication",
         "SCRIPT_FILE": health_program(paths),
         "SCRIPT_CONTENT": health_script(paths, replicas),
         "UNIT_DIR": paths.units,
@@ -303,7 +304,7 @@ def health_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkl
     }
     return Step(
         f"{component}-replication-health",
-        files=("repl_health_install.sh",),
+        files=("check_install.sh",),
         params=params,
         label=HEALTH_SERVICE,
         sudo=layout.sudo,

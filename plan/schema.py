@@ -913,6 +913,10 @@ class Alerting(Model):
     cpu_busy_minutes: int = count(1, 240, default=15)
     # A service's health check slower than this (blackbox probe duration) for 5 minutes.
     probe_slow_ms: int = count(10, 60000, default=2000)
+    # A certificate this close to its end: pulumi-tls renews the platform's 30 days ahead, so one
+    # closer did not reach the host (warning), and a week is the last call (critical).
+    certificate_warning_days: int = count(1, 365, default=30)
+    certificate_critical_days: int = count(1, 365, default=7)
 
 
 # The monitoring programs' memory limits. Chosen here: the resident memory Debian's builds showed

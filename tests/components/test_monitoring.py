@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,6 +109,9 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
         "service": "zervigo",
     }
     port = {"host": "alibaba", "instance": "192.0.2.10:7687", "job": "database-port", "workload": "production-neo4j"}
+    cert = {"file": "/etc/platform/secrets/tls/production-redis/server.crt", **node}
+    expiry = "platform_certificate_expiry_timestamp_seconds"
+    warn, soon = a.certificate_warning_days, a.certificate_critical_days
     jobs = expected_jobs(plan.monitoring_plan)
     missing = (
         {
@@ -134,6 +138,34 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
         "DatabaseDown": [
             case(plan, "DatabaseDown", "1m", [series("mysql_up", exporter, "0x20")], down, exporter),
             case(plan, "DatabaseDown", "1m", [series("mysql_up", exporter, "1x20")], down, None),
+        ],
+        "CertificateExpiring": [
+            case(plan, "CertificateExpiring", "1m", [series(expiry, cert, f"{(warn - 1) * 86400}x5")], "1m", cert),
+            case(plan, "CertificateExpiring", "1m", [series(expiry, cert, f"{(warn + 1) * 86400}x5")], "1m", None),
+        ],
+        "CertificateExpiringSoon": [
+            case(plan, "CertificateExpiringSoon", "1m", [series(expiry, cert, f"{(soon - 1) * 86400}x5")], "1m", cert),
+            case(plan, "CertificateExpiringSoon", "1m", [series(expiry, cert, f"{(soon + 1) * 86400}x5")], "1m", None),
+        ],
+        "CertificateUnreadable": [
+            # Scraped every minute as node exporter reads the file the hourly check writes.
+            case(
+                plan,
+                "CertificateUnreadable",
+                "1m",
+                [series("platform_certificate_readable", cert, "0x200")],
+                "150m",
+                cert,
+            ),
+            # Missing for the first hour only (written after the first run): the next run finds it.
+            case(
+                plan,
+                "CertificateUnreadable",
+                "1m",
+                [series("platform_certificate_readable", cert, "0x60 1x140")],
+                "150m",
+                None,
+            ),
         ],
         "DatabaseUnreachable": [
             case(plan, "DatabaseUnreachable", "1m", [series("probe_success", port, "0x20")], down, port),
@@ -619,3 +651,34 @@ def test_the_peers_database_ports_are_probed_by_a_tcp_connect_each_named_by_its_
     assert [c["targets"] for c in job["static_configs"]] == [[f"{view.peer_address}:18080"]]
     assert "database-port" in expected_jobs(view)
     assert "database-port" not in expected_jobs(plan_of("alibaba").monitoring_plan)
+
+
+@pytest.mark.parametrize(
+    ("stack", "command", "expected"),
+    [
+        (
+            "alibaba",
+            "alibaba-db-certificate-check",
+            [f"/etc/platform/secrets/tls/production-{kind}/{leaf}" for kind in ("mysql", "postgres", "redis")
+             for leaf in ("ca.crt", "server.crt")],
+        ),
+        ("tencent", "tencent-svc-certificate-check", ["/etc/letsencrypt/live/api.example.com/fullchain.pem"]),
+    ],
+)  # fmt: skip
+def test_each_host_checks_the_certificates_its_plan_puts_there(stack: str, command: str, expected: list[str]):
+    from tests.stacks import evaluate, step_parameters
+
+    run = evaluate(stack)
+    script = step_parameters(run, command)["SCRIPT_CONTENT"]
+    (line,) = [line for line in script.splitlines() if line.startswith("CERT_FILES=")]
+    assert shlex.split(line.removeprefix("CERT_FILES=")) == [" ".join(expected)]
+    monitoring = run.named(command.replace("certificate-check", "monitoring"))
+    assert monitoring.urn in run.named(command).dependencies
+    assert run.named(command).parent == run.named(command.rsplit("-", 2)[0]).urn
+
+
+def test_without_monitoring_no_certificate_check_is_installed():
+    from tests.stacks import evaluate
+
+    run = evaluate("alibaba", monitoring={"enabled": False})
+    assert not [r for r in run.resources if r.name.endswith("certificate-check")]

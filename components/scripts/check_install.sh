@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the replication health check (repl_health.sh, rendered with the plan's replicas) as
-# SCRIPT_FILE with a oneshot service and a timer that runs it every minute, then runs it once and
-# prints what it found. An unhealthy replica is reported, not a failure of this step (the replica
-# steps already failed if they could not sync; the metric and the timer's failed runs carry it on).
-# Unchanged files are not written and systemd is not reloaded ("unchanged").
-# Parameters: SCRIPT_FILE, SCRIPT_CONTENT, UNIT_DIR, SERVICE, SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE.
+# Installs a check that writes textfile metrics on a timer: the replication health check
+# (repl_health.sh, rendered with the plan's replicas) or the certificates' expiry (cert_check.sh).
+# SCRIPT_FILE with a oneshot service and its timer, then runs it once and prints what it found. A
+# finding (an unhealthy replica, a certificate close to expiry) is reported, not a failure of this
+# step: the metric and the alert rules carry it on. Unchanged files are not written and systemd is
+# not reloaded ("unchanged").
+# Parameters: WHAT (what it checks, for the summary), SCRIPT_FILE, SCRIPT_CONTENT, UNIT_DIR, SERVICE,
+# SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE.
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 umask 022
@@ -49,7 +51,7 @@ fi
 if report=$("${SCRIPT_FILE}" 2>&1); then health=healthy; else health="NOT healthy"; fi
 printf '%s\n' "${report}"
 if [[ "${changed}" == 0 ]]; then
-  echo "${SERVICE}: unchanged (replication ${health}; metrics in ${METRICS_FILE})"
+  echo "${SERVICE}: unchanged (${WHAT} ${health}; metrics in ${METRICS_FILE})"
 else
-  echo "${SERVICE}: installed, timer active (replication ${health}; metrics in ${METRICS_FILE})"
+  echo "${SERVICE}: installed, timer active (${WHAT} ${health}; metrics in ${METRICS_FILE})"
 fi
