@@ -37,6 +37,7 @@ def test_one_container_command_per_database_after_the_bootstrap(alibaba):
         *(f"alibaba-db-repl-{name}" for name in SOURCES),
         *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
         "alibaba-db-monitoring",
+        "alibaba-db-certificate-check",
     }
     by_name = {r.name: r for r in alibaba.of_type(COMMAND)}
     bootstrap_urn = by_name["alibaba-db-bootstrap"].urn
@@ -143,7 +144,7 @@ def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_f
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(alibaba):
     for resource in alibaba.of_type(COMMAND):
-        reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring")
+        reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring", "alibaba-db-certificate-check")
         if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
             continue
@@ -189,6 +190,7 @@ def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_pur
         "alibaba-db-restore-drill",
         "alibaba-db-exporter-cache",
         "alibaba-db-monitoring",
+        "alibaba-db-certificate-check",
         "alibaba-db-retire-production-mysql",
         "alibaba-db-retire-production-redis",
     }

@@ -73,8 +73,8 @@ def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[:2] == [COMMENT_MARKER, "## Policy gate: ✅ passed"]
-    assert "| `alibaba` | 94 | 0 | 1 |" in lines
-    assert "| `tencent` | 21 | 0 | 1 |" in lines
+    assert "| `alibaba` | 96 | 0 | 1 |" in lines
+    assert "| `tencent` | 23 | 0 | 1 |" in lines
     verdict = "✅ fits: buffer 18 MiB (0.5% of usable, below the 10% headroom)"
     assert f"| tencent-host | tencent | 3686 | 3412 | 256 | {verdict} |" in lines
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES), "--format", "markdown")
