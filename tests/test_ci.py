@@ -16,12 +16,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.loopback import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTIFY = ROOT / "tools" / "notify.py"
@@ -74,19 +76,13 @@ def webhook() -> Iterator[Webhook]:
         def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the tests read what was received, not the server's log
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}{TOKEN_PATH}"
-    try:
-        yield state
-    finally:
-        if state.hold is not None:
-            state.hold.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(Handler) as port:
+        state.url = f"http://127.0.0.1:{port}{TOKEN_PATH}"
+        try:
+            yield state
+        finally:  # before the server stops: a held answer ends first
+            if state.hold is not None:
+                state.hold.set()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -15,20 +15,20 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.scripts import alert_relay
+from tests.loopback import serving
 
 RELAY = Path(alert_relay.__file__)
 TOKEN = "TOKEN-5f1e2d"  # what a leak of the URL would show
@@ -112,17 +112,9 @@ def dingtalk() -> Iterator[DingTalk]:
         def log_message(self, format: str, *args: object) -> None:
             pass  # the tests read what was received
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.port = server.server_address[1]
-    try:
+    with serving(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def free_port() -> int:
