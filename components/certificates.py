@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from components.engines import TLS_CA
 from components.engines.base import TLS_CERT
-from components.formats import unit_value
 from components.provisioning import Step, render
 from components.replication import replica_ca_file, tls_dir
+from components.timer_checks import TimerCheck
 from plan import Layout, Paths
 from policies.facts import metrics_dir
 
@@ -41,62 +41,25 @@ def check_program(paths: Paths) -> str:
     return f"{paths.root}/bin/{CHECK_SERVICE}"
 
 
-def check_units(paths: Paths) -> tuple[str, str]:
-    """The oneshot service and its timer."""
-    service = "\n".join(
-        [
-            "# Managed by Pulumi (platform plan); edits are overwritten.",
-            "[Unit]",
-            f"Description={unit_value('Expiry of the platform certificates (metrics for the textfile collector)')}",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            f"ExecStart={check_program(paths)}",
-            "TimeoutStartSec=60",
-            "MemoryMax=32M",
-            "Nice=10",
-            "",
-        ]
+def certificate_check(paths: Paths) -> TimerCheck:
+    """The check as the timer runs it: every hour, and at boot a run missed while the host was off."""
+    return TimerCheck(
+        what="certificates",
+        service=CHECK_SERVICE,
+        program=check_program(paths),
+        metrics_file=metrics_file(paths),
+        description="Expiry of the platform certificates (metrics for the textfile collector)",
+        timer_description="Read the certificates every hour",
+        timeout_s=60,
+        memory_max="32M",
+        timer=("OnBootSec=5min", f"OnUnitActiveSec={CHECK_INTERVAL}", "Persistent=true"),
     )
-    timer = "\n".join(
-        [
-            "# Managed by Pulumi (platform plan); edits are overwritten.",
-            "[Unit]",
-            f"Description={unit_value('Read the certificates every hour')}",
-            "",
-            "[Timer]",
-            "OnBootSec=5min",
-            f"OnUnitActiveSec={CHECK_INTERVAL}",
-            "Persistent=true",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-        ]
-    )
-    return service, timer
 
 
 def certificate_check_step(component: str, layout: Layout, files: Sequence[str], warn_days: int) -> Step:
     """Installs the check and its timer; runs it once (a certificate close to its end is reported)."""
     paths = layout.paths
-    service, timer = check_units(paths)
     script = render(
         ["cert_check.sh"], {"CERT_FILES": " ".join(files), "METRICS_FILE": metrics_file(paths), "WARN_DAYS": warn_days}
     )
-    return Step(
-        f"{component}-certificate-check",
-        files=("check_install.sh",),
-        params={
-            "WHAT": "certificates",
-            "SCRIPT_FILE": check_program(paths),
-            "SCRIPT_CONTENT": script,
-            "UNIT_DIR": paths.units,
-            "SERVICE": CHECK_SERVICE,
-            "SERVICE_CONTENT": service,
-            "TIMER_CONTENT": timer,
-            "METRICS_FILE": metrics_file(paths),
-        },
-        label=CHECK_SERVICE,
-        sudo=layout.sudo,
-    )
+    return certificate_check(paths).step(f"{component}-certificate-check", layout, script)

@@ -34,8 +34,8 @@ from components.engines import (
     secret_file,
     server_id,
 )
-from components.formats import unit_value
 from components.provisioning import Params, Step, render
+from components.timer_checks import TimerCheck
 from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Layout, Paths
 from policies.facts import metrics_dir
 
@@ -252,60 +252,27 @@ def health_script(paths: Paths, replicas: Sequence[ExistingWorkload]) -> str:
     return render([LIB, "repl_health.sh"], health_params(paths, replicas))
 
 
+def health_check(paths: Paths) -> TimerCheck:
+    """The health check as the timer runs it: every minute."""
+    return TimerCheck(
+        what="replication",
+        service=HEALTH_SERVICE,
+        program=health_program(paths),
+        metrics_file=metrics_file(paths),
+        description="Replication health of the replicas (metrics for the textfile collector)",
+        timer_description="Run the replication health check every minute",
+        timeout_s=HEALTH_TIMEOUT_S,
+        memory_max="64M",
+        timer=(f"OnBootSec={HEALTH_INTERVAL}", f"OnUnitActiveSec={HEALTH_INTERVAL}", "AccuracySec=5s"),
+    )
+
+
 def health_units(paths: Paths) -> tuple[str, str]:
     """The oneshot service and its timer."""
-    service = "\n".join(
-        [
-            "# Managed by Pulumi (platform plan); edits are overwritten.",
-            "[Unit]",
-            f"Description={unit_value('Replication health of the replicas (metrics for the textfile collector)')}",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            f"ExecStart={health_program(paths)}",
-            f"TimeoutStartSec={HEALTH_TIMEOUT_S}",
-            "MemoryMax=64M",
-            "Nice=10",
-            "",
-        ]
-    )
-    timer = "\n".join(
-        [
-            "# Managed by Pulumi (platform plan); edits are overwritten.",
-            "[Unit]",
-            f"Description={unit_value('Run the replication health check every minute')}",
-            "",
-            "[Timer]",
-            f"OnBootSec={HEALTH_INTERVAL}",
-            f"OnUnitActiveSec={HEALTH_INTERVAL}",
-            "AccuracySec=5s",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-        ]
-    )
-    return service, timer
+    return health_check(paths).units()
 
 
 def health_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkload]) -> Step:
     """Installs the health check and its timer; runs it once (an unhealthy replica is reported)."""
     paths = layout.paths
-    service, timer = health_units(paths)
-    params = {
-        "WHAT": "replication",
-        "SCRIPT_FILE": health_program(paths),
-        "SCRIPT_CONTENT": health_script(paths, replicas),
-        "UNIT_DIR": paths.units,
-        "SERVICE": HEALTH_SERVICE,
-        "SERVICE_CONTENT": service,
-        "TIMER_CONTENT": timer,
-        "METRICS_FILE": metrics_file(paths),
-    }
-    return Step(
-        f"{component}-replication-health",
-        files=("check_install.sh",),
-        params=params,
-        label=HEALTH_SERVICE,
-        sudo=layout.sudo,
-    )
+    return health_check(paths).step(f"{component}-replication-health", layout, health_script(paths, replicas))
