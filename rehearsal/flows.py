@@ -89,8 +89,9 @@ def expected_flows(plans: dict[str, Plan]) -> list[Flow]:
             for source in ("alibaba", "tencent", "admin", "internet"):
                 if source == destination:
                     continue
-                admitted = _admitted(plan, exposures.get((port, protocol)), ADDRESSES[source])
-                let_out = _let_out(plans, source, destination, port, protocol)
+                exposure = exposures.get((port, protocol))
+                admitted = _admitted(plan, exposure, ADDRESSES[source])
+                let_out = _let_out(plans, source, plan, exposure, port, protocol)
                 flows.append(Flow(source, destination, port, what, admitted and let_out, protocol))
     for source in plans:
         for port, protocol in INTERNET_ENDPOINTS:
@@ -119,14 +120,16 @@ def _admitted(plan: Plan, exposure: Exposure | str | None, source: str) -> bool:
     return False  # none (loopback only), or no plan declares the port
 
 
-def _let_out(plans: dict[str, Plan], source: str, destination: str, port: int, protocol: str) -> bool:
-    """Whether the source's plan lets the connection out (the Internet host has no group)."""
+def _let_out(
+    plans: dict[str, Plan], source: str, destination: Plan, exposure: Exposure | str | None, port: int, protocol: str
+) -> bool:
+    """Whether the source's plan lets the connection out (the Internet host has no group): to the
+    outbound allowlist anywhere, and to the peer on what the peer exposes to it."""
     if source not in plans:
         return True
     if port in OUTBOUND[protocol]:
         return True
-    peer = plans[destination]
-    return peer.firewall.peer_address == ADDRESSES[source] and _exposures(peer).get((port, protocol)) == Exposure.PEER
+    return destination.firewall.peer_address == ADDRESSES[source] and exposure == Exposure.PEER
 
 
 def by_namespace(flows: list[Flow]) -> Iterator[tuple[str, list[Flow]]]:

@@ -9,6 +9,7 @@ meet, and everything is removed on exit, processes first.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -212,8 +213,6 @@ class Network:
 
     def probe(self, role: str, attempts: Sequence[tuple[str, str, int, str]]) -> list[bool]:
         """Whether each (source address, destination address, port, protocol) from this host gets through."""
-        import json
-
         out = self.run(role, [sys.executable, str(AGENT), "probe"], json.dumps(list(attempts)))
         return [bool(seen) for seen in json.loads(out)]
 
