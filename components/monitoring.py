@@ -277,48 +277,16 @@ def prometheus_config(
     probes = probed_services(monitoring)
     blackbox = port_of(monitoring, "blackbox-exporter")
     if probes:
-        jobs.append(
-            {
-                "job_name": "service-health",
-                "metrics_path": "/probe",
-                "params": {"module": ["http_2xx"]},
-                "static_configs": [
-                    {
-                        "targets": [f"http://127.0.0.1:{s.port}{s.health_path}"],
-                        "labels": {"service": s.name, "host": monitoring.host},
-                    }
-                    for s in probes
-                ],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {
-                        "target_label": "__address__",
-                        "replacement": f"127.0.0.1:{blackbox}",
-                    },
-                ],
-            }
-        )
+        health = [
+            (f"http://127.0.0.1:{s.port}{s.health_path}", {"service": s.name, "host": monitoring.host}) for s in probes
+        ]
+        jobs.append(_probe_job("service-health", "http_2xx", health, blackbox))
     if monitoring.peer_databases:
-        jobs.append(
-            {
-                "job_name": "database-port",
-                "metrics_path": "/probe",
-                "params": {"module": ["tcp_connect"]},
-                "static_configs": [
-                    {
-                        "targets": [f"{monitoring.peer_address}:{port}"],
-                        "labels": {"workload": name, "host": monitoring.peer_host},
-                    }
-                    for name, port in monitoring.peer_databases
-                ],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": f"127.0.0.1:{blackbox}"},
-                ],
-            }
-        )
+        ports = [
+            (f"{monitoring.peer_address}:{port}", {"workload": name, "host": monitoring.peer_host})
+            for name, port in monitoring.peer_databases
+        ]
+        jobs.append(_probe_job("database-port", "tcp_connect", ports, blackbox))
     interval = f"{monitoring.settings.scrape_interval_s}s"
     alertmanager = f"127.0.0.1:{port_of(monitoring, 'alertmanager')}"
     return {
@@ -326,6 +294,22 @@ def prometheus_config(
         "rule_files": [rule_file],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": jobs,
+    }
+
+
+def _probe_job(name: str, module: str, targets: Sequence[tuple[str, dict[str, str]]], blackbox: int) -> dict[str, Any]:
+    """A job the blackbox exporter on this host runs: each (target, labels) probed with ``module``,
+    the target as the ``instance``."""
+    return {
+        "job_name": name,
+        "metrics_path": "/probe",
+        "params": {"module": [module]},
+        "static_configs": [{"targets": [target], "labels": labels} for target, labels in targets],
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": f"127.0.0.1:{blackbox}"},
+        ],
     }
 
 
