@@ -120,6 +120,11 @@ class StackRun:
     def named(self, name: str) -> Registration:
         return next(r for r in self.resources if r.name == name)
 
+    def as_reference(self) -> StackOutputs:
+        """The outputs as another stack's ``StackReference`` reads them."""
+        secret = tuple(sorted(name for name, value in self.outputs.items() if is_secret(value)))
+        return StackOutputs(outputs=unwrap(self.outputs), secret_names=secret)
+
 
 class CloudMocks(pulumi.runtime.Mocks):
     """Stands in for the cloud: ids from names, the outputs the program reads.

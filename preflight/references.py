@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 
 from plan import load_plan
-from preflight.engine import StackOutputs, is_secret, run_stack, unwrap
+from preflight.engine import StackOutputs, run_stack
 from preflight.stackfile import StackConfig, read_stack, with_plan_secrets
 
 
@@ -46,5 +46,4 @@ def stack_references(root: Path, config: StackConfig, seen: tuple[str, ...] = ()
     run = run_stack(
         referenced.project, stack, referenced.config, set(referenced.secret_keys), references=nested or None
     )
-    secret_names = tuple(sorted(name for name, value in run.outputs.items() if is_secret(value)))
-    return {source: StackOutputs(outputs=unwrap(run.outputs), secret_names=secret_names)}
+    return {source: run.as_reference()}

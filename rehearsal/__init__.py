@@ -16,7 +16,7 @@ from pathlib import Path
 
 from plan import Plan, load_plan
 from policies._rules import Rule, rules_of
-from preflight.engine import StackOutputs, StackRun, is_secret, run_stack, unwrap
+from preflight.engine import StackRun, run_stack, unwrap
 from preflight.stackfile import project_name, read_stack_file, with_plan_secrets
 from rehearsal.flows import ADDRESSES, INTERNET_ENDPOINTS, Flow, by_namespace, expected_flows, listened_ports
 from rehearsal.network import Host, Network
@@ -63,9 +63,7 @@ def evaluate(folder: Path = FOLDER) -> dict[str, Stack]:
         config = with_plan_secrets(config, plan)
         references = {}
         if plan.source_stack is not None:
-            source = stacks[plan.source_stack.split("/")[-1]].run
-            secret = tuple(sorted(key for key, value in source.outputs.items() if is_secret(value)))
-            references[plan.source_stack] = StackOutputs(outputs=unwrap(source.outputs), secret_names=secret)
+            references[plan.source_stack] = stacks[plan.source_stack.split("/")[-1]].run.as_reference()
         run = run_stack(project, name, config.config, set(config.secret_keys), references=references or None)
         stacks[name] = Stack(name, plan.cloud.value, plan, run)
     return stacks
