@@ -171,6 +171,23 @@ def _our_facts() -> Iterator[None]:
         sys.modules.pop("policies", None)
 
 
+def _references(
+    engine: ModuleType, stackfile: ModuleType, plan: ModuleType, tree: Path, loaded: Any, seen: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """What the revision's StackReference reads: the stack it names (its databaseStack), evaluated from
+    the revision's own file and program first, as ``preflight.references`` does for today's."""
+    source = getattr(loaded, "source_stack", None)
+    name = str(source).rsplit("/", 1)[-1] if source else None
+    if name is None or name in seen or not (tree / f"Pulumi.{name}.yaml").exists():
+        return None
+    config = stackfile.read_stack(tree, name)
+    referenced = plan.load_plan(config.config, config.secret_keys)
+    config = stackfile.with_plan_secrets(config, referenced)
+    nested = _references(engine, stackfile, plan, tree, referenced, (*seen, name))
+    run = engine.run_stack(config.project, name, config.config, set(config.secret_keys), references=nested)
+    return {str(source): run.as_reference()}
+
+
 def _child(stack: str, out: Path, root: Path) -> int:
     tree = Path.cwd()
     sys.path.insert(0, str(tree))  # the revision's program, plan and components
@@ -187,7 +204,8 @@ def _child(stack: str, out: Path, root: Path) -> int:
         loaded = plan.load_plan(config.config, config.secret_keys)
         _uploads(loaded, tree, root)
         config = stackfile.with_plan_secrets(config, loaded)
-        run = engine.run_stack(config.project, stack, config.config, set(config.secret_keys))
+        references = _references(engine, stackfile, plan, tree, loaded, (stack,))
+        run = engine.run_stack(config.project, stack, config.config, set(config.secret_keys), references=references)
         document = {"resources": [dataclasses.asdict(r) for r in run.resources], "outputs": run.outputs}
     except Exception as error:  # whatever the revision's program raises is one line for the parent
         lines = str(error).strip().splitlines()
