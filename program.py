@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_tls as tls
 from pulumi.runtime import config as runtime_config
 from pulumi_command import remote
 
@@ -16,6 +17,8 @@ from components.databases import Databases, DatabasesArgs
 from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
+from components.metrics_tunnel import KEY_ALGORITHM, authorized_line, login_step
+from components.metrics_tunnel import exported as exported_tunnel
 from components.monitoring import monitoring_step, webhook_stdin
 from components.network import Network, NetworkArgs
 from components.offsite import OffHostBackups, OffHostBackupsArgs
@@ -34,9 +37,10 @@ from plan import (
     PlanError,
     check_secrets_present,
     load_plan,
+    metrics_tunnel_of,
     peer_databases_of,
-    peer_exporters_of,
 )
+from policies.facts import SCRAPED_EXPORTERS
 
 
 def read_plan() -> Plan:
@@ -249,6 +253,7 @@ def main(*, offline: bool = False) -> None:
     ingress = peer_ingress(plan, reference)
     firewall, host = network_firewall_and_host(plan, name, config, ingress)
     off_host, credentials = cloud_side(plan, name, config, host)
+    tunnel_key = metrics_tunnel_key(plan, name)
     connection = host.connection
     components = {kind: f"{name}-{PROVISIONING_SUFFIX[kind]}" for kind in provisioned_kinds(plan)}
     if connection is None:
@@ -293,7 +298,9 @@ def main(*, offline: bool = False) -> None:
             )
         if HOST_ROLE[plan.cloud] in provisioned:
             owner = provisioned[HOST_ROLE[plan.cloud]]
-            monitor(plan, owner, components[HOST_ROLE[plan.cloud]], connection, config, ingress)
+            monitor(plan, owner, components[HOST_ROLE[plan.cloud]], connection, config, ingress, reference)
+            if isinstance(owner, Databases):
+                metrics_login(plan, owner, components["databases"], connection, tunnel_key)
     export_host(plan, host, firewall)
 
 
@@ -356,6 +363,64 @@ def cloud_side(
     return off_host, credentials
 
 
+def metrics_tunnel_key(plan: Plan, name: str) -> tls.PrivateKey | None:
+    """The metrics tunnel's key, when the peer's Prometheus scrapes this host (components/metrics_tunnel.py).
+    State only, like the replication CA: the stack exports it to the Tencent stack as a secret, with
+    what the tunnel needs beside it. A replaced key (a changed algorithm) is a new key: the login
+    step authorizes it and ends the old key's sessions; the Tencent stack's next ``up`` takes it."""
+    if not plan.metrics_login:
+        return None
+    key = tls.PrivateKey(f"{name}-metrics-key", algorithm=KEY_ALGORITHM)
+    if plan.host.host_key is not None:
+        pulumi.export("metricsTunnel", exported_tunnel(plan.host.ssh_port, plan.host.host_key, scraped_exporters(plan)))
+        pulumi.export("metricsTunnelKey", pulumi.Output.secret(key.private_key_openssh))
+    return key
+
+
+def scraped_exporters(plan: Plan) -> list[tuple[str, int]]:
+    """This host's exporters, (name, port on its loopback), by port."""
+    found = [(w.name, w.ports[0].port) for w in plan.monitoring_workloads if w.name in SCRAPED_EXPORTERS]
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def metrics_login(
+    plan: Plan, owner: Databases, component: str, connection: remote.ConnectionArgs, key: tls.PrivateKey | None
+) -> None:
+    """The tunnel's login on this host, after the exporters' users; there with no key too: it then
+    removes what an earlier plan authorized."""
+    step = login_step(component, plan.layout, "")
+    resolved = None
+    if key is not None:
+        ports = [port for _, port in scraped_exporters(plan)]
+        resolved = key.public_key_openssh.apply(
+            lambda public: login_step(component, plan.layout, authorized_line(public, ports))
+        )
+    run_step(step, connection, parent=owner, depends_on=[owner.bootstrap], resolved=resolved)
+
+
+def peer_tunnel(plan: Plan, reference: pulumi.StackReference | None) -> tuple[pulumi.Output[Any], pulumi.Output[Any]]:
+    """The peer stack's ``metricsTunnel`` output and its key (None, None when there is none to read),
+    warning when this host's Prometheus would scrape the peer but cannot."""
+    if not plan.peer_exporters or reference is None:
+        if plan.runs_prometheus and plan.cloud == Cloud.TENCENT:
+            pulumi.log.warn(
+                f"monitoring: the Alibaba host's exporters are not scraped: set {NAMESPACE}:databaseStack, whose "
+                "outputs hold the metrics tunnel's key (README: 'Metrics from the database host')"
+            )
+        return pulumi.Output.from_input(None), pulumi.Output.from_input(None)
+
+    def exported(tunnel: Any) -> Any:
+        if tunnel is None:
+            pulumi.log.warn(
+                f"{NAMESPACE}:databaseStack {plan.source_stack!r} exports no 'metricsTunnel' (its monitoring is off, "
+                "its host key is not pinned, or it was deployed by a version without the tunnel): the Alibaba "
+                "host's exporters are not scraped until it does"
+            )
+        return tunnel
+
+    return reference.get_output("metricsTunnel").apply(exported), reference.get_output("metricsTunnelKey")
+
+
 def monitor(
     plan: Plan,
     owner: Databases | Services,
@@ -363,28 +428,33 @@ def monitor(
     connection: remote.ConnectionArgs,
     config: pulumi.Config,
     ingress: pulumi.Output[Any] | None,
+    reference: pulumi.StackReference | None,
 ) -> None:
     """The monitoring step, under the host's own provisioning component. It is there with
     monitoring off too: it then stops and removes what an earlier plan installed. ``ingress``: what
-    the peer's firewall opens to this host, as its stack exports it; Prometheus scrapes the peer's
-    exporters where they are (a port moved there is followed), else where its default plan has them."""
+    the peer's firewall opens to this host, as its stack exports it; Prometheus probes the peer's
+    database ports where they are (a port moved there is followed), else where its default plan
+    has them. ``reference``: the peer stack, whose ``metricsTunnel`` carries the scrape of its exporters."""
     if plan.unexported_databases:
         names = ", ".join(db.name for db in plan.unexported_databases)
         pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
-    webhook = None
-    if plan.runs_prometheus:
-        values = pulumi.Output.all(config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret"))
-        webhook = pulumi.Output.secret(values.apply(lambda pair: webhook_stdin(pair[0], pair[1])))
     view = plan.monitoring_plan
+    webhook = None
     resolved = None
-    if ingress is not None and plan.runs_prometheus:
-        resolved = ingress.apply(
-            lambda exported: monitoring_step(
+    if plan.runs_prometheus:
+        tunnel, tunnel_key = peer_tunnel(plan, reference)
+        values = pulumi.Output.all(config.require_secret("alertWebhook"), config.get_secret("alertSigningSecret"))
+        webhook = pulumi.Output.secret(
+            pulumi.Output.all(values, tunnel_key).apply(lambda v: webhook_stdin(v[0][0], v[0][1], v[1]))
+        )
+        exported_ingress = ingress if ingress is not None else pulumi.Output.from_input(None)
+        resolved = pulumi.Output.all(exported_ingress, tunnel).apply(
+            lambda pair: monitoring_step(
                 component,
-                view
-                if exported is None
-                else replace(
-                    view, peer_exporters=peer_exporters_of(exported), peer_databases=peer_databases_of(exported)
+                replace(
+                    view,
+                    tunnel=metrics_tunnel_of(pair[1]),
+                    peer_databases=view.peer_databases if pair[0] is None else peer_databases_of(pair[0]),
                 ),
                 webhook,
             )
@@ -417,7 +487,7 @@ def export_host(plan: Plan, host: Host, firewall: Firewall) -> None:
     """The stack's outputs about its host: its plan, what it opens to the peer, where it is, its memory."""
     pulumi.export("plan", plan.props())
     # What this host's firewall opens to the peer: the peer's egress follows it (its databaseStack).
-    pulumi.export("peerIngress", peer_ingress_ports(plan.workloads))
+    pulumi.export("peerIngress", peer_ingress_ports(plan.port_plan))
     pulumi.export("publicIp", host.public_ip)
     pulumi.export("instanceId", host.instance_id)
     pulumi.export("securityGroupId", firewall.security_group_id)

@@ -11,16 +11,17 @@ repl_health.sh: ``platform_backup_last_success_timestamp_seconds``,
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components import exporters, grafana
+from components import exporters, grafana, metrics_tunnel
 from components.exporters import unit_name
 from components.provisioning import Step
-from plan import MONITORING_PROGRAMS, MonitoringPlan, Paths, Receiver
+from plan import METRICS_TUNNEL, MONITORING_PROGRAMS, MonitoringPlan, Paths, Receiver, tunnel_port
 from policies.facts import SCRAPED_EXPORTERS, metrics_dir
 
 # Chosen here: what the disk of the Tencent host can hold beside the services (about 1 GB at this
@@ -40,11 +41,13 @@ PROGRAMS: dict[str, str] = {
     # The DingTalk relay is a script of this repository run by the host's Python (python3.service
     # does not exist: nothing to stop).
     "alert-relay": "python3",
+    # The metrics tunnel's client (components/metrics_tunnel.py): OpenSSH's, which has no unit of its own.
+    METRICS_TUNNEL: "openssh-client",
     # Grafana's own APT repository (apt.grafana.com), which the host must have: no Debian archive
     # carries it. Its binary and unit are named after its server, not its package.
     "grafana": "grafana",
 }
-OTHER_BINARIES = {"grafana": "/usr/sbin/grafana-server"}
+OTHER_BINARIES = {"grafana": "/usr/sbin/grafana-server", METRICS_TUNNEL: "/usr/bin/ssh"}
 OTHER_PACKAGED_UNITS = {"grafana": "grafana-server.service"}
 GRAFANA_PASSWORD_CREDENTIAL = "grafana-admin-password"  # noqa: S105 - a file name
 RELAY_SCRIPT = Path(__file__).parent / "scripts" / "alert_relay.py"
@@ -73,17 +76,23 @@ def platform_units(monitoring: MonitoringPlan) -> str:
     return "|".join(f"{name}\\\\.service" for name in names) or "platform-.*\\\\.service"
 
 
-def scrape_targets(monitoring: MonitoringPlan) -> dict[str, list[str]]:
-    """Job -> targets, from the plan: this host's exporters on loopback and the peer's through its
-    /32 (what its firewall opens to this host, monitoring.peer_exporters)."""
+def scrape_targets(monitoring: MonitoringPlan) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Job -> (address, labels), from the plan: this host's exporters on loopback, and the peer's
+    through the metrics tunnel's forwards on loopback, labelled with the peer's address as their
+    ``instance``. Every target carries its ``host`` (the alerts name it, and a host's HostDown
+    holds back its other alerts by it)."""
     if not monitoring.runs_prometheus:
         return {}
-    jobs: dict[str, list[str]] = {}
+    jobs: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for workload in monitoring.workloads:
         if workload.name in SCRAPED_EXPORTERS:
-            jobs.setdefault(workload.name, []).append(f"127.0.0.1:{workload.ports[0].port}")
-    for name, port in monitoring.peer_exporters:
-        jobs.setdefault(name, []).append(f"{monitoring.peer_address}:{port}")
+            jobs.setdefault(workload.name, []).append(
+                (f"127.0.0.1:{workload.ports[0].port}", {"host": monitoring.host})
+            )
+    if monitoring.tunnel is not None:
+        for name, local, port in metrics_tunnel.forwards(monitoring.tunnel):
+            labels = {"host": monitoring.peer_host, "instance": f"{monitoring.peer_address}:{port}"}
+            jobs.setdefault(name, []).append((f"127.0.0.1:{local}", labels))
     return jobs
 
 
@@ -267,12 +276,16 @@ def port_of(monitoring: MonitoringPlan, name: str) -> int:
 
 
 def prometheus_config(
-    monitoring: MonitoringPlan, targets: Mapping[str, Sequence[str]], rule_file: str
+    monitoring: MonitoringPlan, targets: Mapping[str, Sequence[tuple[str, Mapping[str, str]]]], rule_file: str
 ) -> dict[str, Any]:
-    """Scrape jobs: each of ``targets`` (job -> host:port, from the plan), and one blackbox probe
-    per service health path."""
+    """Scrape jobs: each of ``targets`` (job -> (host:port, labels), from the plan), and one blackbox
+    probe per service health path."""
     jobs: list[dict[str, Any]] = [
-        {"job_name": job, "static_configs": _by_host(monitoring, addresses)} for job, addresses in targets.items()
+        {
+            "job_name": job,
+            "static_configs": [{"targets": [address], "labels": dict(labels)} for address, labels in found],
+        }
+        for job, found in targets.items()
     ]
     probes = probed_services(monitoring)
     blackbox = port_of(monitoring, "blackbox-exporter")
@@ -311,16 +324,6 @@ def _probe_job(name: str, module: str, targets: Sequence[tuple[str, dict[str, st
             {"target_label": "__address__", "replacement": f"127.0.0.1:{blackbox}"},
         ],
     }
-
-
-def _by_host(monitoring: MonitoringPlan, addresses: Sequence[str]) -> list[dict[str, Any]]:
-    """A job's targets, each group labelled with the host it is on (the alerts name it, and a
-    host's HostDown holds back its other alerts by it)."""
-    groups: dict[str, list[str]] = {}
-    for address in addresses:
-        host = monitoring.peer_host if address.startswith(f"{monitoring.peer_address}:") else monitoring.host
-        groups.setdefault(host, []).append(address)
-    return [{"targets": targets, "labels": {"host": host}} for host, targets in groups.items()]
 
 
 def alertmanager_config(monitoring: MonitoringPlan, url_file: str) -> dict[str, Any]:
@@ -394,20 +397,29 @@ def secret_file(paths: Paths, credential: str) -> str:
 
 
 def installed_programs(monitoring: MonitoringPlan) -> list[str]:
-    """The monitoring programs this step installs: every monitoring workload of the plan."""
-    return [w.name for w in monitoring.workloads]
+    """The monitoring programs this step installs: every monitoring workload of the plan, the
+    metrics tunnel when the peer's stack exports one (the tunnel's login on the scraped host is a
+    step of its own)."""
+    return [
+        w.name for w in monitoring.workloads if w.name in PROGRAMS and (w.name != METRICS_TUNNEL or monitoring.tunnel)
+    ]
+
+
+def _workload(monitoring: MonitoringPlan, program: str) -> Any:
+    return next(w for w in monitoring.workloads if w.name == program)
 
 
 def program_unit(monitoring: MonitoringPlan, program: str) -> str:
-    """The program's unit: its limit (MemoryMax, GOMEMLIMIT at 80 % of it), its address (loopback
-    unless the peer scrapes it), hardened, its data in StateDirectory=."""
-    workload = next(w for w in monitoring.workloads if w.name == program)
+    """The program's unit: its limit (MemoryMax, GOMEMLIMIT at 80 % of it), its address (loopback:
+    the peer's Prometheus comes through the metrics tunnel), hardened, its data in StateDirectory=."""
+    workload = _workload(monitoring, program)
     spec = workload.ports[0]
-    address = "127.0.0.1" if spec.expose.value == "none" else "0.0.0.0"  # noqa: S104 - the firewall admits the peer only
-    listen = f"{address}:{spec.port}"
+    listen = f"127.0.0.1:{spec.port}"
     binary = binary_of(program)
     paths = monitoring.layout.paths
     environment: list[str] = []
+    if program == METRICS_TUNNEL:
+        return tunnel_unit(monitoring, workload.memory_mib)
     if program in exporters.CREDENTIAL:
         db = monitoring.exported[program]
         arguments, environment = exporters.arguments(program, db, db.name in monitoring.tls_only)
@@ -452,6 +464,43 @@ def program_unit(monitoring: MonitoringPlan, program: str) -> str:
     if program in exporters.CREDENTIAL:
         lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(paths, program)}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def tunnel_unit(monitoring: MonitoringPlan, memory_mib: int) -> str:
+    """The metrics tunnel's unit: ``ssh -N`` with the forwards, its key a credential, restarted when
+    the peer goes away (ssh exits when the link or a forward fails)."""
+    assert monitoring.tunnel is not None
+    known_hosts = f"{monitoring.layout.paths.monitoring}/{metrics_tunnel.KNOWN_HOSTS}"
+    arguments = metrics_tunnel.ssh_arguments(
+        monitoring.tunnel, monitoring.peer_address, known_hosts, f"%d/{metrics_tunnel.KEY_CREDENTIAL}"
+    )
+    key_file = secret_file(monitoring.layout.paths, metrics_tunnel.KEY_CREDENTIAL)
+    lines = [
+        "# Managed by Pulumi (platform plan); edits are overwritten.",
+        "[Unit]",
+        f"Description=platform monitoring: {METRICS_TUNNEL} to {monitoring.peer_host}'s exporters",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={binary_of(METRICS_TUNNEL)} {' '.join(arguments)}",
+        f"MemoryMax={memory_mib}M",
+        "MemorySwapMax=0",
+        "Restart=always",
+        "RestartSec=10",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=yes",
+        f"LoadCredential={metrics_tunnel.KEY_CREDENTIAL}:{key_file}",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -501,6 +550,11 @@ def monitoring_files(monitoring: MonitoringPlan) -> dict[str, str]:
         "alertmanager.yml": as_yaml(alertmanager_config(monitoring, webhook_path(monitoring.layout.paths))),
         "blackbox.yml": as_yaml(BLACKBOX_CONFIG),
         **({RELAY_SCRIPT.name: RELAY_SCRIPT.read_text()} if "alert-relay" in installed_programs(monitoring) else {}),
+        **(
+            {metrics_tunnel.KNOWN_HOSTS: metrics_tunnel.known_hosts(monitoring.tunnel, monitoring.peer_address)}
+            if monitoring.tunnel is not None and METRICS_TUNNEL in installed_programs(monitoring)
+            else {}
+        ),
         **(grafana_files(monitoring) if "grafana" in installed_programs(monitoring) else {}),
     }
 
@@ -529,6 +583,8 @@ def health_url(monitoring: MonitoringPlan, program: str) -> str:
         "grafana": "/api/health",
     }
     path = ready.get(program, "/metrics")
+    if program == METRICS_TUNNEL:  # the peer's node exporter, through the tunnel
+        return f"http://127.0.0.1:{tunnel_port('node-exporter')}{path}"
     return f"http://127.0.0.1:{port_of(monitoring, program)}{path}"
 
 
@@ -550,16 +606,19 @@ _READS: dict[str, tuple[str, ...]] = {
     "mysqld-exporter": (),
     "postgres-exporter": (),
     "redis-exporter": (),
+    METRICS_TUNNEL: (metrics_tunnel.KNOWN_HOSTS, "tunnel-key"),
 }
 HEALTH_TIMEOUT_S = 60  # chosen here: Prometheus replays its write-ahead log before it is ready
 
 
-def webhook_stdin(url: str, signing_secret: str | None = None) -> str:
+def webhook_stdin(url: str, signing_secret: str | None = None, tunnel_key: str | None = None) -> str:
     """What the monitoring step reads on the Prometheus host: the webhook URL on the first line,
-    then the DingTalk robot's signing secret (empty: the robot does not sign)."""
+    then the DingTalk robot's signing secret (empty: the robot does not sign), then the metrics
+    tunnel's private key as one line of base64 (empty: no tunnel)."""
     if "\n" in url.strip() or "\n" in (signing_secret or "").strip():
         raise ValueError("platform:alertWebhook and platform:alertSigningSecret are one line each")
-    return f"{url.strip()}\n{(signing_secret or '').strip()}"
+    key = base64.b64encode(tunnel_key.encode()).decode() if tunnel_key else ""
+    return f"{url.strip()}\n{(signing_secret or '').strip()}\n{key}"
 
 
 def monitoring_step(name: str, monitoring: MonitoringPlan, stdin: Any = None) -> Step:
@@ -578,6 +637,8 @@ def monitoring_step(name: str, monitoring: MonitoringPlan, stdin: Any = None) ->
         "WEBHOOK_FILE": secret_file(paths, WEBHOOK_CREDENTIAL),
         "SIGNING_FILE": secret_file(paths, SIGNING_CREDENTIAL),
         "GENERATED": secret_file(paths, GRAFANA_PASSWORD_CREDENTIAL) if "grafana" in programs else "",
+        "TUNNEL_KEY_FILE": secret_file(paths, metrics_tunnel.KEY_CREDENTIAL),
+        "WANTS_TUNNEL": int(METRICS_TUNNEL in programs),
         "WANTS_WEBHOOK": int(monitoring.runs_prometheus),
         "HEALTH_TIMEOUT": HEALTH_TIMEOUT_S,
     }
@@ -592,7 +653,7 @@ def monitoring_step(name: str, monitoring: MonitoringPlan, stdin: Any = None) ->
             f"UNIT_{key}": program_unit(monitoring, program),
             f"HEALTH_{key}": health_url(monitoring, program),
             f"FILES_{key}": " ".join(_READS[program]),
-            f"PORT_{key}": port_of(monitoring, program),
+            f"PORT_{key}": " ".join(str(spec.port) for spec in _workload(monitoring, program).ports),
         }
     for file, content in files.items():
         params[f"FILE_{_key(file)}"] = content

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from plan import Exposure, PortPlan, Workload
+from plan import METRICS_LOGIN, Exposure, PortPlan
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -43,7 +43,7 @@ def default_peer_ports(ports: PortPlan) -> tuple[PeerPort, ...]:
     what this host reaches when no stack reference says what the peer runs."""
     peer = [PeerPort(port, "tcp", "peer database") for port in ports.peer_database_ports]
     peer += [
-        PeerPort(port, "tcp", "peer exporter (Prometheus scrapes it)")
+        PeerPort(port, "tcp", "peer SSH (the metrics tunnel)")
         for port in ports.peer_monitoring_ports
         if port not in ports.peer_database_ports
     ]
@@ -59,14 +59,17 @@ def exported_peer_ports(ingress: Sequence[Mapping[str, Any]]) -> tuple[PeerPort,
     return tuple(PeerPort(port, protocol, f"peer {name}".strip()) for (port, protocol), name in sorted(found.items()))
 
 
-def peer_ingress(workloads: Sequence[Workload]) -> list[dict[str, Any]]:
+def peer_ingress(ports: PortPlan) -> list[dict[str, Any]]:
     """What this host's firewall opens to the peer, as the stack exports it for the peer's egress."""
-    return [
+    opened = [
         {"port": spec.port, "protocol": spec.protocol, "workload": workload.name}
-        for workload in workloads
+        for workload in ports.workloads
         for spec in workload.ports
         if spec.expose == Exposure.PEER
     ]
+    if ports.ssh_from_peer:
+        opened.append({"port": ports.ssh_port, "protocol": "tcp", "workload": METRICS_LOGIN})
+    return opened
 
 
 def firewall_rules(ports: PortPlan, peer_ports: Sequence[PeerPort] | None = None) -> tuple[Rule, ...]:
@@ -84,6 +87,18 @@ def _ingress(ports: PortPlan) -> tuple[Rule, ...]:
     rules = [
         Rule("ingress", "tcp", ports.ssh_port, cidr, "accept", "SSH from admins") for cidr in ports.firewall.admin_cidrs
     ]
+    if ports.ssh_from_peer:
+        # The metrics tunnel's login: a key that may open forwards to the exporters and nothing else.
+        rules.append(
+            Rule(
+                "ingress",
+                "tcp",
+                ports.ssh_port,
+                ports.firewall.peer_cidr,
+                "accept",
+                "SSH from the peer: the metrics tunnel",
+            )
+        )
     for workload in ports.workloads:
         for spec in workload.ports:
             for cidr in sources.get(spec.expose, ()):

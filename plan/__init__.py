@@ -35,6 +35,7 @@ from plan.load import (
 )
 from plan.model import (
     Plan,
+    tunnel_port,
 )
 from plan.props import (
     plan_props,
@@ -48,6 +49,11 @@ from plan.schema import (
     EXPORTER_OF_KIND,
     FREE_TEXT_FIELDS,
     JVM_NATIVE_FLOOR_MIB,
+    METRICS_LOGIN,
+    METRICS_LOGIN_MIB,
+    METRICS_TUNNEL,
+    METRICS_TUNNEL_MIB,
+    METRICS_USER,
     MONITORING_MEMORY_MIB,
     MONITORING_PROGRAMS,
     NAMESPACE,
@@ -59,6 +65,7 @@ from plan.schema import (
     RESERVED_PREFIXES,
     RESERVED_SERVICE_VARIABLES,
     SECRET_KEYS,
+    TUNNEL_PORT_OFFSET,
     AdoptedHost,
     Alerting,
     BackupNone,
@@ -98,7 +105,16 @@ from plan.schema import (
     StackName,
     database_variable,
 )
-from plan.views import HostCheck, Layout, MonitoringPlan, PortPlan, Workload, peer_databases_of, peer_exporters_of
+from plan.views import (
+    HostCheck,
+    Layout,
+    MetricsTunnel,
+    MonitoringPlan,
+    PortPlan,
+    Workload,
+    metrics_tunnel_of,
+    peer_databases_of,
+)
 from policies.facts import OS_RESERVE_MIB, reaches_world
 
 __all__ = [
@@ -115,6 +131,11 @@ __all__ = [
     "EXPORTER_OF_KIND",
     "FREE_TEXT_FIELDS",
     "JVM_NATIVE_FLOOR_MIB",
+    "METRICS_LOGIN",
+    "METRICS_LOGIN_MIB",
+    "METRICS_TUNNEL",
+    "METRICS_TUNNEL_MIB",
+    "METRICS_USER",
     "MONITORING_MEMORY_MIB",
     "MONITORING_PROGRAMS",
     "NAMESPACE",
@@ -128,6 +149,7 @@ __all__ = [
     "RESERVED_PREFIXES",
     "RESERVED_SERVICE_VARIABLES",
     "SECRET_KEYS",
+    "TUNNEL_PORT_OFFSET",
     "AdoptedHost",
     "Alerting",
     "BackupNone",
@@ -146,6 +168,7 @@ __all__ = [
     "HostCommon",
     "Jvm",
     "Layout",
+    "MetricsTunnel",
     "Model",
     "Monitoring",
     "MonitoringPlan",
@@ -177,9 +200,10 @@ __all__ = [
     "effective_config",
     "load_plan",
     "loc_name",
+    "metrics_tunnel_of",
     "peer_databases_of",
-    "peer_exporters_of",
     "plan_props",
     "reaches_world",
+    "tunnel_port",
     "with_defaults",
 ]

@@ -18,14 +18,18 @@ from plan.schema import (
     BACKUP_RUNNER_MEMORY_MIB,
     EXPORTER_OF_KIND,
     FREE_TEXT_FIELDS,
+    METRICS_LOGIN,
+    METRICS_LOGIN_MIB,
+    METRICS_TUNNEL,
+    METRICS_TUNNEL_MIB,
     MONITORING_PROGRAMS,
     NAMESPACE,
     REPLICABLE_KINDS,
+    TUNNEL_PORT_OFFSET,
     Backups,
     Cloud,
     Database,
     ExistingWorkload,
-    Exposure,
     Firewall,
     Host,
     Model,
@@ -118,11 +122,11 @@ class Plan(Model):
     @property
     def monitoring_workloads(self) -> tuple[MonitoringWorkload, ...]:
         """Node exporter, an exporter per MySQL, PostgreSQL and Redis database, and on the Prometheus
-        host Prometheus, Alertmanager and the blackbox exporter. What Prometheus scrapes on the peer
-        is exposed to the peer's /32; what it scrapes on its own host stays local."""
+        host Prometheus, Alertmanager and the blackbox exporter. Every exporter listens on loopback:
+        the peer's reach this host's Prometheus through the metrics tunnel (its client here, its
+        login on the scraped host), never through a port of the security group."""
         if not self.monitoring.enabled:
             return ()
-        scraped = Exposure.NONE if self.runs_prometheus else Exposure.PEER
         names = ["node-exporter", *sorted(self.exported_databases)]
         if self.runs_prometheus:
             names += ["prometheus", "alertmanager", "blackbox-exporter"]
@@ -130,14 +134,12 @@ class Plan(Model):
                 names.append("alert-relay")
             if self.monitoring.grafana:
                 names.append("grafana")
-        local = {"prometheus", "alertmanager", "blackbox-exporter", "alert-relay", "grafana"}
-        return tuple(
+        programs = tuple(
             MonitoringWorkload(
                 name=name,
                 ports=(
                     PortSpec(
                         port=self.monitoring.ports.get(name, MONITORING_PROGRAMS[name][0]),
-                        expose=Exposure.NONE if name in local else scraped,
                         purpose=f"{name} metrics" if name.endswith("exporter") else name,
                     ),
                 ),
@@ -145,6 +147,23 @@ class Plan(Model):
             )
             for name in names
         )
+        tunnel: tuple[MonitoringWorkload, ...] = ()
+        if self.peer_exporters:
+            forwards = tuple(
+                PortSpec(port=tunnel_port(name), purpose=f"the peer's {name}, through the metrics tunnel")
+                for name, _ in self.peer_exporters
+            )
+            tunnel = (MonitoringWorkload(name=METRICS_TUNNEL, ports=forwards, memory_mib=METRICS_TUNNEL_MIB),)
+        if self.metrics_login:
+            tunnel = (MonitoringWorkload(name=METRICS_LOGIN, ports=(), memory_mib=METRICS_LOGIN_MIB),)
+        return programs + tunnel
+
+    @property
+    def metrics_login(self) -> bool:
+        """The peer's Prometheus scrapes this host through the metrics tunnel: it admits the peer's
+        SSH for the tunnel's login. The Alibaba host, when it runs no Prometheus: the tunnel's key
+        reaches the Tencent stack through its StackReference, which only that side has."""
+        return self.monitoring.enabled and not self.runs_prometheus and self.cloud == Cloud.ALIBABA
 
     @property
     def exported_databases(self) -> dict[str, Database]:
@@ -171,11 +190,13 @@ class Plan(Model):
 
     @property
     def peer_exporters(self) -> tuple[tuple[str, int], ...]:
-        """The peer's exporters this host's Prometheus scrapes, (name, port) by port, as the peer's
-        default plan has them (its stack's ``peerIngress`` output overrides them: program.monitor)."""
-        if not self.runs_prometheus:
+        """The peer's exporters this host's Prometheus scrapes through the metrics tunnel, (name,
+        port) by port, as the peer's default plan has them (its stack's ``metricsTunnel`` output
+        overrides them: program.monitor). Only the Tencent Prometheus, and only with
+        ``databaseStack``: the tunnel's key is an output of the Alibaba stack."""
+        if not self.runs_prometheus or self.cloud != Cloud.TENCENT or self.source_stack is None:
             return ()
-        kinds = {d["kind"] for d in DEFAULT_DATABASES} if self.cloud == Cloud.TENCENT else set()
+        kinds = {d["kind"] for d in DEFAULT_DATABASES}
         names = ["node-exporter", *(EXPORTER_OF_KIND[k] for k in sorted(kinds) if k in EXPORTER_OF_KIND)]
         return tuple(sorted(((name, MONITORING_PROGRAMS[name][0]) for name in names), key=lambda pair: pair[1]))
 
@@ -196,8 +217,9 @@ class Plan(Model):
 
     @property
     def peer_monitoring_ports(self) -> tuple[int, ...]:
-        """The peer's exporter ports this host's Prometheus scrapes (egress to the peer's /32)."""
-        return tuple(port for _, port in self.peer_exporters)
+        """The peer's SSH port when this host's Prometheus scrapes the peer through the metrics tunnel
+        (egress to the peer's /32), as its default plan has it."""
+        return (22,) if self.peer_exporters else ()
 
     @property
     def backed_up(self) -> tuple[Database, ...]:
@@ -293,7 +315,12 @@ class Plan(Model):
     @property
     def port_plan(self) -> PortPlan:
         return PortPlan(
-            self.host.ssh_port, self.firewall, self.workloads, self.peer_database_ports, self.peer_monitoring_ports
+            self.host.ssh_port,
+            self.firewall,
+            self.workloads,
+            self.peer_database_ports,
+            self.peer_monitoring_ports,
+            ssh_from_peer=self.metrics_login,
         )
 
     @property
@@ -306,7 +333,7 @@ class Plan(Model):
             host=self.cloud.value,
             peer_host=next(c.value for c in Cloud if c != self.cloud),
             peer_address=self.firewall.peer_address,
-            peer_exporters=self.peer_exporters,
+            tunnel=None,  # the peer stack's metricsTunnel output fills it in (program.monitor)
             peer_databases=self.peer_databases,
             services=self.services,
             databases=self.databases,
@@ -329,3 +356,8 @@ class Plan(Model):
         else:  # the peer is the Alibaba database host
             peer_ports = (p for d in DEFAULT_DATABASES for p in d["ports"])
         return tuple(sorted({p["port"] for p in peer_ports}))
+
+
+def tunnel_port(exporter: str) -> int:
+    """Where the metrics tunnel's forward of the peer's ``exporter`` listens on this host's loopback."""
+    return MONITORING_PROGRAMS[exporter][0] + TUNNEL_PORT_OFFSET

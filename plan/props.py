@@ -18,6 +18,7 @@ def plan_props(plan: Plan) -> dict[str, Any]:
         "hostMemoryMib": plan.host.memory_mib,
         "osReserveMib": plan.host.os_reserve_mib,
         "sshPort": plan.host.ssh_port,
+        "sshFromPeer": plan.metrics_login,
         "peerCidr": plan.firewall.peer_cidr,
         "adminCidrs": list(plan.firewall.admin_cidrs),
         "workloads": [

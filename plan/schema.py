@@ -920,18 +920,20 @@ class Alerting(Model):
 
 
 # The monitoring programs' memory limits. Chosen here: the resident memory Debian's builds showed
-# on the loopback test host (node exporter 19 MiB, blackbox 14, the PostgreSQL/MySQL/Redis
-# exporters 10-12, Alertmanager 32, Prometheus 45 with one target; `make bench` prints them) with
-# room for their Go heaps to breathe, and for Prometheus the head block of a few thousand series at
-# a 30 s interval. The DingTalk relay (components/scripts/alert_relay.py, Python's standard
-# library) showed 22.4 MiB resident after a signed delivery. Grafana's is not measured here: it is
-# in no Debian archive, so it cannot run on the test machine; 160 MiB leaves room over a Go web
-# server with its SQLite database and three dashboards. Measure on the host.
+# on the loopback test host (`make bench`, last run: node exporter 20 MiB, the MySQL, PostgreSQL
+# and Redis exporters 17, 13 and 11, blackbox 14, Alertmanager 33, Prometheus 52 with one target)
+# with room for their Go heaps to breathe, and for Prometheus the head block of a few thousand
+# series at a 30 s interval. The node, PostgreSQL and Redis exporters gave 4 MiB each to the metrics
+# tunnel's login on the Alibaba host (METRICS_LOGIN_MIB), keeping 7 MiB or more over what they
+# showed. The DingTalk relay (components/scripts/alert_relay.py, Python's standard library)
+# showed 22.4 MiB resident after a signed delivery. Grafana's is not measured here: it is in no
+# Debian archive, so it cannot run on the test machine; 160 MiB leaves room over a Go web server
+# with its SQLite database and three dashboards. Measure on the host.
 MONITORING_MEMORY_MIB: dict[str, int] = {
-    "node-exporter": 32,
+    "node-exporter": 28,
     "mysqld-exporter": 24,
-    "postgres-exporter": 24,
-    "redis-exporter": 24,
+    "postgres-exporter": 20,
+    "redis-exporter": 20,
     "prometheus": 128,
     "alertmanager": 48,
     "blackbox-exporter": 24,
@@ -942,6 +944,18 @@ MONITORING_MEMORY_MIB: dict[str, int] = {
 MONITORING_PROGRAMS: dict[str, tuple[int, int]] = {
     name: (facts.MONITORING_PORTS[name], mib) for name, mib in MONITORING_MEMORY_MIB.items()
 }
+# The metrics tunnel (README: "Metrics from the database host"). The Alibaba host's exporters listen
+# on loopback only; the Tencent Prometheus reaches them through an SSH local forward, logged in as
+# METRICS_USER with a key that may open those forwards and nothing else. Chosen here, measured on
+# Debian 12 (OpenSSH 9.2) in a memory cgroup with the page cache dropped: the client peaked at
+# 6.9 MiB; a session added 1.9 MiB to a running sshd (7.8 MiB for sshd and a session from cold).
+METRICS_USER = "platform-metrics"
+METRICS_TUNNEL = "metrics-tunnel"  # the ssh client on the Prometheus host, under its own unit
+METRICS_TUNNEL_MIB = 12
+METRICS_LOGIN = "metrics-login"  # its session on the scraped host, under that user's slice
+METRICS_LOGIN_MIB = 8
+# A peer exporter's forward listens on loopback at its default port plus this (node exporter: 19100).
+TUNNEL_PORT_OFFSET = 10000
 # The database kinds with an exporter (Neo4j Community and Elasticsearch have no Prometheus
 # endpoint without a plugin; Weaviate's is off by default): their metrics stay out for now.
 EXPORTER_OF_KIND = facts.EXPORTER_OF_KIND

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plan.schema import (
+    METRICS_LOGIN,
     Database,
     ExistingWorkload,
     Firewall,
@@ -58,7 +59,30 @@ class PortPlan:
     peer_database_ports: tuple[int, ...]
     """The peer's database ports this host reaches (``Plan.peer_database_ports``)."""
     peer_monitoring_ports: tuple[int, ...]
-    """The peer's exporter ports this host's Prometheus scrapes (``Plan.peer_monitoring_ports``)."""
+    """The peer's SSH port, when this host's Prometheus scrapes the peer through the metrics tunnel
+    (``Plan.peer_monitoring_ports``)."""
+    ssh_from_peer: bool = False
+    """The peer's Prometheus scrapes this host through the metrics tunnel: SSH from the peer's /32."""
+
+
+@dataclass(frozen=True)
+class MetricsTunnel:
+    """The scraped host's end of the metrics tunnel, as its stack exports it (``metricsTunnel``):
+    whom the tunnel logs in as, on which SSH port, the host key it pins, and each exporter's port on
+    that host's loopback. The key itself is a secret output of its own (``metricsTunnelKey``)."""
+
+    user: str
+    ssh_port: int
+    host_key: str
+    exporters: tuple[tuple[str, int], ...]
+
+    def output(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "sshPort": self.ssh_port,
+            "hostKey": self.host_key,
+            "exporters": [{"name": name, "port": port} for name, port in self.exporters],
+        }
 
 
 @dataclass(frozen=True)
@@ -75,9 +99,10 @@ class MonitoringPlan:
     peer_host: str
     """The peer's, for the targets Prometheus scrapes there."""
     peer_address: str
-    peer_exporters: tuple[tuple[str, int], ...]
-    """The peer's exporters Prometheus scrapes, (name, port): its default plan's, or what its stack
-    exports (``peer_exporters_of``), so a port moved there is scraped where it went."""
+    tunnel: MetricsTunnel | None
+    """The peer's end of the metrics tunnel, as its stack exports it (``metrics_tunnel_of``): the
+    peer's exporters are scraped through it. None: the peer's exporters are not scraped (no
+    ``databaseStack``, or a peer stack that exports no tunnel)."""
     peer_databases: tuple[tuple[str, int], ...]
     """The peer's database ports Prometheus probes with a TCP connect, (workload, port): its
     default plan's, or what its stack exports (``peer_databases_of``)."""
@@ -90,18 +115,26 @@ class MonitoringPlan:
 
 
 def peer_databases_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
-    """The database ports among what the peer's firewall opens to this host (all but the exporters)."""
+    """The database ports among what the peer's firewall opens to this host (all but the exporters
+    an older peer stack opened, and the metrics tunnel's SSH)."""
     found = (
         (str(entry["workload"]), int(entry["port"]))
         for entry in ingress
-        if entry.get("workload") not in SCRAPED_EXPORTERS and entry.get("protocol", "tcp") == "tcp"
+        if entry.get("workload") not in (*SCRAPED_EXPORTERS, METRICS_LOGIN) and entry.get("protocol", "tcp") == "tcp"
     )
     return tuple(sorted(found, key=lambda pair: pair[1]))
 
 
-def peer_exporters_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
-    """The exporters among what the peer's firewall opens to this host (its stack's ``peerIngress``)."""
-    found = (
-        (str(entry["workload"]), int(entry["port"])) for entry in ingress if entry.get("workload") in SCRAPED_EXPORTERS
+def metrics_tunnel_of(exported: Mapping[str, Any] | None) -> MetricsTunnel | None:
+    """The peer stack's ``metricsTunnel`` output as a ``MetricsTunnel`` (None when it exports none:
+    its monitoring is off, or it was deployed by a version without the tunnel)."""
+    if not exported:
+        return None
+    return MetricsTunnel(
+        user=str(exported["user"]),
+        ssh_port=int(exported["sshPort"]),
+        host_key=str(exported["hostKey"]),
+        exporters=tuple(
+            sorted(((str(e["name"]), int(e["port"])) for e in exported["exporters"]), key=lambda pair: pair[1])
+        ),
     )
-    return tuple(sorted(found, key=lambda pair: pair[1]))  # by port, as Plan.peer_exporters

@@ -21,7 +21,7 @@ from typing import Any
 from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from .facts import ENGINE_PORTS, HOST, PEER_EXPORTER_PORTS, STACK, STEP, step_record_name
+from .facts import ENGINE_PORTS, HOST, STACK, STEP, step_record_name
 
 # Seed 004's per-version isolated database ports (MySQL, Redis, PostgreSQL, Neo4j HTTP + Bolt,
 # Elasticsearch), set aside for Zervigo Future, DAO and blockchain.
@@ -42,8 +42,6 @@ DATABASE_PORTS = tuple(
     )
 )
 SSH_PORTS = (22,)
-# The exporters a Prometheus on the peer scrapes (node, mysqld, redis, postgres exporters).
-EXPORTER_PORTS = PEER_EXPORTER_PORTS
 
 
 class _Unknown:

@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ._common import DATABASE_PORTS, EXPORTER_PORTS, as_int, covers, is_host_route, known, plain, settings, stack_plans
+from ._common import DATABASE_PORTS, as_int, covers, is_host_route, known, plain, settings, stack_plans
 from ._rules import GroupKey, Rule, plan_groups, rules_by_group
 from .facts import FIREWALL, is_world
 
@@ -53,8 +53,9 @@ SCHEMA = PolicyConfigSchema(
         "peerDatabasePorts": {
             "type": "array",
             "items": _PORT,
-            "default": [*DATABASE_PORTS, *EXPORTER_PORTS],
-            "description": "database and exporter ports a host may reach on its peer's /32 (tcp)",
+            "default": list(DATABASE_PORTS),
+            "description": "database ports a host may reach on its peer's /32 (tcp); beside them, what the peer's "
+            "stack says it opens to this host (its peerIngress output: the metrics tunnel's SSH)",
         },
     }
 )
@@ -160,8 +161,8 @@ def _allowed(
 
 egress_least_privilege = StackValidationPolicy(
     name="egress-least-privilege",
-    description="Egress is an allowlist (DNS, HTTP/HTTPS, NTP, the peer's database and exporter ports) "
-    "ending in deny-all.",
+    description="Egress is an allowlist (DNS, HTTP/HTTPS, NTP, the peer's database ports and what the peer "
+    "opens to this host) ending in deny-all.",
     validate=check,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,

@@ -81,7 +81,6 @@ EXPORTER_OF_KIND: dict[str, str] = {
 }
 # The exporters a Prometheus scrapes (on its own host, or on the peer): node exporter and each engine's.
 SCRAPED_EXPORTERS: tuple[str, ...] = ("node-exporter", *EXPORTER_OF_KIND.values())
-PEER_EXPORTER_PORTS: tuple[int, ...] = tuple(sorted(MONITORING_PORTS[name] for name in SCRAPED_EXPORTERS))
 
 # ---------------------------------------------------------------------------------------
 # Memory
@@ -267,6 +266,7 @@ class PlanProps(TypedDict):
     hostMemoryMib: int
     osReserveMib: int
     sshPort: int
+    sshFromPeer: bool  # the peer's Prometheus logs in over SSH for the metrics tunnel
     peerCidr: str
     adminCidrs: list[str]
     workloads: list[WorkloadProps]

@@ -2,7 +2,8 @@
 
 Every accepted ingress rule opens a port a workload on that host declares exposed, from the
 source its exposure names (``public``: 0.0.0.0/0, ``peer``: the peer's /32, ``admins``: the
-admin CIDRs), or SSH from the admins; and every exposed port has a rule that takes effect
+admin CIDRs), or SSH from the admins (and from the peer, for the metrics tunnel, when the plan
+says ``sshFromPeer``); and every exposed port has a rule that takes effect
 (no earlier drop shadows it). Rules are tied to their group through the property dependency
 on the group resource (a created group) or the group id (an adopted one), on both clouds.
 """
@@ -51,6 +52,8 @@ def expected_ingress(plan: Mapping[str, Any]) -> dict[Expected, str]:
     sources = exposure_sources(plan)
     ssh = as_int(plan.get("sshPort")) or SSH_PORTS[0]
     expected: dict[Expected, str] = {(ssh, "tcp", cidr): "SSH from admins" for cidr in sources["admins"]}
+    if plan.get("sshFromPeer"):
+        expected |= {(ssh, "tcp", cidr): "SSH from the peer (the metrics tunnel)" for cidr in sources["peer"]}
     for workload in workloads(plan):
         for spec in workload.get("ports") or []:
             for cidr in sources.get(str(spec.get("expose")), []):

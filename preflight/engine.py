@@ -199,6 +199,7 @@ def generated_outputs(type_: str, name: str) -> dict[str, Any]:
         return {
             "privateKeyPem": fake_pem(private, name),
             "privateKeyPemPkcs8": fake_pem("PRIVATE" + " KEY", name),
+            "privateKeyOpenssh": fake_pem("OPENSSH " + "PRIVATE KEY", name),
             "publicKeyPem": fake_pem("PUBLIC KEY", name),
             "publicKeyOpenssh": f"ecdsa-sha2-nistp256 mock-{name}",
             "publicKeyFingerprintSha256": f"SHA256:mock-{name}",

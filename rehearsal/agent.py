@@ -1,11 +1,14 @@
 """What runs inside a namespace (standard library only, started with ``ip netns exec``).
 
-``listen tcp:PORT udp:PORT ...``: on every address of the namespace, accept TCP connections and close
-them, and echo UDP datagrams; prints ``ready`` once every port is bound, and stops when its stdin
-closes.
+``listen tcp:PORT udp:PORT ...``: on every address of the namespace, accept TCP connections, write
+the port's number on them and close them, and echo UDP datagrams; prints ``ready`` once every port
+is bound, and stops when its stdin closes.
 ``probe``: reads ``[[source, destination, port, protocol], ...]`` (JSON) on stdin, tries each from
 that source address (a TCP connection; a UDP datagram that must come back), and prints whether each
 got through (JSON), all within a bounded time.
+``fetch``: reads ``[[address, port], ...]`` (JSON) on stdin and prints what each TCP connection
+was sent before it closed (null when nothing: a connection accepted by an SSH forward whose channel
+the server refused reads nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 CONNECT_TIMEOUT_S = 1.0  # a dropped SYN is retried after 1 s: an open port answers well within it
+FETCH_TIMEOUT_S = 5.0  # through an SSH forward: the channel opens on the far side first
 
 
 def listen(endpoints: list[tuple[str, int]]) -> int:
@@ -41,7 +45,8 @@ def listen(endpoints: list[tuple[str, int]]) -> int:
             try:
                 if key.data == "tcp":
                     connection, _ = server.accept()
-                    connection.close()
+                    with connection:
+                        connection.sendall(f"{server.getsockname()[1]}\n".encode())
                 else:
                     datagram, sender = server.recvfrom(512)
                     server.sendto(datagram, sender)
@@ -67,6 +72,22 @@ def reaches(source: str, destination: str, port: int, protocol: str = "tcp") -> 
         return False
 
 
+def fetched(address: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((address, port), timeout=FETCH_TIMEOUT_S) as connection:
+            data = connection.recv(64)
+    except OSError:
+        return None
+    return data.decode(errors="replace").strip() or None
+
+
+def fetch() -> int:
+    attempts = json.load(sys.stdin)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        json.dump(list(pool.map(lambda attempt: fetched(*attempt), attempts)), sys.stdout)
+    return 0
+
+
 def probe() -> int:
     attempts = json.load(sys.stdin)
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -80,7 +101,9 @@ def main(argv: list[str]) -> int:
         return listen([(protocol, int(port)) for protocol, _, port in (word.partition(":") for word in argv[1:])])
     if argv == ["probe"]:
         return probe()
-    print("usage: agent.py listen tcp:PORT udp:PORT ... | agent.py probe", file=sys.stderr)
+    if argv == ["fetch"]:
+        return fetch()
+    print("usage: agent.py listen tcp:PORT udp:PORT ... | agent.py probe | agent.py fetch", file=sys.stderr)
     return 2
 
 

@@ -3,7 +3,8 @@
 
 The expectation is read from the plans, never from the rules under test: a port is reachable from a
 source when the destination's plan exposes it to that source (``public``: anyone; ``peer``: the other
-host; ``admins``: the admin CIDRs; SSH: the admins) and the source's plan lets it out (a host's
+host; ``admins``: the admin CIDRs; SSH: the admins, and the peer when it logs in for the metrics
+tunnel) and the source's plan lets it out (a host's
 egress reaches the Internet on the design's outbound allowlist, and the peer on the ports the peer
 exposes to it). Everything else, including a port no plan declares, must be refused.
 """
@@ -111,7 +112,7 @@ def _admitted(plan: Plan, exposure: Exposure | str | None, source: str) -> bool:
     """Whether the destination's plan admits ``source`` on a port of this exposure."""
     if exposure == Exposure.PUBLIC:
         return True
-    if exposure == Exposure.PEER:
+    if exposure == Exposure.PEER or (exposure == "ssh" and plan.metrics_login and source == plan.firewall.peer_address):
         return source == plan.firewall.peer_address
     if exposure in (Exposure.ADMINS, "ssh"):
         return any(
@@ -129,7 +130,8 @@ def _let_out(
         return True
     if port in OUTBOUND[protocol]:
         return True
-    return destination.firewall.peer_address == ADDRESSES[source] and exposure == Exposure.PEER
+    to_peer = destination.firewall.peer_address == ADDRESSES[source]
+    return to_peer and (exposure == Exposure.PEER or (exposure == "ssh" and destination.metrics_login))
 
 
 def by_namespace(flows: list[Flow]) -> Iterator[tuple[str, list[Flow]]]:

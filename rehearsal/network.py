@@ -26,6 +26,7 @@ AGENT = Path(__file__).with_name("agent.py")
 COMMAND_TIMEOUT_S = 30
 SSHD = "/usr/sbin/sshd"
 SSH_LOGIN_TIMEOUT_S = 3  # ConnectTimeout: a dropped SYN is never answered
+TUNNEL_AUTHORIZED = "tunnel_authorized"  # a second authorized_keys file: the metrics tunnel's line
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Network:
 
     def __enter__(self) -> Network:
         try:
-            for key in ("host", "client"):
+            for key in ("host", "client", "tunnel"):
                 subprocess.run(
                     ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.workdir / key)],
                     check=True,
@@ -160,7 +161,7 @@ class Network:
                     f"Port {port}",
                     f"ListenAddress {address}",
                     f"HostKey {self.workdir / 'host'}",
-                    f"AuthorizedKeysFile {self.workdir / 'client.pub'}",
+                    f"AuthorizedKeysFile {self.workdir / 'client.pub'} {self.workdir / TUNNEL_AUTHORIZED}",
                     "PidFile none",
                     "StrictModes no",
                     "UsePAM no",
@@ -210,6 +211,27 @@ class Network:
             for source, destination, port in attempts
         ]
         return [login.wait(timeout=COMMAND_TIMEOUT_S) == 0 for login in logins]
+
+    def authorize(self, line: str) -> None:
+        """Adds an authorized_keys line (with its options) for root on every host's sshd."""
+        with (self.workdir / TUNNEL_AUTHORIZED).open("a") as keys:
+            keys.write(line)
+
+    def start(self, role: str, argv: Sequence[str]) -> subprocess.Popen[str]:
+        """A long-running command in a host's namespace (stopped with the network)."""
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace(role), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def fetch(self, role: str, endpoints: Sequence[tuple[str, int]]) -> list[str | None]:
+        """What a TCP connection to each (address, port) from this host reads (None: nothing)."""
+        return json.loads(self.run(role, [sys.executable, str(AGENT), "fetch"], json.dumps(list(endpoints))))
 
     def probe(self, role: str, attempts: Sequence[tuple[str, str, int, str]]) -> list[bool]:
         """Whether each (source address, destination address, port, protocol) from this host gets through."""

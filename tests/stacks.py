@@ -71,9 +71,11 @@ REPLICAS: list[dict[str, Any]] = [
 
 def with_replicas(**changes: Any) -> dict[str, Any]:
     """Changes that turn the committed Tencent stack's existing engines into replicas (an
-    ``existing`` list of a test's own has no nginx, so the proxy goes with it)."""
+    ``existing`` list of a test's own has no nginx, so the proxy goes with it). They name the Alibaba
+    stack by the older spelling, ``replication.sourceStack``, in place of the file's ``databaseStack``."""
     proxy = {"proxy": None} if "existing" in changes else {}
-    return {"existing": REPLICAS, "replication": {"sourceStack": SOURCE_STACK}, **proxy, **changes}
+    older = {"databaseStack": None, "replication": {"sourceStack": SOURCE_STACK}}
+    return {"existing": REPLICAS, **older, **proxy, **changes}
 
 
 def exactly(cloud: Any, changes: dict[str, Any]) -> dict[str, Any]:

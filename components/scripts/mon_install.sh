@@ -3,7 +3,8 @@
 # Prometheus host, Prometheus, Alertmanager and the blackbox exporter, with the configuration the
 # plan renders (CONFIG_DIR) and, from stdin, the webhook URL (first line: WEBHOOK_FILE) and a
 # DingTalk robot's signing secret (second line, may be empty: SIGNING_FILE), 0600 root, handed to
-# Alertmanager or the DingTalk relay by LoadCredential=. A program missing on a Debian or Ubuntu
+# Alertmanager or the DingTalk relay by LoadCredential=, and the metrics tunnel's private key (third
+# line, base64: TUNNEL_KEY_FILE, 0600 root, handed to the tunnel's unit) when WANTS_TUNNEL is 1. A program missing on a Debian or Ubuntu
 # host is installed from its package and the package's own unit stopped and disabled (the
 # platform runs it with its limit and address); elsewhere the step refuses with what to install. A unit whose unit file,
 # configuration or credential changed is restarted; each program must then answer its health URL
@@ -11,10 +12,11 @@
 # stopped and removed. Running it again with nothing changed restarts nothing.
 # Parameters: PROGRAMS, and per program P (upper case, '-' as '_'): BINARY_P, PACKAGE_P,
 # PACKAGED_UNIT_P, UNIT_NAME_P, UNIT_P, HEALTH_P, FILES_P, PORT_P; FILES, and per file F: FILE_F;
-# CONFIG_DIR, UNIT_DIR, METRICS_DIR, STATE_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, GENERATED (secret
-# files made here when missing), HEALTH_TIMEOUT.
+# CONFIG_DIR, UNIT_DIR, METRICS_DIR, STATE_DIR, WEBHOOK_FILE, SIGNING_FILE, WANTS_WEBHOOK, TUNNEL_KEY_FILE,
+# WANTS_TUNNEL, GENERATED (secret files made here when missing), HEALTH_TIMEOUT. PORT_P may list several
+# ports (the tunnel's forwards).
 # Stops: each program's packaged unit (PACKAGED_UNIT_<P>), platform-mon-*.service units the plan no longer lists
-# Removes: ${UNIT_DIR}/*, ${STATE_DIR}/ports/*
+# Removes: ${UNIT_DIR}/*, ${STATE_DIR}/ports/*, ${TUNNEL_KEY_FILE}
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; holds answers with its status
 set -euo pipefail
 
@@ -91,6 +93,25 @@ if [[ "${WANTS_WEBHOOK}" == 1 ]]; then
     changed+="webhook "
     echo "monitoring: signing secret written"
   fi
+  tunnel_key=""
+  IFS= read -r tunnel_key || true
+  if [[ "${WANTS_TUNNEL}" == 1 ]]; then
+    if [[ -z "${tunnel_key}" ]]; then
+      echo "monitoring: the metrics tunnel's key is missing from the step's input" >&2
+      exit 2
+    fi
+    key=$(printf '%s' "${tunnel_key}" | base64 -d; printf x)
+    key=${key%x}
+    if ! holds "${TUNNEL_KEY_FILE}" "${key}"; then
+      (umask 077 && write_file "${TUNNEL_KEY_FILE}" "${key}" 600)
+      changed+="tunnel-key "
+      echo "monitoring: the metrics tunnel's key written"
+    fi
+  fi
+fi
+if [[ "${WANTS_TUNNEL}" != 1 && -f "${TUNNEL_KEY_FILE}" ]]; then
+  rm -f -- "${TUNNEL_KEY_FILE}"
+  echo "monitoring: the metrics tunnel's key removed (no tunnel in the plan)"
 fi
 # Generated here once and kept: Grafana's first admin password (read it on the host).
 read -ra generated_files <<< "${GENERATED}"
@@ -137,11 +158,14 @@ done
 [[ -d "${STATE_DIR}/ports" ]] || mkdir -p "${STATE_DIR}/ports"
 owned=" "
 for program in "${program_list[@]}"; do
-  port=$(value PORT "${program}")
   unit=$(value UNIT_NAME "${program}")
-  owned+="${port}:${unit} "
-  owner=$(cat "${STATE_DIR}/ports/${port}" 2>/dev/null || true)
-  [[ "${owner}" == "${unit}" ]] || printf '%s\n' "${unit}" > "${STATE_DIR}/ports/${port}"
+  ports_of=$(value PORT "${program}")
+  read -ra program_ports <<< "${ports_of}"
+  for port in "${program_ports[@]}"; do
+    owned+="${port}:${unit} "
+    owner=$(cat "${STATE_DIR}/ports/${port}" 2>/dev/null || true)
+    [[ "${owner}" == "${unit}" ]] || printf '%s\n' "${unit}" > "${STATE_DIR}/ports/${port}"
+  done
 done
 for marker in "${STATE_DIR}"/ports/*; do
   [[ -f "${marker}" ]] || continue

@@ -32,6 +32,7 @@ def test_one_container_command_per_database_after_the_bootstrap(alibaba):
         "alibaba-db-bootstrap",
         "alibaba-db-tls",
         "alibaba-db-restore-drill",
+        "alibaba-db-metrics-login",
         *(f"alibaba-db-{name}" for name in MEMORY),
         *(f"alibaba-db-backup-{name}" for name in MEMORY),
         *(f"alibaba-db-repl-{name}" for name in SOURCES),
@@ -144,7 +145,12 @@ def test_each_engine_gets_its_password_as_a_podman_secret_never_an_environment_f
 
 def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(alibaba):
     for resource in alibaba.of_type(COMMAND):
-        reads_host_files = ("alibaba-db-bootstrap", "alibaba-db-monitoring", "alibaba-db-certificate-check")
+        reads_host_files = (
+            "alibaba-db-bootstrap",
+            "alibaba-db-monitoring",
+            "alibaba-db-certificate-check",
+            "alibaba-db-metrics-login",  # a public key only
+        )
         if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
             continue
@@ -188,6 +194,7 @@ def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_pur
         "alibaba-db-repl-cache",
         "alibaba-db-backup-cache",
         "alibaba-db-restore-drill",
+        "alibaba-db-metrics-login",
         "alibaba-db-exporter-cache",
         "alibaba-db-monitoring",
         "alibaba-db-certificate-check",

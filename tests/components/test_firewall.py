@@ -45,17 +45,11 @@ WORLD = "0.0.0.0/0"
 DATABASE_PORTS = (3306, 5432, 6379, 7474, 7687, 9200, 9300, 8080)
 
 
-def scraped_ports(stack: str = "alibaba", **changes: Any) -> set[int]:
-    """The exporter ports the peer's Prometheus scrapes on this host: the plan's (MONITORING_PROGRAMS)."""
-    config = config_for(stack, **changes)
-    plan = load_plan(config.config, config.secret_keys)
-    return {w.ports[0].port for w in plan.monitoring_workloads if w.ports[0].expose.value == "peer"}
-
-
-EXPORTER_PORTS = scraped_ports()
-# Each cloud's rules on the shipped Alibaba stack: one per peer database port, per exporter,
-# SSH from the admins, the deny-all, and the egress allowlist with its deny-all.
-ALIBABA_RULES = len(DATABASE_PORTS) + len(EXPORTER_PORTS) + 11
+# The metrics tunnel's login: SSH from the peer, on the Alibaba host (components/metrics_tunnel.py).
+PEER_SSH = ("tcp", 22, TENCENT)
+# Each cloud's rules on the shipped Alibaba stack: one per peer database port, SSH from the peer
+# and from the admins, the deny-all, and the egress allowlist with its deny-all.
+ALIBABA_RULES = len(DATABASE_PORTS) + 1 + 11
 EGRESS_ALLOWLIST = {
     ("udp", 53, WORLD),
     ("tcp", 53, WORLD),
@@ -71,14 +65,20 @@ def rule_set(rules, direction, action="accept"):
     }
 
 
-def test_alibaba_ingress_is_exactly_the_eight_database_ports_and_the_exporters_from_the_peer_and_ssh_from_admins(
-    alibaba,
-):
+def test_alibaba_ingress_is_exactly_the_eight_database_ports_and_ssh_from_the_peer_and_ssh_from_admins(alibaba):
+    """The design card's eight inbound ports: the exporters listen on loopback and travel through
+    the metrics tunnel, so SSH is the only other port the peer reaches."""
     rules = firewall_rules(alibaba)
-    assert {9100, 9104, 9121, 9187} == EXPORTER_PORTS  # node, MySQL, Redis and PostgreSQL exporters
-    peer = {("tcp", port, TENCENT) for port in (*DATABASE_PORTS, *EXPORTER_PORTS)}
-    assert rule_set(rules, "ingress") == peer | {("tcp", 22, ADMINS)}
+    peer = {("tcp", port, TENCENT) for port in DATABASE_PORTS}
+    assert len(DATABASE_PORTS) == 8
+    assert rule_set(rules, "ingress") == peer | {PEER_SSH, ("tcp", 22, ADMINS)}
     assert rule_set(rules, "ingress", "drop") == {("all", None, WORLD)}
+    assert not {9100, 9104, 9121, 9187} & {port for _, port, _ in rule_set(rules, "ingress")}
+
+
+def test_without_monitoring_the_alibaba_group_admits_no_ssh_from_the_peer():
+    rules = firewall_rules(evaluate("alibaba", monitoring={"enabled": False}))
+    assert PEER_SSH not in rule_set(rules, "ingress")
 
 
 def test_alibaba_egress_is_the_allowlist_then_deny_all_at_the_lowest_priority(alibaba):
@@ -92,7 +92,7 @@ def test_alibaba_egress_is_the_allowlist_then_deny_all_at_the_lowest_priority(al
 
 def test_alibaba_rules_live_in_the_adopted_group_and_are_named_by_identity(alibaba):
     rules = alibaba.of_type(ALIBABA_RULE)
-    assert len(rules) == ALIBABA_RULES == 23
+    assert len(rules) == ALIBABA_RULES == 20
     assert {inputs(r)["securityGroupId"] for r in rules} == {"sg-wz9example000000001"}
     assert {inputs(r)["nicType"] for r in rules} == {"intranet"}
     mysql = alibaba.named("alibaba-fw-in-accept-tcp-3306-101-33-251-158-32")
@@ -126,10 +126,10 @@ def test_tencent_ingress_exposes_the_plan_and_ssh_then_denies(tencent):
     assert ingress[-1]["port"] is None
 
 
-def test_tencent_egress_reaches_the_alibaba_databases_and_exporters_only_on_their_ports(tencent):
+def test_tencent_egress_reaches_the_alibaba_databases_and_its_ssh_only(tencent):
     rules = firewall_rules(tencent)
-    databases = {("tcp", port, ALIBABA) for port in (*DATABASE_PORTS, *EXPORTER_PORTS)}
-    assert rule_set(rules, "egress") == EGRESS_ALLOWLIST | databases
+    databases = {("tcp", port, ALIBABA) for port in DATABASE_PORTS}
+    assert rule_set(rules, "egress") == EGRESS_ALLOWLIST | databases | {("tcp", 22, ALIBABA)}
     egress = [r for r in rules if r["direction"] == "egress"]
     assert (egress[-1]["action"], egress[-1]["protocol"], egress[-1]["port"]) == ("drop", "all", None)
 
@@ -168,8 +168,7 @@ def test_a_port_added_to_the_plan_gets_its_rule_and_nothing_else_changes(alibaba
         "alibaba",
         databases=[cache_database()],
     )
-    exporters = {("tcp", port, TENCENT) for port in scraped_ports(databases=[cache_database()])}
-    assert rule_set(firewall_rules(grown), "ingress") == {("tcp", 6380, TENCENT), ("tcp", 22, ADMINS)} | exporters
+    assert rule_set(firewall_rules(grown), "ingress") == {("tcp", 6380, TENCENT), ("tcp", 22, ADMINS), PEER_SSH}
 
 
 def test_a_created_host_gets_a_new_group_in_the_created_vpc():
@@ -433,46 +432,60 @@ def test_a_database_stack_without_the_output_yet_falls_back_to_the_default_plan_
 
 
 def test_without_a_database_stack_the_preview_says_the_egress_follows_the_default_plan():
-    run = evaluate("tencent")
+    run = evaluate("tencent", databaseStack=None)
     assert any(
         w.startswith("platform:firewall: the egress to the peer follows the Alibaba default plan") for w in run.warnings
     )
 
 
-def test_an_exporter_moved_on_alibaba_is_scraped_and_reached_where_it_went(tmp_path: Path):
-    """One definition per coupling: the Alibaba plan's exporter port is what its firewall opens, what
-    its stack exports, what the Tencent egress allows and what the Tencent Prometheus scrapes."""
-    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
+def _peer_scrapes(run) -> dict[str, list[tuple[str, str]]]:
+    """Job -> (target, instance label) of the peer's targets in the Tencent Prometheus's configuration."""
+    scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
+    return {
+        job["job_name"]: [
+            (target, c["labels"]["instance"])
+            for c in job["static_configs"]
+            if c["labels"].get("host") == "alibaba"
+            for target in c["targets"]
+        ]
+        for job in scraped["scrape_configs"]
+        if "metrics_path" not in job
+    }
+
+
+def test_the_peer_s_exporters_are_scraped_through_the_tunnel_s_forwards_on_loopback(tencent):
+    """Each Alibaba exporter is a forward on the Tencent loopback (its port plus 10000), labelled
+    with its address on the Alibaba host, so dashboards and alerts read as before."""
+    assert _peer_scrapes(tencent) == {
+        "node-exporter": [("127.0.0.1:19100", "47.115.168.107:9100")],
+        "mysqld-exporter": [("127.0.0.1:19104", "47.115.168.107:9104")],
+        "redis-exporter": [("127.0.0.1:19121", "47.115.168.107:9121")],
+        "postgres-exporter": [("127.0.0.1:19187", "47.115.168.107:9187")],
+    }
+    assert not {9100, 9104, 9121, 9187} & _peer_egress(tencent)
+
+
+def test_an_exporter_moved_on_alibaba_is_forwarded_where_it_went(tmp_path: Path):
+    """One definition per coupling: the Alibaba plan's exporter port is what its login permits,
+    what its stack exports and where the Tencent tunnel forwards; no firewall port follows it."""
+    root = stack_folder(tmp_path, "tencent")
     alibaba = yaml.safe_load((root / "Pulumi.alibaba.yaml").read_text())
     alibaba["config"]["platform:monitoring"] = {"ports": {"node-exporter": 9250}}
     (root / "Pulumi.alibaba.yaml").write_text(yaml.safe_dump(alibaba, sort_keys=False))
     run = evaluate("tencent", root=root)
-    scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
-    jobs = {
-        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in scraped["scrape_configs"]
-    }
-    assert "47.115.168.107:9250" in jobs["node-exporter"]
-    assert "47.115.168.107:9100" not in jobs["node-exporter"]
-    assert 9250 in _peer_egress(run)
-    assert 9100 not in _peer_egress(run)
+    assert _peer_scrapes(run)["node-exporter"] == [("127.0.0.1:19100", "47.115.168.107:9250")]
+    unit = step_parameters(run, "tencent-svc-monitoring")["UNIT_METRICS_TUNNEL"]
+    assert "-L 127.0.0.1:19100:127.0.0.1:9250" in unit
+    assert 9250 not in _peer_egress(run)
+    login = step_parameters(evaluate("alibaba", root=root), "alibaba-db-metrics-login")["AUTHORIZED"]
+    assert 'permitopen="127.0.0.1:9250"' in login
+    assert 'permitopen="127.0.0.1:9100"' not in login
 
 
-def test_the_peer_s_output_with_the_default_ports_renders_the_scrape_configuration_as_the_default_plan(
-    tmp_path: Path,
-):
-    """Setting databaseStack changes nothing on the host while the peer's exporters sit where its
-    default plan has them: the same prometheus.yml, so no update of the monitoring command."""
-    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
-    following = step_parameters(evaluate("tencent", root=root), "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"]
-    default = step_parameters(evaluate("tencent"), "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"]
-    assert following == default
-
-
-def test_without_the_peer_s_output_prometheus_scrapes_the_default_plan_s_exporters():
-    run = evaluate("tencent")
-    scraped = yaml.safe_load(step_parameters(run, "tencent-svc-monitoring")["FILE_PROMETHEUS_YML"])
-    jobs = {
-        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in scraped["scrape_configs"]
-    }
-    assert "47.115.168.107:9100" in jobs["node-exporter"]
-    assert "47.115.168.107:9104" in jobs["mysqld-exporter"]
+def test_without_a_database_stack_the_peer_s_exporters_are_not_scraped_and_the_preview_says_so():
+    """The tunnel's key is an output of the Alibaba stack: without the reference there is no way in."""
+    run = evaluate("tencent", databaseStack=None)
+    assert _peer_scrapes(run) == {"node-exporter": []}
+    assert "UNIT_METRICS_TUNNEL" not in step_parameters(run, "tencent-svc-monitoring")
+    assert 22 not in _peer_egress(run)
+    assert any(w.startswith("monitoring: the Alibaba host's exporters are not scraped") for w in run.warnings)

@@ -92,6 +92,7 @@ def test_a_created_host_without_a_pinned_key_is_not_provisioned():
         *(f"alibaba-db-exporter-production-{kind}" for kind in ("mysql", "postgres", "redis")),
         "alibaba-db-monitoring",
         "alibaba-db-certificate-check",
+        "alibaba-db-metrics-login",
     }
 
 

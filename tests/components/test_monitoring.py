@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from components.monitoring import (
     prometheus_config,
     scrape_targets,
 )
-from plan import Plan, PlanError, load_plan
+from plan import MetricsTunnel, Plan, PlanError, load_plan
 from tests.stacks import config_for, plan_of
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -339,7 +340,8 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path):
 def test_the_prometheus_configuration_passes_promtool(stack: str, tmp_path: Path):
     plan = plan_of(stack)
     (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
-    config = prometheus_config(plan.monitoring_plan, {"node": ["127.0.0.1:9100"]}, str(tmp_path / "rules.yml"))
+    targets = {"node": [("127.0.0.1:9100", {"host": stack})]}
+    config = prometheus_config(plan.monitoring_plan, targets, str(tmp_path / "rules.yml"))
     (tmp_path / "prometheus.yml").write_text(as_yaml(config))
     checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -384,7 +386,7 @@ def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_th
     assert "LoadCredential=webhook-url" not in program_unit(plan.monitoring_plan, "alertmanager")
     assert "GOMEMLIMIT" not in unit
     assert webhook_stdin("https://oapi.dingtalk.com/robot/send?access_token=t\n", None) == (
-        "https://oapi.dingtalk.com/robot/send?access_token=t\n"
+        "https://oapi.dingtalk.com/robot/send?access_token=t\n\n"  # no signing secret, no tunnel key
     )
     with pytest.raises(ValueError, match="one line each"):
         webhook_stdin("https://a\nhttps://b")
@@ -444,29 +446,32 @@ def _databases_before_monitoring() -> list[dict[str, Any]]:
 def test_enabled_monitoring_puts_prometheus_on_the_tencent_host_and_exporters_on_both():
     tencent = plan_of("tencent", monitoring={"enabled": True})
     alibaba = plan_of("alibaba", monitoring={"enabled": True})
-    assert [(w.name, w.ports[0].port, w.ports[0].expose.value) for w in tencent.monitoring_workloads] == [
-        ("node-exporter", 9100, "none"),
-        ("prometheus", 9090, "none"),
-        ("alertmanager", 9093, "none"),
-        ("blackbox-exporter", 9115, "none"),
+    assert [(w.name, [p.port for p in w.ports], w.memory_mib) for w in tencent.monitoring_workloads] == [
+        ("node-exporter", [9100], 28),
+        ("prometheus", [9090], 128),
+        ("alertmanager", [9093], 48),
+        ("blackbox-exporter", [9115], 24),
+        ("metrics-tunnel", [19100, 19104, 19121, 19187], 12),
     ]
-    assert [(w.name, w.ports[0].port, w.ports[0].expose.value) for w in alibaba.monitoring_workloads] == [
-        ("node-exporter", 9100, "peer"),
-        ("mysqld-exporter", 9104, "peer"),
-        ("postgres-exporter", 9187, "peer"),
-        ("redis-exporter", 9121, "peer"),
+    assert [(w.name, [p.port for p in w.ports], w.memory_mib) for w in alibaba.monitoring_workloads] == [
+        ("node-exporter", [9100], 28),
+        ("mysqld-exporter", [9104], 24),
+        ("postgres-exporter", [9187], 20),
+        ("redis-exporter", [9121], 20),
+        ("metrics-login", [], 8),
     ]
-    # Prometheus scrapes what the plans declare: its own host on loopback, the peer's exporters
-    # through the peer's /32, exactly the ports the Alibaba plan exposes to its peer.
+    # Every monitoring port stays on loopback: the peer's come through the metrics tunnel.
+    exposures = {p.expose.value for plan in (tencent, alibaba) for w in plan.monitoring_workloads for p in w.ports}
+    assert exposures == {"none"}
+    # Prometheus scrapes its own host on loopback; the peer's exporters only once the peer stack's
+    # metricsTunnel output is read (program.monitor), so the plan alone scrapes none of them.
     targets = scrape_targets(tencent.monitoring_plan)
-    peer = tencent.firewall.peer_address
-    assert targets["node-exporter"] == ["127.0.0.1:9100", f"{peer}:9100"]
-    exposed = sorted(p.port for w in alibaba.monitoring_workloads for p in w.ports)
-    assert sorted(int(t.rsplit(":", 1)[1]) for ts in targets.values() for t in ts if t.startswith(peer)) == exposed
+    assert targets["node-exporter"] == [("127.0.0.1:9100", {"host": "tencent"})]
     assert scrape_targets(alibaba.monitoring_plan) == {}
     # On by default; off, the plan counts and opens nothing for it.
     assert plan_of("tencent").monitoring_workloads == tencent.monitoring_workloads
     assert plan_of("tencent", monitoring={"enabled": False}).monitoring_workloads == ()
+    assert plan_of("alibaba", monitoring={"enabled": False}).metrics_login is False
 
 
 def test_the_pack_passes_both_hosts_monitored_and_names_the_shortfall_the_old_database_limits_had():
@@ -474,17 +479,17 @@ def test_the_pack_passes_both_hosts_monitored_and_names_the_shortfall_the_old_da
 
     tencent = run_program("tencent")
     assert violations(tencent, "memory-budget") == []
-    assert tencent.outputs["memory"]["freeMib"] == 18  # 250 - 232 for the four programs
+    assert tencent.outputs["memory"]["freeMib"] == 10  # 250 - 240 for the four programs and the tunnel
     assert violations(tencent, "egress-least-privilege") == []
     assert violations(tencent, "firewall-matches-plan") == []
     alibaba = run_program("alibaba")
     assert violations(alibaba, "memory-budget") == []
     assert violations(alibaba, "no-public-database") == []
     assert violations(alibaba, "firewall-matches-plan") == []
-    assert alibaba.outputs["memory"]["freeMib"] == 3
+    assert alibaba.outputs["memory"]["freeMib"] == 7
     # The decision, from the capacity report: with the limits from before, the exporters do not fit.
     (short,) = violations(run_program("alibaba", databases=_databases_before_monitoring()), "memory-budget")
-    assert "short by 101 MiB" in short.message
+    assert "short by 97 MiB" in short.message  # 101 before the exporters gave 12 MiB to the tunnel's 8
     unmonitored = run_program("alibaba", monitoring={"enabled": False}, databases=_databases_before_monitoring())
     assert violations(unmonitored, "memory-budget") == []
 
@@ -493,15 +498,22 @@ def test_the_dingtalk_relay_counts_in_the_budget_and_the_pack_names_its_shortfal
     from tests.policies.shapes import run_program, violations
 
     (short,) = violations(run_program("tencent", monitoring={"enabled": True, "receiver": "dingtalk"}), "memory-budget")
-    assert "short by 14 MiB" in short.message  # 32 for the relay against the 18 left
+    assert "short by 22 MiB" in short.message  # 32 for the relay against the 10 left
 
 
 def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_targets(tmp_path: Path):
     if not Path(PROMTOOL).exists():
         pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
     plan = plan_of("tencent", monitoring={"enabled": True})
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
-    config = prometheus_config(plan.monitoring_plan, scrape_targets(plan.monitoring_plan), str(tmp_path / "rules.yml"))
+    exporters = (
+        ("node-exporter", 9100),
+        ("mysqld-exporter", 9104),
+        ("redis-exporter", 9121),
+        ("postgres-exporter", 9187),
+    )
+    view = replace(plan.monitoring_plan, tunnel=MetricsTunnel("platform-metrics", 22, "ssh-ed25519 AAAA", exporters))
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(view)))
+    config = prometheus_config(view, scrape_targets(view), str(tmp_path / "rules.yml"))
     (tmp_path / "prometheus.yml").write_text(as_yaml(config))
     checked = run(PROMTOOL, "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -519,7 +531,7 @@ def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
     step = run.named("tencent-svc-monitoring")
     command = inputs(step)
     params = step_parameters(run, "tencent-svc-monitoring")
-    assert params["PROGRAMS"] == "node-exporter prometheus alertmanager blackbox-exporter"
+    assert params["PROGRAMS"] == "node-exporter prometheus alertmanager blackbox-exporter metrics-tunnel"
     assert "LoadCredential=webhook-url:/etc/platform/secrets/monitoring/webhook-url" in params["UNIT_ALERTMANAGER"]
     assert "MemoryMax=128M" in params["UNIT_PROMETHEUS"]
     assert "--web.listen-address=127.0.0.1:9090" in params["UNIT_PROMETHEUS"]
@@ -532,7 +544,7 @@ def test_enabled_monitoring_registers_its_step_with_the_webhook_on_stdin_only():
     monitoring_command = database_host.named("alibaba-db-monitoring")
     alibaba = step_parameters(database_host, "alibaba-db-monitoring")
     assert alibaba["PROGRAMS"] == "node-exporter mysqld-exporter postgres-exporter redis-exporter"
-    assert "--web.listen-address=0.0.0.0:9100" in alibaba["UNIT_NODE_EXPORTER"]
+    assert "--web.listen-address=127.0.0.1:9100" in alibaba["UNIT_NODE_EXPORTER"]
     assert "--config.my-cnf=%d/mysqld-exporter.cnf" in alibaba["UNIT_MYSQLD_EXPORTER"]
     assert "Environment=DATA_SOURCE_PASS_FILE=%d/postgres-exporter.password" in alibaba["UNIT_POSTGRES_EXPORTER"]
     assert "-redis.addr=rediss://127.0.0.1:6379" in alibaba["UNIT_REDIS_EXPORTER"]

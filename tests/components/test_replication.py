@@ -63,7 +63,13 @@ def replicas_plan() -> Plan:
         {"name": "redis", "memoryMib": 128, "database": True, "ports": [{"port": 6379, "expose": "peer"}],
          "replicaOf": {"source": "production-redis", "kind": "redis"}},
     ]  # fmt: skip
-    return plan_of("tencent", existing=existing, replication={"sourceStack": "org/platform/alibaba"}, proxy=None)
+    return plan_of(
+        "tencent",
+        existing=existing,
+        databaseStack=None,
+        replication={"sourceStack": "org/platform/alibaba"},
+        proxy=None,
+    )
 
 
 def database(plan: Plan, kind: str) -> Database:

@@ -37,6 +37,7 @@ _COMMENT = re.compile(r"(?:^|\s)#.*$")
 _RM = re.compile(r"(?:^|[;&|({]|\b(?:then|do|else)\s)\s*rm\s+([^;&|)\n]*)")
 _STOP = re.compile(
     r"\bsystemctl(?:\s+--?\w[\w-]*)*\s+(?:stop|disable|mask|kill)\b|\bpodman\s+(?:secret\s+)?(?:rm|stop|kill)\b"
+    r"|\bpkill\b"
 )
 _PARAMETER = re.compile(r"\$\{?([A-Z][A-Z0-9_]*)\}?")
 _LOCAL = re.compile(r"^\$\{?([a-z_][a-z0-9_]*)(?:\[[@*]\])?(?::\?)?\}?")

@@ -66,8 +66,10 @@ def expected(fixture: Path) -> int:
 
 
 def stack_root(tmp_path: Path, text: bytes) -> Path:
-    """The project's Pulumi.yaml beside the stack file, as a user's checkout would have them."""
+    """The project's Pulumi.yaml beside the stack file, as a user's checkout would have them (with the
+    shipped Alibaba stack, which a Tencent stack's databaseStack names)."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copy(ROOT / "Pulumi.alibaba.yaml", tmp_path / "Pulumi.alibaba.yaml")
     (tmp_path / f"Pulumi.{STACK}.yaml").write_bytes(text)
     return tmp_path
 

@@ -345,7 +345,7 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     (
         "replica-without-source-stack",
         "tencent",
-        {"existing": [_replica()], "replication": None},
+        {"existing": [_replica()], "replication": None, "databaseStack": None},
         ("platform:databaseStack", "required", "replicaOf"),
     ),
     (
@@ -715,6 +715,7 @@ def test_a_replica_names_its_source_and_the_peer():
                 replicaOf={"source": "production-postgres", "kind": "postgres"},
             )
         ],
+        databaseStack=None,
         replication={"sourceStack": "org/platform/alibaba"},
         proxy=None,  # no nginx among these existing workloads
     )

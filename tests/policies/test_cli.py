@@ -42,16 +42,16 @@ def test_make_preview_passes_the_shipped_stacks_with_their_headroom_warnings(cli
     code, out, _ = cli()
     assert code == 0
     assert out.count("policy pack platform-guardrails 1.0.0: 0 mandatory, 1 advisory") == 2
-    assert "alibaba-host (alibaba): usable 1843 MiB; workloads 1584 MiB + OS reserve 256 MiB = 1840 MiB -> fits" in out
-    assert "tencent-host (tencent): usable 3686 MiB; workloads 3412 MiB + OS reserve 256 MiB = 3668 MiB -> fits" in out
-    assert out.count("[memory-headroom] tencent-host (tencent): used 3412 MiB") == 1
+    assert "alibaba-host (alibaba): usable 1843 MiB; workloads 1580 MiB + OS reserve 256 MiB = 1836 MiB -> fits" in out
+    assert "tencent-host (tencent): usable 3686 MiB; workloads 3420 MiB + OS reserve 256 MiB = 3676 MiB -> fits" in out
+    assert out.count("[memory-headroom] tencent-host (tencent): used 3420 MiB") == 1
 
 
 def test_a_mandatory_violation_fails_the_gate_and_shows_the_shortfall(cli):
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES))
     assert code == 1
-    assert "-> refused: short by 1897 MiB" in out
-    assert "mandatory violations\n  [memory-budget] services-on-alibaba-host (alibaba): used 3484 MiB" in out
+    assert "-> refused: short by 1893 MiB" in out
+    assert "mandatory violations\n  [memory-budget] services-on-alibaba-host (alibaba): used 3480 MiB" in out
 
 
 def test_json_adds_violations_and_capacity(cli):
@@ -65,7 +65,7 @@ def test_json_adds_violations_and_capacity(cli):
         "urn:pulumi:services-on-alibaba::platform::pulumi:pulumi:Stack$platform:compute:Host::services-on-alibaba-host"
     )
     (capacity,) = document["capacity"]
-    assert (capacity["fits"], capacity["freeMib"], capacity["osReserveMib"]) == (False, -1897, 256)
+    assert (capacity["fits"], capacity["freeMib"], capacity["osReserveMib"]) == (False, -1893, 256)
 
 
 def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
@@ -75,11 +75,11 @@ def test_markdown_is_a_pull_request_comment_ci_can_find_again(cli):
     assert lines[:2] == [COMMENT_MARKER, "## Policy gate: ✅ passed"]
     assert "| `alibaba` | 96 | 0 | 1 |" in lines
     assert "| `tencent` | 23 | 0 | 1 |" in lines
-    verdict = "✅ fits: buffer 18 MiB (0.5% of usable, below the 10% headroom)"
-    assert f"| tencent-host | tencent | 3686 | 3412 | 256 | {verdict} |" in lines
+    verdict = "✅ fits: buffer 10 MiB (0.3% of usable, below the 10% headroom)"
+    assert f"| tencent-host | tencent | 3686 | 3420 | 256 | {verdict} |" in lines
     code, out, _ = cli("services-on-alibaba", "--root", str(FIXTURES), "--format", "markdown")
     assert (code, out.splitlines()[1]) == (1, "## Policy gate: ❌ 1 mandatory violation")
-    assert "❌ refused: short by 1897 MiB" in out
+    assert "❌ refused: short by 1893 MiB" in out
 
 
 def test_sarif_is_2_1_0_with_a_rule_per_policy_and_a_result_per_violation(cli):

@@ -72,7 +72,7 @@ def test_messages_say_what_is_allowed_and_why_it_is_not():
         "connection out; end the egress rules with a drop of all protocols to 0.0.0.0/0"
     ]
     assert messages("tencent_smtp_to_the_world") == [
-        "tencent-fw-rules egresses[17]: accept tcp 25 to 0.0.0.0/0: tcp/25 to 0.0.0.0/0 is not on the egress allowlist"
+        "tencent-fw-rules egresses[14]: accept tcp 25 to 0.0.0.0/0: tcp/25 to 0.0.0.0/0 is not on the egress allowlist"
     ]
     (deny_first,) = messages("tencent_deny_all_first")
     assert deny_first.startswith(
@@ -124,7 +124,7 @@ def test_a_port_the_peer_serves_may_be_reached_and_one_it_does_not_may_not():
     tencent = edit_inputs(shipped("tencent"), "tencent-fw-rules", _peer_port_before_deny(3307))
     refused = violations(tencent, "egress-least-privilege")
     assert [v.message for v in refused] == [
-        "tencent-fw-rules egresses[17]: accept tcp 3307 to 47.115.168.107/32: tcp/3307 to 47.115.168.107/32 is not "
+        "tencent-fw-rules egresses[14]: accept tcp 3307 to 47.115.168.107/32: tcp/3307 to 47.115.168.107/32 is not "
         "on the egress allowlist"
     ]
     served = _serves(3307)(copy.deepcopy(tencent))

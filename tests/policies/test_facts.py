@@ -9,7 +9,7 @@ from pathlib import Path
 
 import plan
 import plan_values
-from policies import _common, data_protection, facts, memory_budget, public_database
+from policies import data_protection, facts, memory_budget, public_database
 from tests.stacks import ROOT
 
 # The names a second definition would go by: none may be bound to a literal outside facts.py.
@@ -103,7 +103,6 @@ def test_the_plan_and_the_pack_apply_one_rule_for_system_directories_and_the_wor
     assert plan.OS_RESERVE_MIB == memory_budget.DEFAULT_OS_RESERVE_MIB == facts.OS_RESERVE_MIB
     assert {kind.value: ports for kind, ports in plan.ENGINE_PORTS.items()} == facts.ENGINE_PORTS
     assert {name: port for name, (port, _) in plan.MONITORING_PROGRAMS.items()} == facts.MONITORING_PORTS
-    assert _common.EXPORTER_PORTS == facts.PEER_EXPORTER_PORTS == (9100, 9104, 9121, 9187)
 
 
 def test_a_path_the_pack_refuses_to_remove_the_plan_refuses_to_own():

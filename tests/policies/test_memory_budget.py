@@ -51,7 +51,7 @@ def test_the_five_services_on_the_alibaba_host_are_refused_with_the_shortfall():
     assert violation.level == "mandatory"
     assert violation.urn.endswith("platform:compute:Host::services-on-alibaba-host")
     # 1504 MiB of databases + 80 MiB of backup jobs + 1900 MiB of services + 256 MiB reserve on 1843 MiB usable.
-    assert "used 3484 MiB + OS reserve 256 MiB = 3740 MiB of limit 1843 MiB: short by 1897 MiB" in violation.message
+    assert "used 3480 MiB + OS reserve 256 MiB = 3736 MiB of limit 1843 MiB: short by 1893 MiB" in violation.message
     assert "Largest workloads (MiB): ai-service-1 600, ai-service-2 600, production-neo4j 544" in violation.message
 
 
@@ -59,8 +59,8 @@ def test_the_tencent_host_holds_the_five_services_with_a_buffer_below_the_headro
     (warning,) = violations(shipped("tencent"), "memory-headroom")
     assert warning.level == "advisory"
     assert warning.message.startswith(
-        "tencent-host (tencent): used 3412 MiB + OS reserve 256 MiB of limit 3686 MiB, free 18 MiB "
-        "(0.5% of usable, below the 10% headroom)"
+        "tencent-host (tencent): used 3420 MiB + OS reserve 256 MiB of limit 3686 MiB, free 10 MiB "
+        "(0.3% of usable, below the 10% headroom)"
     )
     assert "ai-service-1 600, ai-service-2 600, mysql 384" in warning.message
 
@@ -78,7 +78,7 @@ def test_a_larger_os_reserve_in_the_pack_config_makes_the_alibaba_stack_fail():
     # The plan's own reserve (256) is below the pack's floor: refused, and assessed with the floor.
     assert "the plan reserves 256 MiB for the OS, the pack requires at least 400" in floor
     assert "set platform:host.osReserveMib to 400 or more" in floor
-    assert "OS reserve 400 MiB = 1984 MiB of limit 1843 MiB: short by 141 MiB" in short
+    assert "OS reserve 400 MiB = 1980 MiB of limit 1843 MiB: short by 137 MiB" in short
 
 
 def test_the_plan_s_own_reserve_is_the_one_the_pack_assesses():
@@ -86,7 +86,7 @@ def test_the_plan_s_own_reserve_is_the_one_the_pack_assesses():
     from tests.policies.shapes import run_program
 
     (violation,) = violations(run_program("alibaba", host={"osReserveMib": 400}), "memory-budget")
-    assert "OS reserve 400 MiB = 1984 MiB of limit 1843 MiB: short by 141 MiB" in violation.message
+    assert "OS reserve 400 MiB = 1980 MiB of limit 1843 MiB: short by 137 MiB" in violation.message
 
 
 def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():
@@ -94,11 +94,11 @@ def test_a_per_cloud_reserve_overrides_the_default_for_that_cloud_only():
     assert violations(shipped("alibaba"), "memory-budget", config) == []
     floor, short = (v.message for v in violations(shipped("tencent"), "memory-budget", config))
     assert "the pack requires at least 600" in floor
-    assert "short by 326 MiB" in short  # 600 - 256 = 344 more than the 18 left
+    assert "short by 334 MiB" in short  # 600 - 256 = 344 more than the 10 left
 
 
 def test_a_lower_headroom_silences_the_warning_and_a_disabled_policy_reports_nothing():
-    # The shipped Tencent host keeps 0.5 % free: a headroom of 0.4 % is met.
-    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.4}}) == []
-    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.5}}) != []
+    # The shipped Tencent host keeps 0.27 % free (10 of 3686 MiB): a headroom of 0.2 % is met.
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.2}}) == []
+    assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": {"headroomPercent": 0.3}}) != []
     assert violations(shipped("tencent"), "memory-headroom", {"memory-headroom": "disabled"}) == []

@@ -335,8 +335,9 @@ def test_at_prefix_length_0_only_the_whole_space_is_the_world_however_it_is_spli
     config = {"no-public-database": {"worldPrefixLength": 0}}
     assert _messages(_alibaba_sources(22, "0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2"), config) == []
     assert _messages(failing_address_spaces()["both_halves_on_ssh"], config) == [
-        "group sg-wz9example000000001: 3 accept rules (alibaba-fw-in-accept-tcp-22-203-0-113-0-24, wide-22-0, "
-        "wide-22-1) together open 22/tcp (SSH) to 2^32 IPv4 addresses (all of IPv4): that is the whole Internet"
+        "group sg-wz9example000000001: 4 accept rules (alibaba-fw-in-accept-tcp-22-101-33-251-158-32, "
+        "alibaba-fw-in-accept-tcp-22-203-0-113-0-24, wide-22-0 and 1 more) together open 22/tcp (SSH) to 2^32 IPv4 "
+        "addresses (all of IPv4): that is the whole Internet"
     ]
 
 

@@ -213,4 +213,4 @@ def test_stack_policies_read_each_hosts_plan_from_its_components_outputs_when_re
     assert violations(run, "egress-least-privilege") == []
     run.named("alibaba-host").outputs["plan"]["hostMemoryMib"] = 1500.0
     (found,) = violations(run, "memory-budget")
-    assert "short by 340 MiB" in found.message
+    assert "short by 336 MiB" in found.message

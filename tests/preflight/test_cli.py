@@ -30,9 +30,9 @@ def test_json_has_stack_resources_hosts_and_firewall(both_stacks_json):
         assert {"stack", "resources", "hosts", "firewall"} <= set(preview)
         assert all({"type", "name", "inputs"} <= set(r) for r in preview["resources"])
     (host,) = alibaba["hosts"]
-    assert host["memory"] == {"limitMib": 1843, "usedMib": 1584, "osReserveMib": 256, "freeMib": 3}
+    assert host["memory"] == {"limitMib": 1843, "usedMib": 1580, "osReserveMib": 256, "freeMib": 7}
     (host,) = tencent["hosts"]
-    assert host["memory"] == {"limitMib": 3686, "usedMib": 3412, "osReserveMib": 256, "freeMib": 18}
+    assert host["memory"] == {"limitMib": 3686, "usedMib": 3420, "osReserveMib": 256, "freeMib": 10}
 
 
 def test_json_shows_secrets_as_secret_and_names_the_placeholders(both_stacks_json):
@@ -48,7 +48,7 @@ def test_text_preview_prints_tree_plan_and_rules():
     result = preflight("tencent", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "tencent-svc-looma-crm (command:remote:Command)" in result.stdout
-    assert "memory used 3412 + OS reserve 256 / limit 3686 /" in result.stdout
+    assert "memory used 3420 + OS reserve 256 / limit 3686 /" in result.stdout
     assert "firewall rules (as registered)" in result.stdout
     assert "PLACEHOLDER-SECRET" not in result.stdout
 

@@ -487,4 +487,5 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
         "tencent-svc-monitoring",
         "alibaba-db-certificate-check",
         "tencent-svc-certificate-check",
+        "alibaba-db-metrics-login",
     }

@@ -304,8 +304,9 @@ def test_an_alibaba_stack_without_the_databases_output_is_one_line(run):
 )  # fmt: skip
 def test_bad_service_settings_are_one_line(changes: dict[str, Any], fragments: tuple[str, ...]):
     service = {**_services("artifacts/x.tar.gz")[0], **changes}
+    stack: dict[str, Any] = {"databaseStack": None} if "databases" in changes else {}
     with pytest.raises(PlanError) as raised:  # the plan is loaded as the program loads it
-        config_for("tencent", services=[service], batches=[["looma-crm"]])
+        config_for("tencent", services=[service], batches=[["looma-crm"]], **stack)
     message = str(raised.value)
     assert "\n" not in message
     for fragment in fragments:

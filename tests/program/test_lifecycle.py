@@ -96,7 +96,8 @@ def test_an_ordinary_plan_change_replaces_no_key_certificate_or_password(alibaba
     found = diff.steps(alibaba, evaluate("alibaba", databases=databases, backups={"keepDaily": 3}))
     assert not [s.name for s in found.steps if s.op in ("replace", "delete")]
     generated = [s for s in found.steps if s.type.startswith(("tls:", "random:"))]
-    assert len(generated) == 1 + 1 + 3 * 3 + 3  # CA key and cert; per source key, CSR, cert; passwords
+    # CA key and cert; per source key, CSR, cert; passwords; the metrics tunnel's key
+    assert len(generated) == 1 + 1 + 3 * 3 + 3 + 1
     assert {s.op for s in generated} == {"same"}
 
 
@@ -131,7 +132,12 @@ def test_certificates_are_renewed_ahead_of_expiry(alibaba):
         assert props["earlyRenewalHours"] == 30 * 24
         assert "server_auth" in props["allowedUses"]
     for key in alibaba.of_type("tls:index/privateKey:PrivateKey"):
-        assert inputs(key) == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+        expected = (
+            {"algorithm": "ED25519"}
+            if key.name == "alibaba-metrics-key"
+            else {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+        )
+        assert inputs(key) == expected
 
 
 def test_a_renamed_component_carries_its_old_name_to_every_child(monkeypatch):

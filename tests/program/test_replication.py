@@ -77,7 +77,7 @@ def test_each_source_has_its_own_key_and_a_certificate_for_the_hosts_address(ali
     assert sorted(requests) == sorted(f"alibaba-replication-csr-{name}" for name in SOURCES)
     for request in requests.values():
         assert request["ipAddresses"] == ["47.115.168.107"]
-    keys = [r.name for r in alibaba.of_type("tls:index/privateKey:PrivateKey")]
+    keys = [r.name for r in alibaba.of_type("tls:index/privateKey:PrivateKey") if "-replication-" in r.name]
     assert len(set(keys)) == 1 + len(SOURCES)
 
 
@@ -110,7 +110,8 @@ def test_no_replication_without_replicable_databases():
             }
         ],
     )
-    assert not [r for r in run.resources if r.type.startswith(("tls:", "random:"))]
+    # The only generated secret left is the metrics tunnel's key (monitoring, not replication).
+    assert [r.name for r in run.resources if r.type.startswith(("tls:", "random:"))] == ["alibaba-metrics-key"]
     assert "replication" not in run.outputs
     assert not [name for name in commands(run) if "-repl-" in name or name.endswith("-tls")]
 

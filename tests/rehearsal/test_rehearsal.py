@@ -52,7 +52,9 @@ def test_the_expectations_come_from_the_plans(stacks):
     assert flow(stacks, "internet", "alibaba", 3306) is False
     assert flow(stacks, "admin", "alibaba", 22) is True
     assert flow(stacks, "internet", "alibaba", 22) is False
-    assert flow(stacks, "tencent", "alibaba", 22) is False  # the peer is no admin
+    assert flow(stacks, "tencent", "alibaba", 22) is True  # the metrics tunnel's login
+    assert flow(stacks, "alibaba", "tencent", 22) is False  # the peer is no admin
+    assert flow(stacks, "tencent", "alibaba", 9100) is False  # exporters: loopback, through the tunnel
     assert flow(stacks, "internet", "tencent", 443) is True
     assert flow(stacks, "alibaba", "internet", 443) is True
     assert flow(stacks, "alibaba", "internet", 8443) is False  # outside the outbound allowlist
@@ -73,6 +75,10 @@ def test_every_flow_is_as_the_plans_say(stacks):
     assert ("alibaba", "internet", 53, "udp") in opened
     assert ("internet", "alibaba", 22, "tcp") not in opened
     assert ("alibaba", "internet", 514, "udp") not in opened
+    # The metrics tunnel, as the stacks render it: every exporter through it, nothing else.
+    tunnel = {port for source, _, port, protocol in opened if protocol == "tunnel"}
+    assert tunnel == {9100, 9104, 9121, 9187}
+    assert len([r for r in results if r.flow.protocol == "tunnel" and not r.flow.expected]) == 2
 
 
 @needs_namespaces
@@ -86,6 +92,32 @@ def test_a_rule_taken_out_of_the_program_kills_its_flow(stacks):
     assert [(w.flow.source, w.flow.destination, w.flow.port, w.flow.protocol, w.seen) for w in wrong] == [
         ("tencent", "alibaba", 3306, "tcp", False)
     ]
+
+
+@needs_namespaces
+def test_without_the_peer_s_ssh_rule_the_metrics_tunnel_dies(stacks):
+    def without_peer_ssh(stack: str, rules: list[Rule]) -> list[Rule]:
+        if stack != "alibaba":
+            return rules
+        return [r for r in rules if not (r.direction == "ingress" and r.opens(22) and r.cidr == "198.51.100.20/32")]
+
+    wrong = differences(rehearse(stacks, without_peer_ssh))
+    assert {(w.flow.source, w.flow.destination, w.flow.port, w.flow.protocol, w.seen) for w in wrong} == {
+        ("tencent", "alibaba", 22, "tcp", False),
+        *(("tencent", "alibaba", port, "tunnel", False) for port in (9100, 9104, 9121, 9187)),
+    }
+
+
+@needs_namespaces
+def test_a_login_without_its_restrictions_is_seen_through_the_tunnel(stacks):
+    """The tunnel's checks can fail: a key that may listen on the Alibaba host, and one that may not
+    open the MySQL exporter's port, show as a remote forward carried and a forward that reads nothing."""
+
+    def looser(options: str) -> str:
+        return options.replace(',permitlisten="127.0.0.1:1"', "").replace(',permitopen="127.0.0.1:9104"', "")
+
+    wrong = differences(rehearse(stacks, login=looser))
+    assert {(w.flow.port, w.flow.protocol, w.seen) for w in wrong} == {(29999, "tunnel", True), (9104, "tunnel", False)}
 
 
 @needs_namespaces
@@ -105,13 +137,12 @@ def test_a_port_no_plan_declares_opened_to_the_world_is_seen_from_the_internet(s
     }
 
 
-def test_the_alibaba_group_opens_the_cards_eight_database_ports_to_the_peer_and_the_exporters(stacks):
-    """The figure `make rehearse` prints: the design card's eight database ports, and (until the
-    exporters' metrics take another path) the four exporters beside them."""
-    from policies.facts import SCRAPED_EXPORTERS
+def test_the_alibaba_group_opens_the_cards_eight_database_ports_to_the_peer_and_ssh_only(stacks):
+    """The figure `make rehearse` prints: the design card's eight database ports, and SSH for the
+    metrics tunnel; the exporters' metrics take the tunnel."""
     from rehearsal import peer_ports
 
     opened = peer_ports(stacks["alibaba"])
     databases = {port for port, what in opened.items() if what.startswith("production-")}
     assert sorted(databases) == [3306, 5432, 6379, 7474, 7687, 8080, 9200, 9300]
-    assert {what for port, what in opened.items() if port not in databases} == set(SCRAPED_EXPORTERS)
+    assert {port: what for port, what in opened.items() if port not in databases} == {22: "sshd"}
