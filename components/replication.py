@@ -203,7 +203,15 @@ def replica_params(paths: Paths, peer_address: str, workload: ExistingWorkload, 
         "STATE_DIR": paths.state,
         "SYNC_TIMEOUT": SYNC_TIMEOUT_S,
         "TLS_VERIFY": TLS_VERIFY,
+        "DUMP_DIR": dump_dir(workload.name, paths),
+        "DISCARD": int(replica.discard),
     }
+
+
+def dump_dir(name: str, paths: Paths) -> str:
+    """Where a replica's own data is dumped before it first follows its source (a directory per
+    attempt, named by its UTC time, with a manifest)."""
+    return f"{paths.state}/replication/pre-replica/{name}"
 
 
 def replica_step(

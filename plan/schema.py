@@ -331,6 +331,11 @@ class ReplicaOf(Model):
         ]
         | None
     ) = Field(default=None, description="postgres: the database replicated (future_user); letters, digits, _ and -")
+    discard: Bool = Field(
+        default=False,
+        description="the engine's own data may be replaced when it first becomes a replica: without it, an engine "
+        "that holds data is refused (its dump is kept either way, README: 'Replication on by default')",
+    )
 
     @field_validator("kind", mode="before")
     @classmethod

@@ -18,13 +18,22 @@
 # Then it waits (bounded: SYNC_TIMEOUT) for the first sync. Running again with everything in place
 # restarts nothing and says "unchanged".
 #
+# Before the engine first follows its source (it does not yet), what it holds is dumped below
+# DUMP_DIR (a directory per attempt, named by its UTC time, with manifest.json: what it held, each
+# file's size and sha256). An engine that holds data of its own (Redis: any key, which REPLICAOF
+# replaces; MySQL: any database beside the system ones, which the source's binlog would be applied
+# beside or into; PostgreSQL: DATABASE's tables holding rows, or schemas and tables the source lacks)
+# is refused there, before anything changes, unless DISCARD is 1. Then that data is cleared once the
+# source has been verified (Redis: by the first sync; MySQL: its databases dropped; PostgreSQL: its
+# tables truncated, those the source lacks dropped), and the dump stays.
+#
 # stdin (components/replication.py: replica_stdin): the replication password, a newline, the CA (PEM).
 # The password reaches the engine in the statement that configures replication (on a pipe); the
 # engine keeps it where replication needs it (MySQL's connection metadata, PostgreSQL's
 # pg_subscription, Redis's config file). PASS_FILE (0600) keeps it for pg_dump and the health check.
 # Parameters: NAME, KIND, PORT, SOURCE_NAME, SOURCE_HOST, SOURCE_PORT, SOURCE_USER, SOURCE_SERVER_ID,
 # DATABASE, PUBLICATION, SUBSCRIPTION, CA_FILE, REPLICA_DIR, PASS_FILE, LOCAL_SECRET_FILE, STATE_DIR,
-# SYNC_TIMEOUT, TLS_VERIFY.
+# SYNC_TIMEOUT, TLS_VERIFY, DUMP_DIR, DISCARD.
 # Removes: ${CA_FILE}.new
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 # shellcheck disable=SC2312  # substitutions quote a value or read output that the next line checks
@@ -82,8 +91,53 @@ refused() {  # the probe's message
 # Whether the deadline has passed (SECONDS counts whole seconds, hence "greater").
 past_deadline() { [[ "${SECONDS}" -gt "${deadline}" ]]; }
 
+# What the engine holds before it first follows its source: dumped, and refused unless DISCARD.
+discard_pending=0
+write_manifest() {  # directory, what the engine held
+  local file entries=() size sum
+  for file in "$1"/*; do
+    [[ -f "${file}" && "${file##*/}" != manifest.json ]] || continue
+    size=$(stat -c %s "${file}")
+    sum=$(sha256sum "${file}")
+    entries+=("{\"file\": \"${file##*/}\", \"bytes\": ${size}, \"sha256\": \"${sum%% *}\"}")
+  done
+  local joined
+  joined=$(IFS=,; printf '%s' "${entries[*]}")
+  printf '{"name": "%s", "kind": "%s", "source": "%s", "held": "%s", "discard": %s, "files": [%s]}\n' \
+    "${NAME}" "${KIND}" "${SOURCE_NAME}" "${2//[\"\\]/_}" "$([[ "${DISCARD}" == 1 ]] && echo true || echo false)" \
+    "${joined}" > "$1/manifest.json"
+}
+guard_first_replica() {
+  local held dir
+  held=$("holds_${KIND}")
+  dir="${DUMP_DIR}/$(date -u +%Y%m%dT%H%M%SZ)"
+  [[ -d "${DUMP_DIR}" ]] || (umask 077 && mkdir -p "${DUMP_DIR}")
+  (umask 077 && mkdir -p "${dir}")
+  [[ -z "${held}" ]] || "dump_${KIND}" "${dir}"
+  write_manifest "${dir}" "${held}"
+  if [[ -z "${held}" ]]; then
+    changes+=("held no data of its own before it became a replica (manifest: ${dir}/manifest.json)")
+    return 0
+  fi
+  if [[ "${DISCARD}" != 1 ]]; then
+    fail "holds ${held}, which becoming a replica of ${SOURCE_NAME} would replace or mix with the source's; its \
+dump is kept in ${dir}. Move that data to ${SOURCE_NAME} first, or set replicaOf.discard: true for ${NAME} to \
+replace it with the source's data" 8
+  fi
+  discard_pending=1 discarded="${held} (its dump is kept in ${dir})"
+}
+# Called by replica_<kind> once the source has been verified, before it is configured.
+discard_if_pending() {
+  [[ "${discard_pending}" == 1 ]] || return 0
+  "discard_${KIND}"
+  discard_pending=0
+  changes+=("its own data discarded: ${discarded}")
+}
+
 # The engine's own part (components/engines/<kind>/replica.sh, rendered above this body).
 declare -F "replica_${KIND}" > /dev/null || fail "${KIND} cannot replicate across clouds" 2
+# shellcheck disable=SC2310  # following_<kind> answers with its status
+if ! "following_${KIND}"; then guard_first_replica; fi
 "replica_${KIND}"
 for change in "${changes[@]}"; do note "${change}"; done
 if [[ "${#changes[@]}" == 0 ]]; then

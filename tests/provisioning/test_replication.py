@@ -25,6 +25,7 @@ What the tests adapt, and why:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ import pytest
 
 from components.engines import replication_args, secret_content, secret_file
 from components.replication import (
+    dump_dir,
     health_program,
     health_step,
     metrics_file,
@@ -188,6 +190,33 @@ def replica_workload(name: str, kind: str, port: int, source: str) -> dict[str, 
         "ports": [{"port": port, "expose": "peer"}],
         "replicaOf": {"source": source, "kind": kind},
     }
+
+
+def discarding(plan: Plan) -> Plan:
+    """The plan with ``replicaOf.discard: true`` on its replica: the stack file lets its own data go."""
+    (replica,) = plan.replicas
+    assert replica.replica_of is not None
+    changed = replica.model_copy(update={"replica_of": replica.replica_of.model_copy(update={"discard": True})})
+    return plan.model_copy(update={"existing": tuple(changed if w is replica else w for w in plan.existing)})
+
+
+def dumps(plan: Plan) -> list[tuple[Path, dict[str, Any]]]:
+    """Each dump the replica step kept (its directory and manifest), oldest first."""
+    (replica,) = plan.replicas
+    root = Path(dump_dir(replica.name, plan.paths))
+    found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return [(p, json.loads((p / "manifest.json").read_text())) for p in found]
+
+
+def assert_dumped(plan: Plan, held: str, file: str) -> Path:
+    """The last dump holds ``file``, whose size and sha256 its manifest states, and says what the replica held."""
+    directory, manifest = dumps(plan)[-1]
+    assert manifest["held"] == held, manifest
+    (entry,) = [f for f in manifest["files"] if f["file"] == file]
+    data = (directory / file).read_bytes()
+    assert (entry["bytes"], entry["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    assert directory.stat().st_mode & 0o777 == 0o700
+    return directory / file
 
 
 def source_output(kind: str, port: int) -> dict[str, Any]:
@@ -385,18 +414,26 @@ def test_mysql_gtid_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_p
     )
     source = source_output("mysql", primary.port)
 
-    # A wrong CA is refused before anything changes on the replica.
+    # A database of its own: refused before anything changes, dumped first.
+    refused = replicate(host, tencent, source, pki.ca)
+    expect(refused, 8, "holds database(s) tencent_own", "replicaOf.discard: true for mysql")
+    assert replica.query("SHOW SLAVE STATUS") == ""
+    assert b"INSERT INTO `t` VALUES" in assert_dumped(tencent, "database(s) tencent_own", "databases.sql").read_bytes()
+
+    # A wrong CA is refused before anything changes on the replica, its own data too.
+    tencent = discarding(tencent)
     wrong = replicate(host, tencent, source, pki.wrong.ca.read_text())
     expect(wrong, 6, "refuses replication over TLS verified with the program's CA")
     assert replica.query("SHOW SLAVE STATUS") == ""
+    assert replica.query("SELECT id FROM tencent_own.t") == "7"
 
     first = replicate(host, tencent, source, pki.ca)
-    expect(first, 0, "replicates production-mysql from 127.0.0.1", "in sync", "mariadb syntax")
+    expect(first, 0, "replicates production-mysql from 127.0.0.1", "in sync", "mariadb syntax", "discarded")
     status = slave_status(replica)
     assert "Master_SSL_Verify_Server_Cert: Yes" in status, status
     assert "Using_Gtid: Slave_Pos" in status, status
     assert replica.query("SELECT v FROM app.items WHERE id = 1") == "before the replica"
-    assert replica.query("SELECT id FROM tencent_own.t") == "7"  # its own databases stay
+    assert "tencent_own" not in replica.query("SHOW DATABASES")  # discarded, after its dump
 
     primary.query("INSERT INTO app.items VALUES (2, 'carried')")
     timed(lambda: replica.query("SELECT count(*) FROM app.items") == "2")
@@ -504,11 +541,23 @@ def test_postgres_logical_replication_over_verified_tls(
 
     wrong = replicate(host, tencent, source, pki.wrong.ca.read_text())
     expect(wrong, 6, "certificate verify failed")
+    # An engine without rows in the replicated database: nothing to dump, its manifest says so.
+    assert [manifest["held"] for _, manifest in dumps(tencent)] == [""]
 
-    first = replicate(host, tencent, source, pki.ca)
-    expect(first, 0, "schema of future_user copied", "in sync")
+    # Rows of its own in the replicated database (the run above made it): refused before anything
+    # changes, dumped first.
+    psql_in(
+        replica, "future_user", "CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items VALUES (9, 'own');"
+    )
+    refused = replicate(host, tencent, source, pki.ca)
+    expect(refused, 8, "holds rows in future_user: public.items", "replicaOf.discard: true for postgres")
+    assert psql_in(replica, "future_user", "SELECT v FROM items") == "own"
+    assert_dumped(tencent, "rows in future_user: public.items", "future_user.pgdump")
+
+    first = replicate(host, discarding(tencent), source, pki.ca)
+    expect(first, 0, "in sync", "its own data discarded: rows in future_user: public.items")
     assert psql_in(replica, "future_user", "SELECT v FROM items") == "before"
-    assert "tencent_own" in replica.query("SELECT datname FROM pg_database")
+    assert "tencent_own" in replica.query("SELECT datname FROM pg_database")  # its other databases stay
 
     psql_in(primary, "future_user", "INSERT INTO items VALUES (2, 'carried')")
     timed(lambda: psql_in(replica, "future_user", "SELECT count(*) FROM items") == "2")
@@ -592,12 +641,21 @@ def test_redis_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_path: 
     )
     source = source_output("redis", primary.port)
 
+    # Its own key: refused before anything changes, the dataset dumped first.
+    refused = replicate(host, tencent, source, pki.ca)
+    expect(refused, 8, "holds 1 key(s)", "replicaOf.discard: true for redis")
+    assert "role:master" in replica.query(["INFO", "replication"])
+    assert replica.query(["GET", "tencent_own"]) == "1"
+    rdb = assert_dumped(tencent, "1 key(s)", "dump.rdb")
+    assert b"tencent_own" in rdb.read_bytes()
+
+    tencent = discarding(tencent)
     wrong = replicate(host, tencent, source, pki.wrong.ca.read_text())
     expect(wrong, 6, "certificate verify failed")
     assert "role:master" in replica.query(["INFO", "replication"])
 
     first = replicate(host, tencent, source, pki.ca)
-    expect(first, 0, "replica of production-redis", "in sync", "settings kept in")
+    expect(first, 0, "replica of production-redis", "in sync", "settings kept in", "its own data discarded: 1 key(s)")
     assert replica.query(["GET", "before"]) == "the replica"
     assert replica.query(["EXISTS", "tencent_own"]) == "0"  # a Redis replica's own data is replaced
 

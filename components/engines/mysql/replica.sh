@@ -15,6 +15,44 @@ mysql_configured() {
   fi
 }
 
+# Whether the engine already follows this source (then nothing is guarded: it holds the source's data).
+following_mysql() {
+  find_mysql_socket
+  mysql_status
+  [[ "${repl_status[Source_Host]:-}" == "${SOURCE_HOST}" ]]
+}
+
+mysql_own_databases() {
+  echo "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema',
+    'performance_schema', 'sys') ORDER BY schema_name;" | local_mysql -N -B
+}
+
+# What it holds of its own: every database beside the system ones (the replication user may not list
+# the source's, so none can be told to be there too; the source's binlog would be applied beside or
+# into them).
+holds_mysql() {
+  local names
+  names=$(mysql_own_databases)
+  [[ -z "${names}" ]] || printf 'database(s) %s' "$(paste -sd, <<< "${names}" | sed 's/,/, /g')"
+}
+
+# Those databases as SQL in $1 (one consistent snapshot of InnoDB tables).
+dump_mysql() {
+  local client line names=()
+  client=$(command -v mariadb-dump || command -v mysqldump) || fail "no mysqldump on this host"
+  line=$(mysql_option_password "$(local_password)")
+  mapfile -t names < <(mysql_own_databases)
+  timeout "${CLIENT_TIMEOUT}" "${client}" --defaults-extra-file=<(printf '[client]\nuser=root\n%s\n' "${line}") \
+    "--socket=${mysql_socket}" --single-transaction --routines --events --triggers --databases "${names[@]}" \
+    > "$1/databases.sql" || fail "could not dump its databases (${names[*]})" 5
+}
+
+discard_mysql() {
+  local name sql=""
+  while IFS= read -r name; do sql+="DROP DATABASE \`${name//\`/\`\`}\`;"; done < <(mysql_own_databases)
+  printf '%s\n' "${sql}" | local_mysql -N -B
+}
+
 replica_mysql() {
   local version server_id gtid_mode sql host_literal
   find_mysql_socket
@@ -48,6 +86,7 @@ ON_PERMISSIVE as MySQL documents, then run again)" 4
   # shellcheck disable=SC2310  # probe_mysql answers with its status
   out=$(probe_mysql "${SOURCE_HOST}" "${SOURCE_PORT}" "${SOURCE_USER}" "${password}" "${ca_probe}") || refused "${out}"
   commit_ca
+  discard_if_pending
   if [[ "${configured}" == 1 ]]; then
     # The settings are in place: restart the threads, which reconnect with the CA file as it is now.
     if [[ "${mysql_flavour}" == mariadb ]]; then sql='STOP SLAVE; START SLAVE;'; else sql='STOP REPLICA; START REPLICA;'; fi

@@ -18,6 +18,54 @@ install_pass_file() {
   mv -f "${tmp}" "${PASS_FILE}"
 }
 
+pg_has_database() {
+  [[ "$(echo "SELECT count(*) FROM pg_database WHERE datname = $(sql_literal "${DATABASE}");" | local_psql postgres)" != 0 ]]
+}
+
+# Whether the engine already follows this source (then nothing is guarded: it holds the source's data).
+following_postgres() {
+  find_postgres
+  # shellcheck disable=SC2310  # pg_has_database answers with its status
+  pg_has_database || return 1
+  [[ -n "$(echo "SELECT 1 FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname =
+    current_database() AND s.subname = $(sql_literal "${SUBSCRIPTION}");" | local_psql "${DATABASE}")" ]]
+}
+
+# DATABASE's tables that hold rows (the first sync copies the source's rows into them).
+pg_tables_with_rows() {
+  local table tables
+  # shellcheck disable=SC2310  # pg_has_database answers with its status
+  pg_has_database || return 0
+  tables=$(echo "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1;" | local_psql "${DATABASE}")
+  while IFS= read -r table; do
+    [[ -n "${table}" ]] || continue
+    if [[ "$(echo "SELECT EXISTS (SELECT 1 FROM ${table});" | local_psql "${DATABASE}")" == t ]]; then printf '%s\n' "${table}"; fi
+  done <<< "${tables}"
+}
+
+# What it holds of its own: rows in DATABASE's tables (its other databases are left as they are).
+holds_postgres() {
+  local tables
+  tables=$(pg_tables_with_rows)
+  [[ -z "${tables}" ]] || printf 'rows in %s: %s' "${DATABASE}" "$(paste -sd, <<< "${tables}" | sed 's/,/, /g')"
+}
+
+# DATABASE in PostgreSQL's custom format in $1 (pg_restore reads it).
+dump_postgres() {
+  local runuser
+  runuser=$(PATH="${PATH}:/usr/sbin:/sbin" command -v runuser) || fail "runuser (util-linux) is missing"
+  (cd / && timeout "${CLIENT_TIMEOUT}" "${runuser}" -u "${pg_os_user}" -- pg_dump -Fc -h "${pg_socket_dir}" -p "${PORT}" \
+    -d "${DATABASE}") > "$1/${DATABASE}.pgdump" || fail "could not dump ${DATABASE}" 5
+}
+
+discard_postgres() {
+  local tables
+  tables=$(pg_tables_with_rows)
+  [[ -z "${tables}" ]] || echo "TRUNCATE $(paste -sd, <<< "${tables}") CASCADE;" | local_psql "${DATABASE}"
+}
+
 replica_postgres() {
   local database_literal sub_literal exists state conninfo wanted out tables status=0
   find_postgres
@@ -41,6 +89,7 @@ replica_postgres() {
     # shellcheck disable=SC2310  # pg_source answers with its status
     out=$(pg_source <<< 'SELECT 1') || refused "${out}"
     commit_ca
+    discard_if_pending
     tables=$(echo "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%';" | local_psql "${DATABASE}")
     if [[ "${tables}" == 0 ]]; then

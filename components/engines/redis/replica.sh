@@ -3,6 +3,47 @@
 # replica_redis: the engine follows its source over verified TLS.
 # shellcheck disable=SC2034,SC2154,SC2312,SC2329  # the step's parameters and variables, set -euo pipefail, and its call
 
+# Whether the engine already follows this source (then nothing is guarded: it holds the source's data).
+following_redis() {
+  local info
+  listener_pid > /dev/null || fail "nothing listens on port ${PORT}: is the local Redis running?"
+  info=$(printf 'INFO replication\n' | local_redis)
+  [[ "$(info_field "${info}" role)" == slave && "$(info_field "${info}" master_host)" == "${SOURCE_HOST}" ]]
+}
+
+# What it holds of its own: its keys, all of which REPLICAOF replaces (the replication user may not
+# read the source's keys, so none can be told to be there too).
+holds_redis() {
+  local info line keys=0
+  info=$(printf 'INFO keyspace\n' | local_redis)
+  while IFS= read -r line; do
+    if [[ "${line}" =~ ^db[0-9]+:keys=([0-9]+) ]]; then keys=$((keys + BASH_REMATCH[1])); fi
+  done <<< "${info}"
+  [[ "${keys}" == 0 ]] || printf '%s key(s)' "${keys}"
+}
+
+# Its dataset as an RDB file in $1: a BGSAVE (the engine keeps serving), then its file copied.
+dump_redis() {
+  local before now dir file info
+  before=$(printf 'LASTSAVE\n' | local_redis)
+  sleep 1 # LASTSAVE counts seconds: the save below must read as a later one
+  printf 'BGSAVE\n' | local_redis > /dev/null
+  while true; do
+    now=$(printf 'LASTSAVE\n' | local_redis)
+    info=$(printf 'INFO persistence\n' | local_redis)
+    if [[ "${now}" != "${before}" && "$(info_field "${info}" rdb_bgsave_in_progress)" == 0 ]]; then break; fi
+    # shellcheck disable=SC2310  # past_deadline answers with its status
+    if past_deadline; then fail "could not dump its dataset: BGSAVE did not finish in ${SYNC_TIMEOUT} s" 5; fi
+    sleep 0.2
+  done
+  [[ "$(info_field "${info}" rdb_last_bgsave_status)" == ok ]] || fail "could not dump its dataset: BGSAVE failed" 5
+  dir=$(redis_config dir) file=$(redis_config dbfilename)
+  cp "${dir}/${file}" "$1/dump.rdb"
+}
+
+# Nothing to clear: the first sync replaces the dataset with the source's.
+discard_redis() { :; }
+
 replica_redis() {
   local pid owner info key_file cert_file out role set_tls=0 set_master=0 persisted
   pid=$(listener_pid) || fail "nothing listens on port ${PORT}: is the local Redis running?"
@@ -40,6 +81,7 @@ replica_redis() {
   # shellcheck disable=SC2310  # probe_redis answers with its status
   out=$(probe_redis "${SOURCE_HOST}" "${SOURCE_PORT}" "${SOURCE_USER}" "${password}" "${ca_probe}") || refused "${out}"
   commit_ca
+  discard_if_pending
   if [[ "${set_tls}" == 1 ]]; then
     # One CONFIG SET: the TLS files load together (Redis reloads them even when the paths are the same).
     out=$(printf 'CONFIG SET tls-cert-file %s tls-key-file %s tls-ca-cert-file %s tls-replication yes masteruser %s masterauth %s\n' \
