@@ -103,23 +103,28 @@ DEFAULT_BATCHES: tuple[tuple[str, ...], ...] = (
 # The Tencent host's existing workloads: the seeds count them as 1.2 GB together (000: 现有1.2GB;
 # 1.4 GB is the whole host's use). Chosen here: the per-workload split and Nginx's 80/443.
 DEFAULT_EXISTING: tuple[dict[str, Any], ...] = (
+    # The seeds' replicas of the Alibaba primaries (000: "主库: 阿里云", "从库: 腾讯云"). Each is
+    # refused while it holds data of its own, after its dump (README: "Replication on by default").
     {
         "name": "mysql",
         "ports": _ports((3306, "MySQL replica"), expose=Exposure.PEER),
         "memoryMib": 384,
         "database": True,
+        "replicaOf": {"source": "production-mysql", "kind": "mysql"},
     },
     {
         "name": "postgres",
         "ports": _ports((5432, "PostgreSQL replica"), expose=Exposure.PEER),
         "memoryMib": 256,
         "database": True,
+        "replicaOf": {"source": "production-postgres", "kind": "postgres"},
     },
     {
         "name": "redis",
         "ports": _ports((6379, "Redis replica"), expose=Exposure.PEER),
         "memoryMib": 128,
         "database": True,
+        "replicaOf": {"source": "production-redis", "kind": "redis"},
     },
     {"name": "nginx", "ports": _ports((80, "HTTP"), (443, "HTTPS"), expose=Exposure.PUBLIC), "memoryMib": 64},
     {"name": "nodejs", "memoryMib": 192},

@@ -178,7 +178,8 @@ def check_replication(plan: Plan) -> None:
         if plan.source_stack is None:
             raise ValueError(
                 f"{NAMESPACE}:databaseStack: required when existing[{workload.name}] has "
-                "replicaOf: the alibaba stack whose outputs it reads, e.g. my-org/platform/alibaba"
+                "replicaOf: the alibaba stack whose outputs it reads, e.g. my-org/platform/alibaba (the default "
+                "plan makes mysql, postgres and redis replicas; to keep one as it is, patch it with replicaOf: null)"
             )
     sources = [w.replica_of.source for w in plan.existing if w.replica_of is not None]
     if repeated := sorted(n for n, count in Counter(sources).items() if count > 1):

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from plan import CLOUD_DEFAULTS, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, Plan, load_plan
+from plan import CLOUD_DEFAULTS, DEFAULT_EXISTING, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, Plan, load_plan
 from policies.facts import COMMAND, step_record_name
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
@@ -67,6 +67,13 @@ REPLICAS: list[dict[str, Any]] = [
     {"name": "statistics", "memoryMib": 128},
     {"name": "template", "memoryMib": 128},
 ]
+
+
+def without_replicas() -> list[dict[str, Any]]:
+    """The Tencent plan's existing workloads with none a replica (``replicaOf: null`` on the default
+    replicas, as a stack file keeps an engine as it is)."""
+    plain = json.loads(json.dumps(DEFAULT_EXISTING))  # the defaults as a stack file's YAML holds them
+    return [{**w, "replicaOf": None} if "replicaOf" in w else w for w in plain]
 
 
 def with_replicas(**changes: Any) -> dict[str, Any]:

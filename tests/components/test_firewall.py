@@ -33,6 +33,7 @@ from tests.stacks import (
     preflight_cli,
     stack_folder,
     step_parameters,
+    without_replicas,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alibaba_security_group_rules"
@@ -407,7 +408,7 @@ def test_the_alibaba_stack_exports_what_its_firewall_opens_to_the_peer():
 def test_with_a_database_stack_the_tencent_egress_follows_its_output_not_the_default_plan(tmp_path: Path):
     """A database moved to another port on Alibaba: the Tencent host may reach the new port and no
     longer the old one (the default plan would keep 3306 and miss 3307)."""
-    root = stack_folder(tmp_path, "tencent", databaseStack="organization/platform/alibaba")
+    root = stack_folder(tmp_path, "tencent", existing=without_replicas())
     moved = {"name": "production-mysql", "ports": [{"port": 3307, "expose": "peer", "purpose": "MySQL"}]}
     alibaba = yaml.safe_load((root / "Pulumi.alibaba.yaml").read_text())
     alibaba["config"]["platform:databases"] = [moved]
@@ -423,7 +424,7 @@ def test_with_a_database_stack_the_tencent_egress_follows_its_output_not_the_def
 
 def test_a_database_stack_without_the_output_yet_falls_back_to_the_default_plan_and_says_so():
     references = {"organization/platform/alibaba": StackOutputs(outputs={"publicIp": "47.115.168.107"})}
-    config = config_for("tencent", databaseStack="organization/platform/alibaba")
+    config = config_for("tencent", existing=without_replicas())
     run = run_stack(config.project, "tencent", config.config, set(config.secret_keys), references=references)
     plan = load_plan(config.config, config.secret_keys)
     assert _peer_egress(run) == {*plan.peer_database_ports, *plan.peer_monitoring_ports}
@@ -432,7 +433,7 @@ def test_a_database_stack_without_the_output_yet_falls_back_to_the_default_plan_
 
 
 def test_without_a_database_stack_the_preview_says_the_egress_follows_the_default_plan():
-    run = evaluate("tencent", databaseStack=None)
+    run = evaluate("tencent", databaseStack=None, existing=without_replicas())
     assert any(
         w.startswith("platform:firewall: the egress to the peer follows the Alibaba default plan") for w in run.warnings
     )
@@ -484,7 +485,7 @@ def test_an_exporter_moved_on_alibaba_is_forwarded_where_it_went(tmp_path: Path)
 
 def test_without_a_database_stack_the_peer_s_exporters_are_not_scraped_and_the_preview_says_so():
     """The tunnel's key is an output of the Alibaba stack: without the reference there is no way in."""
-    run = evaluate("tencent", databaseStack=None)
+    run = evaluate("tencent", databaseStack=None, existing=without_replicas())
     assert _peer_scrapes(run) == {"node-exporter": []}
     assert "UNIT_METRICS_TUNNEL" not in step_parameters(run, "tencent-svc-monitoring")
     assert 22 not in _peer_egress(run)

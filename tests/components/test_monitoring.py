@@ -674,7 +674,12 @@ def test_the_peers_database_ports_are_probed_by_a_tcp_connect_each_named_by_its_
             [f"/etc/platform/secrets/tls/production-{kind}/{leaf}" for kind in ("mysql", "postgres", "redis")
              for leaf in ("ca.crt", "server.crt")],
         ),
-        ("tencent", "tencent-svc-certificate-check", ["/etc/letsencrypt/live/api.example.com/fullchain.pem"]),
+        (
+            "tencent",
+            "tencent-svc-certificate-check",
+            [*(f"/opt/platform/replication/{kind}/ca.crt" for kind in ("mysql", "postgres", "redis")),
+             "/etc/letsencrypt/live/api.example.com/fullchain.pem"],
+        ),
     ],
 )  # fmt: skip
 def test_each_host_checks_the_certificates_its_plan_puts_there(stack: str, command: str, expected: list[str]):

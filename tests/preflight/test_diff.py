@@ -488,4 +488,7 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
         "alibaba-db-certificate-check",
         "tencent-svc-certificate-check",
         "alibaba-db-metrics-login",
+        # Replication on by default: the Tencent engines' replica steps and their health check.
+        *(f"tencent-svc-replica-{name}" for name in ("mysql", "postgres", "redis")),
+        "tencent-svc-replication-health",
     }

@@ -35,6 +35,7 @@ from tests.stacks import (
     preflight_cli,
     stack_folder,
     step_parameters,
+    without_replicas,
 )
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -81,6 +82,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "services": _services("artifacts/looma-crm-2.1.0.tar.gz"),
         "batches": [["looma-crm"]],
         "databaseStack": SOURCE_STACK,
+        "existing": without_replicas(),  # the services' databases alone: no replica reads the stack here
     }
     stack_folder(root, "tencent", **changes)
     (root / "artifacts").mkdir()
@@ -93,6 +95,7 @@ def _changes() -> dict[str, Any]:
         "services": _services("artifacts/none.tar.gz"),  # no such release in this checkout
         "batches": [["looma-crm"]],
         "databaseStack": SOURCE_STACK,
+        "existing": without_replicas(),  # the services' databases alone: no replica reads the stack here
     }
 
 

@@ -24,6 +24,7 @@ from tests.stacks import (
     stack_folder,
     step_parameters,
     with_replicas,
+    without_replicas,
 )
 
 SOURCES = ("production-mysql", "production-postgres", "production-redis")
@@ -175,9 +176,14 @@ def test_the_health_check_comes_after_the_replicas(tencent_replicas):
     assert "stdin" not in health.inputs
 
 
-def test_without_replicaof_there_is_no_stack_reference_and_no_replica():
-    run = evaluate("tencent")
-    assert not [name for name in commands(run) if "replica" in name]
+def test_the_default_plan_makes_the_three_engines_replicas_and_replicaof_null_keeps_them():
+    """The seeds' replicas (000: "从库: 腾讯云"), on by default; ``replicaOf: null`` keeps an engine as it is."""
+    default = commands(evaluate("tencent"))
+    assert {name for name in default if "-replica-" in name} == {
+        f"tencent-svc-replica-{name}" for name in ("mysql", "postgres", "redis")
+    }
+    kept = commands(evaluate("tencent", databaseStack=None, existing=without_replicas()))
+    assert not [name for name in kept if "replica" in name]
 
 
 @pytest.mark.usefixtures("fresh_pulumi_runtime")
