@@ -438,6 +438,11 @@ def monitor(
     if plan.unexported_databases:
         names = ", ".join(db.name for db in plan.unexported_databases)
         pulumi.log.warn(f"monitoring: no exporter watches {names} (one per engine kind: the first in the plan)")
+    if plan.monitoring.enabled and plan.cloud == Cloud.TENCENT and not plan.runs_prometheus:
+        pulumi.log.warn(
+            "monitoring: this host's exporters are scraped by nobody: the metrics tunnel runs from the Tencent "
+            "Prometheus to the Alibaba host only (README: 'Metrics from the database host')"
+        )
     view = plan.monitoring_plan
     webhook = None
     resolved = None

@@ -490,3 +490,10 @@ def test_without_a_database_stack_the_peer_s_exporters_are_not_scraped_and_the_p
     assert "UNIT_METRICS_TUNNEL" not in step_parameters(run, "tencent-svc-monitoring")
     assert 22 not in _peer_egress(run)
     assert any(w.startswith("monitoring: the Alibaba host's exporters are not scraped") for w in run.warnings)
+
+
+def test_with_prometheus_moved_off_the_tencent_host_its_exporters_are_scraped_by_nobody_and_the_preview_says_so():
+    run = evaluate("tencent", monitoring={"prometheus": False})
+    assert "UNIT_METRICS_TUNNEL" not in step_parameters(run, "tencent-svc-monitoring")
+    assert any(w.startswith("monitoring: this host's exporters are scraped by nobody") for w in run.warnings)
+    assert not any("scraped by nobody" in w for w in evaluate("tencent").warnings)
