@@ -206,6 +206,11 @@ def _first_error(error: ValidationError, values: Mapping[str, Any] | None = None
 
 
 _MISSING_HELP = {
+    # replicaOf.source: a patch of a default replica replaces its replicaOf whole.
+    "source": (
+        "; replicaOf takes its source and kind with any other field, a patch's too "
+        "(e.g. {source: production-redis, kind: redis, discard: true})"
+    ),
     "release": (
         "; where the service's build comes from: {version, artifact: <an https URL>, sha256: <its digest>} "
         "(the host downloads it) or {version, upload: <a file or directory built on this machine>}"

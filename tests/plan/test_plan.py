@@ -343,6 +343,12 @@ BAD_CONFIG: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         ("platform:existing[mysql].replicaOf.host", "'198.51.100.7'", "47.115.168.107"),
     ),
     (
+        "replica-patch-without-source",
+        "tencent",
+        {"existing": [{"name": "redis", "replicaOf": {"discard": True}}]},
+        ("platform:existing[redis].replicaOf.source", "required but not set", "its source and kind with any other"),
+    ),
+    (
         "replica-without-source-stack",
         "tencent",
         {"existing": [_replica()], "replication": None, "databaseStack": None},
