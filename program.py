@@ -388,12 +388,13 @@ def metrics_login(
 ) -> None:
     """The tunnel's login on this host, after the exporters' users; there with no key too: it then
     removes what an earlier plan authorized."""
-    step = login_step(component, plan.layout, "")
+    peer = plan.firewall.peer_address
+    step = login_step(component, plan.layout, "", peer)
     resolved = None
     if key is not None:
         ports = [port for _, port in scraped_exporters(plan)]
         resolved = key.public_key_openssh.apply(
-            lambda public: login_step(component, plan.layout, authorized_line(public, ports))
+            lambda public: login_step(component, plan.layout, authorized_line(public, ports), peer)
         )
     run_step(step, connection, parent=owner, depends_on=[owner.bootstrap], resolved=resolved)
 

@@ -46,10 +46,17 @@ def home(layout: Layout) -> str:
     return f"{layout.paths.state}/metrics-login"
 
 
-def login_step(component: str, layout: Layout, authorized: str) -> Step:
+# Where the host's sshd reads its configuration (Debian, Ubuntu, Alibaba Cloud Linux).
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+
+
+def login_step(
+    component: str, layout: Layout, authorized: str, peer_address: str, sshd_config: str = SSHD_CONFIG
+) -> Step:
     """The tunnel's login on the scraped host: ``platform-metrics`` with ``authorized`` as its only
-    key, its sessions under a slice limited to METRICS_LOGIN_MIB. ``authorized`` empty: the key is
-    removed and its sessions end (monitoring off, or Prometheus moved to this host)."""
+    key, its sessions under a slice limited to METRICS_LOGIN_MIB, once the host's sshd is seen to let
+    it forward from ``peer_address``. ``authorized`` empty: the key is removed and its sessions end
+    (monitoring off, or Prometheus moved to this host)."""
     return Step(
         f"{component}-metrics-login",
         files=("metrics_login.sh",),
@@ -59,6 +66,8 @@ def login_step(component: str, layout: Layout, authorized: str) -> Step:
             "AUTHORIZED": authorized,
             "UNIT_DIR": layout.paths.units,
             "MEMORY_MAX": f"{METRICS_LOGIN_MIB}M",
+            "PEER_ADDRESS": peer_address,
+            "SSHD_CONFIG": sshd_config,
         },
         label="platform-metrics-login",
         sudo=layout.sudo,

@@ -5,7 +5,10 @@
 # change them. Its sessions run under its user slice (pam_systemd), which a drop-in limits to
 # MEMORY_MAX. A changed key ends the sessions of the old one (the tunnel reconnects with the new).
 # AUTHORIZED empty: the key is removed and the user's sessions end; the user stays, with no key.
-# Parameters: LOGIN_USER, HOME_DIR, AUTHORIZED, UNIT_DIR, MEMORY_MAX.
+# Before anything changes, the host's sshd must let that user forward TCP from PEER_ADDRESS
+# (`sshd -T` with SSHD_CONFIG): a server configured against it is one line here, not a tunnel that
+# never comes up on the other host.
+# Parameters: LOGIN_USER, HOME_DIR, AUTHORIZED, UNIT_DIR, MEMORY_MAX, PEER_ADDRESS, SSHD_CONFIG.
 # Stops: the sessions of ${LOGIN_USER}
 # Removes: ${HOME_DIR}/.ssh/authorized_keys, ${UNIT_DIR}/*
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
@@ -27,6 +30,23 @@ if [[ -z "${AUTHORIZED}" ]]; then
     echo "metrics login: unchanged (no login)"
   fi
   exit 0
+fi
+
+sshd=$(PATH="${PATH}:/usr/sbin:/sbin" command -v sshd) || {
+  echo "metrics login: no sshd on this host" >&2
+  exit 4
+}
+effective=$("${sshd}" -T -f "${SSHD_CONFIG}" -C "user=${LOGIN_USER},host=${PEER_ADDRESS},addr=${PEER_ADDRESS}" 2>&1) || {
+  echo "metrics login: sshd -T could not read ${SSHD_CONFIG}: ${effective##*$'\n'}" >&2
+  exit 4
+}
+forwarding=$(awk '$1 == "allowtcpforwarding" { print $2 }' <<< "${effective}")
+disabled=$(awk '$1 == "disableforwarding" { print $2 }' <<< "${effective}")
+if [[ "${disabled}" == yes || ( "${forwarding}" != yes && "${forwarding}" != local ) ]]; then
+  echo "metrics login: ${SSHD_CONFIG} does not let ${LOGIN_USER} forward TCP from ${PEER_ADDRESS}" \
+    "(AllowTcpForwarding ${forwarding:-?}, DisableForwarding ${disabled:-?}): allow it for that user, e.g." \
+    "'Match User ${LOGIN_USER}' with 'AllowTcpForwarding local', and run again" >&2
+  exit 4
 fi
 
 changed=0

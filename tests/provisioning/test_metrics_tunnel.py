@@ -21,6 +21,7 @@ from tests.provisioning.workloads import free_ports
 from tests.stacks import plan_of
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/loopback"  # read from a file, never posted here
+PEER = "198.51.100.20"  # the Tencent host, as the login's sshd check names it
 FIRST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirstKeyFirstKeyFirstKeyFirstKeyFirstKey0000"
 SECOND_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondKeySecondKeySecondKeySecondKeySecond00"
 
@@ -37,7 +38,7 @@ def test_the_login_is_made_once_with_one_root_owned_key_and_a_limited_slice(host
     plan = plan_of("alibaba", paths=host.paths())
     layout = plan.layout
     line = authorized_line(FIRST_KEY, [9100, 9104])
-    first = host.step(login_step("alibaba-db", layout, line))
+    first = host.step(login_step("alibaba-db", layout, line, PEER))
     assert first.code == 0, first
     assert f"metrics login: user {METRICS_USER} created" in first.stdout, first
 
@@ -55,16 +56,36 @@ def test_the_login_is_made_once_with_one_root_owned_key_and_a_limited_slice(host
     assert dropin.read_text() == "[Slice]\nMemoryMax=8M\nMemorySwapMax=0\nTasksMax=16\n"
     assert "daemon-reload" in host.systemctl_calls()
 
-    again = host.step(login_step("alibaba-db", layout, line))
+    again = host.step(login_step("alibaba-db", layout, line, PEER))
     assert again.stdout.strip().splitlines()[-1] == "metrics login: unchanged", again
     assert len([c for c in calls(host) if c.startswith("useradd")]) == 1
+
+
+def test_a_server_that_forbids_forwarding_is_one_line_before_anything_changes(host: SshHost, tmp_path: Path):
+    """A host whose sshd does not let the user forward TCP from the peer: the step says so and makes
+    no user; a tunnel would never come up on the other host."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(tmp_path / "host")], check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(
+        f"HostKey {tmp_path / 'host'}\nAllowTcpForwarding yes\nMatch Address {PEER}\n  AllowTcpForwarding no\n"
+    )
+    plan = plan_of("alibaba", paths=host.paths())
+    refused = host.step(login_step("alibaba-db", plan.layout, authorized_line(FIRST_KEY, [9100]), PEER, str(config)))
+    assert refused.code == 4, refused
+    assert f"does not let {METRICS_USER} forward TCP from {PEER} (AllowTcpForwarding no" in refused.stderr, refused
+    assert not (host.standin_state / "accounts" / "calls.log").exists()  # no account tool ran
+    assert not (Path(home(plan.layout)) / ".ssh").exists()
+    # The same server with forwarding allowed: the login is made.
+    config.write_text(f"HostKey {tmp_path / 'host'}\nAllowTcpForwarding local\n")
+    allowed = host.step(login_step("alibaba-db", plan.layout, authorized_line(FIRST_KEY, [9100]), PEER, str(config)))
+    assert allowed.code == 0, allowed
 
 
 def test_a_new_key_replaces_the_old_and_ends_its_sessions_and_no_key_takes_the_login_away(host: SshHost):
     plan = plan_of("alibaba", paths=host.paths())
     layout = plan.layout
-    assert host.step(login_step("alibaba-db", layout, authorized_line(FIRST_KEY, [9100]))).code == 0
-    rotated = host.step(login_step("alibaba-db", layout, authorized_line(SECOND_KEY, [9100])))
+    assert host.step(login_step("alibaba-db", layout, authorized_line(FIRST_KEY, [9100]), PEER)).code == 0
+    rotated = host.step(login_step("alibaba-db", layout, authorized_line(SECOND_KEY, [9100]), PEER))
     assert rotated.code == 0, rotated
     keys = Path(home(layout)) / ".ssh" / "authorized_keys"
     assert SECOND_KEY in keys.read_text()
@@ -72,11 +93,11 @@ def test_a_new_key_replaces_the_old_and_ends_its_sessions_and_no_key_takes_the_l
     assert f"pkill -u {METRICS_USER}" in calls(host)
     assert len([c for c in calls(host) if c.startswith("useradd")]) == 1
 
-    removed = host.step(login_step("alibaba-db", layout, ""))
+    removed = host.step(login_step("alibaba-db", layout, "", PEER))
     assert removed.code == 0, removed
     assert f"metrics login: {METRICS_USER}'s key removed" in removed.stdout, removed
     assert not keys.exists()
-    quiet = host.step(login_step("alibaba-db", layout, ""))
+    quiet = host.step(login_step("alibaba-db", layout, "", PEER))
     assert "metrics login: unchanged (no login)" in quiet.stdout, quiet
 
 
