@@ -992,7 +992,7 @@ class Monitoring(Model):
     prometheus: Bool | None = Field(
         default=None,
         description="this host runs Prometheus and Alertmanager; default: the Tencent host (the capacity report: "
-        "250 MiB left there, 3 on the Alibaba host)",
+        "250 MiB left there before the monitoring, 187 on the Alibaba host before its exporters and backup jobs)",
     )
     alerting: Alerting = Alerting()
     grafana: Bool = Field(
