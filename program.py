@@ -181,23 +181,18 @@ def peer_ingress(plan: Plan, reference: pulumi.StackReference | None) -> pulumi.
     if reference is None:
         pulumi.log.warn(
             f"{NAMESPACE}:firewall: the egress to the peer follows the Alibaba default plan's ports, not what the "
-            f"Alibaba stack runs (and so does the scrape of its exporters): set {NAMESPACE}:databaseStack to read "
-            "them from its outputs"
+            f"Alibaba stack runs (and so do the probes of its database ports): set {NAMESPACE}:databaseStack to "
+            "read them from its outputs"
         )
         return None
-
-    def exported(ingress: Any) -> Any:
-        # A stack deployed by an earlier version has no such output: the tencent preview of the pull
-        # request that adds it must still run, before the merge deploys alibaba with it.
-        if ingress is None:
-            pulumi.log.warn(
-                f"{NAMESPACE}:databaseStack {plan.source_stack!r} has no output 'peerIngress' yet (run `pulumi up` on "
-                "it with this version): until then the egress to the peer and the scrape of its exporters follow "
-                "the Alibaba default plan's ports"
-            )
-        return ingress
-
-    return reference.get_output("peerIngress").apply(exported)
+    return optional_output(
+        reference,
+        plan,
+        "peerIngress",
+        "yet (run `pulumi up` on it with this version)",
+        "until then the egress to the peer and the probes of its database ports follow the Alibaba default "
+        "plan's ports",
+    )
 
 
 def replication_source(plan: Plan, reference: pulumi.StackReference | None) -> ReplicationSource | None:
@@ -222,6 +217,23 @@ def database_endpoints(plan: Plan, reference: pulumi.StackReference | None) -> D
         databases=stack_output(reference, plan, "databases"),
         passwords=stack_output(reference, plan, "databasePasswords"),
     )
+
+
+def optional_output(
+    reference: pulumi.StackReference, plan: Plan, name: str, why: str, meanwhile: str
+) -> pulumi.Output[Any]:
+    """An output the referenced stack may lack (``why``): None then, and the preview says what follows
+    (``meanwhile``). A stack deployed by an earlier version has none: the tencent preview of the pull
+    request that adds it must still run, before the merge deploys alibaba with it."""
+
+    def read(value: Any) -> Any:
+        if value is None:
+            pulumi.log.warn(
+                f"{NAMESPACE}:databaseStack {plan.source_stack!r} has no output {name!r} {why}: {meanwhile}"
+            )
+        return value
+
+    return reference.get_output(name).apply(read)
 
 
 def stack_output(reference: pulumi.StackReference, plan: Plan, name: str) -> pulumi.Output[Any]:
@@ -410,16 +422,14 @@ def peer_tunnel(plan: Plan, reference: pulumi.StackReference | None) -> tuple[pu
             )
         return pulumi.Output.from_input(None), pulumi.Output.from_input(None)
 
-    def exported(tunnel: Any) -> Any:
-        if tunnel is None:
-            pulumi.log.warn(
-                f"{NAMESPACE}:databaseStack {plan.source_stack!r} exports no 'metricsTunnel' (its monitoring is off, "
-                "its host key is not pinned, or it was deployed by a version without the tunnel): the Alibaba "
-                "host's exporters are not scraped until it does"
-            )
-        return tunnel
-
-    return reference.get_output("metricsTunnel").apply(exported), reference.get_output("metricsTunnelKey")
+    tunnel = optional_output(
+        reference,
+        plan,
+        "metricsTunnel",
+        "(its monitoring is off, its host key is not pinned, or it was deployed by a version without the tunnel)",
+        "the Alibaba host's exporters are not scraped until it has",
+    )
+    return tunnel, reference.get_output("metricsTunnelKey")
 
 
 def monitor(

@@ -430,6 +430,9 @@ def test_a_database_stack_without_the_output_yet_falls_back_to_the_default_plan_
     assert _peer_egress(run) == {*plan.peer_database_ports, *plan.peer_monitoring_ports}
     (warning,) = [w for w in run.warnings if "peerIngress" in w]
     assert warning.startswith("platform:databaseStack 'organization/platform/alibaba' has no output 'peerIngress' yet")
+    (tunnel,) = [w for w in run.warnings if "metricsTunnel" in w]
+    assert tunnel.startswith("platform:databaseStack 'organization/platform/alibaba' has no output 'metricsTunnel' (")
+    assert tunnel.endswith("the Alibaba host's exporters are not scraped until it has")
 
 
 def test_without_a_database_stack_the_preview_says_the_egress_follows_the_default_plan():
