@@ -20,8 +20,7 @@ alerts already cover.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pulumi
+from typing import Any
 
 from components.provisioning import Step
 from plan import METRICS_LOGIN_MIB, METRICS_USER, Layout, MetricsTunnel, tunnel_port
@@ -120,8 +119,6 @@ def forwards(tunnel: MetricsTunnel) -> list[tuple[str, int, int]]:
     return [(name, tunnel_port(name), port) for name, port in tunnel.exporters]
 
 
-def exported(ssh_port: int, host_key: pulumi.Input[str], exporters: Sequence[tuple[str, int]]) -> pulumi.Output[dict]:
+def exported(ssh_port: int, host_key: str, exporters: Sequence[tuple[str, int]]) -> dict[str, Any]:
     """The ``metricsTunnel`` output of the scraped host's stack (``MetricsTunnel.output``)."""
-    return pulumi.Output.from_input(host_key).apply(
-        lambda key: MetricsTunnel(METRICS_USER, ssh_port, key, tuple(exporters)).output()
-    )
+    return MetricsTunnel(METRICS_USER, ssh_port, host_key, tuple(exporters)).output()

@@ -413,13 +413,11 @@ def program_unit(monitoring: MonitoringPlan, program: str) -> str:
     """The program's unit: its limit (MemoryMax, GOMEMLIMIT at 80 % of it), its address (loopback:
     the peer's Prometheus comes through the metrics tunnel), hardened, its data in StateDirectory=."""
     workload = _workload(monitoring, program)
-    spec = workload.ports[0]
-    listen = f"127.0.0.1:{spec.port}"
-    binary = binary_of(program)
-    paths = monitoring.layout.paths
-    environment: list[str] = []
     if program == METRICS_TUNNEL:
         return tunnel_unit(monitoring, workload.memory_mib)
+    listen = f"127.0.0.1:{workload.ports[0].port}"
+    paths = monitoring.layout.paths
+    environment: list[str] = []
     if program in exporters.CREDENTIAL:
         db = monitoring.exported[program]
         arguments, environment = exporters.arguments(program, db, db.name in monitoring.tls_only)
@@ -431,40 +429,30 @@ def program_unit(monitoring: MonitoringPlan, program: str) -> str:
     # GOMEMLIMIT: the Go programs' heap target, under the cgroup's limit (the relay is Python).
     if program != "alert-relay":
         environment = [f"GOMEMLIMIT={workload.memory_mib * 8 // 10}MiB", *environment]
-    lines = [
-        "# Managed by Pulumi (platform plan); edits are overwritten.",
-        "[Unit]",
-        f"Description=platform monitoring: {program}",
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "",
-        "[Service]",
-        "Type=simple",
-        f"ExecStart={binary} {' '.join(arguments)}",
-        *(f"Environment={word}" for word in environment),
-        f"MemoryMax={workload.memory_mib}M",
-        "MemorySwapMax=0",
-        "Restart=on-failure",
-        "RestartSec=5",
-        "DynamicUser=yes",
-        f"StateDirectory=platform/{program}",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=read-only",
-        "PrivateTmp=yes",
-    ]
+    credentials: list[str] = []
     if program == webhook_reader(monitoring):
-        lines.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(paths, WEBHOOK_CREDENTIAL)}")
+        credentials.append(f"LoadCredential={WEBHOOK_CREDENTIAL}:{secret_file(paths, WEBHOOK_CREDENTIAL)}")
     if program == "alert-relay":
-        lines.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(paths, SIGNING_CREDENTIAL)}")
+        credentials.append(f"LoadCredential={SIGNING_CREDENTIAL}:{secret_file(paths, SIGNING_CREDENTIAL)}")
     if program == "grafana":
         # Read when Grafana creates its database: the admin's first password, generated on the host.
-        lines.append(f"Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/{GRAFANA_PASSWORD_CREDENTIAL}")
-        lines.append(f"LoadCredential={GRAFANA_PASSWORD_CREDENTIAL}:{secret_file(paths, GRAFANA_PASSWORD_CREDENTIAL)}")
+        credentials.append(f"Environment=GF_SECURITY_ADMIN_PASSWORD__FILE=%d/{GRAFANA_PASSWORD_CREDENTIAL}")
+        credentials.append(
+            f"LoadCredential={GRAFANA_PASSWORD_CREDENTIAL}:{secret_file(paths, GRAFANA_PASSWORD_CREDENTIAL)}"
+        )
     if program in exporters.CREDENTIAL:
-        lines.append(f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(paths, program)}")
-    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
-    return "\n".join(lines)
+        credentials.append(
+            f"LoadCredential={exporters.CREDENTIAL[program]}:{exporters.credential_file(paths, program)}"
+        )
+    return _unit(
+        program,
+        f"{binary_of(program)} {' '.join(arguments)}",
+        environment,
+        workload.memory_mib,
+        restart=("on-failure", 5),
+        state_directory=f"platform/{program}",
+        credentials=credentials,
+    )
 
 
 def tunnel_unit(monitoring: MonitoringPlan, memory_mib: int) -> str:
@@ -476,26 +464,51 @@ def tunnel_unit(monitoring: MonitoringPlan, memory_mib: int) -> str:
         monitoring.tunnel, monitoring.peer_address, known_hosts, f"%d/{metrics_tunnel.KEY_CREDENTIAL}"
     )
     key_file = secret_file(monitoring.layout.paths, metrics_tunnel.KEY_CREDENTIAL)
+    return _unit(
+        f"{METRICS_TUNNEL} to {monitoring.peer_host}'s exporters",
+        f"{binary_of(METRICS_TUNNEL)} {' '.join(arguments)}",
+        [],
+        memory_mib,
+        restart=("always", 10),
+        state_directory=None,
+        credentials=[f"LoadCredential={metrics_tunnel.KEY_CREDENTIAL}:{key_file}"],
+    )
+
+
+def _unit(
+    what: str,
+    exec_start: str,
+    environment: Sequence[str],
+    memory_mib: int,
+    *,
+    restart: tuple[str, int],
+    state_directory: str | None,
+    credentials: Sequence[str],
+) -> str:
+    """A monitoring program's unit: its limit, no swap, restarted (``restart``: when, after how many
+    seconds), a dynamic user, the system read-only but for its StateDirectory=, and its credentials."""
     lines = [
         "# Managed by Pulumi (platform plan); edits are overwritten.",
         "[Unit]",
-        f"Description=platform monitoring: {METRICS_TUNNEL} to {monitoring.peer_host}'s exporters",
+        f"Description=platform monitoring: {what}",
         "Wants=network-online.target",
         "After=network-online.target",
         "",
         "[Service]",
         "Type=simple",
-        f"ExecStart={binary_of(METRICS_TUNNEL)} {' '.join(arguments)}",
+        f"ExecStart={exec_start}",
+        *(f"Environment={word}" for word in environment),
         f"MemoryMax={memory_mib}M",
         "MemorySwapMax=0",
-        "Restart=always",
-        "RestartSec=10",
+        f"Restart={restart[0]}",
+        f"RestartSec={restart[1]}",
         "DynamicUser=yes",
+        *([f"StateDirectory={state_directory}"] if state_directory else []),
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=read-only",
         "PrivateTmp=yes",
-        f"LoadCredential={metrics_tunnel.KEY_CREDENTIAL}:{key_file}",
+        *credentials,
         "",
         "[Install]",
         "WantedBy=multi-user.target",

@@ -143,7 +143,7 @@ def tunnel_flows(network: Network, stacks: dict[str, Stack], login: Callable[[st
     network.start(
         "tencent", [*options_and_forwards, "-L", f"127.0.0.1:{unpermitted}:127.0.0.1:{database}", destination]
     )
-    local = [(name, here, there) for name, here, there in forwards(tunnel)]
+    local = forwards(tunnel)
     first = ("127.0.0.1", local[0][1])
     deadline = time.monotonic() + COMMAND_TIMEOUT_S
     while network.fetch("tencent", [first]) == [None] and time.monotonic() < deadline:
