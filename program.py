@@ -14,7 +14,6 @@ from pulumi_command import remote
 from components import uploads
 from components.certificates import certificate_check_step, certificate_files
 from components.databases import Databases, DatabasesArgs
-from components.engines import CLIENT_USER, POSTGRES_SUPERUSER
 from components.firewall import Firewall, FirewallArgs
 from components.host import Host, HostArgs
 from components.metrics_tunnel import KEY_ALGORITHM, authorized_line, login_step
@@ -32,10 +31,13 @@ from plan import (
     REPLICATION_USER,
     AdoptedHost,
     Cloud,
+    Database,
     DatabaseKind,
     Plan,
     PlanError,
     check_secrets_present,
+    client_database,
+    client_key_prefix,
     load_plan,
     metrics_tunnel_of,
     peer_databases_of,
@@ -140,28 +142,34 @@ def export_replication(plan: Plan, credentials: ReplicationCredentials, public_i
     pulumi.export("replicationPasswords", pulumi.Output.secret(credentials.passwords))
 
 
-def export_databases(plan: Plan, public_ip: pulumi.Output[str], passwords: pulumi.Output[Any]) -> None:
-    """What the Tencent services read through their StackReference: each database's endpoint
-    (``databases``, public) and the password of its user (``databasePasswords``, a secret output)."""
-    replicated = {db.name for db in plan.replication_sources}
+def export_databases(plan: Plan, public_ip: pulumi.Output[str], credentials: ReplicationCredentials | None) -> None:
+    """What the Tencent services read through their StackReference: each database's endpoint, the
+    CA its certificate chains to, and per client (``plan.Database.clients``) its user and what it
+    owns (``databases``, public), and each client's password (``databaseClientPasswords``, a secret
+    output). The databases' own passwords stay on this stack."""
+    tls = {db.name for db in plan.tls_engines}
+    ca_cert = credentials.ca_cert_pem if credentials is not None else None
     endpoints = {
         db.name: {
             "kind": db.kind.value,
             "host": public_ip,
             "port": db.ports[0].port,
-            "user": CLIENT_USER[db.kind],
-            "database": POSTGRES_SUPERUSER if db.kind == DatabaseKind.POSTGRES else "",
-            # A replication source's Redis port speaks TLS only (components/engines.py: tls_engine).
-            "tls": db.kind == DatabaseKind.REDIS and db.name in replicated,
+            "tls": db.name in tls,
+            "caCert": ca_cert if db.name in tls else None,
+            "clients": {client: client_endpoint(db, client) for client in db.clients},
         }
         for db in plan.databases
     }
-    names = [db.name for db in plan.databases]
     pulumi.export("databases", endpoints)
-    pulumi.export(
-        "databasePasswords",
-        pulumi.Output.secret(passwords.apply(lambda values: {name: values[name] for name in names})),
-    )
+    passwords = credentials.client_passwords if credentials is not None else {}
+    pulumi.export("databaseClientPasswords", pulumi.Output.secret(passwords))
+
+
+def client_endpoint(db: Database, client: str) -> dict[str, str]:
+    """A client's user, and the database (MySQL, PostgreSQL) or key prefix (Redis) it owns."""
+    if db.kind == DatabaseKind.REDIS:
+        return {"user": client, "database": "", "keyPrefix": client_key_prefix(client)}
+    return {"user": client, "database": client_database(client), "keyPrefix": ""}
 
 
 def database_stack(plan: Plan) -> pulumi.StackReference | None:
@@ -215,7 +223,7 @@ def database_endpoints(plan: Plan, reference: pulumi.StackReference | None) -> D
     return DatabaseEndpoints(
         stack=stack,
         databases=stack_output(reference, plan, "databases"),
-        passwords=stack_output(reference, plan, "databasePasswords"),
+        passwords=stack_output(reference, plan, "databaseClientPasswords"),
     )
 
 
@@ -243,8 +251,8 @@ def stack_output(reference: pulumi.StackReference, plan: Plan, name: str) -> pul
         if value is None:
             raise pulumi.RunError(
                 f"{NAMESPACE}:{plan.source_stack_key} {plan.source_stack!r}: the stack has no output {name!r}; "
-                "run `pulumi up` on it "
-                "first (it exports databases, databasePasswords, peerIngress, replication and replicationPasswords)"
+                "run `pulumi up` on it first (it exports databases, databaseClientPasswords, peerIngress, "
+                "replication and replicationPasswords)"
             )
         return value
 
@@ -364,14 +372,20 @@ def cloud_side(
             ),
         )
     credentials = None
-    if plan.replication_sources:
+    if plan.tls_engines:
         credentials = ReplicationCredentials(
             f"{name}-replication",
-            ReplicationCredentialsArgs(sources=plan.replication_sources, props=props, source_address=host.public_ip),
+            ReplicationCredentialsArgs(
+                sources=plan.replication_sources,
+                tls_engines=plan.tls_engines,
+                props=props,
+                source_address=host.public_ip,
+            ),
         )
+    if plan.replication_sources and credentials is not None:
         export_replication(plan, credentials, host.public_ip)
     if plan.databases:
-        export_databases(plan, host.public_ip, config.require_secret_object("dbPasswords"))
+        export_databases(plan, host.public_ip, credentials)
     return off_host, credentials
 
 

@@ -1,20 +1,24 @@
 """The database platform: host check and bootstrap, then one Quadlet container per database, its
-backup timer, the weekly restore drill, and (for replication sources) TLS and the replication user.
+backup timer, the weekly restore drill, and (for the databases the peer reaches) TLS, the
+replication user and the clients' users.
 
-Order on the host: bootstrap -> TLS files of the sources -> containers -> per source its
-replication user, per watched database its exporter's user, per backed-up database its backup
-timer -> the restore drill. The monitoring step (program.py) runs after the exporters' users.
+Order on the host: bootstrap -> TLS files of the TLS engines -> containers -> per source its
+replication user, then per MySQL and PostgreSQL its clients' users; per watched database its
+exporter's user, per backed-up database its backup timer -> the restore drill. The monitoring
+step (program.py) runs after the exporters' users.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import remote
 
 from components.backups import OffHostTarget, backup_step, drill_step
+from components.clients import STEP_KINDS as CLIENT_STEP_KINDS
+from components.clients import clients_stdin, clients_step
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
 from components.exporters import exporter_password, exporter_step, redis_acl_line
 from components.pki import ReplicationCredentials
@@ -51,12 +55,12 @@ class Databases(pulumi.ComponentResource):
         self._name, self._connection, self._layout = name, args.connection, plan.layout
         self.bootstrap = self._run(bootstrap_step(name, self._layout, plan.host_check, plan.databases))
         credentials = args.replication
-        sources = {db.name for db in plan.replication_sources} if credentials is not None else set()
-        # The sources' TLS files are on the host before their containers start (they mount them).
+        tls = {db.name for db in plan.tls_engines} if credentials is not None else set()
+        # The TLS engines' files are on the host before their containers start (they mount them).
         self.tls: remote.Command | None = None
-        if credentials is not None and sources:
+        if credentials is not None and tls:
             stdin = pulumi.Output.secret(_tls_stdin(credentials))
-            self.tls = self._run(tls_step(name, self._layout, plan.replication_sources, stdin), self.bootstrap)
+            self.tls = self._run(tls_step(name, self._layout, plan.tls_engines, stdin), self.bootstrap)
         self.containers: dict[str, remote.Command] = {
             db.name: self._run(
                 container_step(
@@ -64,15 +68,16 @@ class Databases(pulumi.ComponentResource):
                     self._layout,
                     db,
                     args.passwords,
-                    source=credentials if db.name in sources else None,
+                    peer_facing=credentials if db.name in tls else None,
                     exported=db in plan.exported_databases.values(),
                 ),
                 self.bootstrap,
-                *([self.tls] if db.name in sources and self.tls is not None else []),
+                *([self.tls] if db.name in tls and self.tls is not None else []),
             )
             for db in plan.databases
         }
         self.sources = self._replication_users(plan, credentials)
+        self.clients = self._client_users(plan, credentials)
         self.exporters = self._exporter_users(plan, args.passwords)
         self.retirements: dict[str, remote.Command] = {
             retired.name: self._run(retire_step(name, self._layout, retired), self.bootstrap)
@@ -85,6 +90,7 @@ class Databases(pulumi.ComponentResource):
                 "retired": list(self.retirements),
                 "backups": list(self.backups),
                 "sources": list(self.sources),
+                "clients": list(self.clients),
                 "exporters": list(self.exporters),
             }
         )
@@ -109,6 +115,27 @@ class Databases(pulumi.ComponentResource):
                 self.containers[db.name],
             )
             for db in plan.replication_sources
+        }
+
+    def _client_users(self, plan: Plan, credentials: ReplicationCredentials | None) -> dict[str, remote.Command]:
+        """Per MySQL and PostgreSQL database, its clients' users (and the former clients' logins
+        taken away), once its engine runs and its replication user is made."""
+        peer = plan.firewall.peer_address
+        passwords = credentials.client_passwords if credentials is not None else {}
+        return {
+            db.name: self._run(
+                clients_step(
+                    self._name,
+                    self._layout,
+                    peer,
+                    db,
+                    pulumi.Output.secret(_resolved(passwords.get(db.name, {})).apply(clients_stdin)),
+                ),
+                self.containers[db.name],
+                *([self.sources[db.name]] if db.name in self.sources else []),
+            )
+            for db in plan.databases
+            if db.kind in CLIENT_STEP_KINDS
         }
 
     def _exporter_users(self, plan: Plan, passwords: pulumi.Output[dict[str, str]]) -> dict[str, remote.Command]:
@@ -139,6 +166,11 @@ class Databases(pulumi.ComponentResource):
             return backups, None
         drill = drill_step(self._name, self._layout, plan.backups, plan.unscheduled_backups)
         return backups, self._run(drill, *backups.values())
+
+
+def _resolved(values: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:
+    """One Output of a map of Outputs (an empty map too, which ``Output.all`` would make a list)."""
+    return pulumi.Output.all(**values) if values else pulumi.Output.from_input({})
 
 
 def _exporter_stdin(passwords: pulumi.Output[dict[str, str]], db: Database) -> pulumi.Output[str]:
@@ -176,18 +208,19 @@ def container_step(
     layout: Layout,
     db: Database,
     passwords: pulumi.Output[dict[str, str]],
-    source: ReplicationCredentials | None = None,
+    peer_facing: ReplicationCredentials | None = None,
     exported: bool = False,
 ) -> Step:
-    """The database's container; ``source``: it is a replication source (TLS files mounted; a Redis
-    source's auth file also defines the replication user, so its password joins the stdin);
-    ``exported``: an exporter watches it (a Redis one's auth file also defines the exporter's user)."""
+    """The database's container; ``peer_facing``: it is a TLS engine (its TLS files mounted; a Redis
+    one's auth file also defines the replication user and the clients' users, so their passwords
+    join the stdin); ``exported``: an exporter watches it (a Redis one's auth file also defines the
+    exporter's user)."""
     paths = layout.paths
     params = {
         "NAME": db.name,
         "IMAGE": db.image,
         "UNIT_FILE": f"{paths.quadlet}/{db.name}.container",
-        "UNIT_CONTENT": quadlet_unit(db, paths, tls_dir(db.name, paths) if source is not None else None),
+        "UNIT_CONTENT": quadlet_unit(db, paths, tls_dir(db.name, paths) if peer_facing is not None else None),
         "SECRET_FILE": secret_file(db.name, paths),
         "DATA_DIR": data_dir(db.name, paths),
         "PORTS": " ".join(str(p.port) for p in db.ports),
@@ -200,9 +233,11 @@ def container_step(
     def acl(password: str) -> str | None:
         return redis_acl_line(exporter_password(password, db)) if redis_exporter else None
 
-    if source is not None and db.kind == DatabaseKind.REDIS:
-        stdin = pulumi.Output.all(passwords, source.passwords[db.name]).apply(
-            lambda values: secret_content(db, values[0][db.name], values[1], acl(values[0][db.name]))
+    if peer_facing is not None and db.kind == DatabaseKind.REDIS:
+        replication = peer_facing.passwords.get(db.name)
+        clients = _resolved(peer_facing.client_passwords.get(db.name, {}))
+        stdin = pulumi.Output.all(passwords, replication, clients).apply(
+            lambda values: secret_content(db, values[0][db.name], values[1], acl(values[0][db.name]), values[2])
         )
     else:
         stdin = passwords.apply(lambda values: secret_content(db, values[db.name], None, acl(values[db.name])))

@@ -1,9 +1,11 @@
-"""What cross-cloud replication authenticates with: a CA, a server certificate per source, a password each.
+"""What the peer authenticates with: a CA, a server certificate per TLS engine, a replication
+password per source and a password per client of a database.
 
-The replicas verify the sources' certificates against the CA the program generates here
-(``verify-full``: the chain and the Alibaba host's address), and log in as ``replication``
-with a password from pulumi-random. Private keys and passwords are Pulumi secrets; they
-reach the host only on a command's stdin.
+The replicas and the services verify the engines' certificates against the CA the program
+generates here (``verify-full``: the chain and the Alibaba host's address); the replicas log in
+as ``replication``, each service as its own user (``plan.Database.clients``), with passwords from
+pulumi-random. Private keys and passwords are Pulumi secrets; they reach the hosts only on a
+command's stdin (the Tencent host's services through the Alibaba stack's secret outputs).
 
 Lifecycle (pulumi-tls and pulumi-random force no ``replaceOnChanges`` in their SDK
 constructors, but their providers replace on any input change, and a certificate's too when
@@ -54,7 +56,10 @@ PASSWORD_LENGTH = 32
 @dataclass(frozen=True)
 class ReplicationCredentialsArgs:
     sources: tuple[Database, ...]
-    """The replication sources (``plan.replication_sources``): a certificate and a password each."""
+    """The replication sources (``plan.replication_sources``): a replication password each."""
+    tls_engines: tuple[Database, ...]
+    """The databases the peer reaches (``plan.tls_engines``): a server certificate each, and a
+    password per client."""
     props: dict[str, Any]
     """The plan's props (``plan.props()``), registered for the policy pack."""
     source_address: pulumi.Input[str]
@@ -75,6 +80,8 @@ class ReplicationCredentials(pulumi.ComponentResource):
     certificates: dict[str, ServerCertificate]
     passwords: dict[str, pulumi.Output[str]]
     """Secret: source database name -> the replication user's password."""
+    client_passwords: dict[str, dict[str, pulumi.Output[str]]]
+    """Secret: database name -> client (a service of the peer) -> its user's password."""
 
     def __init__(self, name: str, args: ReplicationCredentialsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(REPLICATION_CREDENTIALS, name, {"plan": args.props}, opts)
@@ -92,30 +99,37 @@ class ReplicationCredentials(pulumi.ComponentResource):
         )
         self.ca_cert_pem = ca.cert_pem
         self.certificates = {
-            db.name: self._server_certificate(name, db, ca_key, ca, args.source_address) for db in args.sources
+            db.name: self._server_certificate(name, db, ca_key, ca, args.source_address) for db in args.tls_engines
         }
-        # Named outside the component's prefix, as the contract names them: <stack>-repl-password-<db>.
+        # Named outside the component's prefix, as the contract names them: <stack>-repl-password-<db>,
+        # <stack>-client-password-<db>-<service>.
         stack = pulumi.get_stack()
-        self.passwords = {
-            db.name: pulumi.Output.secret(
-                random.RandomPassword(
-                    f"{stack}-repl-password-{db.name}",
-                    length=PASSWORD_LENGTH,
-                    special=False,
-                    min_lower=1,
-                    min_upper=1,
-                    min_numeric=1,
-                    opts=child,
-                ).result
-            )
-            for db in args.sources
+        self.passwords = {db.name: self._password(f"{stack}-repl-password-{db.name}") for db in args.sources}
+        self.client_passwords = {
+            db.name: {client: self._password(f"{stack}-client-password-{db.name}-{client}") for client in db.clients}
+            for db in args.tls_engines
+            if db.clients
         }
         self.register_outputs(
             {
                 "ca_cert_pem": self.ca_cert_pem,
                 "certificates": list(self.certificates),
                 "passwords": list(self.passwords),
+                "client_passwords": {db: list(clients) for db, clients in self.client_passwords.items()},
             }
+        )
+
+    def _password(self, name: str) -> pulumi.Output[str]:
+        return pulumi.Output.secret(
+            random.RandomPassword(
+                name,
+                length=PASSWORD_LENGTH,
+                special=False,
+                min_lower=1,
+                min_upper=1,
+                min_numeric=1,
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
         )
 
     def _server_certificate(

@@ -57,9 +57,10 @@ class DatabaseEndpoints:
 
     stack: str
     databases: pulumi.Output[Any]
-    """``{name: {"kind", "host", "port", "user", "database", "tls"}}``."""
+    """``{name: {"kind", "host", "port", "tls", "caCert", "clients": {service: {"user", "database",
+    "keyPrefix"}}}}`` (program.py: export_databases)."""
     passwords: pulumi.Output[Any]
-    """Secret: database name -> the password of its ``user``."""
+    """Secret: database name -> service -> the password of its user."""
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,15 @@ class Services(pulumi.ComponentResource):
         return run_step(step, args.connection, parent=self, depends_on=depends_on, resolved=resolved)
 
     def _credentials(self, service: Service, args: ServicesArgs) -> pulumi.Output[str] | None:
-        """The deploy's stdin: each credential's value (the service's secrets, its databases' passwords)."""
+        """The deploy's stdin: each credential's value (the service's secrets, its databases'
+        passwords and CA certificates)."""
         if not service.secrets and not service.databases:
             return None
         secrets: pulumi.Input[Any] = args.secrets if args.secrets is not None else {}
         passwords: pulumi.Input[Any] = args.databases.passwords if args.databases is not None else {}
-        values = pulumi.Output.all(secrets, passwords).apply(
-            lambda pair: credentials_stdin(service, pair[0] or {}, pair[1] or {})
+        offered: pulumi.Input[Any] = args.databases.databases if args.databases is not None else {}
+        values = pulumi.Output.all(secrets, passwords, offered).apply(
+            lambda values: credentials_stdin(service, values[0] or {}, values[1] or {}, values[2] or {})
         )
         return pulumi.Output.secret(values)
 
@@ -325,31 +328,47 @@ def credentials_dir(paths: Paths, service: Service) -> str:
 
 
 def credential_names(service: Service) -> tuple[str, ...]:
-    return (*service.secrets, *(f"{database_variable(db)}_PASSWORD" for db in service.databases))
+    """The service's secrets, then per database its user's password and the CA its certificate
+    chains to (public, but a file the unit reads like the password)."""
+    per_database = (f"{database_variable(db)}_{suffix}" for db in service.databases for suffix in ("PASSWORD", "CA"))
+    return (*service.secrets, *per_database)
 
 
-def credentials_stdin(service: Service, secrets: Mapping[str, Any], passwords: Mapping[str, Any]) -> str:
-    """``NAME BASE64`` per credential, one per line (base64: a value may hold any byte but NUL)."""
+def credentials_stdin(
+    service: Service, secrets: Mapping[str, Any], passwords: Mapping[str, Any], offered: Mapping[str, Any]
+) -> str:
+    """``NAME BASE64`` per credential, one per line (base64: a value may hold any byte but NUL).
+    ``passwords``: the Alibaba stack's ``databaseClientPasswords``; ``offered``: its ``databases``."""
     values = {name: secrets.get(name) for name in service.secrets}
     for db in service.databases:
-        values[f"{database_variable(db)}_PASSWORD"] = passwords.get(db)
+        values[f"{database_variable(db)}_PASSWORD"] = (passwords.get(db) or {}).get(service.name)
+        values[f"{database_variable(db)}_CA"] = (offered.get(db) or {}).get("caCert")
     lines = []
     for credential, value in values.items():
         if value is None:
             raise pulumi.RunError(
                 f"{NAMESPACE}:services: {service.name} needs credential {credential}, which has no value "
-                "(platform:serviceSecrets, or the Alibaba stack's databasePasswords)"
+                "(platform:serviceSecrets, or the Alibaba stack's databaseClientPasswords and databases)"
             )
         lines.append(f"{credential} {base64.b64encode(str(value).encode()).decode()}\n")
     return "".join(lines)
 
 
 # What a service is told about each database it lists (DB_<NAME>_<FIELD>).
-_ENDPOINT_FIELDS = {"KIND": "kind", "HOST": "host", "PORT": "port", "USER": "user", "NAME": "database", "TLS": "tls"}
+_ENDPOINT_FIELDS = {
+    "KIND": "kind",
+    "HOST": "host",
+    "PORT": "port",
+    "USER": "user",
+    "NAME": "database",
+    "KEY_PREFIX": "keyPrefix",
+    "TLS": "tls",
+}
 
 
 def select_endpoints(service: Service, stack: str, offered: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The endpoints of ``service``'s databases among the Alibaba stack's ``databases`` output."""
+    """The endpoints of ``service``'s databases among the Alibaba stack's ``databases`` output: the
+    engine's address, and the user and database (or key prefix) that stack made for this service."""
     offered = offered or {}
     found: dict[str, dict[str, Any]] = {}
     for db in service.databases:
@@ -359,7 +378,16 @@ def select_endpoints(service: Service, stack: str, offered: Mapping[str, Any] | 
                 f"{NAMESPACE}:services: {service.name} lists database {db!r}, which the stack {stack!r} does not "
                 f"export (its databases: {names}); fix the name or run `pulumi up` on that stack first"
             )
-        found[db] = dict(offered[db])
+        endpoint = offered[db]
+        client = (endpoint.get("clients") or {}).get(service.name)
+        if client is None or not endpoint.get("tls"):
+            raise pulumi.RunError(
+                f"{NAMESPACE}:services: {service.name} lists database {db!r}, but the stack {stack!r} makes no user "
+                f"for it there: add {service.name} to platform:databases[{db}].clients in that stack's file and run "
+                "`pulumi up` on it first (a service reaches a database of the other host only as its own user, "
+                "over verified TLS)"
+            )
+        found[db] = {key: endpoint.get(key) for key in ("kind", "host", "port", "tls")} | dict(client)
     return found
 
 
@@ -421,9 +449,9 @@ def systemd_unit(service: Service, paths: Paths, endpoints: Mapping[str, Mapping
         environment["PATH"] = f"{service_dir}/current/.venv/bin:/usr/local/bin:/usr/bin:/bin"
     # The unit's own specifiers (%S state, %C cache, %d credentials), written as they are.
     directories = {"HOME": state, "XDG_CACHE_HOME": cache, "HF_HOME": f"{cache}/huggingface"}
-    directories |= {
-        f"{database_variable(db)}_PASSWORD_FILE": f"%d/{database_variable(db)}_PASSWORD" for db in endpoints or {}
-    }
+    for db in endpoints or {}:
+        prefix = database_variable(db)
+        directories |= {f"{prefix}_PASSWORD_FILE": f"%d/{prefix}_PASSWORD", f"{prefix}_CA_FILE": f"%d/{prefix}_CA"}
     credentials = [
         f"LoadCredential={name}:{unit_value(credentials_dir(paths, service))}/{name}"
         for name in credential_names(service)

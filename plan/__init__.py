@@ -43,6 +43,7 @@ from plan.props import (
 from plan.schema import (
     BACKUP_JOBS,
     BACKUP_RUNNER_MEMORY_MIB,
+    CLIENT_KINDS,
     DATABASE_VARIABLE_SUFFIXES,
     DEFAULT_REPLICATED_POSTGRES_DATABASE,
     ENGINE_PORTS,
@@ -103,6 +104,8 @@ from plan.schema import (
     Runtime,
     Service,
     StackName,
+    client_database,
+    client_key_prefix,
     database_variable,
 )
 from plan.views import (
@@ -120,6 +123,7 @@ from policies.facts import OS_RESERVE_MIB, reaches_world
 __all__ = [
     "BACKUP_JOBS",
     "BACKUP_RUNNER_MEMORY_MIB",
+    "CLIENT_KINDS",
     "CLOUD_DEFAULTS",
     "DATABASE_VARIABLE_SUFFIXES",
     "DEFAULT_BATCHES",
@@ -196,6 +200,8 @@ __all__ = [
     "Workload",
     "check_config_key",
     "check_secrets_present",
+    "client_database",
+    "client_key_prefix",
     "database_variable",
     "effective_config",
     "load_plan",

@@ -342,9 +342,17 @@ class Plan(Model):
         )
 
     @property
+    def tls_engines(self) -> tuple[Database, ...]:
+        """The databases the peer reaches, which serve TLS with a certificate of the program's CA: the
+        replication sources and the databases with clients."""
+        sources = {db.name for db in self.replication_sources}
+        return tuple(db for db in self.databases if db.name in sources or db.clients)
+
+    @property
     def tls_only(self) -> frozenset[str]:
-        """The databases whose port speaks TLS only: the replication sources (a Redis one's port)."""
-        return frozenset(db.name for db in self.replication_sources)
+        """The databases whose port speaks TLS only (a Redis one's port; MySQL and PostgreSQL refuse
+        plain text per user): the TLS engines."""
+        return frozenset(db.name for db in self.tls_engines)
 
     @property
     def peer_database_ports(self) -> tuple[int, ...]:

@@ -301,6 +301,23 @@ class Jvm(Model):
 
 # Engines whose replication this platform sets up (facts.REPLICABLE_KINDS, as DatabaseKind).
 REPLICABLE_KINDS = tuple(DatabaseKind(kind) for kind in facts.REPLICABLE_KINDS)
+# Chosen here: the engines the other host's services may use, each over verified TLS with a user
+# of their own (the ones the platform already serves TLS on, for replication).
+CLIENT_KINDS = REPLICABLE_KINDS
+# MySQL 8's longest user name.
+MYSQL_USER_MAX = 32
+
+
+def client_database(service: str) -> str:
+    """The database a client owns on MySQL and PostgreSQL: its name with '_' for '-' (no quoting)."""
+    return service.replace("-", "_")
+
+
+def client_key_prefix(service: str) -> str:
+    """The keys (and channels) a client may touch on Redis."""
+    return f"{service}:"
+
+
 # Chosen here: the PostgreSQL database a replica follows when replicaOf.database is not given
 # (the database the postgres image creates for its user future_user, the seeds' user name).
 DEFAULT_REPLICATED_POSTGRES_DATABASE = "future_user"
@@ -384,6 +401,15 @@ class Database(Model):
     backup: BackupNone | None = Field(
         default=None, description="None: backed up on platform:backups.schedule; {none: reason} to opt out"
     )
+    clients: tuple[Name, ...] = Field(
+        default=(),
+        max_length=16,
+        description=(
+            "the other host's services that use it: each gets a user of its own, reachable from the peer "
+            "only over verified TLS, with rights on its own database (MySQL, PostgreSQL) or key prefix "
+            "(Redis) only"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -422,6 +448,20 @@ class Database(Model):
                     f"{self.jvm.page_cache_mib} + {JVM_NATIVE_FLOOR_MIB} MiB native memory: give at least "
                     f"{self.jvm.floor_mib}, or the kernel OOM-kills the container"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _clients_over_tls(self) -> Database:
+        if self.clients and self.kind not in CLIENT_KINDS:
+            served = ", ".join(kind.value for kind in CLIENT_KINDS)
+            raise ValueError(
+                f"clients: {self.kind} is not served to the other host's services: this platform gives it no "
+                f"TLS, and its traffic would cross the Internet in plain text (only {served} have clients)"
+            )
+        if repeated := sorted(n for n, count in Counter(self.clients).items() if count > 1):
+            raise ValueError(f"clients: listed twice: {', '.join(repeated)}")
+        if self.kind == DatabaseKind.MYSQL and (long := [c for c in self.clients if len(c) > MYSQL_USER_MAX]):
+            raise ValueError(f"clients: {long[0]!r} is longer than a MySQL user name may be ({MYSQL_USER_MAX})")
         return self
 
     @property
@@ -593,7 +633,19 @@ class Service(Model):
 
 # What the platform itself puts in a service's environment (components/services.py: systemd_unit).
 RESERVED_SERVICE_VARIABLES = ("PORT", "HOST", "HF_HOME", "XDG_CACHE_HOME", "HOME", "PATH", "VIRTUAL_ENV")
-DATABASE_VARIABLE_SUFFIXES = ("KIND", "HOST", "PORT", "USER", "NAME", "TLS", "PASSWORD", "PASSWORD_FILE")
+DATABASE_VARIABLE_SUFFIXES = (
+    "KIND",
+    "HOST",
+    "PORT",
+    "USER",
+    "NAME",
+    "KEY_PREFIX",
+    "TLS",
+    "PASSWORD",
+    "PASSWORD_FILE",
+    "CA",
+    "CA_FILE",
+)
 
 
 def database_variable(database: str) -> str:

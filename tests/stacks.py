@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,11 @@ def exactly(cloud: Any, changes: dict[str, Any]) -> dict[str, Any]:
 
 def stack_folder(folder: Path, stack: str, **changes: Any) -> Path:
     """A project folder as a user's checkout has it: Pulumi.yaml, every committed stack file, and
-    ``Pulumi.<stack>.yaml`` with some ``platform:*`` keys changed (as in ``config_for``)."""
+    ``Pulumi.<stack>.yaml`` with some ``platform:*`` keys changed (as in ``config_for``). A stack
+    file the folder already holds stays, so that two calls change two stacks."""
     for path in (ROOT / "Pulumi.yaml", *ROOT.glob("Pulumi.*.yaml")):
-        (folder / path.name).write_text(path.read_text())
+        if not (folder / path.name).exists():
+            (folder / path.name).write_text(path.read_text())
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     changes = exactly(document["config"].get("platform:cloud"), changes)
     for key, value in changes.items():
@@ -164,6 +167,12 @@ def default_services(without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     release is the stack's to say: the plan's defaults have none)."""
     releases = {s["name"]: s["release"] for s in stack_values("tencent")["services"]}
     return [{**s, "release": releases[s["name"]]} for s in DEFAULT_SERVICES if s["name"] not in without]
+
+
+def with_clients(**clients: list[str]) -> dict[str, Any]:
+    """Changes (``stack_folder``) that make the Alibaba databases named (``production_mysql``: its
+    name with '_' for '-') serve these clients."""
+    return {"databases": [{"name": name.replace("_", "-"), "clients": names} for name, names in clients.items()]}
 
 
 def cache_database(**fields: Any) -> dict[str, Any]:
@@ -220,13 +229,19 @@ def evaluate(
     root: Path = ROOT,
     monitor: RecordingMonitor | None = None,
     checkout: Path | None = None,
+    source: dict[str, Any] | None = None,
     **changes: Any,
 ) -> StackRun:
     """The stack under the mocks; a stack it references (replication.sourceStack) is evaluated
-    from its committed file in ``root`` first, as ``python -m preflight`` does. ``checkout``: the
-    project directory releases to upload are read from (default: this one)."""
+    from its committed file in ``root`` first, as ``python -m preflight`` does, or with ``source``:
+    changes to the Alibaba stack's file (as ``stack_folder`` makes them). ``checkout``: the project
+    directory releases to upload are read from (default: this one)."""
     config = config_for(stack, root, **changes)
-    references = stack_references(root, config)
+    if source is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            references = stack_references(stack_folder(Path(folder), "alibaba", **source), config)
+    else:
+        references = stack_references(root, config)
     return run_stack(
         config.project,
         stack,

@@ -18,6 +18,7 @@ environment file, ``podman inspect`` or a process's argv.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from types import ModuleType
 
@@ -116,7 +117,11 @@ def data_dir(name: str, paths: Paths) -> str:
 
 
 def secret_content(
-    db: Database, password: str, replication_password: str | None = None, exporter_acl: str | None = None
+    db: Database,
+    password: str,
+    replication_password: str | None = None,
+    exporter_acl: str | None = None,
+    clients: Mapping[str, str] | None = None,
 ) -> str:
     """What reaches the host on stdin: the secret's exact value (an env secret has no newline).
 
@@ -124,9 +129,11 @@ def secret_content(
     replicas log in as (components/engines/redis); the other engines' replication users are made
     by components/replication.py: source_step. ``exporter_acl``: the Redis exporter's user line
     (components/exporters.py: redis_acl_line), when the monitoring watches this database.
+    ``clients``: each client's password (service -> password): a Redis auth file defines their
+    users too; the other engines' are made by components/clients.py.
     """
     own = getattr(KINDS[db.kind], "secret_content", None)
-    return own(password, replication_password, exporter_acl) if own is not None else password
+    return own(password, replication_password, exporter_acl, clients or {}) if own is not None else password
 
 
 def secret_option(db: Database) -> str:

@@ -37,6 +37,9 @@ def test_one_container_command_per_database_after_the_bootstrap(alibaba):
         *(f"alibaba-db-backup-{name}" for name in MEMORY),
         *(f"alibaba-db-repl-{name}" for name in SOURCES),
         *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
+        # Their clients' users (none by default: the step keeps it so, and drops former ones).
+        "alibaba-db-clients-production-mysql",
+        "alibaba-db-clients-production-postgres",
         "alibaba-db-monitoring",
         "alibaba-db-certificate-check",
     }
@@ -156,6 +159,10 @@ def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(alibaba):
             continue
         raw = resource.inputs
         assert raw["stdin"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+        if "-clients-" in resource.name:  # the default plan's databases serve no clients: no password
+            assert raw["stdin"]["value"] == ""
+            assert raw["logging"] == "none"
+            continue
         if "-exporter-" in resource.name:  # the exporter's password, derived from the database's
             assert re.fullmatch(r"[0-9a-f]{64}", raw["stdin"]["value"])
             assert raw["stdin"]["value"] not in raw["create"] + raw["update"]

@@ -95,5 +95,6 @@ def test_every_variable_the_platform_sets_for_a_database_is_reserved():
     set_by_platform = {f"DB_PRODUCTION_MYSQL_{suffix}" for suffix in _ENDPOINT_FIELDS} | {
         *credential_names(service),
         "DB_PRODUCTION_MYSQL_PASSWORD_FILE",
+        "DB_PRODUCTION_MYSQL_CA_FILE",
     }
     assert set_by_platform == {f"DB_PRODUCTION_MYSQL_{suffix}" for suffix in DATABASE_VARIABLE_SUFFIXES}

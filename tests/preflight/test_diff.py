@@ -478,7 +478,9 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
     # Redis's auth file gains the replication user and the exporter's: its stdin.
     assert {name for name, row in rows.items() if "stdin" in row} == {"alibaba-db-production-redis"}
     assert {name for name, row in rows.items() if "│ create │" in row} == {
-        name for name in rows if name.startswith(("alibaba-db-backup-", "alibaba-db-repl-", "alibaba-db-exporter-"))
+        name
+        for name in rows
+        if name.startswith(("alibaba-db-backup-", "alibaba-db-repl-", "alibaba-db-exporter-", "alibaba-db-clients-"))
     } | {
         "alibaba-db-tls",
         "alibaba-db-restore-drill",

@@ -35,6 +35,7 @@ from tests.stacks import (
     preflight_cli,
     stack_folder,
     step_parameters,
+    with_clients,
     without_replicas,
 )
 
@@ -55,6 +56,8 @@ def _tarball(path: Path, files: dict[str, str]) -> str:
 
 # The release the module's checkout holds (``run``), relative to it as a stack file names it.
 RELEASE = "artifacts/looma.tar.gz"
+# The Alibaba stack makes LoomaCRM a user on the databases it lists.
+CLIENTS = with_clients(production_postgres=["looma-crm"], production_redis=["looma-crm"])
 
 
 def _services(upload: str) -> list[dict[str, Any]]:
@@ -84,6 +87,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "databaseStack": SOURCE_STACK,
         "existing": without_replicas(),  # the services' databases alone: no replica reads the stack here
     }
+    stack_folder(root, "alibaba", **CLIENTS)
     stack_folder(root, "tencent", **changes)
     (root / "artifacts").mkdir()
     _tarball(root / "artifacts/looma-crm-2.1.0.tar.gz", {"app.py": "print('hi')\n", "requirements.lock": ""})
@@ -105,7 +109,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     (checkout / "artifacts").mkdir()
     digest = _tarball(checkout / RELEASE, {"app.py": "print('hi')\n", "requirements.lock": ""})
     changes = {**_changes(), "services": _services(RELEASE)}
-    return evaluate("tencent", checkout=checkout, **changes), digest, checkout
+    return evaluate("tencent", checkout=checkout, source=CLIENTS, **changes), digest, checkout
 
 
 def test_the_release_is_uploaded_over_the_pinned_connection_and_checked_by_its_digest(run):
@@ -136,9 +140,14 @@ def test_the_unit_carries_settings_and_endpoints_never_a_secret(run):
         "Environment=LOG_LEVEL=info",
         "Environment=DB_PRODUCTION_POSTGRES_HOST=47.115.168.107",  # the Alibaba stack's publicIp output
         "Environment=DB_PRODUCTION_POSTGRES_PORT=5432",
-        "Environment=DB_PRODUCTION_POSTGRES_USER=future_user",
+        "Environment=DB_PRODUCTION_POSTGRES_USER=looma-crm",  # its own user, not the superuser
+        "Environment=DB_PRODUCTION_POSTGRES_NAME=looma_crm",  # and its own database
+        "Environment=DB_PRODUCTION_POSTGRES_TLS=true",
+        "Environment=DB_PRODUCTION_REDIS_USER=looma-crm",
+        "Environment=DB_PRODUCTION_REDIS_KEY_PREFIX=looma-crm:",
         "Environment=DB_PRODUCTION_REDIS_TLS=true",
         "Environment=DB_PRODUCTION_POSTGRES_PASSWORD_FILE=%d/DB_PRODUCTION_POSTGRES_PASSWORD",
+        "Environment=DB_PRODUCTION_POSTGRES_CA_FILE=%d/DB_PRODUCTION_POSTGRES_CA",
         "Environment=HF_HOME=%C/platform/looma-crm/huggingface",
         "StateDirectory=platform/looma-crm",
         "CacheDirectory=platform/looma-crm",
@@ -150,10 +159,21 @@ def test_the_unit_carries_settings_and_endpoints_never_a_secret(run):
     stdin = stack.named("tencent-svc-looma-crm").inputs["stdin"]
     assert stdin["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
     lines = dict(line.split(" ") for line in unwrap(stdin).splitlines())
-    assert set(lines) == {"JWT_SECRET", "DB_PRODUCTION_POSTGRES_PASSWORD", "DB_PRODUCTION_REDIS_PASSWORD"}
+    assert set(lines) == {
+        "JWT_SECRET",
+        "DB_PRODUCTION_POSTGRES_PASSWORD",
+        "DB_PRODUCTION_POSTGRES_CA",
+        "DB_PRODUCTION_REDIS_PASSWORD",
+        "DB_PRODUCTION_REDIS_CA",
+    }
     secret_value = base64.b64decode(lines["JWT_SECRET"]).decode()
     assert secret_value not in deploy["create"]
     assert deploy["logging"] == "none"
+    # The CA the Alibaba stack's engines' certificates chain to, and the client's own password.
+    assert base64.b64decode(lines["DB_PRODUCTION_POSTGRES_CA"]).decode().startswith("-----BEGIN CERTIFICATE-----")
+    postgres_password = base64.b64decode(lines["DB_PRODUCTION_POSTGRES_PASSWORD"]).decode()
+    assert postgres_password != base64.b64decode(lines["DB_PRODUCTION_REDIS_PASSWORD"]).decode()
+    assert postgres_password not in unit
 
 
 def test_the_proxy_renders_a_route_per_service_behind_https(run):
@@ -246,7 +266,9 @@ def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
     services = _services(RELEASE)
     services[0]["databases"] = ["production-cassandra"]
     config = config_for("tencent", **{**_changes(), "services": services})
-    references = {SOURCE_STACK: StackOutputs(outputs={"databases": {"production-mysql": {}}, "databasePasswords": {}})}
+    references = {
+        SOURCE_STACK: StackOutputs(outputs={"databases": {"production-mysql": {}}, "databaseClientPasswords": {}})
+    }
     with pytest.raises(RunError) as raised:
         run_stack(
             config.project, "tencent", config.config, set(config.secret_keys), references=references, checkout=checkout
@@ -255,6 +277,21 @@ def test_a_database_the_alibaba_stack_does_not_export_is_one_line(run):
         "platform:services: looma-crm lists database 'production-cassandra', which the stack "
         "'organization/platform/alibaba' does not export (its databases: production-mysql); fix the name or run "
         "`pulumi up` on that stack first"
+    )
+
+
+@pytest.mark.usefixtures("fresh_pulumi_runtime")
+def test_a_database_that_makes_no_user_for_the_service_is_one_line(run):
+    """The committed Alibaba stack serves no clients: LoomaCRM's databases would be reached as
+    nobody, so the preview stops where the real run would, naming the key that lets it in."""
+    _, _, checkout = run
+    with pytest.raises(RunError) as raised:
+        evaluate("tencent", checkout=checkout, **{**_changes(), "services": _services(RELEASE)})
+    assert str(raised.value) == (
+        "platform:services: looma-crm lists database 'production-postgres', but the stack "
+        "'organization/platform/alibaba' makes no user for it there: add looma-crm to "
+        "platform:databases[production-postgres].clients in that stack's file and run `pulumi up` on it first "
+        "(a service reaches a database of the other host only as its own user, over verified TLS)"
     )
 
 
@@ -363,14 +400,14 @@ def test_a_new_release_updates_its_upload_and_deploy_and_a_dropped_service_s_upl
     _tarball(tmp_path / "artifacts/looma-2.2.0.tar.gz", {"app.py": "print('2.2')\n", "requirements.lock": ""})
     services = _services("artifacts/looma-2.2.0.tar.gz")
     services[0]["release"]["version"] = "2.2.0"
-    after = evaluate("tencent", checkout=tmp_path, **{**_changes(), "services": services})
+    after = evaluate("tencent", checkout=tmp_path, source=CLIENTS, **{**_changes(), "services": services})
     found = {s.name: s for s in diff.steps(before, after).changes()}
     assert found["tencent-svc-looma-crm-upload"].op == "update"
     assert set(found["tencent-svc-looma-crm-upload"].changed) == {"remotePath", "source"}
     assert found["tencent-svc-looma-crm"].op == "update"
     assert {s.op for s in found.values()} == {"update"}
 
-    dropped = evaluate("tencent", **{**_changes(), "services": [], "batches": []})
+    dropped = evaluate("tencent", source=CLIENTS, **{**_changes(), "services": [], "batches": []})
     steps = diff.steps(before, dropped)
     upload = next(s for s in steps.changes() if s.name == "tencent-svc-looma-crm-upload")
     assert (upload.op, upload.notes, upload.runs) == ("delete", ("retained: nothing runs",), ())

@@ -135,7 +135,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
     assert (uploads / "pyapp").is_dir()  # the upload's target, made before anything is sent
     assert app_platform.start_nginx(host, plan.paths.nginx).code == 0
 
-    stdin = credentials_stdin(plan.services[0], {"JWT_SECRET": JWT}, {})
+    stdin = credentials_stdin(plan.services[0], {"JWT_SECRET": JWT}, {}, {})
     upload, first = app_platform.upload_and_deploy(host, plan, plan.services[0], project, stdin)
     assert upload.code == 0, upload
     assert first.code == 0, first
@@ -200,7 +200,7 @@ def test_a_python_service_from_a_local_release_serves_through_nginx_over_tls_and
 
     # A rotated secret restarts the service with the new value; the release stays.
     rotated = password_for("jwt-secret-rotated")
-    stdin2 = credentials_stdin(plan.services[0], {"JWT_SECRET": rotated}, {})
+    stdin2 = credentials_stdin(plan.services[0], {"JWT_SECRET": rotated}, {}, {})
     rotation = host.step(
         services_component.deploy_step("app", plan.layout, plan.services[0], _artifact(plan, project)), stdin2
     )

@@ -27,5 +27,6 @@ def settings(db: Database) -> Engine:
     )
 
 
-def secret_content(password: str, replication_password: str | None, exporter_acl: str | None) -> str:
+def secret_content(password: str, *_others: object) -> str:
+    """NEO4J_AUTH's ``user/password`` (Neo4j defines no other users here)."""
     return f"neo4j/{password}"

@@ -12,10 +12,6 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
   AND (c.relreplident = 'n' OR (c.relreplident = 'd'
     AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)));"
 
-# Inside the container: stdin replaces file $1 through a copy beside it that keeps its owner and mode.
-# shellcheck disable=SC2016  # expanded by the container's shell
-WRITE_IN_PLACE='cp -p "$1" "$1.platform" && cat > "$1.platform" && mv -f "$1.platform" "$1"'
-
 pg_role_sql() {
   local role
   role="\"${REPL_USER}\""
@@ -74,40 +70,11 @@ FROM pg_roles r WHERE r.rolname = $(sql_literal "${REPL_USER}");" container_psql
   fi
 }
 
-# The managed block at the top of pg_hba.conf (first match wins): the replication role over TLS
-# from the peer only, and refused on every other connection.
+# The managed block of pg_hba.conf (lib/repl.sh: pg_hba_block): the replication role over TLS from
+# the peer only, and refused on every other connection.
 source_pg_hba() {
-  local hba current rest block line in_block=0 wanted errors
-  hba=$(run_sql "SHOW hba_file;" container_psql postgres)
-  current=$(timeout "${CLIENT_TIMEOUT}" podman exec --user postgres "${NAME}" cat "${hba}" && printf x) \
-    || fail "cannot read ${hba} in ${NAME}" 5
-  current=${current%x}
-  block="# BEGIN platform replication (managed by Pulumi: edits inside are overwritten)
-$(printf 'hostssl all %s %s/32 scram-sha-256' "${REPL_USER}" "${PEER}")
+  pg_hba_block "platform replication" "$(printf 'hostssl all %s %s/32 scram-sha-256' "${REPL_USER}" "${PEER}")
 $(printf 'host all %s all reject' "${REPL_USER}")
-$(printf 'local all %s reject' "${REPL_USER}")
-# END platform replication"
-  rest=""
-  while IFS= read -r line; do
-    if [[ "${line}" == "# BEGIN platform replication"* ]]; then in_block=1; continue; fi
-    if [[ "${in_block}" == 1 ]]; then
-      [[ "${line}" != "# END platform replication"* ]] || in_block=0
-      continue
-    fi
-    rest+="${line}"$'\n'
-  done <<< "${current%$'\n'}"
-  wanted="${block}"$'\n'"${rest}"
-  [[ "${wanted}" != "${current}" ]] || return 0
-  printf '%s' "${wanted}" | timeout "${CLIENT_TIMEOUT}" podman exec -i --user postgres "${NAME}" sh -c \
-    "${WRITE_IN_PLACE}" sh "${hba}"
-  run_sql "SELECT pg_reload_conf();" container_psql postgres > /dev/null
-  errors=$(run_sql "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL;" \
-    container_psql postgres)
-  if [[ -n "${errors}" ]]; then
-    printf '%s' "${current}" | timeout "${CLIENT_TIMEOUT}" podman exec -i --user postgres "${NAME}" sh -c \
-      "${WRITE_IN_PLACE}" sh "${hba}"
-    run_sql "SELECT pg_reload_conf();" container_psql postgres > /dev/null
-    fail "pg_hba.conf with the replication block has errors (${errors}); the previous one is back" 5
-  fi
-  changes+=("pg_hba.conf: ${REPL_USER} over TLS (hostssl) from ${PEER}/32 only")
+$(printf 'local all %s reject' "${REPL_USER}")" \
+    "${REPL_USER} over TLS (hostssl) from ${PEER}/32 only"
 }

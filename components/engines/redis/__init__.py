@@ -4,10 +4,11 @@ TLS-only replication settings."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from components.engines.base import EXPORTER_USER, Engine, tls_files
 from components.formats import redis_string
-from plan import ENGINE_PORTS, REPLICATION_USER, Database, DatabaseKind
+from plan import ENGINE_PORTS, REPLICATION_USER, Database, DatabaseKind, client_key_prefix
 
 CLIENT_USER = "default"
 BACKUP_USER = "root"  # the backup runner's default (BGSAVE needs no user: it reads the auth file)
@@ -58,15 +59,31 @@ def replication_args(db: Database, tls_path: str) -> tuple[str, ...]:
     )
 
 
-def secret_content(password: str, replication_password: str | None, exporter_acl: str | None) -> str:
+def secret_content(
+    password: str, replication_password: str | None, exporter_acl: str | None, clients: Mapping[str, str]
+) -> str:
     """The auth file: the password and, on a replication source, the ACL user its replicas log in
-    as, allowed only what replication needs, by the password's SHA-256 (so the source host never
-    keeps that password itself); then the exporter's user line, when the monitoring watches it."""
+    as, allowed only what replication needs; then the exporter's user line, when the monitoring
+    watches it; then one user per client, confined to its own keys and channels. Every user by its
+    password's SHA-256, so the host never keeps those passwords themselves."""
     auth = f"requirepass {redis_string(password)}\n"
     if replication_password is not None:
-        digest = hashlib.sha256(replication_password.encode()).hexdigest()
-        auth += f"user {REPLICATION_USER} reset on #{digest} +psync +replconf +ping\n"
-    return auth + (exporter_acl or "")
+        auth += f"user {REPLICATION_USER} reset on #{_digest(replication_password)} +psync +replconf +ping\n"
+    auth += exporter_acl or ""
+    for client, client_password in sorted(clients.items()):
+        auth += client_acl_line(client, client_password)
+    return auth
+
+
+def client_acl_line(client: str, password: str) -> str:
+    """A client's user: every command but the administrative and dangerous ones (CONFIG, KEYS,
+    FLUSHALL, ...), on its own key prefix and channels only."""
+    prefix = client_key_prefix(client)
+    return f"user {client} reset on #{_digest(password)} ~{prefix}* &{prefix}* +@all -@admin -@dangerous\n"
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 # Its exporter (redis_exporter) reads a JSON file of passwords by address.

@@ -142,6 +142,51 @@ container_redis() {
   printf '%s\n' "${out#OK}"
 }
 
+# Inside the container: stdin replaces file $1 through a copy beside it that keeps its owner and mode.
+# shellcheck disable=SC2016  # expanded by the container's shell
+WRITE_IN_PLACE='cp -p "$1" "$1.platform" && cat > "$1.platform" && mv -f "$1.platform" "$1"'
+
+# A managed block of pg_hba.conf, "# BEGIN <title>" to "# END <title>", holding the lines given:
+# replaced where it is, or put at the top (first match wins) when absent, so that two blocks keep
+# their places and a second run changes nothing; no lines remove it. A file the engine finds
+# errors in is put back.
+pg_hba_block() {  # title lines what-changed
+  local title=$1 hba current wanted="" block line in_block=0 placed=0 errors
+  hba=$(run_sql "SHOW hba_file;" container_psql postgres)
+  current=$(timeout "${CLIENT_TIMEOUT}" podman exec --user postgres "${NAME}" cat "${hba}" && printf x) \
+    || fail "cannot read ${hba} in ${NAME}" 5
+  current=${current%x}
+  block=""  # no lines: no block
+  [[ -z "$2" ]] || block="# BEGIN ${title} (managed by Pulumi: edits inside are overwritten)"$'\n'"$2"$'\n'"# END ${title}"$'\n'
+  while IFS= read -r line; do
+    if [[ "${line}" == "# BEGIN ${title}"* ]]; then
+      in_block=1
+      [[ "${placed}" == 1 ]] || wanted+="${block}"
+      placed=1
+      continue
+    fi
+    if [[ "${in_block}" == 1 ]]; then
+      [[ "${line}" != "# END ${title}"* ]] || in_block=0
+      continue
+    fi
+    wanted+="${line}"$'\n'
+  done <<< "${current%$'\n'}"
+  [[ "${placed}" == 1 ]] || wanted="${block}${wanted}"
+  [[ "${wanted}" != "${current}" ]] || return 0
+  printf '%s' "${wanted}" | timeout "${CLIENT_TIMEOUT}" podman exec -i --user postgres "${NAME}" sh -c \
+    "${WRITE_IN_PLACE}" sh "${hba}"
+  run_sql "SELECT pg_reload_conf();" container_psql postgres > /dev/null
+  errors=$(run_sql "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL;" \
+    container_psql postgres)
+  if [[ -n "${errors}" ]]; then
+    printf '%s' "${current}" | timeout "${CLIENT_TIMEOUT}" podman exec -i --user postgres "${NAME}" sh -c \
+      "${WRITE_IN_PLACE}" sh "${hba}"
+    run_sql "SELECT pg_reload_conf();" container_psql postgres > /dev/null
+    fail "pg_hba.conf with the ${title} block has errors (${errors}); the previous one is back" 5
+  fi
+  changes+=("pg_hba.conf: $3")
+}
+
 # SQL given as $1 through the client function $2 (and its arguments); an error fails the step, every
 # occurrence of the script's own ${password} (the secret it read from stdin) redacted.
 run_sql() {  # sql function [args...]
