@@ -149,3 +149,38 @@ def test_a_renamed_component_carries_its_old_name_to_every_child(monkeypatch):
     mysql = renamed.named("alibaba-db-production-mysql")
     assert any(alias.endswith("::alibaba-databases-production-mysql") for alias in mysql.aliases)
     assert all(r.aliases == [] for r in old.resources)
+
+
+def _with_clients(**clients: list[str]) -> list[dict]:
+    databases = [dict(db) for db in DEFAULT_DATABASES]
+    for db in databases:
+        db["clients"] = clients.get(db["name"].removeprefix("production-"), [])
+    return databases
+
+
+def test_a_new_client_creates_its_password_and_updates_the_steps_that_make_its_user(alibaba):
+    """Adding a client: its password is created; the MySQL clients step and the Redis container step
+    (its auth file holds the users) are updates; nothing is replaced or deleted, no other secret moves."""
+    both = evaluate("alibaba", databases=_with_clients(mysql=["looma-crm", "zervigo"], redis=["zervigo"]))
+    found = diff.steps(alibaba, both)
+    assert not [s.name for s in found.steps if s.op in ("replace", "delete")]
+    created = {s.name for s in found.steps if s.op == "create" and s.type.startswith("random:")}
+    assert created == {
+        "alibaba-client-password-production-mysql-looma-crm",
+        "alibaba-client-password-production-mysql-zervigo",
+        "alibaba-client-password-production-redis-zervigo",
+    }
+    mysql = found.by_name("alibaba-db-clients-production-mysql")
+    assert (mysql.op, set(mysql.changed)) == ("update", {"create", "update", "stdin"})  # CLIENTS, the passwords
+    assert found.by_name("alibaba-db-production-redis").op == "update"
+    assert found.by_name("alibaba-db-production-mysql").op == "same"  # MySQL's users are SQL, not its unit
+
+    # A client leaving: its password goes (state only), the step that drops its login is an update.
+    fewer = evaluate("alibaba", databases=_with_clients(mysql=["looma-crm"], redis=["zervigo"]))
+    left = diff.steps(both, fewer)
+    deleted = [s for s in left.steps if s.op in ("replace", "delete")]
+    assert [(s.name, s.type.split(":")[0]) for s in deleted] == [
+        ("alibaba-client-password-production-mysql-zervigo", "random")
+    ]
+    assert left.by_name("alibaba-db-clients-production-mysql").op == "update"
+    assert {s.op for s in left.steps if s.type.startswith(("tls:", "random:")) and s not in deleted} == {"same"}
