@@ -56,7 +56,8 @@ HEALTH_TIMEOUT_S = 50
 
 
 def tls_dir(name: str, paths: Paths) -> str:
-    """A source's TLS files on the Alibaba host (ca.crt, server.crt, server.key)."""
+    """A TLS engine's files on the Alibaba host (ca.crt, server.crt, server.key): a replication
+    source's, or a database's with clients (``plan.tls_engines``)."""
     return f"{paths.secrets}/tls/{name}"
 
 
@@ -113,7 +114,8 @@ def tls_params(paths: Paths, sources: Sequence[Database]) -> Params:
 
 
 def tls_step(component: str, layout: Layout, sources: Sequence[Database], stdin: pulumi.Input[str]) -> Step:
-    """Writes every source's TLS files (stdin: ``tls_stdin``); reloads the engines that run."""
+    """Writes every TLS engine's files (``plan.tls_engines``; stdin: ``tls_stdin``); reloads the
+    engines that run."""
     return Step(
         f"{component}-tls",
         files=(LIB, "repl_tls.sh"),

@@ -7,7 +7,8 @@ as), and, where the engine has them, ``replication_args(db, tls_path)`` (a cross
 replication source's flags), ``TLS_HEALTH`` and ``secret_content(...)`` (a secret other than the
 bare password). Beside it, its shell for each part of the platform it takes part in (``hook``):
 ``backup.sh`` always, ``source.sh`` and ``replica.sh`` for a replicating engine, ``exporter.sh``
-for one with an exporter. ``KINDS`` is the one table of them; this module renders what they share.
+for one with an exporter, ``clients.sh`` for one whose clients' users are made in SQL. ``KINDS``
+is the one table of them; this module renders what they share.
 
 Every engine setting is derived from the plan's ``memoryMib`` (and ``jvm`` for Neo4j and
 Elasticsearch), so a memory change in the plan changes the unit, and only that unit.
@@ -72,7 +73,8 @@ KINDS: dict[DatabaseKind, ModuleType] = {
 def hook(kind: DatabaseKind | str, part: str) -> str:
     """The engine's own shell for one part of the platform, beside its module (a file name for
     components.provisioning.render): ``backup`` (backup_<kind>, verify_<kind>, drill_<kind> in the
-    backup programs), ``source`` and ``replica`` (cross-cloud replication), ``exporter``."""
+    backup programs), ``source`` and ``replica`` (cross-cloud replication), ``exporter``, ``clients``
+    (the other host's services' users: components/clients.py)."""
     return f"engines/{DatabaseKind(kind).value}/{part}.sh"
 
 

@@ -31,7 +31,7 @@ done
 for client in ${CLIENTS}; do
   [[ -n "${passwords[${client}]:-}" ]] || fail "no password on stdin for client ${client}" 2
 done
-password=""  # run_sql redacts every client's password itself (redact_clients)
+password=""  # the hooks send SQL through client_sql, which redacts every client's password
 list="${STATE_DIR}/clients/${NAME}.list"
 changes=()
 
