@@ -17,9 +17,8 @@ from collections.abc import Mapping
 
 import pulumi
 
-from components.engines import POSTGRES_SUPERUSER, hook, secret_file
 from components.provisioning import Step
-from components.replication import LIB
+from components.replication import in_container_step
 from plan import Database, DatabaseKind, Layout
 
 # The kinds whose clients a step makes (Redis's are in its auth file).
@@ -48,23 +47,5 @@ def clients_step(component: str, layout: Layout, peer_address: str, db: Database
     PostgreSQL's pg_hba.conf)."""
     if db.kind not in STEP_KINDS:
         raise ValueError(f"{db.name}: {db.kind}'s clients are not made by a step")
-    paths = layout.paths
-    params: dict[str, str | int] = {
-        "NAME": db.name,
-        "KIND": db.kind.value,
-        "PEER": peer_address,
-        "CLIENTS": " ".join(db.clients),
-        "PRIVILEGES": MYSQL_PRIVILEGES,
-        "SECRET_FILE": secret_file(db.name, paths),
-        "PG_SUPERUSER": POSTGRES_SUPERUSER,
-        "STATE_DIR": paths.state,
-    }
-    return Step(
-        f"{component}-clients-{db.name}",
-        files=(LIB, hook(db.kind, "clients"), "db_clients.sh"),
-        params=params,
-        label=f"platform-clients-{db.name}",
-        stdin=stdin,
-        handles_secrets=True,
-        sudo=layout.sudo,
-    )
+    params = {"PEER": peer_address, "CLIENTS": " ".join(db.clients), "PRIVILEGES": MYSQL_PRIVILEGES}
+    return in_container_step(component, layout, db, ("clients", "clients", "db_clients.sh"), params, stdin)

@@ -17,11 +17,11 @@ import hmac
 
 import pulumi
 
-from components.engines import KINDS, POSTGRES_SUPERUSER, hook, secret_file
+from components.engines import KINDS
 from components.engines import redis as redis_engine
 from components.engines.base import EXPORTER_USER
 from components.provisioning import Step
-from components.replication import LIB
+from components.replication import in_container_step
 from plan import EXPORTER_OF_KIND, Database, DatabaseKind, Layout, Paths
 
 # Chosen here: an exporter opens one connection per scrape; three leaves room for a slow one.
@@ -85,25 +85,12 @@ def exporter_step(
     ``exporter_password``); after the database's container."""
     paths = layout.paths
     params: dict[str, str | int] = {
-        "NAME": db.name,
-        "KIND": db.kind.value,
         "EXPORTER_USER": EXPORTER_USER,
         "CONNECTIONS": EXPORTER_CONNECTIONS,
-        "SECRET_FILE": secret_file(db.name, paths),
-        "PG_SUPERUSER": POSTGRES_SUPERUSER,
-        "STATE_DIR": paths.state,
         "PORT": db.ports[0].port,
         "REDIS_URL": redis_engine.url(db, tls_only) if db.kind == DatabaseKind.REDIS else "",
         "REDIS_COMMANDS": " ".join(REDIS_EXPORTER_COMMANDS),
         "CREDENTIAL_FILE": credential_file(paths, exporter),
         "UNIT": unit_name(exporter),
     }
-    return Step(
-        f"{component}-exporter-{db.name}",
-        files=(LIB, hook(db.kind, "exporter"), "db_exporter.sh"),
-        params=params,
-        label=f"platform-exporter-{db.name}",
-        stdin=stdin,
-        handles_secrets=True,
-        sudo=layout.sudo,
-    )
+    return in_container_step(component, layout, db, ("exporter", "exporter", "db_exporter.sh"), params, stdin)

@@ -134,19 +134,48 @@ def source_stdin(password: str) -> str:
     return f"{password}\n"
 
 
+# --- a step inside a database's container (Alibaba): its replication, exporter and clients' users --
+
+
+def container_params(db: Database, paths: Paths) -> Params:
+    """What lib/repl.sh needs to work inside ``db``'s container as its admin (podman exec): the
+    container, its kind, the admin password's file, PostgreSQL's superuser, where markers live."""
+    return {
+        "NAME": db.name,
+        "KIND": db.kind.value,
+        "SECRET_FILE": secret_file(db.name, paths),
+        "PG_SUPERUSER": POSTGRES_SUPERUSER,
+        "STATE_DIR": paths.state,
+    }
+
+
+def in_container_step(
+    component: str, layout: Layout, db: Database, role: tuple[str, str, str], params: Params, stdin: pulumi.Input[str]
+) -> Step:
+    """A step run after ``db``'s container, working inside it: lib/repl.sh, the engine's hook, then the
+    script (``role``: the step's short name, the hook's part, the script), with ``container_params``
+    and ``params``; the secrets it needs on its stdin."""
+    short, part, script = role
+    return Step(
+        f"{component}-{short}-{db.name}",
+        files=(LIB, hook(db.kind, part), script),
+        params={**container_params(db, layout.paths), **params},
+        label=f"platform-{short}-{db.name}",
+        stdin=stdin,
+        handles_secrets=True,
+        sudo=layout.sudo,
+    )
+
+
 def source_params(paths: Paths, peer_address: str, db: Database) -> Params:
     """``peer_address``: the replica's host, the one address the replication user may log in from."""
     if db.kind not in REPLICABLE_KINDS:
         raise ValueError(f"{db.name}: {db.kind} cannot replicate across clouds")
     return {
-        "NAME": db.name,
-        "KIND": db.kind.value,
+        **container_params(db, paths),
         "PEER": peer_address,
         "REPL_USER": REPLICATION_USER,
-        "SECRET_FILE": secret_file(db.name, paths),
-        "PG_SUPERUSER": POSTGRES_SUPERUSER,
         "PUBLICATION": PUBLICATION,
-        "STATE_DIR": paths.state,
         "TLS_VERIFY": TLS_VERIFY,
         "CA_FILE": f"{tls_dir(db.name, paths)}/{TLS_CA}",
     }
@@ -154,15 +183,8 @@ def source_params(paths: Paths, peer_address: str, db: Database) -> Params:
 
 def source_step(component: str, layout: Layout, peer_address: str, db: Database, stdin: pulumi.Input[str]) -> Step:
     """The replication user of ``db`` (stdin: ``source_stdin``); after its container."""
-    return Step(
-        f"{component}-repl-{db.name}",
-        files=(LIB, hook(db.kind, "source"), "repl_source.sh"),
-        params=source_params(layout.paths, peer_address, db),
-        label=f"platform-repl-{db.name}",
-        stdin=stdin,
-        handles_secrets=True,
-        sudo=layout.sudo,
-    )
+    role = ("repl", "source", "repl_source.sh")
+    return in_container_step(component, layout, db, role, source_params(layout.paths, peer_address, db), stdin)
 
 
 # --- a replica (Tencent) ----------------------------------------------------------------------------
