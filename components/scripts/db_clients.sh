@@ -31,18 +31,12 @@ done
 for client in ${CLIENTS}; do
   [[ -n "${passwords[${client}]:-}" ]] || fail "no password on stdin for client ${client}" 2
 done
-password=""  # the hooks send SQL through client_sql, which redacts every client's password
+password=""
+# An engine's error message may quote a statement: run_sql redacts every client's password from it.
+# shellcheck disable=SC2034  # read by run_sql (lib/repl.sh)
+more_secrets=("${passwords[@]}")
 list="${STATE_DIR}/clients/${NAME}.list"
 changes=()
-
-# An engine's error message may quote a statement: every client's password is redacted from it.
-client_sql() {  # sql function [args...]
-  local sql=$1 out status=0
-  shift
-  out=$(printf '%s\n' "${sql}" | "$@" 2>&1) || status=$?
-  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${passwords[@]}")" 5; fi
-  printf '%s' "${out}"
-}
 
 # The clients a former run applied (CLIENT@PEER), minus the ones this run keeps.
 former=()

@@ -6,7 +6,7 @@
 clients_mysql() {
   local client account database grants create expected entry
   for entry in "${former[@]}"; do
-    client_sql "SET SESSION sql_log_bin = 0;
+    run_sql "SET SESSION sql_log_bin = 0;
 DROP USER IF EXISTS $(sql_literal "${entry%@*}")@$(sql_literal "${entry#*@}");" container_mysql > /dev/null
     changes+=("user ${entry} dropped (no longer a client); its database kept as it is")
   done
@@ -24,7 +24,7 @@ DROP USER IF EXISTS $(sql_literal "${entry%@*}")@$(sql_literal "${entry#*@}");" 
       && applied_matches "${STATE_DIR}/clients/${NAME}.${client}" "${expected}"; then
       continue
     fi
-    client_sql "CREATE DATABASE IF NOT EXISTS \`${database}\`;
+    run_sql "CREATE DATABASE IF NOT EXISTS \`${database}\`;
 SET SESSION sql_log_bin = 0;
 CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY $(sql_literal "${passwords[${client}]}") REQUIRE SSL;
 ALTER USER ${account} IDENTIFIED BY $(sql_literal "${passwords[${client}]}") REQUIRE SSL;

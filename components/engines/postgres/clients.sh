@@ -8,14 +8,14 @@ clients_postgres() {
   local client role database state expected entry lines="" refusals=""
   for entry in "${former[@]}"; do
     [[ " ${CLIENTS} " != *" ${entry%@*} "* ]] || continue  # the same client from a new peer: its role stays
-    client_sql "ALTER ROLE \"${entry%@*}\" NOLOGIN;" container_psql postgres > /dev/null
+    run_sql "ALTER ROLE \"${entry%@*}\" NOLOGIN;" container_psql postgres > /dev/null
     changes+=("role ${entry%@*}: NOLOGIN (no longer a client); its database kept as it is")
   done
   for client in ${CLIENTS}; do
     role="\"${client}\""
     database=${client//-/_}
     # Login and no other attribute, no memberships, owner of its database, which PUBLIC may not enter.
-    state=$(client_sql "SELECT concat_ws(',', r.rolcanlogin, r.rolsuper, r.rolreplication, r.rolcreatedb, r.rolcreaterole,
+    state=$(run_sql "SELECT concat_ws(',', r.rolcanlogin, r.rolsuper, r.rolreplication, r.rolcreatedb, r.rolcreaterole,
   r.rolbypassrls, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid),
   (SELECT d.datdba = r.oid AND NOT has_database_privilege('public', d.oid, 'CONNECT')
    FROM pg_database d WHERE d.datname = $(sql_literal "${database}")))
@@ -27,19 +27,13 @@ FROM pg_roles r WHERE r.rolname = $(sql_literal "${client}");" container_psql po
     if [[ "${state}" == "t,f,f,f,f,f,0,t" ]] && applied_matches "${STATE_DIR}/clients/${NAME}.${client}" "${expected}"; then
       continue
     fi
-    # The statement holds the password, so nothing of it may reach the server's log.
-    client_sql "SET log_statement = 'none';
-SET log_min_error_statement = 'panic';
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $(sql_literal "${client}")) THEN CREATE ROLE ${role}; END IF;
-END \$\$;
-ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE NOBYPASSRLS
-  PASSWORD $(sql_literal "${passwords[${client}]}");" container_psql postgres > /dev/null
-    if [[ -z "$(client_sql "SELECT 1 FROM pg_database WHERE datname = $(sql_literal "${database}");" container_psql postgres)" ]]; then
-      client_sql "CREATE DATABASE \"${database}\" OWNER ${role};" container_psql postgres > /dev/null
+    run_sql "$(pg_login_role_sql "${client}" "NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
+      "${passwords[${client}]}")" container_psql postgres > /dev/null
+    if [[ -z "$(run_sql "SELECT 1 FROM pg_database WHERE datname = $(sql_literal "${database}");" container_psql postgres)" ]]; then
+      run_sql "CREATE DATABASE \"${database}\" OWNER ${role};" container_psql postgres > /dev/null
       changes+=("database ${database} made, owned by ${client}")
     fi
-    client_sql "ALTER DATABASE \"${database}\" OWNER TO ${role};
+    run_sql "ALTER DATABASE \"${database}\" OWNER TO ${role};
 REVOKE ALL ON DATABASE \"${database}\" FROM PUBLIC;" container_psql postgres > /dev/null
     record_applied "${STATE_DIR}/clients/${NAME}.${client}" "${expected}"
     changes+=("role ${client}: LOGIN only, owner of ${database}, which PUBLIC may not enter; password set")

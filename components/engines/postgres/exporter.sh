@@ -16,14 +16,8 @@ FROM pg_roles r WHERE r.rolname = $(sql_literal "${EXPORTER_USER}");" container_
   if [[ "${state}" == "t,f,f,f,f,f,${CONNECTIONS},t,1" ]] && applied_matches "${marker}" "${expected}"; then
     return 0
   fi
-  # The statement holds the password, so nothing of it may reach the server's log.
-  run_sql "SET log_statement = 'none';
-SET log_min_error_statement = 'panic';
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $(sql_literal "${EXPORTER_USER}")) THEN CREATE ROLE ${role}; END IF;
-END \$\$;
-ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE NOBYPASSRLS
-  CONNECTION LIMIT ${CONNECTIONS} PASSWORD $(sql_literal "${password}");
+  run_sql "$(pg_login_role_sql "${EXPORTER_USER}" \
+    "NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE NOBYPASSRLS CONNECTION LIMIT ${CONNECTIONS}" "${password}")
 GRANT pg_monitor TO ${role};" container_psql postgres > /dev/null
   record_applied "${marker}" "${expected}"
   changes+=("role ${EXPORTER_USER}: pg_monitor only, password set")

@@ -12,18 +12,6 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
   AND (c.relreplident = 'n' OR (c.relreplident = 'd'
     AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)));"
 
-pg_role_sql() {
-  local role
-  role="\"${REPL_USER}\""
-  printf '%s\n' "SET log_statement = 'none';
-SET log_min_error_statement = 'panic';
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $(sql_literal "${REPL_USER}")) THEN CREATE ROLE ${role}; END IF;
-END \$\$;
-ALTER ROLE ${role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD $(sql_literal "${password}");
-GRANT pg_read_all_data, pg_read_all_stats TO ${role};"
-}
-
 source_postgres() {
   local state version databases database tables published refused=()
   version=$(run_sql "SHOW server_version_num;" container_psql postgres)
@@ -35,7 +23,8 @@ source_postgres() {
 FROM pg_roles r WHERE r.rolname = $(sql_literal "${REPL_USER}");" container_psql postgres)
   # shellcheck disable=SC2310  # applied_matches answers with its status
   if [[ "${state}" != "t,t,f,f,f,f,t,t" ]] || ! applied_matches "${marker}" "${REPL_USER}"$'\n'"${password}"; then
-    run_sql "$(pg_role_sql)" container_psql postgres > /dev/null
+    run_sql "$(pg_login_role_sql "${REPL_USER}" "REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" "${password}")
+GRANT pg_read_all_data, pg_read_all_stats TO \"${REPL_USER}\";" container_psql postgres > /dev/null
     record_applied "${marker}" "${REPL_USER}"$'\n'"${password}"
     changes+=("role ${REPL_USER}: LOGIN REPLICATION, pg_read_all_data, pg_read_all_stats, password set")
   fi

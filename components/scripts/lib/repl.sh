@@ -187,14 +187,30 @@ pg_hba_block() {  # title lines what-changed
   changes+=("pg_hba.conf: $3")
 }
 
+# The secrets a script read from stdin beside its ${password} (db_clients.sh: its clients'
+# passwords), which run_sql redacts too.
+more_secrets=()
+
 # SQL given as $1 through the client function $2 (and its arguments); an error fails the step, every
-# occurrence of the script's own ${password} (the secret it read from stdin) redacted.
+# occurrence of the script's own ${password} and ${more_secrets[@]} (the secrets it read from stdin)
+# redacted.
 run_sql() {  # sql function [args...]
   local sql=$1 out status=0
   shift
   out=$(printf '%s\n' "${sql}" | "$@" 2>&1) || status=$?
-  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${password}")" 5; fi
+  if [[ "${status}" != 0 ]]; then fail "$(redact "${out}" "${password}" "${more_secrets[@]}")" 5; fi
   printf '%s' "${out}"
+}
+
+# SQL that makes the login role $1 when it is missing and sets its attributes ($2) and password ($3).
+# It holds the password, so the statements keep themselves out of the server's log.
+pg_login_role_sql() {  # role attributes password
+  printf '%s\n' "SET log_statement = 'none';
+SET log_min_error_statement = 'panic';
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $(sql_literal "$1")) THEN CREATE ROLE \"$1\"; END IF;
+END \$\$;
+ALTER ROLE \"$1\" WITH LOGIN $2 PASSWORD $(sql_literal "$3");"
 }
 
 # A Redis ACL user that a container step defines in the engine's auth file (components/engines/redis:
