@@ -13,7 +13,16 @@ from typing import Any
 
 import yaml
 
-from plan import CLOUD_DEFAULTS, DEFAULT_EXISTING, DEFAULT_SERVICES, PATCHED_SECTIONS, Cloud, Plan, load_plan
+from plan import (
+    CLOUD_DEFAULTS,
+    DEFAULT_DATABASES,
+    DEFAULT_EXISTING,
+    DEFAULT_SERVICES,
+    PATCHED_SECTIONS,
+    Cloud,
+    Plan,
+    load_plan,
+)
 from policies.facts import COMMAND, step_record_name
 from preflight.engine import RecordingMonitor, Registration, StackRun, run_stack, unwrap
 from preflight.references import stack_references
@@ -170,9 +179,12 @@ def default_services(without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 
 def with_clients(**clients: list[str]) -> dict[str, Any]:
-    """Changes (``stack_folder``) that make the Alibaba databases named (``production_mysql``: its
-    name with '_' for '-') serve these clients."""
-    return {"databases": [{"name": name.replace("_", "-"), "clients": names} for name, names in clients.items()]}
+    """Changes (``config_for``, ``stack_folder``) that keep the Alibaba default databases and make the
+    ones named (``production_mysql``: its name with '_' for '-') serve these clients."""
+    named = {name.replace("_", "-"): names for name, names in clients.items()}
+    assert set(named) <= {db["name"] for db in DEFAULT_DATABASES}, named
+    # Each default patched by name: all of them stay, as plain values a stack file can hold.
+    return {"databases": [{"name": db["name"], "clients": named.get(db["name"], [])} for db in DEFAULT_DATABASES]}
 
 
 def cache_database(**fields: Any) -> dict[str, Any]:

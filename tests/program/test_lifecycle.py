@@ -15,7 +15,7 @@ from plan import DEFAULT_DATABASES
 from policies.facts import COMMAND, STEP
 from preflight import diff
 from preflight.engine import CloudMocks, RecordingMonitor, fake_pem
-from tests.stacks import CREATED_HOST, commands, evaluate, inputs
+from tests.stacks import CREATED_HOST, commands, evaluate, inputs, with_clients
 
 PROVISIONING = {"alibaba": "alibaba-db", "tencent": "tencent-svc"}
 
@@ -151,17 +151,10 @@ def test_a_renamed_component_carries_its_old_name_to_every_child(monkeypatch):
     assert all(r.aliases == [] for r in old.resources)
 
 
-def _with_clients(**clients: list[str]) -> list[dict]:
-    databases = [dict(db) for db in DEFAULT_DATABASES]
-    for db in databases:
-        db["clients"] = clients.get(db["name"].removeprefix("production-"), [])
-    return databases
-
-
 def test_a_new_client_creates_its_password_and_updates_the_steps_that_make_its_user(alibaba):
     """Adding a client: its password is created; the MySQL clients step and the Redis container step
     (its auth file holds the users) are updates; nothing is replaced or deleted, no other secret moves."""
-    both = evaluate("alibaba", databases=_with_clients(mysql=["looma-crm", "zervigo"], redis=["zervigo"]))
+    both = evaluate("alibaba", **with_clients(production_mysql=["looma-crm", "zervigo"], production_redis=["zervigo"]))
     found = diff.steps(alibaba, both)
     assert not [s.name for s in found.steps if s.op in ("replace", "delete")]
     created = {s.name for s in found.steps if s.op == "create" and s.type.startswith("random:")}
@@ -176,7 +169,7 @@ def test_a_new_client_creates_its_password_and_updates_the_steps_that_make_its_u
     assert found.by_name("alibaba-db-production-mysql").op == "same"  # MySQL's users are SQL, not its unit
 
     # A client leaving: its password goes (state only), the step that drops its login is an update.
-    fewer = evaluate("alibaba", databases=_with_clients(mysql=["looma-crm"], redis=["zervigo"]))
+    fewer = evaluate("alibaba", **with_clients(production_mysql=["looma-crm"], production_redis=["zervigo"]))
     left = diff.steps(both, fewer)
     deleted = [s for s in left.steps if s.op in ("replace", "delete")]
     assert [(s.name, s.type.split(":")[0]) for s in deleted] == [

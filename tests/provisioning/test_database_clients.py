@@ -31,14 +31,13 @@ from tests.provisioning.test_replication import (
     alibaba_plan,
     expect,
     ok,
-    pg_settings,
     prepare_source,
     psql_in,
-    public_dir,
     repl_password,
     run_client,
     skip_unless,
     source_database,
+    start_postgres_source,
 )
 
 CLIENTS = ("looma-crm", "zervigo")
@@ -51,7 +50,7 @@ def client_password(db: str, client: str) -> str:
     return password_for(f"client-{db}-{client}")
 
 
-def with_clients(database: dict[str, Any], *clients: str) -> dict[str, Any]:
+def serving(database: dict[str, Any], *clients: str) -> dict[str, Any]:
     return {**database, "clients": list(clients)}
 
 
@@ -64,7 +63,7 @@ def served(host: SshHost, plan: Plan, db: Database) -> Any:
 
 def only_client(host: SshHost, database: dict[str, Any], client: str) -> tuple[Plan, Database]:
     """The plan again with one client left (the next `up` after a stack file drops the other)."""
-    return alibaba_plan(host, with_clients(database, client))
+    return alibaba_plan(host, serving(database, client))
 
 
 # --- MySQL -----------------------------------------------------------------------------------------
@@ -87,7 +86,7 @@ def test_mysql_clients_have_their_own_database_over_verified_tls_only(
 ) -> None:
     skip_unless("mysql")
     database = source_database("mysql", "production-mysql", "docker.io/library/mariadb:10.11", 3306)
-    alibaba, db = alibaba_plan(host, with_clients(database, *CLIENTS))
+    alibaba, db = alibaba_plan(host, serving(database, *CLIENTS))
     tls = prepare_source(host, alibaba, db, pki)
     primary = real_engines.start_mysql(tmp_path / "primary", extra_args=replication_args(db, str(tls)))
     cleanup.append(primary)
@@ -157,15 +156,9 @@ def test_postgres_clients_have_their_own_database_over_verified_tls_only(
 ) -> None:
     skip_unless("postgres")
     database = source_database("postgres", "production-postgres", "docker.io/library/postgres:16", 5432)
-    alibaba, db = alibaba_plan(host, with_clients(database, *CLIENTS))
+    alibaba, db = alibaba_plan(host, serving(database, *CLIENTS))
     tls = prepare_source(host, alibaba, db, pki, owner=real_engines.PG_USER)
-    mount = public_dir(cleanup, "platform-tls-")  # the container's read-only mount of its TLS directory
-    subprocess.run(["mount", "--bind", "-o", "ro", str(tls), str(mount)], check=True, timeout=30)
-    cleanup.append(("mount", mount))
-    primary = real_engines.start_postgres(tmp_path / "primary", settings=pg_settings(db, mount))
-    cleanup.append(primary)
-    real_engines.attach(primary, db.name, host.standin_state)
-    primary.query("CREATE ROLE future_user SUPERUSER LOGIN;")  # the image's superuser (POSTGRES_USER)
+    primary = start_postgres_source(host, db, tls, tmp_path / "primary", cleanup)
 
     first = ok(served(host, alibaba, db))
     for client in CLIENTS:
@@ -219,7 +212,7 @@ def test_redis_clients_have_their_own_keys_over_verified_tls_only(
 ) -> None:
     skip_unless("redis")
     alibaba, db = alibaba_plan(
-        host, with_clients(source_database("redis", "production-redis", "docker.io/library/redis:7", 6379), *CLIENTS)
+        host, serving(source_database("redis", "production-redis", "docker.io/library/redis:7", 6379), *CLIENTS)
     )
     tls = prepare_source(host, alibaba, db, pki)
     # The auth file as its container step writes it: the clients' users beside the replication user.

@@ -484,6 +484,19 @@ def pg_settings(db: Database, tls: Path) -> dict[str, str]:
     return {name: f"'{value}'" for name, value in pairs}
 
 
+def start_postgres_source(host: SshHost, db: Database, tls: Path, base: Path, cleanup: list[Any]) -> Instance:
+    """The primary as its container runs it: the TLS directory through a read-only mount (as the
+    container mounts it), ``podman exec <db>`` reaching it, the image's superuser (POSTGRES_USER)."""
+    mount = public_dir(cleanup, "platform-tls-")
+    subprocess.run(["mount", "--bind", "-o", "ro", str(tls), str(mount)], check=True, timeout=30)
+    cleanup.append(("mount", mount))
+    primary = real_engines.start_postgres(base, settings=pg_settings(db, mount))
+    cleanup.append(primary)
+    real_engines.attach(primary, db.name, host.standin_state)
+    primary.query("CREATE ROLE future_user SUPERUSER LOGIN;")
+    return primary
+
+
 def psql_in(instance: Instance, database: str, sql: str) -> str:
     return instance.query(f"\\c {database}\n{sql}")
 
@@ -498,14 +511,8 @@ def test_postgres_logical_replication_over_verified_tls(
     tls = prepare_source(host, alibaba, db, pki, owner=real_engines.PG_USER)
     key = tls / "server.key"
     assert (key.stat().st_mode & 0o777, key.owner()) == (0o600, real_engines.PG_USER)
-    # The container's read-only mount of its TLS directory.
-    mount = public_dir(cleanup, "platform-tls-")
-    subprocess.run(["mount", "--bind", "-o", "ro", str(tls), str(mount)], check=True, timeout=30)
-    cleanup.append(("mount", mount))
-    primary = real_engines.start_postgres(tmp_path / "primary", settings=pg_settings(db, mount))
-    cleanup.append(primary)
-    real_engines.attach(primary, db.name, host.standin_state)
-    primary.query("CREATE ROLE future_user SUPERUSER LOGIN; CREATE DATABASE future_user OWNER future_user;")
+    primary = start_postgres_source(host, db, tls, tmp_path / "primary", cleanup)
+    primary.query("CREATE DATABASE future_user OWNER future_user;")
     psql_in(
         primary,
         "future_user",
