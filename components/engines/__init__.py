@@ -2,13 +2,13 @@
 
 One package per engine kind, named after it (``mysql``, ``postgres``, ``redis``, ``neo4j``,
 ``elasticsearch``, ``weaviate``), whose module holds ``settings(db)`` (data path, health check,
-environment, argv, how the image reads its password), ``CLIENT_USER`` (what a service connects
-as), and, where the engine has them, ``replication_args(db, tls_path)`` (a cross-cloud
-replication source's flags), ``TLS_HEALTH`` and ``secret_content(...)`` (a secret other than the
-bare password). Beside it, its shell for each part of the platform it takes part in (``hook``):
-``backup.sh`` always, ``source.sh`` and ``replica.sh`` for a replicating engine, ``exporter.sh``
-for one with an exporter, ``clients.sh`` for one whose clients' users are made in SQL. ``KINDS``
-is the one table of them; this module renders what they share.
+environment, argv, how the image reads its password), ``BACKUP_USER``, and, where the engine
+has them, ``replication_args(db, tls_path)`` (a cross-cloud replication source's flags),
+``TLS_HEALTH`` and ``secret_content(...)`` (a secret other than the bare password). Beside it,
+its shell for each part of the platform it takes part in (``hook``): ``backup.sh`` always,
+``source.sh`` and ``replica.sh`` for a replicating engine, ``exporter.sh`` for one with an
+exporter, ``clients.sh`` for one whose clients' users are made in SQL. ``KINDS`` is the one
+table of them; this module renders what they share.
 
 Every engine setting is derived from the plan's ``memoryMib`` (and ``jvm`` for Neo4j and
 Elasticsearch), so a memory change in the plan changes the unit, and only that unit.
@@ -38,7 +38,6 @@ from plan import ENGINE_PORTS, Database, DatabaseKind, Paths
 
 __all__ = [
     "BACKUP_HOOKS",
-    "CLIENT_USER",
     "IMAGE_ENGINE_OWNER",
     "KINDS",
     "POSTGRES_SUPERUSER",
@@ -81,8 +80,6 @@ def hook(kind: DatabaseKind | str, part: str) -> str:
 # Every engine's part of the backup programs: components/backups.py renders them all into
 # platform-backup and platform-restore-drill, which serve every database of the host.
 BACKUP_HOOKS = tuple(hook(kind, "backup") for kind in KINDS)
-# The user each engine's password (platform:dbPasswords) belongs to: what a service connects as.
-CLIENT_USER: dict[DatabaseKind, str] = {kind: module.CLIENT_USER for kind, module in KINDS.items()}
 POSTGRES_SUPERUSER = postgres.SUPERUSER
 mysql_flavour = mysql.flavour
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from components.engines.base import Engine
 from plan import Database
 
-CLIENT_USER = "elastic"
 BACKUP_USER = "elastic"  # who the backup runner connects as: the engine's administrator
 DATA_PATH = "/usr/share/elasticsearch/data"
 

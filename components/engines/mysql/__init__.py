@@ -7,7 +7,6 @@ from typing import Literal
 from components.engines.base import Engine, server_id, tls_files
 from plan import Database
 
-CLIENT_USER = "root"
 BACKUP_USER = "root"  # who the backup runner connects as: the engine's administrator
 # Chosen here: the least scratch memory the restore drill restores MySQL in (a small dataset):
 # MySQL 8 with a tiny buffer pool and no performance_schema. Below it the drill verifies the

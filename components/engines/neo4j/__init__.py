@@ -5,7 +5,6 @@ from __future__ import annotations
 from components.engines.base import Engine
 from plan import Database
 
-CLIENT_USER = "neo4j"
 BACKUP_USER = "neo4j"  # who the backup runner connects as: the engine's administrator
 # Neo4j Community dumps only a stopped database, in a sibling container that needs the engine's
 # memory limit and heap (components/backups.py renders them for this engine alone).

@@ -7,7 +7,6 @@ from plan import Database
 
 # The superuser (and its database) the postgres image creates from POSTGRES_USER.
 SUPERUSER = "future_user"
-CLIENT_USER = SUPERUSER
 BACKUP_USER = SUPERUSER  # who the backup runner connects as: the engine's administrator
 # Chosen here: the least scratch memory the restore drill restores PostgreSQL in (a small
 # dataset, 8 MB of shared_buffers); below it the drill verifies the archive only (see mysql.py).

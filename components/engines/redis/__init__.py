@@ -10,7 +10,6 @@ from components.engines.base import EXPORTER_USER, Engine, tls_files
 from components.formats import redis_string
 from plan import ENGINE_PORTS, REPLICATION_USER, Database, DatabaseKind, client_key_prefix
 
-CLIENT_USER = "default"
 BACKUP_USER = "root"  # the backup runner's default (BGSAVE needs no user: it reads the auth file)
 # Chosen here: the least scratch memory the restore drill restores Redis in (an empty Redis);
 # below it the drill verifies the archive only (see mysql.py).

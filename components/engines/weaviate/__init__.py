@@ -5,7 +5,6 @@ from __future__ import annotations
 from components.engines.base import Engine
 from plan import Database
 
-CLIENT_USER = ""  # an API key, no user
 BACKUP_USER = "admin"  # the API key's user (AUTHENTICATION_APIKEY_USERS)
 DATA_PATH = "/var/lib/weaviate"
 
