@@ -1,6 +1,7 @@
 """Real database engines for the data-plane tests: Debian's MariaDB, PostgreSQL and Redis.
 
-Each instance listens on 127.0.0.1 on a free high port with a throwaway data directory, starts
+Each instance listens on 127.0.0.1 on a free high port with a throwaway data directory (or, placed in
+a network namespace of the rehearsal's, on every address of that namespace on the plan's port), starts
 within a bounded wait and is stopped (or killed, to test recovery) by the test. ``attach`` tells
 the ``podman`` stand-in that ``podman exec <container> ...`` runs against an instance, so the
 scripts reach the real engine through the same command line they use on a host.
@@ -93,6 +94,20 @@ def make_tls(base: Path, ip: str = "127.0.0.1", name: str = "server") -> Tls:
     return Tls(ca=ca, cert=cert, key=key)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """An engine inside a network namespace that plays a host (``rehearsal.network``): it listens on
+    the namespace's every address on the plan's own port; its socket stays reachable from here."""
+
+    netns: str
+    port: int
+
+
+def _listening(placed: Placement | None) -> tuple[int, str]:
+    """The port and the bind address: a free loopback port, or the plan's port on the namespace's addresses."""
+    return (placed.port, "0.0.0.0") if placed else (free_port(), "127.0.0.1")  # noqa: S104 (a namespace's own)
+
+
 @dataclass
 class Instance:
     """One running engine. ``stop``/``start`` restart it with the same arguments and data."""
@@ -108,21 +123,28 @@ class Instance:
     process: subprocess.Popen[bytes] | None = None
     scratch: Path | None = None
     """A directory outside the test's tree that this instance owns (PostgreSQL's), removed at ``close``."""
+    netns: str | None = None
+    """The network namespace it runs in (``Placement``), or None: this machine's own network."""
 
     def start(self) -> Instance:
         assert self.process is None or self.process.poll() is not None, "already running"
         # The engine itself is the child (no runuser wrapper), so stop() signals the postmaster.
         account = pwd.getpwnam(self.user) if self.user else None
+        argv, switch = self.argv, account
+        if self.netns is not None:
+            # `ip netns exec` needs root, and both it and setpriv exec in place: the engine stays the child.
+            drop = _drop_to(account) if account else []
+            argv, switch = [*_in_netns(self.netns), *drop, *self.argv], None
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.argv,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **_account_env(account), **self.env},
-                user=account.pw_uid if account else None,
-                group=account.pw_gid if account else None,
-                extra_groups=[] if account else None,
+                user=switch.pw_uid if switch else None,
+                group=switch.pw_gid if switch else None,
+                extra_groups=[] if switch else None,
             )
         if not wait_until(self.ready, START_TIMEOUT_S, interval=0.2):
             self.stop(kill=True)
@@ -175,6 +197,8 @@ class Instance:
                 words = shlex.split(statement) if isinstance(statement, str) else list(statement)
                 lines = ([f"AUTH {_redis_quote(password)}"] if password else []) + [" ".join(map(_redis_quote, words))]
                 text = "\n".join(lines)
+        if self.netns is not None:  # Redis is reached over TCP, on the namespace's loopback
+            command = [*_in_netns(self.netns), *command]
         result = subprocess.run(command, input=text.encode() + b"\n", capture_output=True, timeout=30, check=True)
         output = result.stdout.decode().strip()
         if self.kind == "redis":
@@ -195,6 +219,14 @@ class Instance:
 _PING = {"mysql": "SELECT 1", "postgres": "SELECT 1", "redis": ["PING"]}
 
 
+def _in_netns(netns: str) -> list[str]:
+    return ["ip", "netns", "exec", netns]
+
+
+def _drop_to(account: pwd.struct_passwd) -> list[str]:
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups", "--"]
+
+
 def _account_env(account: pwd.struct_passwd | None) -> dict[str, str]:
     """The login variables of the user an engine drops to, as runuser sets them (libpq reads
     ``~/.postgresql`` for client certificates: root's is not the postgres user's to open)."""
@@ -211,28 +243,32 @@ def _run(argv: Sequence[str]) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
 
 
-def start_mysql(base: Path, *, server_id: int = 1, extra_args: Sequence[str] = ()) -> Instance:
+def start_mysql(
+    base: Path, *, server_id: int = 1, extra_args: Sequence[str] = (), placed: Placement | None = None
+) -> Instance:
     """MariaDB as root, binary log and GTIDs on (what replication needs), socket and loopback TCP."""
     base.mkdir(parents=True, exist_ok=True)
-    datadir, socket, port = base / "data", base / "mysqld.sock", free_port()
+    (port, bind), datadir, socket = _listening(placed), base / "data", base / "mysqld.sock"
     if not (datadir / "mysql").exists():
         _run(["/usr/bin/mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={datadir}",
               "--skip-test-db", "--auth-root-authentication-method=socket"])  # fmt: skip
     argv = ["/usr/sbin/mariadbd", "--no-defaults", "--user=root", f"--datadir={datadir}", f"--socket={socket}",
-            f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve", f"--server-id={server_id}",
+            f"--port={port}", f"--bind-address={bind}", "--skip-name-resolve", f"--server-id={server_id}",
             "--log-bin=mysql-bin", "--binlog-format=ROW", "--log-slave-updates", f"--pid-file={base / 'mysqld.pid'}",
             "--innodb-buffer-pool-size=16M", "--performance-schema=OFF", *extra_args]  # fmt: skip
-    return Instance("mysql", port, datadir, socket, base / "mysqld.log", argv).start()
+    return Instance("mysql", port, datadir, socket, base / "mysqld.log", argv, netns=_netns(placed)).start()
 
 
-def start_postgres(base: Path, *, settings: Mapping[str, str] | None = None, hba: Sequence[str] = ()) -> Instance:
+def start_postgres(
+    base: Path, *, settings: Mapping[str, str] | None = None, hba: Sequence[str] = (), placed: Placement | None = None
+) -> Instance:
     """PostgreSQL as the postgres user, in a directory of its own under /tmp (the test's own tree
     is root's, 0700), trusting local connections and password (scram) over loopback TCP."""
     base.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="platform-pg-", dir="/tmp"))
     account = pwd.getpwnam(PG_USER)
     os.chown(scratch, account.pw_uid, account.pw_gid)
-    datadir, port = scratch / "data", free_port()
+    (port, bind), datadir = _listening(placed), scratch / "data"
     subprocess.run(
         ["runuser", "-u", PG_USER, "--", str(PG_BIN / "initdb"), "-D", str(datadir), "-U", PG_USER, "-A", "trust",
          "--no-instructions", "-E", "UTF8", "--locale=C.UTF-8"],
@@ -241,7 +277,7 @@ def start_postgres(base: Path, *, settings: Mapping[str, str] | None = None, hba
     rules = ["local all all trust", *hba, "host all all 127.0.0.1/32 scram-sha-256"]
     (datadir / "pg_hba.conf").write_text("\n".join(rules) + "\n")
     conf = {
-        "listen_addresses": "'127.0.0.1'",
+        "listen_addresses": f"'{bind}'",
         "port": str(port),
         "unix_socket_directories": f"'{scratch}'",
         "shared_buffers": "16MB",
@@ -254,7 +290,9 @@ def start_postgres(base: Path, *, settings: Mapping[str, str] | None = None, hba
     argv = [str(PG_BIN / "postgres"), "-D", str(datadir)]
     log = base / "postgres.log"
     log.touch()
-    instance = Instance("postgres", port, datadir, scratch, log, argv, user=PG_USER, scratch=scratch)
+    instance = Instance(
+        "postgres", port, datadir, scratch, log, argv, user=PG_USER, scratch=scratch, netns=_netns(placed)
+    )
     return instance.start()
 
 
@@ -291,19 +329,24 @@ class PasswordRedis(Instance):
             return False
 
 
-def start_redis_source(base: Path, auth_file: Path, tls: Tls, password: str) -> Instance:
+def start_redis_source(
+    base: Path, auth_file: Path, tls: Tls, password: str, placed: Placement | None = None
+) -> Instance:
     """The source as its unit runs it: the auth file (requirepass and the replication user) and TLS only."""
-    data, port = base / "data", free_port()
+    (port, bind), data = _listening(placed), base / "data"
     data.mkdir(parents=True)
-    argv = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+    argv = ["/usr/bin/redis-server", "--bind", bind, "--port", "0", "--tls-port", str(port),
             "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
             "--tls-auth-clients", "no", "--dir", str(data), "--save", "", "--appendonly", "no",
             "--include", str(auth_file)]  # fmt: skip
-    instance = PasswordRedis(
-        "redis", port, data, None, base / "redis.log", argv, env={"TEST_REDIS_TLS_CA": str(tls.ca)}
-    )
+    tls_ca = {"TEST_REDIS_TLS_CA": str(tls.ca)}
+    instance = PasswordRedis("redis", port, data, None, base / "redis.log", argv, env=tls_ca, netns=_netns(placed))
     instance.password = password
     return instance.start()
+
+
+def _netns(placed: Placement | None) -> str | None:
+    return placed.netns if placed else None
 
 
 def attach(instance: Instance, container: str, standin_state: Path, env: Mapping[str, str] | None = None) -> Path:

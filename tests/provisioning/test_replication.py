@@ -59,7 +59,7 @@ from components.replication import (
 from plan import REPLICATION_USER, Database, Plan, load_plan
 from tests.provisioning import real_engines
 from tests.provisioning.harness import HOSTS_DIR, Run, SshHost, free_port, password_for, wait_until
-from tests.provisioning.real_engines import Instance, Tls, start_redis_source
+from tests.provisioning.real_engines import Instance, Placement, Tls, start_redis_source
 from tests.stacks import exactly
 
 PEER = "127.0.0.1"
@@ -484,13 +484,15 @@ def pg_settings(db: Database, tls: Path) -> dict[str, str]:
     return {name: f"'{value}'" for name, value in pairs}
 
 
-def start_postgres_source(host: SshHost, db: Database, tls: Path, base: Path, cleanup: list[Any]) -> Instance:
+def start_postgres_source(
+    host: SshHost, db: Database, tls: Path, base: Path, cleanup: list[Any], placed: Placement | None = None
+) -> Instance:
     """The primary as its container runs it: the TLS directory through a read-only mount (as the
     container mounts it), ``podman exec <db>`` reaching it, the image's superuser (POSTGRES_USER)."""
     mount = public_dir(cleanup, "platform-tls-")
     subprocess.run(["mount", "--bind", "-o", "ro", str(tls), str(mount)], check=True, timeout=30)
     cleanup.append(("mount", mount))
-    primary = real_engines.start_postgres(base, settings=pg_settings(db, mount))
+    primary = real_engines.start_postgres(base, settings=pg_settings(db, mount), placed=placed)
     cleanup.append(primary)
     real_engines.attach(primary, db.name, host.standin_state)
     primary.query("CREATE ROLE future_user SUPERUSER LOGIN;")
