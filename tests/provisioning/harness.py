@@ -107,8 +107,11 @@ STATS = Stats()
 
 
 class SshHost:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, netns: str | None = None) -> None:
         self.base = base
+        # A network namespace of the rehearsal's that plays the host: its sshd and every session run
+        # there, so the scripts see that host's network (its loopback, its address, its group).
+        self.via = ("ip", "netns", "exec", netns) if netns else ()
         # The host's filesystem, as far as the plan is concerned: below HOSTS_DIR when it is there.
         self.root = Path(tempfile.mkdtemp(prefix="host-", dir=HOSTS_DIR)) if HOSTS_DIR.is_dir() else base / "host"
         self.standin_state = base / "standin-state"
@@ -186,6 +189,7 @@ class SshHost:
         self.traced = bool(tracer)
         if tracer:
             command = [*tracer, "-v", "-s", "1000000", "-o", str(self.trace), *command]
+        command = [*self.via, *command]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         if not wait_until(self._accepts, timeout=15, interval=0.1):
             self.stop()
@@ -220,6 +224,7 @@ class SshHost:
     def ssh_argv(self, command: str) -> list[str]:
         """The client side of pulumi-command's session: no PTY, no login shell, no prompts."""
         return [
+            *self.via,
             *("ssh", "-F", "/dev/null", "-T", "-p", str(self.port), "-i", str(self.ssh_dir / "client_ed25519")),
             *("-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.ssh_dir / 'known_hosts'}"),
             *("-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"),
@@ -243,6 +248,7 @@ class SshHost:
         if local.is_dir():
             commands = [f'-mkdir "{remote_path}"', f'put -r "{local}" "{remote_path}/"']
         argv = [
+            *self.via,
             *("sftp", "-F", "/dev/null", "-P", str(self.port), "-i", str(self.ssh_dir / "client_ed25519")),
             *("-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.ssh_dir / 'known_hosts'}"),
             *("-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"),

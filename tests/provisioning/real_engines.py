@@ -97,15 +97,17 @@ def make_tls(base: Path, ip: str = "127.0.0.1", name: str = "server") -> Tls:
 @dataclass(frozen=True)
 class Placement:
     """An engine inside a network namespace that plays a host (``rehearsal.network``): it listens on
-    the namespace's every address on the plan's own port; its socket stays reachable from here."""
+    the plan's own port, on the namespace's every address (or its loopback only, as a replica that
+    nobody reaches may); its socket stays reachable from here."""
 
     netns: str
     port: int
+    bind: str = "0.0.0.0"  # noqa: S104 (the namespace's own addresses, documentation ones)
 
 
 def _listening(placed: Placement | None) -> tuple[int, str]:
-    """The port and the bind address: a free loopback port, or the plan's port on the namespace's addresses."""
-    return (placed.port, "0.0.0.0") if placed else (free_port(), "127.0.0.1")  # noqa: S104 (a namespace's own)
+    """The port and the bind address: a free loopback port, or the placement's."""
+    return (placed.port, placed.bind) if placed else (free_port(), "127.0.0.1")
 
 
 @dataclass

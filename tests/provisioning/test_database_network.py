@@ -12,6 +12,11 @@ the engines through their sockets, which a network namespace does not separate. 
 namespace each service connects with what the Tencent stack renders into its unit
 (``DB_<NAME>_HOST``, ``_PORT``, ``_USER``, ``_NAME``, ``_KEY_PREFIX``, ``_TLS``).
 
+MySQL replication crosses the network too: the Tencent MySQL runs in the Tencent namespace, and the
+real ``repl_replica.sh`` runs over SSH on an sshd in that namespace (``SshHost(netns=...)``), so its
+probe of the source and the engine's replication connection leave from the Tencent address through
+both groups. PostgreSQL's and Redis's replication run on loopback only (test_replication.py).
+
 Standing in: openssl's CA and server certificate (naming the Alibaba address) for pulumi-tls's, and
 the test's passwords for the generated ones, the same on both sides as the StackReference hands them.
 """
@@ -32,7 +37,7 @@ from rehearsal.flows import ADDRESSES
 from rehearsal.network import Host, Network, cannot_run
 from rehearsal.nftables import ruleset
 from tests.provisioning import real_engines, test_replication
-from tests.provisioning.harness import SshHost, password_for
+from tests.provisioning.harness import STATS, SshHost, password_for
 from tests.provisioning.real_engines import Placement, Tls, start_redis_source
 from tests.provisioning.test_database_clients import (
     CLIENTS,
@@ -46,12 +51,20 @@ from tests.provisioning.test_database_clients import (
 )
 from tests.provisioning.test_replication import (
     Pki,
+    expect,
     ok,
     prepare_source,
+    public_dir,
     repl_password,
+    replica_workload,
+    replicate,
+    set_up_source,
     skip_unless,
     source_database,
+    source_output,
     start_postgres_source,
+    tencent_plan,
+    timed,
 )
 from tests.stacks import with_clients
 
@@ -89,6 +102,21 @@ def network(stacks: dict[str, Stack]) -> Iterator[Network]:
         for name, stack in stacks.items():
             made.enforce(name, ruleset(stack.rules(), stack.cloud))
         yield made
+
+
+@pytest.fixture(scope="module")
+def tencent_host(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
+    """An SSH host whose sshd and sessions run in the Tencent namespace: a script run there sees the
+    Tencent host's network, its security group included (the ``host`` fixture's needs hold here too)."""
+    played = SshHost(tmp_path_factory.mktemp("tencent-host"), netns=network.namespace("tencent"))
+    played.start()
+    first_run = len(STATS.runs)
+    try:
+        yield played
+    finally:
+        played.stop()
+    leaks = played.find_leaks(STATS.runs[first_run:])
+    assert not leaks, "placeholder secrets leaked:\n" + "\n".join(leaks)
 
 
 @pytest.fixture
@@ -218,3 +246,47 @@ def test_redis_over_the_network_as_each_service_and_over_verified_tls_only(
     outside = redis_as(from_internet, *verify, command="PING")
     assert "PONG" not in outside.stdout, outside
     assert outside.returncode == 124, outside  # timeout: the SYN is dropped, never answered
+
+
+def test_mysql_replication_carries_writes_across_the_network(
+    stacks: dict[str, Stack],
+    network: Network,
+    host: SshHost,
+    tencent_host: SshHost,
+    pki: Pki,
+    tmp_path: Path,
+    cleanup: list[Any],
+) -> None:
+    """The Tencent MySQL follows the Alibaba one through both groups: the replica step runs over SSH
+    on the Tencent namespace, and its engine's replication connection leaves from there."""
+    skip_unless("mysql")
+    plan, db, where = placed(stacks, network, host, "production-mysql")
+    tls = prepare_source(host, plan, db, pki)
+    primary = real_engines.start_mysql(tmp_path / "primary", extra_args=replication_args(db, str(tls)), placed=where)
+    cleanup.append(primary)
+    real_engines.attach(primary, db.name, host.standin_state)
+    primary.query("CREATE DATABASE app; CREATE TABLE app.items (id INT PRIMARY KEY); INSERT INTO app.items VALUES (1)")
+    set_up_source(host, plan, db)
+
+    existing = next(w for w in stacks["tencent"].plan.replicas if w.replica_of and w.replica_of.source == db.name)
+    port = existing.ports[0].port
+    replica_at = Placement(network.namespace("tencent"), port, bind="127.0.0.1")
+    replica = real_engines.start_mysql(tmp_path / "replica", server_id=2, placed=replica_at)
+    cleanup.append(replica)
+    alibaba = ADDRESSES["alibaba"]
+    tencent = tencent_plan(
+        tencent_host, public_dir(cleanup, "platform-repl-"), replica_workload(existing.name, "mysql", port, db.name)
+    )
+    tencent = tencent.model_copy(update={"firewall": tencent.firewall.model_copy(update={"peer_address": alibaba})})
+    source = {**source_output("mysql", port), "sourceAddress": alibaba}
+
+    run = replicate(tencent_host, tencent, source, pki.ca)
+    expect(run, 0, f"replicates {db.name} from {alibaba}:{port}", "in sync")
+    assert replica.query("SELECT id FROM app.items") == "1"
+    primary.query("INSERT INTO app.items VALUES (2)")
+    timed(lambda: replica.query("SELECT count(*) FROM app.items") == "2")
+    # The connection the primary serves comes from the Tencent address, over TLS.
+    (client,) = primary.query(
+        "SELECT host FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
+    ).split()
+    assert client.startswith(f"{ADDRESSES['tencent']}:"), client
