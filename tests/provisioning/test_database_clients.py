@@ -79,7 +79,7 @@ class Login:
     host: str
     port: int
     user: str
-    database: str
+    database: str  # its own database, or on Redis its key prefix
     password: str
     via: tuple[str, ...] = ()
 
