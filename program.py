@@ -15,6 +15,7 @@ from components import uploads
 from components.certificates import certificate_check_step, certificate_files
 from components.databases import Databases, DatabasesArgs
 from components.firewall import Firewall, FirewallArgs
+from components.heartbeat import heartbeat_stdin, heartbeat_step
 from components.host import Host, HostArgs
 from components.metrics_tunnel import KEY_ALGORITHM, authorized_line, login_step
 from components.metrics_tunnel import exported as exported_tunnel
@@ -511,6 +512,24 @@ def monitor(
             parent=owner,
             depends_on=[monitoring],  # node exporter's textfile directory is there
         )
+    if plan.runs_prometheus:
+        run_step(
+            heartbeat_step(component, view, heartbeat(config.get_secret("heartbeatUrl"))),
+            connection,
+            parent=owner,
+            depends_on=[monitoring],  # Alertmanager, and node exporter's textfile directory
+        )
+
+
+def heartbeat(url: pulumi.Output[str] | None) -> pulumi.Input[str]:
+    """The heartbeat step's stdin: the URL (a secret), or an empty line and a warning without one."""
+    if url is None:
+        pulumi.log.warn(
+            "monitoring: no platform:heartbeatUrl: if this host, its Prometheus or its Alertmanager dies, no "
+            "alert is sent (README: 'Who watches the watcher')"
+        )
+        return heartbeat_stdin(None)
+    return pulumi.Output.secret(url.apply(heartbeat_stdin))
 
 
 def export_host(plan: Plan, host: Host, firewall: Firewall) -> None:

@@ -232,6 +232,23 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
             "warning",
             "{{ $labels.file }} on {{ $labels.host }} is missing or not a certificate",
         ),
+        # The dead man's switch (components/heartbeat.py): always firing, routed to nobody; the
+        # heartbeat timer pings out while Alertmanager holds it.
+        _alert(
+            WATCHDOG,
+            "vector(1)",
+            "0m",
+            "none",
+            "always firing while Prometheus evaluates its rules and reaches Alertmanager: the heartbeat's signal",
+        ),
+        _alert(
+            "HeartbeatNotSent",
+            f"time() - platform_heartbeat_last_sent_timestamp_seconds > {HEARTBEAT_MISSED_S}",
+            "0m",
+            "warning",
+            "the heartbeat service has taken no ping from {{ $labels.host }} for 10 minutes, so it pages as if"
+            " this host were dead: check platform:heartbeatUrl and the host's way out to it",
+        ),
         _alert(
             "BackupTooOld",
             f"time() - platform_backup_last_success_timestamp_seconds > {alerting.backup_max_age_hours * 3600}",
@@ -352,8 +369,10 @@ def alertmanager_config(monitoring: MonitoringPlan, url_file: str) -> dict[str, 
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "4h",
+            # The Watchdog is the heartbeat's signal, never a message (components/heartbeat.py).
+            "routes": [{"receiver": WATCHDOG_RECEIVER, "matchers": [f'alertname="{WATCHDOG}"']}],
         },
-        "receivers": [{"name": "platform", **receiver}],
+        "receivers": [{"name": "platform", **receiver}, {"name": WATCHDOG_RECEIVER}],
         # A host that is down pages once: its other alerts (its exporters, its databases) are held
         # back while its HostDown fires.
         "inhibit_rules": [
@@ -380,6 +399,12 @@ BLACKBOX_CONFIG = {
         "tcp_connect": {"prober": "tcp", "timeout": "5s"},
     }
 }
+
+
+WATCHDOG = "Watchdog"
+WATCHDOG_RECEIVER = "heartbeat-only"  # no notifier: the heartbeat timer reads the alert from Alertmanager
+# Ten minutes without a ping the service took (chosen here: ten runs of the one-minute timer).
+HEARTBEAT_MISSED_S = 600
 
 
 def webhook_path(paths: Paths) -> str:

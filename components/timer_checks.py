@@ -5,6 +5,7 @@ check and the certificate check are two of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from components.formats import unit_value
 from components.provisioning import Step
@@ -59,8 +60,10 @@ class TimerCheck:
         )
         return service, timer
 
-    def step(self, name: str, layout: Layout, script: str) -> Step:
-        """Installs the check (``script``) and its timer; runs it once and reports what it found."""
+    def step(self, name: str, layout: Layout, script: str, secret: tuple[str, Any] | None = None) -> Step:
+        """Installs the check (``script``) and its timer; runs it once and reports what it found.
+        ``secret``: a file the check reads and the line the step writes there from its stdin (a
+        secret Output; an empty line removes the file)."""
         service, timer = self.units()
         return Step(
             name,
@@ -74,7 +77,10 @@ class TimerCheck:
                 "SERVICE_CONTENT": service,
                 "TIMER_CONTENT": timer,
                 "METRICS_FILE": self.metrics_file,
+                "SECRET_FILE": secret[0] if secret else "",
             },
             label=self.service,
             sudo=layout.sudo,
+            stdin=secret[1] if secret else None,
+            handles_secrets=secret is not None,
         )

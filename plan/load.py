@@ -108,6 +108,7 @@ def check_secrets_present(plan: Plan, config: Mapping[str, str]) -> None:
         )
     if plan.runs_prometheus:
         _check_webhook(config, example)
+    _check_heartbeat(plan, config)
     if not plan.databases:
         return
     key = f"{NAMESPACE}:dbPasswords"
@@ -140,6 +141,29 @@ def _check_webhook(config: Mapping[str, str], example: str) -> None:
     key = f"{NAMESPACE}:alertSigningSecret"
     if key in config and isinstance(signing := _decode(config[key]), dict | list):
         raise PlanError(f"{key}: {_kind(signing)}, not the robot's signing secret (one string, SEC...)")
+
+
+# A heartbeat URL: https, one line, and nothing that would need escaping in curl's configuration.
+_HEARTBEAT_URL = re.compile(r'https://[^\s/"\\]+/[^\s"\\]*')
+
+
+def _check_heartbeat(plan: Plan, config: Mapping[str, str]) -> None:
+    """The dead man's switch's URL: only where Prometheus runs, and one https URL (never shown)."""
+    key = f"{NAMESPACE}:heartbeatUrl"
+    if key not in config:
+        return
+    if not plan.runs_prometheus:
+        raise PlanError(
+            f"{key}: set on a host that does not run Prometheus; the heartbeat is sent by the host whose "
+            f"Alertmanager holds the Watchdog alert: move it to that stack (`pulumi config rm {key}`)"
+        )
+    url = _decode(config[key])
+    if not isinstance(url, str) or not _HEARTBEAT_URL.fullmatch(url.strip()):
+        what = f"{_kind(url)}, not a URL" if not isinstance(url, str) else "not an https URL on one line"
+        raise PlanError(
+            f"{key}: {what} (the value is a secret and not shown); set the ping URL of a heartbeat service: "
+            f"`pulumi config set --secret {key} https://hc-ping.com/<uuid>`"
+        )
 
 
 def _kind(value: Any) -> str:

@@ -48,7 +48,7 @@ NAMESPACE = "platform"
 NAMESPACES = (NAMESPACE, "alicloud", "tencentcloud", "command", "pulumi")
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("sshPrivateKey", "dbPasswords", "serviceSecrets", "alertWebhook", "alertSigningSecret")
+SECRET_KEYS = ("sshPrivateKey", "dbPasswords", "serviceSecrets", "alertWebhook", "alertSigningSecret", "heartbeatUrl")
 
 # The replication user on every source (quoted from the seeds: "复制用户: replication").
 REPLICATION_USER = "replication"

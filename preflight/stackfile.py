@@ -21,7 +21,7 @@ PLACEHOLDER_PREFIX = "PLACEHOLDER-SECRET-"
 
 
 # A secret whose type the program checks (a URL) stands in as one of that type.
-URL_SECRETS = (f"{NAMESPACE}:alertWebhook",)
+URL_SECRETS = (f"{NAMESPACE}:alertWebhook", f"{NAMESPACE}:heartbeatUrl")
 
 
 def placeholder(key: str) -> str:

@@ -242,13 +242,23 @@ def evaluate(
     monitor: RecordingMonitor | None = None,
     checkout: Path | None = None,
     source: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
     **changes: Any,
 ) -> StackRun:
     """The stack under the mocks; a stack it references (replication.sourceStack) is evaluated
     from its committed file in ``root`` first, as ``python -m preflight`` does, or with ``source``:
     changes to the Alibaba stack's file (as ``stack_folder`` makes them). ``checkout``: the project
-    directory releases to upload are read from (default: this one)."""
+    directory releases to upload are read from (default: this one). ``secrets``: config values set
+    with --secret (full keys)."""
     config = config_for(stack, root, **changes)
+    if secrets:
+        config = StackConfig(
+            config.project,
+            config.stack,
+            {**config.config, **secrets},
+            config.secret_keys | set(secrets),
+            config.placeholders,
+        )
     if source is not None:
         with tempfile.TemporaryDirectory() as folder:
             references = stack_references(stack_folder(Path(folder), "alibaba", **source), config)

@@ -5,8 +5,11 @@
 # finding (an unhealthy replica, a certificate close to expiry) is reported, not a failure of this
 # step: the metric and the alert rules carry it on. Unchanged files are not written and systemd is
 # not reloaded ("unchanged").
+# SECRET_FILE, when set, is a file the check reads (the heartbeat's URL): the first line of stdin is
+# written there (0600, root), or an empty line removes it; it never appears in an argument or output.
 # Parameters: WHAT (what it checks, for the summary), SCRIPT_FILE, SCRIPT_CONTENT, UNIT_DIR, SERVICE,
-# SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE.
+# SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE, SECRET_FILE.
+# Removes: ${SECRET_FILE}
 # shellcheck disable=SC2154  # parameters are rendered above this body by components/provisioning.py
 set -euo pipefail
 umask 022
@@ -29,6 +32,20 @@ converge() {  # path content mode
 
 # shellcheck disable=SC2310  # converge answers with its status
 if converge "${SCRIPT_FILE}" "${SCRIPT_CONTENT}" 755; then changed=1; fi
+if [[ -n "${SECRET_FILE}" ]]; then
+  secret=""
+  IFS= read -r secret || true
+  if [[ -z "${secret}" ]]; then
+    if [[ -f "${SECRET_FILE}" ]]; then
+      rm -f -- "${SECRET_FILE}"
+      changed=1
+    fi
+  else
+    [[ -d "${SECRET_FILE%/*}" ]] || install -d -m 700 "${SECRET_FILE%/*}"
+    # shellcheck disable=SC2310
+    if (umask 077 && converge "${SECRET_FILE}" "${secret}" 600); then changed=1; fi
+  fi
+fi
 # shellcheck disable=SC2310
 if converge "${UNIT_DIR}/${SERVICE}.service" "${SERVICE_CONTENT}" 644; then units_changed=1; fi
 # shellcheck disable=SC2310

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from components.monitoring import (
+    WATCHDOG,
     alert_names,
     alert_rules,
     alertmanager_config,
@@ -112,6 +113,7 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
     port = {"host": "alibaba", "instance": "192.0.2.10:7687", "job": "database-port", "workload": "production-neo4j"}
     cert = {"file": "/etc/platform/secrets/tls/production-redis/server.crt", **node}
     expiry = "platform_certificate_expiry_timestamp_seconds"
+    sent, heartbeat = "platform_heartbeat_last_sent_timestamp_seconds", {**node, "host": "tencent"}
     warn, soon = a.certificate_warning_days, a.certificate_critical_days
     jobs = expected_jobs(plan.monitoring_plan)
     missing = (
@@ -267,6 +269,15 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
             ),
             case(plan, "ReplicaStopped", "1m", [series("platform_replication_healthy", replica, "1x20")], "8m", None),
         ],
+        # Always firing (the heartbeat's signal): no quiet case; its quiet side is the heartbeat
+        # that sends nothing without it (tests/provisioning/test_monitoring_loopback.py).
+        WATCHDOG: [case(plan, WATCHDOG, "1m", [], "5m", {})],
+        "HeartbeatNotSent": [
+            # The last ping at the epoch, evaluated a minute past the ten.
+            case(plan, "HeartbeatNotSent", "1m", [series(sent, heartbeat, "0x20")], "11m", heartbeat),
+            # A ping every minute.
+            case(plan, "HeartbeatNotSent", "1m", [series(sent, heartbeat, "0+60x20")], "11m", None),
+        ],
         "BackupTooOld": [
             # The last success at the epoch, evaluated an hour after the limit.
             case(
@@ -374,7 +385,8 @@ def test_a_dingtalk_receiver_posts_to_the_relay_on_loopback_which_alone_holds_th
     (tmp_path / "alertmanager.yml").write_text(as_yaml(config))
     checked = run(AMTOOL, "check-config", tmp_path / "alertmanager.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    (receiver,) = config["receivers"]
+    receiver, watchdog = config["receivers"]
+    assert watchdog == {"name": "heartbeat-only"}  # the Watchdog's: no notifier
     assert receiver["webhook_configs"] == [
         {"url": "http://127.0.0.1:9199/alert", "send_resolved": True, "max_alerts": 20}
     ]

@@ -44,6 +44,7 @@ def test_each_deploy_gates_on_its_health_path(tencent):
             "tencent-svc-proxy",
             "tencent-svc-monitoring",
             "tencent-svc-certificate-check",
+            "tencent-svc-heartbeat",
             "tencent-svc-replication-health",
         ) or name.startswith("tencent-svc-replica-"):
             continue

@@ -1,11 +1,14 @@
 """The monitoring over SSH on loopback: Debian's node exporter, Prometheus, Alertmanager and
 blackbox exporter installed by the monitoring step under the systemctl stand-in, with the
 configuration the plan renders; Prometheus scrapes node exporter, and an alert fires into a
-webhook receiver on loopback when a test writes a metric past its threshold."""
+webhook receiver on loopback when a test writes a metric past its threshold. The heartbeat step
+then pings its URL while Alertmanager holds the Watchdog alert, and stops once Alertmanager is
+stopped (the dead man's switch)."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from components import monitoring
+from components import heartbeat, monitoring
+from plan import Plan
 from tests.provisioning.harness import SshHost
 from tests.provisioning.workloads import free_ports
 
@@ -46,9 +50,16 @@ class Receiver:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.queries: list[dict[str, list[str]]] = []
-        received, queries = self.bodies, self.queries
+        self.pings: list[str] = []
+        received, queries, pings = self.bodies, self.queries, self.pings
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # a heartbeat service's ping
+                pings.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 received.append(json.loads(self.rfile.read(length) or b"{}"))
@@ -68,6 +79,49 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
+    """The heartbeat step over SSH: a ping while Alertmanager holds the Watchdog (which never reached
+    the Slack receiver), none once Alertmanager is stopped; its URL only in its 0600 file."""
+    # Prometheus sends a firing alert again once a minute (its resend delay): one that first fired
+    # before Alertmanager answered reaches it up to a minute later.
+    alertmanager = monitoring.port_of(plan.monitoring_plan, "alertmanager")
+    held = f"http://127.0.0.1:{alertmanager}/api/v2/alerts?filter=alertname%3D%22Watchdog%22"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not json.loads(urllib.request.urlopen(held, timeout=5).read()):
+        time.sleep(1)
+    url = receiver.url.replace("/hook", "/ping/heartbeat-uuid")
+    stdin = heartbeat.heartbeat_stdin(url)
+    step = heartbeat.heartbeat_step("app", plan.monitoring_plan, stdin)
+    installed = host.step(step, stdin)
+    assert installed.code == 0, installed
+    assert "heartbeat: sent (the Watchdog alert is active)" in installed.stdout, installed
+    assert "platform-heartbeat: installed, timer active (heartbeat healthy" in installed.stdout, installed
+    assert receiver.pings == ["/ping/heartbeat-uuid"]
+    assert url not in installed.stdout + installed.stderr + installed.command
+    url_file = Path(heartbeat.url_file(plan.paths))
+    assert (url_file.read_text(), oct(url_file.stat().st_mode & 0o777)) == (url, "0o600")
+    assert not [body for body in receiver.bodies if "Watchdog" in json.dumps(body)]
+    again = host.step(step, stdin)
+    assert "platform-heartbeat: unchanged (heartbeat healthy" in again.stdout, again
+    assert len(receiver.pings) == 2
+    metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
+    assert "platform_heartbeat_watchdog_active 1" in metrics
+    sent = re.search(r"^platform_heartbeat_last_sent_timestamp_seconds (\d+)$", metrics, re.MULTILINE)
+    assert sent, metrics
+
+    # Alertmanager stops: the timer's next run sends nothing, so the heartbeat service pages.
+    stopped = host.run(f"systemctl stop {monitoring.unit_name('alertmanager')}", label="stop alertmanager")
+    assert stopped.code == 0, stopped
+    check = heartbeat.heartbeat_check(plan.paths)
+    silent = host.run(check.program, label=check.service)
+    assert silent.code == 1, silent
+    assert "does not answer" in silent.stdout, silent
+    assert len(receiver.pings) == 2
+    metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
+    assert "platform_heartbeat_watchdog_active 0" in metrics
+    assert f"platform_heartbeat_last_sent_timestamp_seconds {sent[1]}" in metrics  # kept: the alert's input
 
 
 def query(port: int, expression: str) -> list[dict]:
@@ -137,6 +191,8 @@ def alert_end_to_end(host: SshHost, kind: str) -> None:
         again = host.step(monitoring.monitoring_step("app", plan.monitoring_plan), stdin, timeout=180)
         assert again.code == 0, again
         assert again.stdout.strip() == "monitoring: unchanged"
+        if kind == "slack":
+            dead_mans_switch(host, plan, receiver)
 
         # Monitoring switched off: every program stopped and its unit removed (the memory the plan
         # no longer counts is free); nothing else on the host is touched.

@@ -1,0 +1,77 @@
+"""Who watches the watcher: the dead man's switch of the host that runs Prometheus.
+
+Prometheus fires ``Watchdog`` always (``components/monitoring.py``), and Alertmanager routes it to
+nobody. A timer on the same host (``heartbeat.sh``, every minute) pings the heartbeat URL
+(``platform:heartbeatUrl``, a secret: a healthchecks-style service outside both clouds) while
+Alertmanager holds that alert. When the host, its network, Prometheus, its rule evaluation or
+Alertmanager dies, the pings stop and the heartbeat service pages; ``HeartbeatNotSent`` reports a
+ping the service refuses while the rest still works.
+
+A timer rather than an Alertmanager webhook: Debian's and Ubuntu's Alertmanager (0.25) read a
+webhook's URL from the configuration only (no ``url_file``), which would put the secret in a world-
+readable file; the oneshot reads it from a root-only file and costs no resident memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.monitoring import port_of
+from components.provisioning import Step, render
+from components.timer_checks import TimerCheck
+from plan import MonitoringPlan, Paths
+from policies.facts import metrics_dir
+
+HEARTBEAT_SERVICE = "platform-heartbeat"
+# Chosen here: a minute between pings lets a heartbeat service with a 5-minute period and grace
+# page within about ten minutes of the watcher's death.
+HEARTBEAT_INTERVAL = "1min"
+URL_FILE_NAME = "heartbeat-url"
+REQUEST_TIMEOUT_S = 10
+
+
+def metrics_file(paths: Paths) -> str:
+    return f"{metrics_dir(paths.state)}/heartbeat.prom"
+
+
+def url_file(paths: Paths) -> str:
+    """Where the step writes the heartbeat URL (root only), beside the other monitoring secrets."""
+    return f"{paths.secrets}/monitoring/{URL_FILE_NAME}"
+
+
+def heartbeat_check(paths: Paths) -> TimerCheck:
+    return TimerCheck(
+        what="heartbeat",
+        service=HEARTBEAT_SERVICE,
+        program=f"{paths.root}/bin/{HEARTBEAT_SERVICE}",
+        metrics_file=metrics_file(paths),
+        description="Ping the heartbeat URL while Alertmanager holds the Watchdog alert",
+        timer_description="Send the heartbeat every minute",
+        timeout_s=3 * REQUEST_TIMEOUT_S * 2,
+        memory_max="32M",
+        timer=("OnBootSec=2min", f"OnUnitActiveSec={HEARTBEAT_INTERVAL}", "AccuracySec=10s"),
+    )
+
+
+def heartbeat_stdin(url: str | None) -> str:
+    """The step's stdin: the URL on one line, or an empty line (no heartbeat: its file is removed)."""
+    value = (url or "").strip()
+    if "\n" in value:
+        raise ValueError("platform:heartbeatUrl is one line")
+    return f"{value}\n"
+
+
+def heartbeat_step(component: str, monitoring: MonitoringPlan, stdin: Any) -> Step:
+    """Installs the heartbeat's script and timer and writes its URL (``heartbeat_stdin``, a secret)."""
+    paths = monitoring.layout.paths
+    script = render(
+        ["heartbeat.sh"],
+        {
+            "ALERTMANAGER": f"127.0.0.1:{port_of(monitoring, 'alertmanager')}",
+            "URL_FILE": url_file(paths),
+            "METRICS_FILE": metrics_file(paths),
+            "TIMEOUT": REQUEST_TIMEOUT_S,
+        },
+    )
+    check = heartbeat_check(paths)
+    return check.step(f"{component}-heartbeat", monitoring.layout, script, secret=(url_file(paths), stdin))

@@ -1,0 +1,83 @@
+"""The dead man's switch as the program registers it: a step of the Prometheus host only, its URL a
+secret on stdin, Alertmanager routing the Watchdog to no notifier (amtool's own routing), and one
+line for a heartbeat URL the plan cannot use. The script itself runs over SSH with the real
+Prometheus and Alertmanager in tests/provisioning/test_monitoring_loopback.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.heartbeat import heartbeat_stdin
+from components.monitoring import WATCHDOG, WATCHDOG_RECEIVER, alertmanager_config, as_yaml
+from plan import PlanError, check_secrets_present, load_plan
+from tests.stacks import commands, config_for, evaluate, plan_of, step_parameters
+
+AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+URL = "https://hc-ping.com/0f5e7b1c-6a1e-4d7b-9d55-1c2f0e3a4b5c"  # a healthchecks.io-shaped ping URL
+KEY = "platform:heartbeatUrl"
+
+
+def test_the_heartbeat_is_a_step_of_the_host_that_runs_prometheus_only():
+    assert "tencent-svc-heartbeat" in commands(evaluate("tencent"))
+    assert not [name for name in commands(evaluate("alibaba")) if "heartbeat" in name]
+    moved = evaluate("alibaba", monitoring={"prometheus": True})
+    assert "alibaba-db-heartbeat" in commands(moved)
+
+
+def test_the_url_travels_on_stdin_as_a_secret_and_nowhere_else():
+    run = evaluate("tencent", secrets={KEY: URL})
+    command = commands(run)["tencent-svc-heartbeat"]
+    assert command["stdin"] == f"{URL}\n"
+    assert command["logging"] == "none"  # a secret's step logs nothing
+    assert URL not in json.dumps({k: v for k, v in command.items() if k != "stdin"})
+    parameters = step_parameters(run, "tencent-svc-heartbeat")
+    assert parameters["SECRET_FILE"] == "/etc/platform/secrets/monitoring/heartbeat-url"
+    assert URL not in json.dumps(parameters)
+    assert "ALERTMANAGER=127.0.0.1:9093" in parameters["SCRIPT_CONTENT"]
+    assert "OnUnitActiveSec=1min" in parameters["TIMER_CONTENT"]
+    assert not [w for w in run.warnings if "heartbeatUrl" in w]
+
+
+def test_without_a_url_the_preview_says_nobody_watches_the_watcher():
+    run = evaluate("tencent")
+    (warning,) = [w for w in run.warnings if "platform:heartbeatUrl" in w]
+    assert "no alert is sent" in warning
+    assert commands(run)["tencent-svc-heartbeat"]["stdin"] == "\n"  # the step removes a former URL
+
+
+def test_a_heartbeat_url_is_one_https_url_and_its_value_is_never_shown():
+    config = config_for("tencent")
+    for bad in ("http://hc-ping.com/abc", "https://hc-ping.com/a b", 'https://hc-ping.com/a"b', '["https://x/y"]'):
+        values = {**config.config, KEY: bad}
+        with pytest.raises(PlanError) as raised:
+            check_secrets_present(load_plan(values, config.secret_keys | {KEY}), values)
+        assert str(raised.value).startswith(f"{KEY}: "), raised.value
+        assert bad not in str(raised.value)
+    values = {**config.config, KEY: URL}
+    check_secrets_present(load_plan(values, config.secret_keys | {KEY}), values)
+    with pytest.raises(ValueError, match="one line"):
+        heartbeat_stdin(f"{URL}\n{URL}")
+
+
+@pytest.mark.skipif(not Path(AMTOOL).exists(), reason="needs amtool (Debian's prometheus-alertmanager)")
+@pytest.mark.parametrize("receiver", ["slack", "dingtalk"])
+def test_alertmanager_routes_the_watchdog_to_no_notifier_and_the_rest_as_before(receiver: str, tmp_path: Path):
+    plan = plan_of("tencent", monitoring={"receiver": receiver})
+    config = alertmanager_config(plan.monitoring_plan, "/etc/platform/secrets/monitoring/webhook-url")
+    assert {"name": WATCHDOG_RECEIVER} in config["receivers"]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(as_yaml(config))
+    for labels, expected in (([f"alertname={WATCHDOG}"], WATCHDOG_RECEIVER), (["alertname=HostDown"], "platform")):
+        routed = subprocess.run(
+            [AMTOOL, "config", "routes", "test", f"--config.file={path}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert routed.stdout.strip() == expected, routed
