@@ -512,21 +512,25 @@ def monitor(
             parent=owner,
             depends_on=[monitoring],  # node exporter's textfile directory is there
         )
-    if plan.runs_prometheus:
+    if plan.runs_prometheus or plan.metrics_login:
         run_step(
-            heartbeat_step(component, view, heartbeat(config.get_secret("heartbeatUrl"))),
+            heartbeat_step(component, view, heartbeat(plan, config.get_secret("heartbeatUrl"))),
             connection,
             parent=owner,
-            depends_on=[monitoring],  # Alertmanager, and node exporter's textfile directory
+            depends_on=[monitoring],  # Alertmanager or node exporter, and the textfile directory
         )
 
 
-def heartbeat(url: pulumi.Output[str] | None) -> pulumi.Input[str]:
+def heartbeat(plan: Plan, url: pulumi.Output[str] | None) -> pulumi.Input[str]:
     """The heartbeat step's stdin: the URL (a secret), or an empty line and a warning without one."""
     if url is None:
+        dies = (
+            "this host, its Prometheus or its Alertmanager dies"
+            if plan.runs_prometheus
+            else "the peer host, its Prometheus or the metrics tunnel dies"
+        )
         pulumi.log.warn(
-            "monitoring: no platform:heartbeatUrl: if this host, its Prometheus or its Alertmanager dies, no "
-            "alert is sent (README: 'Who watches the watcher')"
+            f"monitoring: no platform:heartbeatUrl: if {dies}, no alert is sent (README: 'Who watches the watcher')"
         )
         return heartbeat_stdin(None)
     return pulumi.Output.secret(url.apply(heartbeat_stdin))

@@ -1,11 +1,17 @@
-"""Who watches the watcher: the dead man's switch of the host that runs Prometheus.
+"""Who watches the watcher: each host's dead man's switch, a ping to a heartbeat service outside
+both clouds (``platform:heartbeatUrl``, a secret; a healthchecks-style check per host) that pages
+when the pings stop.
 
-Prometheus fires ``Watchdog`` always (``components/monitoring.py``), and Alertmanager routes it to
-nobody. A timer on the same host (``heartbeat.sh``, every minute) pings the heartbeat URL
-(``platform:heartbeatUrl``, a secret: a healthchecks-style service outside both clouds) while
-Alertmanager holds that alert. When the host, its network, Prometheus, its rule evaluation or
-Alertmanager dies, the pings stop and the heartbeat service pages; ``HeartbeatNotSent`` reports a
-ping the service refuses while the rest still works.
+- **The host that runs Prometheus** (``watchdog``): Prometheus fires ``Watchdog`` always
+  (``components/monitoring.py``) and Alertmanager routes it to nobody; a timer on the host
+  (``heartbeat.sh``, every minute) pings while Alertmanager holds that alert. The pings stop when
+  the host, its network, Prometheus, its rule evaluation or Alertmanager dies.
+- **The host it scrapes through the metrics tunnel** (``scraped``, the Alibaba host by default):
+  the timer pings while node exporter counts scrapes besides its own reads. The pings stop when
+  the Prometheus host, its Prometheus or the tunnel dies, or this host does: the database host
+  notices the application host's death on its own, through a check of its own at the service.
+
+``HeartbeatNotSent`` reports a ping the service refuses while the rest still works.
 
 A timer rather than an Alertmanager webhook: Debian's and Ubuntu's Alertmanager (0.25) read a
 webhook's URL from the configuration only (no ``url_file``), which would put the secret in a world-
@@ -45,7 +51,7 @@ def heartbeat_check(paths: Paths) -> TimerCheck:
         service=HEARTBEAT_SERVICE,
         program=f"{paths.root}/bin/{HEARTBEAT_SERVICE}",
         metrics_file=metrics_file(paths),
-        description="Ping the heartbeat URL while Alertmanager holds the Watchdog alert",
+        description="Ping the heartbeat URL while this host's watcher works",
         timer_description="Send the heartbeat every minute",
         timeout_s=3 * REQUEST_TIMEOUT_S * 2,
         memory_max="32M",
@@ -53,25 +59,29 @@ def heartbeat_check(paths: Paths) -> TimerCheck:
     )
 
 
+def local(monitoring: MonitoringPlan, program: str) -> str:
+    return f"127.0.0.1:{port_of(monitoring, program)}"
+
+
 def heartbeat_stdin(url: str | None) -> str:
-    """The step's stdin: the URL on one line, or an empty line (no heartbeat: its file is removed)."""
+    """The step's stdin: the URL on one line, or nothing (no heartbeat: its file is removed)."""
     value = (url or "").strip()
     if "\n" in value:
         raise ValueError("platform:heartbeatUrl is one line")
-    return f"{value}\n"
+    return f"{value}\n" if value else ""
 
 
 def heartbeat_step(component: str, monitoring: MonitoringPlan, stdin: Any) -> Step:
-    """Installs the heartbeat's script and timer and writes its URL (``heartbeat_stdin``, a secret)."""
+    """Installs the heartbeat's script and timer and writes its URL (``heartbeat_stdin``, a secret):
+    ``watchdog`` on the host that runs Prometheus, ``scraped`` on the one it scrapes."""
     paths = monitoring.layout.paths
+    if monitoring.runs_prometheus:
+        watched: dict[str, str | int] = {"MODE": "watchdog", "ALERTMANAGER": local(monitoring, "alertmanager")}
+    else:
+        watched = {"MODE": "scraped", "NODE_EXPORTER": local(monitoring, "node-exporter")}
     script = render(
         ["heartbeat.sh"],
-        {
-            "ALERTMANAGER": f"127.0.0.1:{port_of(monitoring, 'alertmanager')}",
-            "URL_FILE": url_file(paths),
-            "METRICS_FILE": metrics_file(paths),
-            "TIMEOUT": REQUEST_TIMEOUT_S,
-        },
+        {**watched, "URL_FILE": url_file(paths), "METRICS_FILE": metrics_file(paths), "TIMEOUT": REQUEST_TIMEOUT_S},
     )
     check = heartbeat_check(paths)
     return check.step(f"{component}-heartbeat", monitoring.layout, script, secret=(url_file(paths), stdin))

@@ -148,14 +148,15 @@ _HEARTBEAT_URL = re.compile(r'https://[^\s/"\\]+/[^\s"\\]*')
 
 
 def _check_heartbeat(plan: Plan, config: Mapping[str, str]) -> None:
-    """The dead man's switch's URL: only where Prometheus runs, and one https URL (never shown)."""
+    """The dead man's switch's URL: on a host with a watcher to watch (it runs Prometheus, or the
+    peer's Prometheus scrapes it), and one https URL (never shown)."""
     key = f"{NAMESPACE}:heartbeatUrl"
     if key not in config:
         return
-    if not plan.runs_prometheus:
+    if not (plan.runs_prometheus or plan.metrics_login):
         raise PlanError(
-            f"{key}: set on a host that does not run Prometheus; the heartbeat is sent by the host whose "
-            f"Alertmanager holds the Watchdog alert: move it to that stack (`pulumi config rm {key}`)"
+            f"{key}: set on a host that neither runs Prometheus nor is scraped by the peer's (monitoring off, or a "
+            f"Tencent host without Prometheus), so its heartbeat would never be sent: `pulumi config rm {key}`"
         )
     url = _decode(config[key])
     if not isinstance(url, str) or not _HEARTBEAT_URL.fullmatch(url.strip()):

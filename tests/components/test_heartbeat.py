@@ -1,7 +1,8 @@
-"""The dead man's switch as the program registers it: a step of the Prometheus host only, its URL a
-secret on stdin, Alertmanager routing the Watchdog to no notifier (amtool's own routing), and one
-line for a heartbeat URL the plan cannot use. The script itself runs over SSH with the real
-Prometheus and Alertmanager in tests/provisioning/test_monitoring_loopback.py."""
+"""The dead man's switch as the program registers it: a step of each host with a watcher (the
+Watchdog on the Prometheus host, the peer's scrapes on the scraped one), its URL a secret on stdin,
+Alertmanager routing the Watchdog to no notifier (amtool's own routing), and one line for a
+heartbeat URL the plan cannot use. The script runs over SSH with the real Prometheus, Alertmanager
+and node exporter in tests/provisioning/test_monitoring_loopback.py."""
 
 from __future__ import annotations
 
@@ -22,11 +23,22 @@ URL = "https://hc-ping.com/0f5e7b1c-6a1e-4d7b-9d55-1c2f0e3a4b5c"  # a healthchec
 KEY = "platform:heartbeatUrl"
 
 
-def test_the_heartbeat_is_a_step_of_the_host_that_runs_prometheus_only():
-    assert "tencent-svc-heartbeat" in commands(evaluate("tencent"))
-    assert not [name for name in commands(evaluate("alibaba")) if "heartbeat" in name]
+def test_each_host_with_a_watcher_has_its_heartbeat_and_its_own_condition():
+    tencent, alibaba = evaluate("tencent"), evaluate("alibaba")
+    watchdog = step_parameters(tencent, "tencent-svc-heartbeat")["SCRIPT_CONTENT"]
+    assert "MODE=watchdog" in watchdog
+    assert "ALERTMANAGER=127.0.0.1:9093" in watchdog
+    # The database host: scraped by the Tencent Prometheus through the tunnel, it watches for that.
+    scraped = step_parameters(alibaba, "alibaba-db-heartbeat")["SCRIPT_CONTENT"]
+    assert "MODE=scraped" in scraped
+    assert "NODE_EXPORTER=127.0.0.1:9100" in scraped
+    (warning,) = [w for w in alibaba.warnings if "platform:heartbeatUrl" in w]
+    assert "the peer host, its Prometheus or the metrics tunnel dies" in warning
+    # With Prometheus on the Alibaba host, it watches its own Watchdog instead.
     moved = evaluate("alibaba", monitoring={"prometheus": True})
-    assert "alibaba-db-heartbeat" in commands(moved)
+    assert "MODE=watchdog" in step_parameters(moved, "alibaba-db-heartbeat")["SCRIPT_CONTENT"]
+    off = evaluate("alibaba", monitoring={"enabled": False})
+    assert not [name for name in commands(off) if "heartbeat" in name]
 
 
 def test_the_url_travels_on_stdin_as_a_secret_and_nowhere_else():
@@ -38,7 +50,6 @@ def test_the_url_travels_on_stdin_as_a_secret_and_nowhere_else():
     parameters = step_parameters(run, "tencent-svc-heartbeat")
     assert parameters["SECRET_FILE"] == "/etc/platform/secrets/monitoring/heartbeat-url"
     assert URL not in json.dumps(parameters)
-    assert "ALERTMANAGER=127.0.0.1:9093" in parameters["SCRIPT_CONTENT"]
     assert "OnUnitActiveSec=1min" in parameters["TIMER_CONTENT"]
     assert not [w for w in run.warnings if "heartbeatUrl" in w]
 
@@ -46,8 +57,8 @@ def test_the_url_travels_on_stdin_as_a_secret_and_nowhere_else():
 def test_without_a_url_the_preview_says_nobody_watches_the_watcher():
     run = evaluate("tencent")
     (warning,) = [w for w in run.warnings if "platform:heartbeatUrl" in w]
-    assert "no alert is sent" in warning
-    assert commands(run)["tencent-svc-heartbeat"]["stdin"] == "\n"  # the step removes a former URL
+    assert "this host, its Prometheus or its Alertmanager dies, no alert is sent" in warning
+    assert commands(run)["tencent-svc-heartbeat"]["stdin"] == ""  # the step removes a former URL
 
 
 def test_a_heartbeat_url_is_one_https_url_and_its_value_is_never_shown():

@@ -93,6 +93,7 @@ def test_a_created_host_without_a_pinned_key_is_not_provisioned():
         *(f"alibaba-db-clients-production-{kind}" for kind in ("mysql", "postgres")),
         "alibaba-db-monitoring",
         "alibaba-db-certificate-check",
+        "alibaba-db-heartbeat",
         "alibaba-db-metrics-login",
     }
 

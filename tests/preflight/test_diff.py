@@ -489,6 +489,7 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
         "tencent-svc-monitoring",
         "alibaba-db-certificate-check",
         "tencent-svc-certificate-check",
+        "alibaba-db-heartbeat",
         "tencent-svc-heartbeat",
         "alibaba-db-metrics-login",
         # Replication on by default: the Tencent engines' replica steps and their health check.

@@ -96,7 +96,7 @@ def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     step = heartbeat.heartbeat_step("app", plan.monitoring_plan, stdin)
     installed = host.step(step, stdin)
     assert installed.code == 0, installed
-    assert "heartbeat: sent (the Watchdog alert is active)" in installed.stdout, installed
+    assert "heartbeat: the Watchdog alert is active\nheartbeat: sent" in installed.stdout, installed
     assert "platform-heartbeat: installed, timer active (heartbeat healthy" in installed.stdout, installed
     assert receiver.pings == ["/ping/heartbeat-uuid"]
     assert url not in installed.stdout + installed.stderr + installed.command
@@ -107,7 +107,7 @@ def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     assert "platform-heartbeat: unchanged (heartbeat healthy" in again.stdout, again
     assert len(receiver.pings) == 2
     metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
-    assert "platform_heartbeat_watchdog_active 1" in metrics
+    assert 'platform_heartbeat_signal{mode="watchdog"} 1' in metrics
     sent = re.search(r"^platform_heartbeat_last_sent_timestamp_seconds (\d+)$", metrics, re.MULTILINE)
     assert sent, metrics
 
@@ -120,8 +120,47 @@ def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     assert "does not answer" in silent.stdout, silent
     assert len(receiver.pings) == 2
     metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
-    assert "platform_heartbeat_watchdog_active 0" in metrics
+    assert 'platform_heartbeat_signal{mode="watchdog"} 0' in metrics
     assert f"platform_heartbeat_last_sent_timestamp_seconds {sent[1]}" in metrics  # kept: the alert's input
+
+
+def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
+    """The database host's heartbeat (``scraped``): node exporter installed by the monitoring step, the
+    peer's Prometheus played by the test reading /metrics as a scrape does; a ping after a run with
+    scrapes, none after a run without (the peer host, its Prometheus or the tunnel died)."""
+    (port,) = free_ports(1)
+    plan = host.plan("alibaba", extra={"monitoring": {"enabled": True, "ports": {"node-exporter": port}}})
+    assert plan.metrics_login  # scraped by the Tencent Prometheus through the tunnel
+    installed = host.step(monitoring.monitoring_step("db", plan.monitoring_plan), "", timeout=180)
+    assert installed.code == 0, installed
+    receiver = Receiver()
+    try:
+        stdin = heartbeat.heartbeat_stdin(receiver.url.replace("/hook", "/ping/database-host"))
+        first = host.step(heartbeat.heartbeat_step("db", plan.monitoring_plan, stdin), stdin)
+        assert first.code == 0, first
+        assert "heartbeat: first run: the peer's scrapes are counted from now" in first.stdout, first
+        check = heartbeat.heartbeat_check(plan.paths)
+
+        def scrape() -> None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                response.read()
+
+        scrape()
+        scrape()
+        scraped = host.run(check.program, label=check.service)
+        assert scraped.code == 0, scraped
+        assert "scraped this host 2 time(s) since the last run" in scraped.stdout, scraped
+        assert receiver.pings == ["/ping/database-host"]
+
+        # Nobody scrapes: the peer host, its Prometheus or the tunnel is down.
+        unscraped = host.run(check.program, label=check.service)
+        assert unscraped.code == 1, unscraped
+        assert "nobody scraped this host since the last run" in unscraped.stdout, unscraped
+        assert receiver.pings == ["/ping/database-host"]
+        metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
+        assert 'platform_heartbeat_signal{mode="scraped"} 0' in metrics
+    finally:
+        receiver.close()
 
 
 def query(port: int, expression: str) -> list[dict]:
