@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.monitoring import port_of
+from components.monitoring import port_of, secret_file
 from components.provisioning import Step, render
 from components.timer_checks import TimerCheck
 from plan import MonitoringPlan, Paths
@@ -34,6 +34,9 @@ HEARTBEAT_SERVICE = "platform-heartbeat"
 HEARTBEAT_INTERVAL = "1min"
 URL_FILE_NAME = "heartbeat-url"
 REQUEST_TIMEOUT_S = 10
+# How recent the peer's last scrape must be (scraped mode): the longest scrape interval a plan allows
+# (monitoring.scrapeIntervalS, 300 s) and one run of the timer, so a slow scraper is no page.
+SCRAPED_WITHIN_S = 300 + 60
 
 
 def metrics_file(paths: Paths) -> str:
@@ -42,7 +45,7 @@ def metrics_file(paths: Paths) -> str:
 
 def url_file(paths: Paths) -> str:
     """Where the step writes the heartbeat URL (root only), beside the other monitoring secrets."""
-    return f"{paths.secrets}/monitoring/{URL_FILE_NAME}"
+    return secret_file(paths, URL_FILE_NAME)
 
 
 def heartbeat_check(paths: Paths) -> TimerCheck:
@@ -53,7 +56,8 @@ def heartbeat_check(paths: Paths) -> TimerCheck:
         metrics_file=metrics_file(paths),
         description="Ping the heartbeat URL while this host's watcher works",
         timer_description="Send the heartbeat every minute",
-        timeout_s=3 * REQUEST_TIMEOUT_S * 2,
+        # The watcher's question, then the ping and its two retries, each within REQUEST_TIMEOUT_S.
+        timeout_s=6 * REQUEST_TIMEOUT_S,
         memory_max="32M",
         timer=("OnBootSec=2min", f"OnUnitActiveSec={HEARTBEAT_INTERVAL}", "AccuracySec=10s"),
     )
@@ -71,14 +75,20 @@ def heartbeat_stdin(url: str | None) -> str:
     return f"{value}\n" if value else ""
 
 
-def heartbeat_step(component: str, monitoring: MonitoringPlan, stdin: Any) -> Step:
+def heartbeat_step(
+    component: str, monitoring: MonitoringPlan, stdin: Any, scraped_within_s: int = SCRAPED_WITHIN_S
+) -> Step:
     """Installs the heartbeat's script and timer and writes its URL (``heartbeat_stdin``, a secret):
     ``watchdog`` on the host that runs Prometheus, ``scraped`` on the one it scrapes."""
     paths = monitoring.layout.paths
     if monitoring.runs_prometheus:
         watched: dict[str, str | int] = {"MODE": "watchdog", "ALERTMANAGER": local(monitoring, "alertmanager")}
     else:
-        watched = {"MODE": "scraped", "NODE_EXPORTER": local(monitoring, "node-exporter")}
+        watched = {
+            "MODE": "scraped",
+            "NODE_EXPORTER": local(monitoring, "node-exporter"),
+            "SCRAPED_WITHIN": scraped_within_s,
+        }
     script = render(
         ["heartbeat.sh"],
         {**watched, "URL_FILE": url_file(paths), "METRICS_FILE": metrics_file(paths), "TIMEOUT": REQUEST_TIMEOUT_S},

@@ -6,30 +6,33 @@
 #             always-firing Watchdog alert, which only a running Prometheus that evaluates its
 #             rules and reaches Alertmanager keeps there;
 #   scraped   the peer's Prometheus scrapes this host through the metrics tunnel: node exporter
-#             (NODE_EXPORTER) counted a scrape since the last run besides this script's own read
-#             (promhttp_metric_handler_requests_total), so the peer host, its Prometheus and the
-#             tunnel are alive.
+#             (NODE_EXPORTER) counted a scrape besides this script's own reads
+#             (promhttp_metric_handler_requests_total) within the last SCRAPED_WITHIN seconds, so
+#             the peer host, its Prometheus and the tunnel are alive.
 # The URL goes to curl through its configuration on stdin, never on its command line.
 # Textfile metrics for node exporter (METRICS_FILE):
 #   platform_heartbeat_configured                  1 when URL_FILE holds a URL
 #   platform_heartbeat_signal{mode="..."}          1 when the watcher worked at the last run
 #   platform_heartbeat_last_sent_timestamp_seconds the last ping the service took (kept across runs)
 #   platform_heartbeat_node_exporter_requests      node exporter's count at the last run (scraped)
+#   platform_heartbeat_last_scraped_timestamp_seconds  when a run last saw a scrape (scraped)
 # Exit status 0 when the ping was taken or no URL is set; 1 when the watcher did not work or the
 # service refused or could not be reached.
-# Parameters: MODE, ALERTMANAGER or NODE_EXPORTER (host:port), URL_FILE, METRICS_FILE, TIMEOUT
-# (seconds per request).
+# Parameters: MODE, ALERTMANAGER or NODE_EXPORTER (host:port) and SCRAPED_WITHIN (seconds),
+# URL_FILE, METRICS_FILE, TIMEOUT (seconds per request).
 # shellcheck disable=SC2154,SC2310  # parameters are rendered above this body; the checks answer with their status
 set -euo pipefail
 umask 022
 
 configured=0 signal=0 status=0
-last_sent="" requests=""
+last_sent="" requests="" last_scraped=""
 previous() {  # metric name: its value in the last run's file, if any
   [[ -f "${METRICS_FILE}" ]] || return 0
   awk -v name="$1" '$1 == name { printf "%d", $2 }' "${METRICS_FILE}"
 }
 last_sent=$(previous platform_heartbeat_last_sent_timestamp_seconds)
+last_scraped=$(previous platform_heartbeat_last_scraped_timestamp_seconds)
+now=$(date +%s)
 
 watchdog_held() {
   local alerts
@@ -65,11 +68,13 @@ scraped_by_the_peer() {
   fi
   # Since the last run: every read but that run's own; after a restart of node exporter, all of them.
   if ((requests > before)); then others=$((requests - before - 1)); else others=${requests}; fi
-  if ((others < 1)); then
-    echo "heartbeat: nobody scraped this host since the last run (the peer host, its Prometheus or the metrics tunnel is down); no ping: the heartbeat service will page"
+  if ((others >= 1)); then last_scraped=${now}; fi
+  # A scrape interval longer than the timer's minute leaves runs without a scrape: the window holds.
+  if [[ -z "${last_scraped}" ]] || ((now - last_scraped > SCRAPED_WITHIN)); then
+    echo "heartbeat: nobody has scraped this host for more than ${SCRAPED_WITHIN} s (the peer host, its Prometheus or the metrics tunnel is down); no ping: the heartbeat service will page"
     return 1
   fi
-  echo "heartbeat: the peer's Prometheus scraped this host ${others} time(s) since the last run"
+  echo "heartbeat: the peer's Prometheus scraped this host ${others} time(s) since the last run, last $((now - last_scraped)) s ago"
 }
 
 if [[ -s "${URL_FILE}" ]]; then
@@ -86,7 +91,7 @@ if [[ -s "${URL_FILE}" ]]; then
     # `url = "..."`: the plan admits no quote, backslash or white space in the URL.
     if answer=$(printf 'url = "%s"\n' "$(< "${URL_FILE}")" \
       | curl -fsS --max-time "${TIMEOUT}" --retry 2 -o /dev/null --config - 2>&1); then
-      last_sent=$(date +%s)
+      last_sent=${now}
       echo "heartbeat: sent"
     else
       echo "heartbeat: the heartbeat service did not take the ping: ${answer##*curl: }"
@@ -117,6 +122,11 @@ trap 'rm -f "${metrics}"' EXIT
     echo "# HELP platform_heartbeat_node_exporter_requests Node exporter's count of its scrapes at the last run."
     echo "# TYPE platform_heartbeat_node_exporter_requests gauge"
     echo "platform_heartbeat_node_exporter_requests ${requests}"
+  fi
+  if [[ -n "${last_scraped}" ]]; then
+    echo "# HELP platform_heartbeat_last_scraped_timestamp_seconds When a run last saw the peer's scrape."
+    echo "# TYPE platform_heartbeat_last_scraped_timestamp_seconds gauge"
+    echo "platform_heartbeat_last_scraped_timestamp_seconds ${last_scraped}"
   fi
 } > "${metrics}"
 chmod 644 "${metrics}"

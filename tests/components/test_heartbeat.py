@@ -32,6 +32,7 @@ def test_each_host_with_a_watcher_has_its_heartbeat_and_its_own_condition():
     scraped = step_parameters(alibaba, "alibaba-db-heartbeat")["SCRIPT_CONTENT"]
     assert "MODE=scraped" in scraped
     assert "NODE_EXPORTER=127.0.0.1:9100" in scraped
+    assert "SCRAPED_WITHIN=360" in scraped  # the longest scrape interval a plan allows, and a run
     (warning,) = [w for w in alibaba.warnings if "platform:heartbeatUrl" in w]
     assert "the peer host, its Prometheus or the metrics tunnel dies" in warning
     # With Prometheus on the Alibaba host, it watches its own Watchdog instead.

@@ -136,7 +136,9 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
     receiver = Receiver()
     try:
         stdin = heartbeat.heartbeat_stdin(receiver.url.replace("/hook", "/ping/database-host"))
-        first = host.step(heartbeat.heartbeat_step("db", plan.monitoring_plan, stdin), stdin)
+        # A window of 2 s (the plan's is 6 minutes: the longest scrape interval and a run).
+        step = heartbeat.heartbeat_step("db", plan.monitoring_plan, stdin, scraped_within_s=2)
+        first = host.step(step, stdin)
         assert first.code == 0, first
         assert "heartbeat: first run: the peer's scrapes are counted from now" in first.stdout, first
         check = heartbeat.heartbeat_check(plan.paths)
@@ -149,14 +151,19 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
         scrape()
         scraped = host.run(check.program, label=check.service)
         assert scraped.code == 0, scraped
-        assert "scraped this host 2 time(s) since the last run" in scraped.stdout, scraped
+        assert "scraped this host 2 time(s) since the last run, last 0 s ago" in scraped.stdout, scraped
         assert receiver.pings == ["/ping/database-host"]
+        # A run without a scrape inside the window (a scrape interval longer than the timer's): a ping.
+        within = host.run(check.program, label=check.service)
+        assert within.code == 0, within
+        assert len(receiver.pings) == 2
 
-        # Nobody scrapes: the peer host, its Prometheus or the tunnel is down.
+        # Nobody scrapes past the window: the peer host, its Prometheus or the tunnel is down.
+        time.sleep(3)
         unscraped = host.run(check.program, label=check.service)
         assert unscraped.code == 1, unscraped
-        assert "nobody scraped this host since the last run" in unscraped.stdout, unscraped
-        assert receiver.pings == ["/ping/database-host"]
+        assert "nobody has scraped this host for more than 2 s" in unscraped.stdout, unscraped
+        assert len(receiver.pings) == 2
         metrics = Path(heartbeat.metrics_file(plan.paths)).read_text()
         assert 'platform_heartbeat_signal{mode="scraped"} 0' in metrics
     finally:
