@@ -85,6 +85,13 @@ commit_ca() {
 # The source refuses the replication user over TLS verified with the staged CA: stop here.
 refused() {  # the probe's message
   rm -f "${CA_FILE}.new"
+  # No connection at all is a network matter (a security group, the source down), not TLS's.
+  case "$1" in
+    *"timeout expired"* | *"timed out"* | *"Connection refused"* | *"No route to host"* | *"Can't connect"* | *"Could not connect"*)
+      fail "${SOURCE_NAME} at ${SOURCE_HOST}:${SOURCE_PORT} cannot be reached from this host (is it running, and do both security groups admit this host's connection to it?): $1" 6
+      ;;
+    *) ;;
+  esac
   fail "${SOURCE_NAME} at ${SOURCE_HOST}:${SOURCE_PORT} refuses ${SOURCE_USER} over TLS verified with the program's CA: $1" 6
 }
 

@@ -356,7 +356,7 @@ def attach(instance: Instance, container: str, standin_state: Path, env: Mapping
 
     Writes ``$STANDIN_STATE/podman/engines/<container>``: ``KEY=value`` lines (shell-quoted) that
     the stand-in reads: KIND, PORT, SOCKET, DATADIR, RUN_AS (PostgreSQL's user), TLS_CA (Redis
-    over TLS), plus ``env``.
+    over TLS), NETNS (a rehearsal's namespace it runs in), plus ``env``.
     """
     fields = {
         "KIND": instance.kind,
@@ -365,6 +365,7 @@ def attach(instance: Instance, container: str, standin_state: Path, env: Mapping
         "DATADIR": str(instance.datadir),
         "RUN_AS": instance.user or "",
         "TLS_CA": instance.env.get("TEST_REDIS_TLS_CA", ""),
+        "NETNS": instance.netns or "",
         **(env or {}),
     }
     target = standin_state / "podman" / "engines" / container

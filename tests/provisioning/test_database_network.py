@@ -12,10 +12,10 @@ the engines through their sockets, which a network namespace does not separate. 
 namespace each service connects with what the Tencent stack renders into its unit
 (``DB_<NAME>_HOST``, ``_PORT``, ``_USER``, ``_NAME``, ``_KEY_PREFIX``, ``_TLS``).
 
-MySQL replication crosses the network too: the Tencent MySQL runs in the Tencent namespace, and the
-real ``repl_replica.sh`` runs over SSH on an sshd in that namespace (``SshHost(netns=...)``), so its
-probe of the source and the engine's replication connection leave from the Tencent address through
-both groups. PostgreSQL's and Redis's replication run on loopback only (test_replication.py).
+Replication crosses the network too: each Tencent engine (MariaDB, PostgreSQL, Redis) runs in the
+Tencent namespace, and the real ``repl_replica.sh`` runs over SSH on an sshd in that namespace
+(``SshHost(netns=...)``), so its probe of the source and the engine's replication connection leave
+from the Tencent address through both groups; a write on the Alibaba primary reaches the replica.
 
 Standing in: openssl's CA and server certificate (naming the Alibaba address) for pulumi-tls's, and
 the test's passwords for the generated ones, the same on both sides as the StackReference hands them.
@@ -32,6 +32,7 @@ import yaml
 
 from components.engines import replication_args, secret_content, secret_file
 from plan import Database, Plan
+from policies._rules import Rule
 from rehearsal import FOLDER, Stack, evaluate
 from rehearsal.flows import ADDRESSES
 from rehearsal.network import Host, Network, cannot_run
@@ -54,6 +55,7 @@ from tests.provisioning.test_replication import (
     expect,
     ok,
     prepare_source,
+    psql_in,
     public_dir,
     repl_password,
     replica_workload,
@@ -63,6 +65,7 @@ from tests.provisioning.test_replication import (
     source_database,
     source_output,
     start_postgres_source,
+    start_redis_replica,
     tencent_plan,
     timed,
 )
@@ -268,20 +271,13 @@ def test_mysql_replication_carries_writes_across_the_network(
     primary.query("CREATE DATABASE app; CREATE TABLE app.items (id INT PRIMARY KEY); INSERT INTO app.items VALUES (1)")
     set_up_source(host, plan, db)
 
-    existing = next(w for w in stacks["tencent"].plan.replicas if w.replica_of and w.replica_of.source == db.name)
-    port = existing.ports[0].port
+    _, port = replica_of(stacks, db.name)
     replica_at = Placement(network.namespace("tencent"), port, bind="127.0.0.1")
     replica = real_engines.start_mysql(tmp_path / "replica", server_id=2, placed=replica_at)
     cleanup.append(replica)
-    alibaba = ADDRESSES["alibaba"]
-    tencent = tencent_plan(
-        tencent_host, public_dir(cleanup, "platform-repl-"), replica_workload(existing.name, "mysql", port, db.name)
-    )
-    tencent = tencent.model_copy(update={"firewall": tencent.firewall.model_copy(update={"peer_address": alibaba})})
-    source = {**source_output("mysql", port), "sourceAddress": alibaba}
-
+    tencent, source = tencent_side(stacks, tencent_host, cleanup, "mysql", db.name)
     run = replicate(tencent_host, tencent, source, pki.ca)
-    expect(run, 0, f"replicates {db.name} from {alibaba}:{port}", "in sync")
+    expect(run, 0, f"replicates {db.name} from {ADDRESSES['alibaba']}:{source['port']}", "in sync")
     assert replica.query("SELECT id FROM app.items") == "1"
     primary.query("INSERT INTO app.items VALUES (2)")
     timed(lambda: replica.query("SELECT count(*) FROM app.items") == "2")
@@ -290,3 +286,104 @@ def test_mysql_replication_carries_writes_across_the_network(
         "SELECT host FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
     ).split()
     assert client.startswith(f"{ADDRESSES['tencent']}:"), client
+
+
+def replica_of(stacks: dict[str, Stack], source: str) -> tuple[str, int]:
+    """The Tencent workload the shipped plan makes the replica of ``source``, and its port."""
+    existing = next(w for w in stacks["tencent"].plan.replicas if w.replica_of and w.replica_of.source == source)
+    return existing.name, existing.ports[0].port
+
+
+def tencent_side(
+    stacks: dict[str, Stack], tencent_host: SshHost, cleanup: list[Any], kind: str, source: str
+) -> tuple[Plan, dict[str, Any]]:
+    """The Tencent plan for the replica of ``source`` on the SSH host in the Tencent namespace, its peer
+    the Alibaba address, and the source as the Alibaba stack exports it."""
+    name, port = replica_of(stacks, source)
+    plan = tencent_plan(tencent_host, public_dir(cleanup, "platform-repl-"), replica_workload(name, kind, port, source))
+    alibaba = ADDRESSES["alibaba"]
+    plan = plan.model_copy(update={"firewall": plan.firewall.model_copy(update={"peer_address": alibaba})})
+    source_port = next(db for db in stacks["alibaba"].plan.databases if db.name == source).ports[0].port
+    return plan, {**source_output(kind, source_port), "sourceAddress": alibaba}
+
+
+def without_egress_to(stack: Stack, port: int) -> list[Rule]:
+    """The stack's rules but its outbound ones that open ``port``."""
+    return [
+        rule
+        for rule in stack.rules()
+        if not (rule.direction == "egress" and any(low <= port <= high for low, high in rule.ports or ()))
+    ]
+
+
+def test_postgres_replication_carries_writes_across_the_network(
+    stacks: dict[str, Stack],
+    network: Network,
+    host: SshHost,
+    tencent_host: SshHost,
+    pki: Pki,
+    tmp_path: Path,
+    cleanup: list[Any],
+) -> None:
+    skip_unless("postgres")
+    plan, db, where = placed(stacks, network, host, "production-postgres")
+    tls = prepare_source(host, plan, db, pki, owner=real_engines.PG_USER)
+    primary = start_postgres_source(host, db, tls, tmp_path / "primary", cleanup, placed=where)
+    primary.query("CREATE DATABASE future_user OWNER future_user;")
+    psql_in(primary, "future_user", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);")
+    set_up_source(host, plan, db)
+
+    name, port = replica_of(stacks, db.name)
+    replica = real_engines.start_postgres(
+        tmp_path / "replica", placed=Placement(network.namespace("tencent"), port, bind="127.0.0.1")
+    )
+    cleanup.append(replica)
+    tencent, source = tencent_side(stacks, tencent_host, cleanup, "postgres", db.name)
+    # Without the Tencent group's way out to the source's port, the step says it cannot reach it.
+    network.enforce("tencent", ruleset(without_egress_to(stacks["tencent"], source["port"]), "tencent"))
+    try:
+        unreached = replicate(tencent_host, tencent, source, pki.ca)
+    finally:
+        network.enforce("tencent", ruleset(stacks["tencent"].rules(), stacks["tencent"].cloud))
+    expect(unreached, 6, f"{db.name} at {ADDRESSES['alibaba']}:{source['port']} cannot be reached from this host")
+    run = replicate(tencent_host, tencent, source, pki.ca)
+    expect(run, 0, "in sync")
+    assert psql_in(replica, "future_user", "SELECT id FROM items") == "1"
+    psql_in(primary, "future_user", "INSERT INTO items VALUES (2)")
+    timed(lambda: psql_in(replica, "future_user", "SELECT count(*) FROM items") == "2")
+    # The subscription's connection comes from the Tencent address, over TLS.
+    sender = "SELECT client_addr, ssl FROM pg_stat_replication JOIN pg_stat_ssl USING (pid)"
+    assert primary.query(sender) == f"{ADDRESSES['tencent']}|t", name
+
+
+def test_redis_replication_carries_writes_across_the_network(
+    stacks: dict[str, Stack],
+    network: Network,
+    host: SshHost,
+    tencent_host: SshHost,
+    pki: Pki,
+    tmp_path: Path,
+    cleanup: list[Any],
+) -> None:
+    skip_unless("redis")
+    plan, db, where = placed(stacks, network, host, "production-redis")
+    tls = prepare_source(host, plan, db, pki)
+    files = Tls(ca=tls / "ca.crt", cert=tls / "server.crt", key=tls / "server.key")
+    root = password_for(db.name)
+    primary = start_redis_source(tmp_path / "primary", Path(secret_file(db.name, plan.paths)), files, root, where)
+    cleanup.append(primary)
+    real_engines.attach(primary, db.name, host.standin_state, env={})
+    primary.query(["SET", "before", "the replica"], password=root)
+    set_up_source(host, plan, db)
+
+    _, port = replica_of(stacks, db.name)
+    replica = start_redis_replica(tmp_path / "replica", Placement(network.namespace("tencent"), port, "127.0.0.1"))
+    cleanup.append(replica)
+    tencent, source = tencent_side(stacks, tencent_host, cleanup, "redis", db.name)
+    run = replicate(tencent_host, tencent, source, pki.ca)
+    expect(run, 0, "replica of production-redis", "in sync")
+    assert replica.query(["GET", "before"]) == "the replica"
+    primary.query(["SET", "carried", "across"], password=root)
+    timed(lambda: replica.query(["GET", "carried"]) == "across")
+    clients = primary.query(["CLIENT", "LIST", "TYPE", "replica"], password=root)
+    assert f"addr={ADDRESSES['tencent']}:" in clients, clients

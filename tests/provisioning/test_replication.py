@@ -617,14 +617,16 @@ def test_postgres_logical_replication_over_verified_tls(
 # --- Redis ---------------------------------------------------------------------------------------
 
 
-def start_redis_replica(base: Path) -> Instance:
-    """A native Redis started from its own config file (which CONFIG REWRITE keeps the settings in)."""
-    data, port = base / "data", free_port()
+def start_redis_replica(base: Path, placed: Placement | None = None) -> Instance:
+    """A native Redis started from its own config file (which CONFIG REWRITE keeps the settings in),
+    on loopback (``placed``: the loopback of a rehearsal's namespace, on the plan's port)."""
+    data, port = base / "data", placed.port if placed else free_port()
     data.mkdir(parents=True)
     config = base / "redis.conf"
     config.write_text(f'bind 127.0.0.1\nport {port}\ndir {data}\nsave ""\nappendonly no\n')
     argv = ["/usr/bin/redis-server", str(config)]
-    return Instance("redis", port, data, None, base / "redis.log", argv).start()
+    netns = placed.netns if placed else None
+    return Instance("redis", port, data, None, base / "redis.log", argv, netns=netns).start()
 
 
 def test_redis_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_path: Path, cleanup: list[Any]) -> None:
