@@ -514,15 +514,15 @@ def monitor(
         )
     if plan.runs_prometheus or plan.metrics_login:
         run_step(
-            heartbeat_step(component, view, heartbeat(plan, config.get_secret("heartbeatUrl"))),
+            heartbeat_step(component, view, heartbeat_url_stdin(plan, config.get_secret("heartbeatUrl"))),
             connection,
             parent=owner,
             depends_on=[monitoring],  # Alertmanager or node exporter, and the textfile directory
         )
 
 
-def heartbeat(plan: Plan, url: pulumi.Output[str] | None) -> pulumi.Input[str]:
-    """The heartbeat step's stdin: the URL (a secret), or an empty line and a warning without one."""
+def heartbeat_url_stdin(plan: Plan, url: pulumi.Output[str] | None) -> pulumi.Input[str]:
+    """The heartbeat step's stdin: the URL (a secret), or nothing and a warning without one."""
     if url is None:
         dies = (
             "this host, its Prometheus or its Alertmanager dies"

@@ -63,7 +63,7 @@ class TimerCheck:
     def step(self, name: str, layout: Layout, script: str, secret: tuple[str, Any] | None = None) -> Step:
         """Installs the check (``script``) and its timer; runs it once and reports what it found.
         ``secret``: a file the check reads and the line the step writes there from its stdin (a
-        secret Output; an empty line removes the file)."""
+        secret Output; nothing on stdin removes the file)."""
         service, timer = self.units()
         return Step(
             name,

@@ -6,7 +6,7 @@
 # step: the metric and the alert rules carry it on. Unchanged files are not written and systemd is
 # not reloaded ("unchanged").
 # SECRET_FILE, when set, is a file the check reads (the heartbeat's URL): the first line of stdin is
-# written there (0600, root), or an empty line removes it; it never appears in an argument or output.
+# written there (0600, root), or an empty stdin removes it; it never appears in an argument or output.
 # Parameters: WHAT (what it checks, for the summary), SCRIPT_FILE, SCRIPT_CONTENT, UNIT_DIR, SERVICE,
 # SERVICE_CONTENT, TIMER_CONTENT, METRICS_FILE, SECRET_FILE.
 # Removes: ${SECRET_FILE}
