@@ -39,7 +39,7 @@ from rehearsal.network import Host, Network, cannot_run
 from rehearsal.nftables import ruleset
 from tests.provisioning import real_engines, test_replication
 from tests.provisioning.harness import STATS, SshHost, password_for
-from tests.provisioning.real_engines import Placement, Tls, start_redis_source
+from tests.provisioning.real_engines import Instance, Placement, Tls, start_redis_source
 from tests.provisioning.test_database_clients import (
     CLIENTS,
     Login,
@@ -148,9 +148,12 @@ def unit_login(stacks: dict[str, Stack], network: Network, service: str, db: str
     return Login(env["HOST"], int(env["PORT"]), env["USER"], database, client_password(db, service), via)
 
 
-def placed(stacks: dict[str, Stack], network: Network, host: SshHost, name: str) -> tuple[Plan, Database, Placement]:
-    """The database's plan on the loopback SSH host, for the peer the rehearsal's Alibaba plan names,
-    and where its engine runs: the Alibaba namespace, on the plan's port."""
+def alibaba_engine(
+    stacks: dict[str, Stack], network: Network, host: SshHost, pki: Pki, base: Path, cleanup: list[Any], name: str
+) -> tuple[Plan, Database, Instance]:
+    """The Alibaba database ``name`` as its unit runs it, in the Alibaba namespace on the plan's port:
+    its plan on the loopback SSH host (for the peer the rehearsal's Alibaba plan names), its secret
+    file and TLS files written by the real step, and ``podman exec <name>`` reaching it."""
     rehearsed = next(db for db in stacks["alibaba"].plan.databases if db.name == name)
     port = rehearsed.ports[0].port
     # MySQL is Debian's MariaDB here, so its plan says so (its unit's settings are MariaDB's then).
@@ -159,7 +162,50 @@ def placed(stacks: dict[str, Stack], network: Network, host: SshHost, name: str)
     plan = host.plan("alibaba", databases=[database])
     peer = stacks["alibaba"].plan.firewall.peer_address
     plan = plan.model_copy(update={"firewall": plan.firewall.model_copy(update={"peer_address": peer})})
-    return plan, plan.databases[0], Placement(network.namespace("alibaba"), port)
+    db, where = plan.databases[0], Placement(network.namespace("alibaba"), port)
+    match db.kind.value:
+        case "mysql":
+            tls = prepare_source(host, plan, db, pki)
+            engine = real_engines.start_mysql(base, extra_args=replication_args(db, str(tls)), placed=where)
+            cleanup.append(engine)
+        case "postgres":
+            tls = prepare_source(host, plan, db, pki, owner=real_engines.PG_USER)
+            return plan, db, start_postgres_source(host, db, tls, base, cleanup, placed=where)
+        case _:
+            tls = prepare_source(host, plan, db, pki)
+            # The auth file as its container step writes it: the clients' users beside the replication user.
+            auth = Path(secret_file(db.name, plan.paths))
+            clients = {client: client_password(db.name, client) for client in CLIENTS}
+            auth.write_text(secret_content(db, password_for(db.name), repl_password(db.name), None, clients))
+            files = Tls(ca=tls / "ca.crt", cert=tls / "server.crt", key=tls / "server.key")
+            engine = start_redis_source(base, auth, files, password_for(db.name), where)
+            cleanup.append(engine)
+    real_engines.attach(engine, db.name, host.standin_state, env={})
+    return plan, db, engine
+
+
+def tencent_replica(
+    stacks: dict[str, Stack], network: Network, tencent_host: SshHost, base: Path, cleanup: list[Any], source: Database
+) -> tuple[Instance, Plan, dict[str, Any]]:
+    """The Tencent engine the shipped plan makes the replica of ``source``, native on the Tencent
+    namespace's loopback at its plan's port; its plan on the SSH host in that namespace (the peer the
+    Alibaba address), and the source as the Alibaba stack exports it."""
+    existing = next(w for w in stacks["tencent"].plan.replicas if w.replica_of and w.replica_of.source == source.name)
+    kind, port = source.kind.value, existing.ports[0].port
+    at = Placement(network.namespace("tencent"), port, bind="127.0.0.1")
+    match kind:
+        case "mysql":
+            replica = real_engines.start_mysql(base, server_id=2, placed=at)
+        case "postgres":
+            replica = real_engines.start_postgres(base, placed=at)
+        case _:
+            replica = start_redis_replica(base, at)
+    cleanup.append(replica)
+    workload = replica_workload(existing.name, kind, port, source.name)
+    plan = tencent_plan(tencent_host, public_dir(cleanup, "platform-repl-"), workload)
+    alibaba = ADDRESSES["alibaba"]
+    plan = plan.model_copy(update={"firewall": plan.firewall.model_copy(update={"peer_address": alibaba})})
+    return replica, plan, {**source_output(kind, source.ports[0].port), "sourceAddress": alibaba}
 
 
 def logins(stacks: dict[str, Stack], network: Network, db: str) -> tuple[Login, Login, Login]:
@@ -172,11 +218,7 @@ def test_mysql_over_the_network_as_each_service_and_over_verified_tls_only(
     stacks: dict[str, Stack], network: Network, host: SshHost, pki: Pki, tmp_path: Path, cleanup: list[Any]
 ) -> None:
     skip_unless("mysql")
-    plan, db, where = placed(stacks, network, host, "production-mysql")
-    tls = prepare_source(host, plan, db, pki)
-    engine = real_engines.start_mysql(tmp_path / "engine", extra_args=replication_args(db, str(tls)), placed=where)
-    cleanup.append(engine)
-    real_engines.attach(engine, db.name, host.standin_state)
+    plan, db, _ = alibaba_engine(stacks, network, host, pki, tmp_path / "engine", cleanup, "production-mysql")
     ok(served(host, plan, db))
     looma, zervigo, from_internet = logins(stacks, network, db.name)
     verify = ("--ssl", f"--ssl-ca={pki.good.ca}", "--ssl-verify-server-cert")
@@ -199,9 +241,7 @@ def test_postgres_over_the_network_as_each_service_and_over_verified_tls_only(
     stacks: dict[str, Stack], network: Network, host: SshHost, pki: Pki, tmp_path: Path, cleanup: list[Any]
 ) -> None:
     skip_unless("postgres")
-    plan, db, where = placed(stacks, network, host, "production-postgres")
-    tls = prepare_source(host, plan, db, pki, owner=real_engines.PG_USER)
-    start_postgres_source(host, db, tls, tmp_path / "engine", cleanup, placed=where)
+    plan, db, _ = alibaba_engine(stacks, network, host, pki, tmp_path / "engine", cleanup, "production-postgres")
     ok(served(host, plan, db))
     looma, zervigo, from_internet = logins(stacks, network, db.name)
     verify = f"sslmode=verify-full sslrootcert={pki.good.ca}"
@@ -224,14 +264,7 @@ def test_redis_over_the_network_as_each_service_and_over_verified_tls_only(
     stacks: dict[str, Stack], network: Network, host: SshHost, pki: Pki, tmp_path: Path, cleanup: list[Any]
 ) -> None:
     skip_unless("redis")
-    plan, db, where = placed(stacks, network, host, "production-redis")
-    tls = prepare_source(host, plan, db, pki)
-    # The auth file as its container step writes it: the clients' users beside the replication user.
-    auth = Path(secret_file(db.name, plan.paths))
-    clients = {client: client_password(db.name, client) for client in CLIENTS}
-    auth.write_text(secret_content(db, password_for(db.name), repl_password(db.name), None, clients))
-    files = Tls(ca=tls / "ca.crt", cert=tls / "server.crt", key=tls / "server.key")
-    cleanup.append(start_redis_source(tmp_path / "engine", auth, files, password_for(db.name), placed=where))
+    _, db, _ = alibaba_engine(stacks, network, host, pki, tmp_path / "engine", cleanup, "production-redis")
     looma, zervigo, from_internet = logins(stacks, network, db.name)
     verify = ("--tls", "--cacert", str(pki.good.ca))
 
@@ -263,19 +296,11 @@ def test_mysql_replication_carries_writes_across_the_network(
     """The Tencent MySQL follows the Alibaba one through both groups: the replica step runs over SSH
     on the Tencent namespace, and its engine's replication connection leaves from there."""
     skip_unless("mysql")
-    plan, db, where = placed(stacks, network, host, "production-mysql")
-    tls = prepare_source(host, plan, db, pki)
-    primary = real_engines.start_mysql(tmp_path / "primary", extra_args=replication_args(db, str(tls)), placed=where)
-    cleanup.append(primary)
-    real_engines.attach(primary, db.name, host.standin_state)
+    plan, db, primary = alibaba_engine(stacks, network, host, pki, tmp_path / "primary", cleanup, "production-mysql")
     primary.query("CREATE DATABASE app; CREATE TABLE app.items (id INT PRIMARY KEY); INSERT INTO app.items VALUES (1)")
     set_up_source(host, plan, db)
 
-    _, port = replica_of(stacks, db.name)
-    replica_at = Placement(network.namespace("tencent"), port, bind="127.0.0.1")
-    replica = real_engines.start_mysql(tmp_path / "replica", server_id=2, placed=replica_at)
-    cleanup.append(replica)
-    tencent, source = tencent_side(stacks, tencent_host, cleanup, "mysql", db.name)
+    replica, tencent, source = tencent_replica(stacks, network, tencent_host, tmp_path / "replica", cleanup, db)
     run = replicate(tencent_host, tencent, source, pki.ca)
     expect(run, 0, f"replicates {db.name} from {ADDRESSES['alibaba']}:{source['port']}", "in sync")
     assert replica.query("SELECT id FROM app.items") == "1"
@@ -286,25 +311,6 @@ def test_mysql_replication_carries_writes_across_the_network(
         "SELECT host FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
     ).split()
     assert client.startswith(f"{ADDRESSES['tencent']}:"), client
-
-
-def replica_of(stacks: dict[str, Stack], source: str) -> tuple[str, int]:
-    """The Tencent workload the shipped plan makes the replica of ``source``, and its port."""
-    existing = next(w for w in stacks["tencent"].plan.replicas if w.replica_of and w.replica_of.source == source)
-    return existing.name, existing.ports[0].port
-
-
-def tencent_side(
-    stacks: dict[str, Stack], tencent_host: SshHost, cleanup: list[Any], kind: str, source: str
-) -> tuple[Plan, dict[str, Any]]:
-    """The Tencent plan for the replica of ``source`` on the SSH host in the Tencent namespace, its peer
-    the Alibaba address, and the source as the Alibaba stack exports it."""
-    name, port = replica_of(stacks, source)
-    plan = tencent_plan(tencent_host, public_dir(cleanup, "platform-repl-"), replica_workload(name, kind, port, source))
-    alibaba = ADDRESSES["alibaba"]
-    plan = plan.model_copy(update={"firewall": plan.firewall.model_copy(update={"peer_address": alibaba})})
-    source_port = next(db for db in stacks["alibaba"].plan.databases if db.name == source).ports[0].port
-    return plan, {**source_output(kind, source_port), "sourceAddress": alibaba}
 
 
 def without_egress_to(stack: Stack, port: int) -> list[Rule]:
@@ -326,19 +332,13 @@ def test_postgres_replication_carries_writes_across_the_network(
     cleanup: list[Any],
 ) -> None:
     skip_unless("postgres")
-    plan, db, where = placed(stacks, network, host, "production-postgres")
-    tls = prepare_source(host, plan, db, pki, owner=real_engines.PG_USER)
-    primary = start_postgres_source(host, db, tls, tmp_path / "primary", cleanup, placed=where)
+    name = "production-postgres"
+    plan, db, primary = alibaba_engine(stacks, network, host, pki, tmp_path / "primary", cleanup, name)
     primary.query("CREATE DATABASE future_user OWNER future_user;")
     psql_in(primary, "future_user", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);")
     set_up_source(host, plan, db)
 
-    name, port = replica_of(stacks, db.name)
-    replica = real_engines.start_postgres(
-        tmp_path / "replica", placed=Placement(network.namespace("tencent"), port, bind="127.0.0.1")
-    )
-    cleanup.append(replica)
-    tencent, source = tencent_side(stacks, tencent_host, cleanup, "postgres", db.name)
+    replica, tencent, source = tencent_replica(stacks, network, tencent_host, tmp_path / "replica", cleanup, db)
     # Without the Tencent group's way out to the source's port, the step says it cannot reach it.
     network.enforce("tencent", ruleset(without_egress_to(stacks["tencent"], source["port"]), "tencent"))
     try:
@@ -353,7 +353,7 @@ def test_postgres_replication_carries_writes_across_the_network(
     timed(lambda: psql_in(replica, "future_user", "SELECT count(*) FROM items") == "2")
     # The subscription's connection comes from the Tencent address, over TLS.
     sender = "SELECT client_addr, ssl FROM pg_stat_replication JOIN pg_stat_ssl USING (pid)"
-    assert primary.query(sender) == f"{ADDRESSES['tencent']}|t", name
+    assert primary.query(sender) == f"{ADDRESSES['tencent']}|t"
 
 
 def test_redis_replication_carries_writes_across_the_network(
@@ -366,20 +366,12 @@ def test_redis_replication_carries_writes_across_the_network(
     cleanup: list[Any],
 ) -> None:
     skip_unless("redis")
-    plan, db, where = placed(stacks, network, host, "production-redis")
-    tls = prepare_source(host, plan, db, pki)
-    files = Tls(ca=tls / "ca.crt", cert=tls / "server.crt", key=tls / "server.key")
+    plan, db, primary = alibaba_engine(stacks, network, host, pki, tmp_path / "primary", cleanup, "production-redis")
     root = password_for(db.name)
-    primary = start_redis_source(tmp_path / "primary", Path(secret_file(db.name, plan.paths)), files, root, where)
-    cleanup.append(primary)
-    real_engines.attach(primary, db.name, host.standin_state, env={})
     primary.query(["SET", "before", "the replica"], password=root)
     set_up_source(host, plan, db)
 
-    _, port = replica_of(stacks, db.name)
-    replica = start_redis_replica(tmp_path / "replica", Placement(network.namespace("tencent"), port, "127.0.0.1"))
-    cleanup.append(replica)
-    tencent, source = tencent_side(stacks, tencent_host, cleanup, "redis", db.name)
+    replica, tencent, source = tencent_replica(stacks, network, tencent_host, tmp_path / "replica", cleanup, db)
     run = replicate(tencent_host, tencent, source, pki.ca)
     expect(run, 0, "replica of production-redis", "in sync")
     assert replica.query(["GET", "before"]) == "the replica"

@@ -20,7 +20,7 @@ import pytest
 
 from components import heartbeat, monitoring
 from plan import Plan
-from tests.provisioning.harness import SshHost
+from tests.provisioning.harness import Run, SshHost
 from tests.provisioning.workloads import free_ports
 
 # What this test runs (Grafana is in no Debian archive: tests/components/test_grafana.py covers its files).
@@ -81,6 +81,12 @@ class Receiver:
         self.server.server_close()
 
 
+def beat(host: SshHost, plan: Plan) -> Run:
+    """One run of the installed heartbeat, as its timer runs it."""
+    check = heartbeat.heartbeat_check(plan.paths)
+    return host.run(check.program, label=check.service)
+
+
 def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     """The heartbeat step over SSH: a ping while Alertmanager holds the Watchdog (which never reached
     the Slack receiver), none once Alertmanager is stopped; its URL only in its 0600 file."""
@@ -114,8 +120,7 @@ def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     # Alertmanager stops: the timer's next run sends nothing, so the heartbeat service pages.
     stopped = host.run(f"systemctl stop {monitoring.unit_name('alertmanager')}", label="stop alertmanager")
     assert stopped.code == 0, stopped
-    check = heartbeat.heartbeat_check(plan.paths)
-    silent = host.run(check.program, label=check.service)
+    silent = beat(host, plan)
     assert silent.code == 1, silent
     assert "does not answer" in silent.stdout, silent
     assert len(receiver.pings) == 2
@@ -141,7 +146,6 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
         first = host.step(step, stdin)
         assert first.code == 0, first
         assert "heartbeat: first run: the peer's scrapes are counted from now" in first.stdout, first
-        check = heartbeat.heartbeat_check(plan.paths)
 
         def scrape() -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -149,18 +153,18 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
 
         scrape()
         scrape()
-        scraped = host.run(check.program, label=check.service)
+        scraped = beat(host, plan)
         assert scraped.code == 0, scraped
         assert "scraped this host 2 time(s) since the last run, last 0 s ago" in scraped.stdout, scraped
         assert receiver.pings == ["/ping/database-host"]
         # A run without a scrape inside the window (a scrape interval longer than the timer's): a ping.
-        within = host.run(check.program, label=check.service)
+        within = beat(host, plan)
         assert within.code == 0, within
         assert len(receiver.pings) == 2
 
         # Nobody scrapes past the window: the peer host, its Prometheus or the tunnel is down.
         time.sleep(3)
-        unscraped = host.run(check.program, label=check.service)
+        unscraped = beat(host, plan)
         assert unscraped.code == 1, unscraped
         assert "nobody has scraped this host for more than 2 s" in unscraped.stdout, unscraped
         assert len(receiver.pings) == 2
