@@ -16,6 +16,7 @@ import pytest
 from components.heartbeat import heartbeat_stdin
 from components.monitoring import WATCHDOG, WATCHDOG_RECEIVER, alertmanager_config, as_yaml
 from plan import PlanError, check_secrets_present, load_plan
+from preflight import diff
 from tests.stacks import commands, config_for, evaluate, plan_of, step_parameters
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
@@ -60,6 +61,18 @@ def test_without_a_url_the_preview_says_nobody_watches_the_watcher():
     (warning,) = [w for w in run.warnings if "platform:heartbeatUrl" in w]
     assert "this host, its Prometheus or its Alertmanager dies, no alert is sent" in warning
     assert commands(run)["tencent-svc-heartbeat"]["stdin"] == ""  # the step removes a former URL
+
+
+def test_setting_or_removing_the_url_later_is_an_update_of_the_heartbeat_step_only():
+    """The next `up` after `pulumi config set --secret platform:heartbeatUrl ...` (and after its
+    removal): the step's stdin changes, it re-runs in place; nothing else moves, nothing is replaced."""
+    without, with_url = evaluate("tencent"), evaluate("tencent", secrets={KEY: URL})
+    for before, after in ((without, with_url), (with_url, without)):
+        found = diff.steps(before, after)
+        step = found.by_name("tencent-svc-heartbeat")
+        assert (step.op, step.changed) == ("update", ("stdin",))
+        assert [run.phase for run in step.runs] == ["update"]
+        assert {s.name for s in found.changes() if s.new is not None and s.new.custom} == {"tencent-svc-heartbeat"}
 
 
 def test_a_heartbeat_url_is_one_https_url_and_its_value_is_never_shown():
