@@ -555,6 +555,10 @@ def _program_arguments(monitoring: MonitoringPlan, program: str, listen: str) ->
             f"--storage.tsdb.path=%S/platform/{program}",
             f"--storage.tsdb.retention.time={RETENTION}",
             f"--web.listen-address={listen}",
+            # Firing alerts re-sent at every evaluation (default: a minute apart). Alertmanager holds an
+            # alert for 4 x max(interval, this delay) past its last sending, so a stopped Prometheus's
+            # Watchdog leaves it, and the heartbeat stops, 4 intervals later (2 minutes at 30 s).
+            f"--rules.alert.resend-delay={monitoring.settings.scrape_interval_s}s",
         ],
         "alertmanager": [
             f"--config.file={config}/alertmanager.yml",

@@ -711,3 +711,14 @@ def test_without_monitoring_no_certificate_check_is_installed():
 
     run = evaluate("alibaba", monitoring={"enabled": False})
     assert not [r for r in run.resources if r.name.endswith("certificate-check")]
+
+
+@pytest.mark.parametrize(("interval", "delay"), [(None, "30s"), (5, "5s")])
+def test_prometheus_resends_firing_alerts_at_every_evaluation(interval: int | None, delay: str):
+    """So a stopped Prometheus's Watchdog leaves Alertmanager 4 intervals after its last sending (the
+    heartbeat's bound), not 4 minutes: tests/provisioning/test_monitoring_network.py shows it."""
+    from components.monitoring import program_unit
+
+    settings = {"enabled": True} | ({"scrapeIntervalS": interval} if interval else {})
+    unit = program_unit(plan_of("tencent", monitoring=settings).monitoring_plan, "prometheus")
+    assert f"--rules.alert.resend-delay={delay}" in unit
