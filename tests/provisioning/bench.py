@@ -47,12 +47,15 @@ def print_data_plane_figures() -> None:
     # Imported here, after pytest has run (and filled) the modules.
     from tests.provisioning.test_backups import FIGURES
     from tests.provisioning.test_monitoring_loopback import RESIDENT
+    from tests.provisioning.test_monitoring_network import NOTICED
     from tests.provisioning.test_replication import CATCH_UP
 
     print_figures("backup (real engines on loopback)", ("bytes", "run s"), FIGURES)
     print_figures("replication (real engines on loopback)", ("first sync s", "catch-up s"), CATCH_UP)
     # Each monitoring program's resident memory on the loopback run, next to the plan's limit for it.
     print_figures("monitoring program (Debian's, on loopback)", ("RSS MiB", "limit MiB"), RESIDENT)
+    # How long each failure on the rehearsal's network took to be noticed, with the test's faster clock.
+    print_figures("noticed on the rehearsal (scrape 1 s, for 1m)", ("seconds", "bound s"), NOTICED)
 
 
 def main(arguments: list[str]) -> int:

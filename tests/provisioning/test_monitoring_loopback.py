@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from components import heartbeat, monitoring
 from plan import Plan
 from tests.provisioning.harness import Run, SshHost
+from tests.provisioning.webhook import Receiver
 from tests.provisioning.workloads import free_ports
 
 # What this test runs (Grafana is in no Debian archive: tests/components/test_grafana.py covers its files).
@@ -42,43 +41,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's prometheus, prometheus-node-exporter, prometheus-alertmanager and "
     "prometheus-blackbox-exporter (.ci/run installs them)",
 )
-
-
-class Receiver:
-    """A webhook on 127.0.0.1 that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self.queries: list[dict[str, list[str]]] = []
-        self.pings: list[str] = []
-        received, queries, pings = self.bodies, self.queries, self.pings
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # a heartbeat service's ping
-                pings.append(self.path)
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"OK")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                received.append(json.loads(self.rfile.read(length) or b"{}"))
-                queries.append(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')  # DingTalk's answer; Slack reads the status
-
-            def log_message(self, format: str, *args: object) -> None:
-                """No access log."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def beat(host: SshHost, plan: Plan) -> Run:
@@ -138,7 +100,7 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
     assert plan.metrics_login  # scraped by the Tencent Prometheus through the tunnel
     installed = host.step(monitoring.monitoring_step("db", plan.monitoring_plan), "", timeout=180)
     assert installed.code == 0, installed
-    receiver = Receiver()
+    receiver = Receiver().serve_in_background()
     try:
         stdin = heartbeat.heartbeat_stdin(receiver.url.replace("/hook", "/ping/database-host"))
         # A window of 2 s (the plan's is 6 minutes: the longest scrape interval and a run).
@@ -195,7 +157,7 @@ def alert_end_to_end(host: SshHost, kind: str) -> None:
         "tencent",
         extra={"monitoring": {"enabled": True, "scrapeIntervalS": 1, "ports": ports, "receiver": kind}},
     )
-    receiver = Receiver()
+    receiver = Receiver().serve_in_background()
     url = receiver.url + ("?access_token=loopback" if kind == "dingtalk" else "")
     stdin = monitoring.webhook_stdin(url, "robot-signing-secret" if kind == "dingtalk" else None)
     try:
