@@ -27,11 +27,13 @@ typecheck: .make/synced
 	.venv/bin/pyright
 
 unit: .make/synced
-	$(PY) -m pytest --numprocesses=auto --dist=loadfile
+	$(PY) -m pytest --numprocesses=auto --dist=loadfile -m "not drill"
 
-# Both stacks on network namespaces, their security groups as nftables (root; `make test` runs it too).
+# Both stacks on network namespaces, their security groups as nftables (root; `make test` runs it
+# too), then the failure drills on that network, which wait on the monitoring's clock (minutes).
 rehearse: .make/synced
 	$(PY) -m rehearsal
+	$(PY) -m pytest -p no:cacheprovider -m drill
 
 bench: .make/synced
 	$(PY) -m tools.bench_preview

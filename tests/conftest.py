@@ -123,6 +123,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
     if terminalreporter is None:
         return
+    if config.getoption("markexpr") == "not drill":  # `make test`: xdist's workers deselect them
+        terminalreporter.write_line(
+            "NOT RUN HERE: the failure drills on the rehearsal's network (-m drill); `make rehearse` runs them",
+            yellow=True,
+        )
     reasons = _skip_reasons(terminalreporter)
     if not reasons:
         return

@@ -56,6 +56,7 @@ WATCHED = ("node-exporter", "mysqld-exporter")  # the Alibaba exporters this reh
 NOTICED: list[tuple[str, float, float]] = []
 
 pytestmark = [
+    pytest.mark.drill,
     pytest.mark.skipif(WHY_NOT is not None, reason=f"rehearsal: {WHY_NOT}"),
     pytest.mark.skipif(
         bool(MISSING), reason=f"needs {', '.join(MISSING)} (Debian's prometheus packages; .ci/run installs them)"
