@@ -72,6 +72,11 @@ def config_dir(paths: Paths) -> str:
     return f"{paths.state}/backup"
 
 
+def lock_file(paths: Paths) -> str:
+    """The host-wide lock of the backup jobs: one job at a time carries their memory slot."""
+    return f"{config_dir(paths)}/lock"
+
+
 def database_config_file(name: str, paths: Paths) -> str:
     return f"{config_dir(paths)}/db/{name}.conf"
 
@@ -116,7 +121,7 @@ def database_config(paths: Paths, backups: Backups, db: Database, off_host: OffH
             "BACKUP_DIR": backup_dir(db.name, paths),
             "STATUS_FILE": f"{config_dir(paths)}/db/{db.name}.last",
             "METRICS_FILE": f"{metrics_dir(paths.state)}/backup_{db.name}.prom",
-            "LOCK_FILE": f"{config_dir(paths)}/lock",
+            "LOCK_FILE": lock_file(paths),
             "LOCK_WAIT_S": LOCK_WAIT_S,
             "SAVE_TIMEOUT_S": SAVE_TIMEOUT_S,
             "KEEP_DAILY": backups.keep_daily,
@@ -145,7 +150,7 @@ def drill_config(paths: Paths, backups: Backups) -> str:
             "DRILL_START_TIMEOUT_S": DRILL_START_TIMEOUT_S,
             "STATUS_FILE": f"{config_dir(paths)}/drill.last",
             "METRICS_FILE": f"{metrics_dir(paths.state)}/restore_drill.prom",
-            "LOCK_FILE": f"{config_dir(paths)}/lock",
+            "LOCK_FILE": lock_file(paths),
             "LOCK_WAIT_S": LOCK_WAIT_S,
         }
     )

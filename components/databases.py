@@ -1,6 +1,6 @@
 """The database platform: host check and bootstrap, then one Quadlet container per database, its
 backup timer, the weekly restore drill, and (for the databases the peer reaches) TLS, the
-replication user and the clients' users.
+replication user, its row counts on a timer and the clients' users.
 
 Order on the host: bootstrap -> TLS files of the TLS engines -> containers -> per source its
 replication user, then per MySQL and PostgreSQL its clients' users; per watched database its
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components.backups import OffHostTarget, backup_step, drill_step
+from components.backups import OffHostTarget, backup_step, drill_step, lock_file
 from components.clients import STEP_KINDS as CLIENT_STEP_KINDS
 from components.clients import clients_stdin, clients_step
 from components.engines import data_dir, quadlet_unit, secret_content, secret_file
 from components.exporters import exporter_password, exporter_step, redis_acl_line
 from components.pki import ReplicationCredentials
 from components.provisioning import GUARDS, Step, host_check_params, retire_step_name, run_step
-from components.replication import source_stdin, source_step, tls_dir, tls_stdin, tls_step
+from components.replication import source_counts_step, source_stdin, source_step, tls_dir, tls_stdin, tls_step
 from plan import Database, DatabaseKind, HostCheck, Layout, Plan, RetiredDatabase
 from policies.facts import DATABASES
 
@@ -77,6 +77,11 @@ class Databases(pulumi.ComponentResource):
             for db in plan.databases
         }
         self.sources = self._replication_users(plan, credentials)
+        # Each source's row counts on a timer, for the consistency alert (after its replication user).
+        self.counts: remote.Command | None = None
+        if self.sources:
+            counts = source_counts_step(name, self._layout, plan.replication_sources, lock_file(self._layout.paths))
+            self.counts = self._run(counts, *self.sources.values())
         self.clients = self._client_users(plan, credentials)
         self.exporters = self._exporter_users(plan, args.passwords)
         self.retirements: dict[str, remote.Command] = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from components import exporters, grafana, metrics_tunnel
+from components import exporters, grafana, metrics_tunnel, replication
 from components.exporters import unit_name
 from components.provisioning import Step
 from plan import METRICS_TUNNEL, MONITORING_PROGRAMS, MonitoringPlan, Paths, Receiver, tunnel_port
@@ -154,6 +154,7 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
             "critical",
             "{{ $labels.replica }} does not replicate",
         ),
+        *_consistency_alerts(alerting.replication_lag_s),
         _alert(
             "HostDown",
             'up{job="node-exporter"} == 0',
@@ -258,6 +259,41 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
         ),
     ]
     return {"groups": [{"name": "platform", "rules": rules}]}
+
+
+def _consistency_alerts(lag_s: int) -> list[dict[str, Any]]:
+    """The replicas' row counts against their sources' (repl_counts.sh on both hosts, every
+    COUNTS_INTERVAL_S). A replica's count taken up to an interval ago is its source's of up to the
+    lag before that, so it must lie within what the source counted in the last two intervals and
+    the lag; a table the source has with rows must be there, in each database the replica has."""
+    window = f"{-(-(2 * replication.COUNTS_INTERVAL_S + lag_s) // 60)}m"  # minutes, rounded up
+    replica, source = 'platform_replication_rows{side="replica"}', 'platform_replication_rows{side="source"}'
+    differ = (
+        f"({replica} < on(source, table) group_left() min_over_time({source}[{window}]))"
+        f" or ({replica} > on(source, table) group_left() max_over_time({source}[{window}]))"
+        f" or ({source} > 0 unless on(source, table) {replica}"
+        f" and on(source, database) count({replica}) by (source, database))"
+    )
+    # Chosen here: two counting runs, so one count caught between a burst's writes is no page.
+    held = f"{2 * replication.COUNTS_INTERVAL_S // 60}m"
+    return [
+        _alert(
+            "ReplicaRowsDiffer",
+            differ,
+            held,
+            "critical",
+            f"{{{{ $labels.table }}}} of {{{{ $labels.source }}}}: the replica's count is none the source had in the "
+            f"last {window}, or the replica lacks the table (the replica lost or gained rows)",
+        ),
+        _alert(
+            "ReplicationCountFailing",
+            "platform_replication_counted == 0",
+            held,
+            "warning",
+            "the row counts of {{ $labels.source }} on the {{ $labels.side }} side cannot be taken "
+            f"(journalctl -u {replication.COUNTS_SERVICE}): its consistency is not watched",
+        ),
+    ]
 
 
 def expected_jobs(monitoring: MonitoringPlan) -> list[str]:

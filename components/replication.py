@@ -12,6 +12,8 @@ The steps (each a remote command built by ``provisioning.run_step``; every one c
   source's certificate against the program's CA (``repl_replica.sh``).
 - ``health_step`` (Tencent): ``repl_health.sh`` on a one-minute timer, one line per replica and a
   textfile-collector metric file.
+- ``source_counts_step`` (Alibaba) and ``replica_counts_step`` (Tencent): ``repl_counts.sh`` on a
+  five-minute timer, each side's row counts by source and table for the consistency alert.
 
 Every replication command renders ``TLS_VERIFY=verify-full`` and a non-empty ``CA_FILE``
 (the ``replication-over-tls`` policy checks them). Passwords and private keys travel only on
@@ -36,7 +38,15 @@ from components.engines import (
 )
 from components.provisioning import Params, Step, render
 from components.timer_checks import TimerCheck
-from plan import REPLICABLE_KINDS, REPLICATION_USER, Database, ExistingWorkload, Layout, Paths
+from plan import (
+    BACKUP_RUNNER_MEMORY_MIB,
+    REPLICABLE_KINDS,
+    REPLICATION_USER,
+    Database,
+    ExistingWorkload,
+    Layout,
+    Paths,
+)
 from policies.facts import metrics_dir
 
 LIB = "lib/repl.sh"
@@ -50,6 +60,14 @@ HEALTH_SERVICE = "platform-replication-health"
 # Chosen here: how often the health check runs, and how long one run may take.
 HEALTH_INTERVAL = "1min"
 HEALTH_TIMEOUT_S = 50
+COUNTS_SERVICE = "platform-replication-counts"
+# Chosen here: a COUNT(*) of every replicated table is cheap on the seeds' small databases, but not
+# worth a minute's cadence; ReplicaRowsDiffer's window is read from this.
+COUNTS_INTERVAL_S = 300
+COUNTS_TIMEOUT_S = 240
+# Chosen here: the replica side runs the hosts' own clients (mysql, psql, redis-cli), as the health
+# check does under the same limit.
+REPLICA_COUNTS_MEMORY_MIB = 64
 
 
 # --- where things live on the hosts ---------------------------------------------------------------
@@ -308,3 +326,65 @@ def health_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkl
     """Installs the health check and its timer; runs it once (an unhealthy replica is reported)."""
     paths = layout.paths
     return health_check(paths).step(f"{component}-replication-health", layout, health_script(paths, replicas))
+
+
+# --- row counts for the consistency alert (both hosts) ---------------------------------------------
+
+
+def counts_metrics_file(paths: Paths) -> str:
+    return f"{metrics_dir(paths.state)}/replication_counts.prom"
+
+
+def counts_check(paths: Paths, memory_mib: int) -> TimerCheck:
+    return TimerCheck(
+        what="replication counts",
+        service=COUNTS_SERVICE,
+        program=f"{paths.root}/bin/{COUNTS_SERVICE}",
+        metrics_file=counts_metrics_file(paths),
+        description="Row counts of what replication carries (metrics for the textfile collector)",
+        timer_description="Count the replicated rows every five minutes",
+        timeout_s=COUNTS_TIMEOUT_S,
+        memory_max=f"{memory_mib}M",
+        timer=("OnBootSec=5min", f"OnUnitActiveSec={COUNTS_INTERVAL_S}s", "AccuracySec=10s"),
+    )
+
+
+def source_counts_step(component: str, layout: Layout, sources: Sequence[Database], lock_file: str) -> Step:
+    """Each replication source's counts, inside its container. The run takes the backups' lock
+    (``lock_file``) without waiting, so it holds the backup job's memory slot, never a second one."""
+    paths = layout.paths
+    params = {
+        "SIDE": "source",
+        "NAMES": " ".join(db.name for db in sources),
+        "SOURCES": " ".join(db.name for db in sources),
+        "KINDS": " ".join(db.kind.value for db in sources),
+        "PORTS": " ".join(str(db.ports[0].port) for db in sources),
+        "DATABASES": " ".join("-" for _ in sources),
+        "SECRET_FILES": " ".join(secret_file(db.name, paths) for db in sources),
+        "PG_SUPERUSER": POSTGRES_SUPERUSER,
+        "METRICS_FILE": counts_metrics_file(paths),
+        "LOCK_FILE": lock_file,
+    }
+    script = render([LIB, "repl_counts.sh"], params)
+    check = counts_check(paths, BACKUP_RUNNER_MEMORY_MIB)
+    return check.step(f"{component}-replication-counts", layout, script)
+
+
+def replica_counts_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkload]) -> Step:
+    """Each replica's counts, through its local socket, labelled with its source's name."""
+    paths = layout.paths
+    followed = [w for w in replicas if w.replica_of is not None]
+    params = {
+        "SIDE": "replica",
+        "NAMES": " ".join(w.name for w in followed),
+        "SOURCES": " ".join(w.replica_of.source for w in followed if w.replica_of is not None),
+        "KINDS": " ".join(w.replica_of.kind for w in followed if w.replica_of is not None),
+        "PORTS": " ".join(str(w.ports[0].port) for w in followed),
+        "DATABASES": " ".join((w.replica_of.replicated_database or "-") for w in followed if w.replica_of is not None),
+        "SECRET_FILES": " ".join(secret_file(w.name, paths) for w in followed),
+        "PG_SUPERUSER": POSTGRES_SUPERUSER,
+        "METRICS_FILE": counts_metrics_file(paths),
+        "LOCK_FILE": "",
+    }
+    script = render([LIB, "repl_counts.sh"], params)
+    return counts_check(paths, REPLICA_COUNTS_MEMORY_MIB).step(f"{component}-replication-counts", layout, script)

@@ -18,7 +18,7 @@ from pulumi_command import remote
 
 from components.formats import unit_assignment, unit_value, unit_word
 from components.provisioning import GUARDS, Step, host_check_params, retire_step_name, run_step
-from components.replication import health_step, replica_stdin, replica_step
+from components.replication import health_step, replica_counts_step, replica_stdin, replica_step
 from components.uploads import LocalRelease, host_artifact, remote_path
 from plan import (
     NAMESPACE,
@@ -110,6 +110,7 @@ class Services(pulumi.ComponentResource):
         }
         self.replicas: dict[str, remote.Command] = {}
         self.health: remote.Command | None = None
+        self.counts: remote.Command | None = None
         if plan.replicas:
             self._replicas(name, plan, args)
         self.register_outputs(
@@ -188,6 +189,12 @@ class Services(pulumi.ComponentResource):
             )
         self.health = run_step(
             health_step(name, plan.layout, plan.replicas),
+            args.connection,
+            parent=self,
+            depends_on=list(self.replicas.values()),
+        )
+        self.counts = run_step(
+            replica_counts_step(name, plan.layout, plan.replicas),
             args.connection,
             parent=self,
             depends_on=list(self.replicas.values()),

@@ -36,6 +36,7 @@ def test_one_container_command_per_database_after_the_bootstrap(alibaba):
         *(f"alibaba-db-{name}" for name in MEMORY),
         *(f"alibaba-db-backup-{name}" for name in MEMORY),
         *(f"alibaba-db-repl-{name}" for name in SOURCES),
+        "alibaba-db-replication-counts",  # the sources' row counts, for the consistency alert
         *(f"alibaba-db-exporter-{name}" for name in SOURCES),  # the MySQL, PostgreSQL and Redis exporters' users
         # Their clients' users (none by default: the step keeps it so, and drops former ones).
         "alibaba-db-clients-production-mysql",
@@ -154,6 +155,7 @@ def test_passwords_travel_on_stdin_as_secrets_never_in_the_command(alibaba):
             "alibaba-db-monitoring",
             "alibaba-db-certificate-check",
             "alibaba-db-metrics-login",  # a public key only
+            "alibaba-db-replication-counts",
         )
         if resource.name in reads_host_files or "-backup-" in resource.name or "-drill" in resource.name:
             assert "stdin" not in resource.inputs  # no secret needed: they read the host's own secret files
@@ -203,6 +205,7 @@ def test_a_retired_database_gets_a_retire_command_that_keeps_its_data_unless_pur
         "alibaba-db-cache",
         "alibaba-db-tls",
         "alibaba-db-repl-cache",
+        "alibaba-db-replication-counts",
         "alibaba-db-backup-cache",
         "alibaba-db-restore-drill",
         "alibaba-db-metrics-login",

@@ -89,6 +89,7 @@ def test_a_created_host_without_a_pinned_key_is_not_provisioned():
         *(f"alibaba-db-{db}" for db in databases),
         *(f"alibaba-db-backup-{db}" for db in databases),
         *(f"alibaba-db-repl-production-{kind}" for kind in ("mysql", "postgres", "redis")),
+        "alibaba-db-replication-counts",
         *(f"alibaba-db-exporter-production-{kind}" for kind in ("mysql", "postgres", "redis")),
         *(f"alibaba-db-clients-production-{kind}" for kind in ("mysql", "postgres")),
         "alibaba-db-monitoring",

@@ -114,6 +114,20 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
     cert = {"file": "/etc/platform/secrets/tls/production-redis/server.crt", **node}
     expiry = "platform_certificate_expiry_timestamp_seconds"
     sent, heartbeat = "platform_heartbeat_last_sent_timestamp_seconds", {**node, "host": "tencent"}
+    # Row counts of one table on each side (repl_counts.sh), and of tables only the source has.
+    rows, counted = "platform_replication_rows", "platform_replication_counted"
+    side = {
+        "host": "alibaba",
+        "instance": "192.0.2.10:9100",
+        "job": "node-exporter",
+        "kind": "mysql",
+        "side": "source",
+        "source": "production-mysql",
+    }
+    source = {**side, "database": "crm", "table": "crm.users"}
+    copy = {**source, "host": "tencent", "instance": "127.0.0.1:9100", "side": "replica"}
+    orders = {**source, "table": "crm.orders"}
+    elsewhere = {**source, "database": "archive", "table": "archive.users"}
     warn, soon = a.certificate_warning_days, a.certificate_critical_days
     jobs = expected_jobs(plan.monitoring_plan)
     missing = (
@@ -268,6 +282,48 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
                 plan, "ReplicaStopped", "1m", [series("platform_replication_healthy", replica, "0x20")], "8m", replica
             ),
             case(plan, "ReplicaStopped", "1m", [series("platform_replication_healthy", replica, "1x20")], "8m", None),
+        ],
+        "ReplicaRowsDiffer": [
+            # The replica lost a row: 9 against the source's steady 10.
+            case(
+                plan,
+                "ReplicaRowsDiffer",
+                "1m",
+                [series(rows, source, "10x40"), series(rows, copy, "9x40")],
+                "30m",
+                copy,
+            ),
+            # A table the source has with rows, in a database the replica follows, is not on the replica.
+            case(
+                plan,
+                "ReplicaRowsDiffer",
+                "1m",
+                [series(rows, source, "10x40"), series(rows, copy, "10x40"), series(rows, orders, "5x40")],
+                "30m",
+                orders,
+            ),
+            # A table growing by 10 rows a minute, the replica's count five minutes behind: no alert.
+            case(
+                plan,
+                "ReplicaRowsDiffer",
+                "1m",
+                [series(rows, source, "0+10x40"), series(rows, copy, "0x5 0+10x35")],
+                "30m",
+                None,
+            ),
+            # A database the replica does not follow (PostgreSQL's publication is in every database).
+            case(
+                plan,
+                "ReplicaRowsDiffer",
+                "1m",
+                [series(rows, copy, "10x40"), series(rows, source, "10x40"), series(rows, elsewhere, "7x40")],
+                "30m",
+                None,
+            ),
+        ],
+        "ReplicationCountFailing": [
+            case(plan, "ReplicationCountFailing", "1m", [series(counted, side, "0x20")], "15m", side),
+            case(plan, "ReplicationCountFailing", "1m", [series(counted, side, "1x20")], "15m", None),
         ],
         # Always firing (the heartbeat's signal): no quiet case; its quiet side is the heartbeat
         # that sends nothing without it (tests/provisioning/test_monitoring_loopback.py).

@@ -46,6 +46,7 @@ def test_each_deploy_gates_on_its_health_path(tencent):
             "tencent-svc-certificate-check",
             "tencent-svc-heartbeat",
             "tencent-svc-replication-health",
+            "tencent-svc-replication-counts",
         ) or name.startswith("tencent-svc-replica-"):
             continue
         service = name.removeprefix("tencent-svc-")

@@ -495,4 +495,7 @@ def test_the_first_up_after_the_data_plane_restarts_only_the_engines_it_reconfig
         # Replication on by default: the Tencent engines' replica steps and their health check.
         *(f"tencent-svc-replica-{name}" for name in ("mysql", "postgres", "redis")),
         "tencent-svc-replication-health",
+        # And each side's row counts, for the consistency alert.
+        "alibaba-db-replication-counts",
+        "tencent-svc-replication-counts",
     }

@@ -41,15 +41,21 @@ from typing import Any
 
 import pytest
 
+from components.backups import lock_file
 from components.engines import replication_args, secret_content, secret_file
+from components.monitoring import alert_rules, as_yaml
 from components.replication import (
+    counts_check,
+    counts_metrics_file,
     dump_dir,
     health_program,
     health_step,
     metrics_file,
     replica_ca_file,
+    replica_counts_step,
     replica_stdin,
     replica_step,
+    source_counts_step,
     source_stdin,
     source_step,
     tls_dir,
@@ -60,7 +66,7 @@ from plan import REPLICATION_USER, Database, Plan, load_plan
 from tests.provisioning import real_engines
 from tests.provisioning.harness import HOSTS_DIR, Run, SshHost, free_port, password_for, wait_until
 from tests.provisioning.real_engines import Instance, Placement, Tls, start_redis_source
-from tests.stacks import exactly
+from tests.stacks import exactly, plan_of
 
 PEER = "127.0.0.1"
 SYNC_WAIT_S = 30.0
@@ -287,6 +293,74 @@ def install_health(host: SshHost, plan: Plan) -> Run:
     return run
 
 
+Counts = dict[tuple[str, str], tuple[dict[str, str], int]]
+
+
+def count_both(host: SshHost, alibaba: Plan, tencent: Plan) -> Counts:
+    """Each side's row counts, as their timers take them: (side, table) -> (labels, rows). The first
+    call installs both checks with their steps (each runs its check once); later calls run them.
+    (The two plans share their state directory here, so each side's file is read after its run.)"""
+    steps = (
+        source_counts_step("alibaba-db", alibaba.layout, alibaba.replication_sources, lock_file(alibaba.paths)),
+        replica_counts_step("tencent-svc", tencent.layout, tencent.replicas),
+    )
+    found: Counts = {}
+    for plan, step in zip((alibaba, tencent), steps, strict=True):
+        program = counts_check(plan.paths, 64).program
+        ran = host.run(program, label="replication-counts") if Path(program).exists() else host.step(step)
+        assert ran.code == 0, ran
+        assert "table(s) counted" in ran.stdout, ran
+        for line in Path(counts_metrics_file(plan.paths)).read_text().splitlines():
+            if match := re.fullmatch(r"platform_replication_rows\{(.*)\} (\d+)", line):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', match[1]))
+                found[labels["side"], labels["table"]] = (labels, int(match[2]))
+    return found
+
+
+def assert_counted_alike(found: Counts, *tables: str) -> None:
+    """Both sides counted each of ``tables``, the same."""
+    for table in tables:
+        assert ("source", table) in found, (table, found)
+        assert ("replica", table) in found, (table, found)
+        assert found["source", table][1] == found["replica", table][1], (table, found)
+
+
+def rows_differ_fires(tmp_path: Path, found: Counts, table: str) -> None:
+    """The counts as Prometheus scrapes them (each side's host labels), held for 40 minutes:
+    ReplicaRowsDiffer fires for ``table``, with the replica's labels, and for nothing else."""
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(promtool).exists():
+        pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
+    scraped = {
+        "source": {"host": "alibaba", "instance": "192.0.2.10:9100", "job": "node-exporter"},
+        "replica": {"host": "tencent", "instance": "127.0.0.1:9100", "job": "node-exporter"},
+    }
+    rules = alert_rules(plan_of("tencent").monitoring_plan)
+    (tmp_path / "rules.yml").write_text(as_yaml(rules))
+    series = []
+    for (side, _), (labels, rows) in found.items():
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted({**labels, **scraped[side]}.items()))
+        series.append({"series": f"platform_replication_rows{{{inner}}}", "values": f"{rows}x40"})
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "ReplicaRowsDiffer"]
+    labels = {**found["replica", table][0], **scraped["replica"]}
+    summary = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], rule["annotations"]["summary"])
+    expected = [{"exp_labels": {**labels, "severity": "critical"}, "exp_annotations": {"summary": summary}}]
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": "30m", "alertname": "ReplicaRowsDiffer", "exp_alerts": expected}],
+    }
+    (tmp_path / "tests.yml").write_text(json.dumps({"rule_files": ["rules.yml"], "tests": [test]}))
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "tests.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def assert_healthy(host: SshHost, plan: Plan, name: str, kind: str) -> str:
     run, metrics = health(host, plan)
     assert run.code == 0, repr(run)
@@ -357,10 +431,26 @@ def mysql_as_replication(primary: Instance, *tls: str) -> subprocess.CompletedPr
     """The replication user's login from the peer, with the given TLS options (password on stdin)."""
     options = f"[client]\nuser={REPLICATION_USER}\npassword={repl_password('production-mysql')}\n"
     return subprocess.run(
-        ["/usr/bin/mariadb", "--defaults-file=/dev/stdin", "--protocol=TCP", "-h", PEER, "-P", str(primary.port),
-         *tls, "-N", "-B", "-e", "SELECT CURRENT_USER()"],
-        input=options, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            "/usr/bin/mariadb",
+            "--defaults-file=/dev/stdin",
+            "--protocol=TCP",
+            "-h",
+            PEER,
+            "-P",
+            str(primary.port),
+            *tls,
+            "-N",
+            "-B",
+            "-e",
+            "SELECT CURRENT_USER()",
+        ],
+        input=options,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def slave_status(replica: Instance) -> str:
@@ -447,6 +537,10 @@ def test_mysql_gtid_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_p
     install_health(host, tencent)
     metrics = assert_healthy(host, tencent, "mysql", "mysql")
     assert 'platform_replication_lag_seconds{replica="mysql",kind="mysql"} 0' in metrics
+    # Both sides count app.items alike; the replica's labels name its source.
+    counts = count_both(host, alibaba, tencent)
+    assert_counted_alike(counts, "app.items")
+    assert counts["replica", "app.items"][0]["source"] == "production-mysql"
 
     # A crash of the replica: writes go on, and it catches up when it is back.
     replica.stop(kill=True)
@@ -472,6 +566,14 @@ def test_mysql_gtid_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_p
     rotate_certificate(host, alibaba, db, pki, primary.port, "mysql")
     primary.query("INSERT INTO app.items VALUES (1000, 'after the renewal')")
     timed(lambda: replica.query("SELECT count(*) FROM app.items") == "503")
+
+    # A row lost on the replica alone (written around replication): the counts differ, and the
+    # consistency alert fires on them. Health still says healthy: only the counts see it.
+    replica.query("SET sql_log_bin = 0; DELETE FROM app.items WHERE id = 1000")
+    counts = count_both(host, alibaba, tencent)
+    assert (counts["source", "app.items"][1], counts["replica", "app.items"][1]) == (503, 502)
+    assert_healthy(host, tencent, "mysql", "mysql")
+    rows_differ_fires(tmp_path, counts, "app.items")
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -581,6 +683,8 @@ def test_postgres_logical_replication_over_verified_tls(
     install_health(host, tencent)
     metrics = assert_healthy(host, tencent, "postgres", "postgres")
     assert 'platform_replication_lag_bytes{replica="postgres",kind="postgres"}' in metrics
+    # The source counts every database its publication covers; the replica the one it follows.
+    assert_counted_alike(count_both(host, alibaba, tencent), "future_user.public.items")
 
     crash_postgres(replica)
     assert wait_until(lambda: psql_in(primary, "future_user", "SELECT count(*) FROM pg_stat_replication") == "0", 30)
@@ -682,6 +786,9 @@ def test_redis_replication_over_verified_tls(host: SshHost, pki: Pki, tmp_path: 
 
     install_health(host, tencent)
     assert_healthy(host, tencent, "redis", "redis")
+    counts = count_both(host, alibaba, tencent)
+    assert_counted_alike(counts, "db0")
+    assert counts["source", "db0"][1] == 2  # "before" and "carried" ("tencent_own" was discarded)
 
     replica.stop(kill=True)
     primary.query(["EVAL", "for i = 1, 500 do redis.call('SET', 'while-down-' .. i, i) end", "0"], password=root)
