@@ -42,6 +42,7 @@ from plan import (
     load_plan,
     metrics_tunnel_of,
     peer_databases_of,
+    peer_health_of,
 )
 from policies.facts import SCRAPED_EXPORTERS
 
@@ -486,6 +487,7 @@ def monitor(
                     view,
                     tunnel=metrics_tunnel_of(pair[1]),
                     peer_databases=view.peer_databases if pair[0] is None else peer_databases_of(pair[0]),
+                    peer_health=view.peer_health if pair[0] is None else peer_health_of(pair[0]),
                 ),
                 webhook,
             )

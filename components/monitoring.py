@@ -184,6 +184,16 @@ def alert_rules(monitoring: MonitoringPlan) -> dict[str, Any]:
             "critical",
             "{{ $labels.workload }} on {{ $labels.host }} does not accept connections ({{ $labels.instance }})",
         ),
+        _alert(
+            "DatabaseUnhealthy",
+            # Not while a port of the same database refuses connections: DatabaseUnreachable says it.
+            'probe_success{job="database-health"} == 0'
+            ' unless on(workload, host) (probe_success{job="database-port"} == 0)',
+            f"{alerting.target_down_minutes}m",
+            "critical",
+            "{{ $labels.workload }} on {{ $labels.host }} accepts connections but does not answer its health "
+            "request ({{ $labels.instance }})",
+        ),
         *(
             _alert(
                 "TargetMissing",
@@ -303,6 +313,8 @@ def expected_jobs(monitoring: MonitoringPlan) -> list[str]:
         jobs.append("service-health")
     if monitoring.peer_databases:
         jobs.append("database-port")
+    if monitoring.peer_health:
+        jobs.append("database-health")
     return jobs
 
 
@@ -353,6 +365,12 @@ def prometheus_config(
             for name, port in monitoring.peer_databases
         ]
         jobs.append(_probe_job("database-port", "tcp_connect", ports, blackbox))
+    if monitoring.peer_health:
+        asked = [
+            (f"http://{monitoring.peer_address}:{port}{path}", {"workload": name, "host": monitoring.peer_host})
+            for name, port, path in monitoring.peer_health
+        ]
+        jobs.append(_probe_job("database-health", "http_answers", asked, blackbox))
     interval = f"{monitoring.settings.scrape_interval_s}s"
     alertmanager = f"127.0.0.1:{port_of(monitoring, 'alertmanager')}"
     return {
@@ -433,6 +451,13 @@ BLACKBOX_CONFIG = {
         # A database port that accepts a connection (Neo4j, Elasticsearch and Weaviate have no
         # exporter; for the others it also shows the path across the clouds is open).
         "tcp_connect": {"prober": "tcp", "timeout": "5s"},
+        # An engine's HTTP health answer (HTTP_HEALTH_PATHS): 200, or 401 from an engine that asks
+        # for credentials (Elasticsearch): either way the engine answers, not only its port.
+        "http_answers": {
+            "prober": "http",
+            "timeout": "5s",
+            "http": {"method": "GET", "valid_status_codes": [200, 401]},
+        },
     }
 }
 

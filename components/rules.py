@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from plan import METRICS_LOGIN, Exposure, PortPlan
+from plan import HTTP_HEALTH_PATHS, METRICS_LOGIN, Database, Exposure, PortPlan, Workload
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -62,14 +62,21 @@ def exported_peer_ports(ingress: Sequence[Mapping[str, Any]]) -> tuple[PeerPort,
 def peer_ingress(ports: PortPlan) -> list[dict[str, Any]]:
     """What this host's firewall opens to the peer, as the stack exports it for the peer's egress."""
     opened = [
-        {"port": spec.port, "protocol": spec.protocol, "workload": workload.name}
+        {"port": spec.port, "protocol": spec.protocol, "workload": workload.name, **_health(workload, index)}
         for workload in ports.workloads
-        for spec in workload.ports
+        for index, spec in enumerate(workload.ports)
         if spec.expose == Exposure.PEER
     ]
     if ports.ssh_from_peer:
         opened.append({"port": ports.ssh_port, "protocol": "tcp", "workload": METRICS_LOGIN})
     return opened
+
+
+def _health(workload: Workload, index: int) -> dict[str, str]:
+    """The path the peer's Prometheus asks on a database's HTTP port (its first), if it has one."""
+    if isinstance(workload, Database) and index == 0 and workload.kind in HTTP_HEALTH_PATHS:
+        return {"health": HTTP_HEALTH_PATHS[workload.kind]}
+    return {}
 
 
 def firewall_rules(ports: PortPlan, peer_ports: Sequence[PeerPort] | None = None) -> tuple[Rule, ...]:

@@ -49,6 +49,7 @@ from plan.schema import (
     ENGINE_PORTS,
     EXPORTER_OF_KIND,
     FREE_TEXT_FIELDS,
+    HTTP_HEALTH_PATHS,
     JVM_NATIVE_FLOOR_MIB,
     METRICS_LOGIN,
     METRICS_LOGIN_MIB,
@@ -117,6 +118,7 @@ from plan.views import (
     Workload,
     metrics_tunnel_of,
     peer_databases_of,
+    peer_health_of,
 )
 from policies.facts import OS_RESERVE_MIB, reaches_world
 
@@ -134,6 +136,7 @@ __all__ = [
     "ENGINE_PORTS",
     "EXPORTER_OF_KIND",
     "FREE_TEXT_FIELDS",
+    "HTTP_HEALTH_PATHS",
     "JVM_NATIVE_FLOOR_MIB",
     "METRICS_LOGIN",
     "METRICS_LOGIN_MIB",
@@ -208,6 +211,7 @@ __all__ = [
     "loc_name",
     "metrics_tunnel_of",
     "peer_databases_of",
+    "peer_health_of",
     "plan_props",
     "reaches_world",
     "tunnel_port",

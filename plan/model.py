@@ -18,6 +18,7 @@ from plan.schema import (
     BACKUP_RUNNER_MEMORY_MIB,
     EXPORTER_OF_KIND,
     FREE_TEXT_FIELDS,
+    HTTP_HEALTH_PATHS,
     METRICS_LOGIN,
     METRICS_LOGIN_MIB,
     METRICS_TUNNEL,
@@ -29,6 +30,7 @@ from plan.schema import (
     Backups,
     Cloud,
     Database,
+    DatabaseKind,
     ExistingWorkload,
     Firewall,
     Host,
@@ -216,6 +218,19 @@ class Plan(Model):
         return tuple(sorted(found, key=lambda pair: pair[1]))
 
     @property
+    def peer_health(self) -> tuple[tuple[str, int, str], ...]:
+        """The peer's database HTTP ports this host's Prometheus asks for health, (workload, port,
+        path), as the peer's default plan has them (its stack's ``peerIngress`` overrides them)."""
+        if not self.runs_prometheus or self.firewall.peer_database_ports is not None or self.cloud != Cloud.TENCENT:
+            return ()
+        found = (
+            (d["name"], d["ports"][0]["port"], HTTP_HEALTH_PATHS[DatabaseKind(d["kind"])])
+            for d in DEFAULT_DATABASES
+            if DatabaseKind(d["kind"]) in HTTP_HEALTH_PATHS and d.get("ports")
+        )
+        return tuple(sorted(found, key=lambda triple: triple[1]))
+
+    @property
     def peer_monitoring_ports(self) -> tuple[int, ...]:
         """The peer's SSH port when this host's Prometheus scrapes the peer through the metrics tunnel
         (egress to the peer's /32), as its default plan has it."""
@@ -335,6 +350,7 @@ class Plan(Model):
             peer_address=self.firewall.peer_address,
             tunnel=None,  # the peer stack's metricsTunnel output fills it in (program.monitor)
             peer_databases=self.peer_databases,
+            peer_health=self.peer_health,
             services=self.services,
             databases=self.databases,
             exported=self.exported_databases,

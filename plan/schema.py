@@ -287,6 +287,14 @@ class DatabaseKind(StrEnum):
 
 # The ports each engine listens on inside its container (policies/facts.py), by kind.
 ENGINE_PORTS: dict[DatabaseKind, tuple[int, ...]] = {kind: facts.ENGINE_PORTS[kind.value] for kind in DatabaseKind}
+# The engines without an exporter whose HTTP port (their first) answers a request without
+# credentials: Neo4j's discovery document, Elasticsearch's root (401 with security on: the node
+# answers), Weaviate's readiness (503 until ready). The peer's Prometheus probes these paths.
+HTTP_HEALTH_PATHS: dict[DatabaseKind, str] = {
+    DatabaseKind.NEO4J: "/",
+    DatabaseKind.ELASTICSEARCH: "/",
+    DatabaseKind.WEAVIATE: "/v1/.well-known/ready",
+}
 
 
 class Jvm(Model):

@@ -112,6 +112,9 @@ class MonitoringPlan:
     """Exporter -> the database it watches (``Plan.exported_databases``)."""
     tls_only: frozenset[str]
     """The databases whose port speaks TLS only (replication sources: a Redis one)."""
+    peer_health: tuple[tuple[str, int, str], ...] = ()
+    """The peer's database HTTP ports Prometheus asks for health, (workload, port, path): its default
+    plan's, or what its stack exports (``peer_health_of``; HTTP_HEALTH_PATHS)."""
 
 
 def peer_databases_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
@@ -123,6 +126,15 @@ def peer_databases_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, 
         if entry.get("workload") not in (*SCRAPED_EXPORTERS, METRICS_LOGIN) and entry.get("protocol", "tcp") == "tcp"
     )
     return tuple(sorted(found, key=lambda pair: pair[1]))
+
+
+def peer_health_of(ingress: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, int, str], ...]:
+    """The HTTP health paths among what the peer's firewall opens to this host (``health``, which a
+    peer stack of an earlier version does not export: then none)."""
+    found = (
+        (str(entry["workload"]), int(entry["port"]), str(entry["health"])) for entry in ingress if entry.get("health")
+    )
+    return tuple(sorted(found, key=lambda triple: triple[1]))
 
 
 def metrics_tunnel_of(exported: Mapping[str, Any] | None) -> MetricsTunnel | None:

@@ -403,6 +403,12 @@ def test_the_alibaba_stack_exports_what_its_firewall_opens_to_the_peer():
     opened = {r["port"] for r in firewall_rules(run) if r["direction"] == "ingress" and r["cidr"] == TENCENT}
     assert {entry["port"] for entry in exported} == opened
     assert {"port": 3306, "protocol": "tcp", "workload": "production-mysql"} in exported
+    # The HTTP port of each engine without an exporter carries the path its health is asked on.
+    assert {(e["workload"], e["port"], e["health"]) for e in exported if "health" in e} == {
+        ("production-neo4j", 7474, "/"),
+        ("production-elasticsearch", 9200, "/"),
+        ("production-weaviate", 8080, "/v1/.well-known/ready"),
+    }
 
 
 def test_with_a_database_stack_the_tencent_egress_follows_its_output_not_the_default_plan(tmp_path: Path):

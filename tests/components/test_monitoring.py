@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from components.monitoring import (
+    BLACKBOX_CONFIG,
     WATCHDOG,
     alert_names,
     alert_rules,
@@ -28,7 +29,7 @@ from components.monitoring import (
     prometheus_config,
     scrape_targets,
 )
-from plan import MetricsTunnel, Plan, PlanError, load_plan
+from plan import MetricsTunnel, MonitoringPlan, Plan, PlanError, load_plan
 from tests.stacks import config_for, plan_of
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -111,6 +112,7 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
         "service": "zervigo",
     }
     port = {"host": "alibaba", "instance": "192.0.2.10:7687", "job": "database-port", "workload": "production-neo4j"}
+    asked = {**port, "instance": "http://192.0.2.10:7474/", "job": "database-health"}
     cert = {"file": "/etc/platform/secrets/tls/production-redis/server.crt", **node}
     expiry = "platform_certificate_expiry_timestamp_seconds"
     sent, heartbeat = "platform_heartbeat_last_sent_timestamp_seconds", {**node, "host": "tencent"}
@@ -187,6 +189,27 @@ def rule_tests(plan: Plan) -> dict[str, list[dict[str, Any]]]:
         "DatabaseUnreachable": [
             case(plan, "DatabaseUnreachable", "1m", [series("probe_success", port, "0x20")], down, port),
             case(plan, "DatabaseUnreachable", "1m", [series("probe_success", port, "1x20")], down, None),
+        ],
+        "DatabaseUnhealthy": [
+            # Its port accepts, its HTTP health request fails.
+            case(
+                plan,
+                "DatabaseUnhealthy",
+                "1m",
+                [series("probe_success", asked, "0x20"), series("probe_success", port, "1x20")],
+                down,
+                asked,
+            ),
+            # Its port refuses too: DatabaseUnreachable alone says so.
+            case(
+                plan,
+                "DatabaseUnhealthy",
+                "1m",
+                [series("probe_success", asked, "0x20"), series("probe_success", port, "0x20")],
+                down,
+                None,
+            ),
+            case(plan, "DatabaseUnhealthy", "1m", [series("probe_success", asked, "1x20")], down, None),
         ],
         "CpuBusy": [
             case(
@@ -588,7 +611,7 @@ def test_the_prometheus_configuration_from_the_plan_passes_promtool_with_its_tar
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {
         *("node-exporter", "mysqld-exporter", "postgres-exporter", "redis-exporter"),
-        *("service-health", "database-port"),
+        *("service-health", "database-port", "database-health"),
     }
 
 
@@ -731,6 +754,36 @@ def test_the_peers_database_ports_are_probed_by_a_tcp_connect_each_named_by_its_
     assert [c["targets"] for c in job["static_configs"]] == [[f"{view.peer_address}:18080"]]
     assert "database-port" in expected_jobs(view)
     assert "database-port" not in expected_jobs(plan_of("alibaba").monitoring_plan)
+
+
+def test_the_peers_engines_without_an_exporter_are_asked_for_health_over_http():
+    """Neo4j's, Elasticsearch's and Weaviate's HTTP ports are asked their health path (blackbox's
+    http_answers), from the default plan or from what the peer's stack exports; a peer stack of an
+    earlier version exports no path, and then only their ports are probed."""
+    from dataclasses import replace
+
+    from plan import peer_health_of
+
+    def asked(view: MonitoringPlan) -> list[str]:
+        jobs = prometheus_config(view, scrape_targets(view), "rules.yml")["scrape_configs"]
+        return [
+            t for j in jobs if j["job_name"] == "database-health" for c in j["static_configs"] for t in c["targets"]
+        ]
+
+    view = plan_of("tencent").monitoring_plan
+    address = view.peer_address
+    assert asked(view) == [f"http://{address}:7474/", f"http://{address}:8080/v1/.well-known/ready",
+                           f"http://{address}:9200/"]  # fmt: skip
+    ingress = [
+        {"port": 18080, "protocol": "tcp", "workload": "production-weaviate", "health": "/v1/.well-known/ready"},
+        {"port": 3306, "protocol": "tcp", "workload": "production-mysql"},
+    ]
+    assert asked(replace(view, peer_health=peer_health_of(ingress))) == [f"http://{address}:18080/v1/.well-known/ready"]
+    earlier = [{"port": 7474, "protocol": "tcp", "workload": "production-neo4j"}]
+    assert asked(replace(view, peer_health=peer_health_of(earlier))) == []
+    assert "database-health" not in expected_jobs(replace(view, peer_health=()))
+    assert asked(plan_of("alibaba", monitoring={"enabled": True, "prometheus": True}).monitoring_plan) == []
+    assert BLACKBOX_CONFIG["modules"]["http_answers"]["http"]["valid_status_codes"] == [200, 401]
 
 
 @pytest.mark.parametrize(

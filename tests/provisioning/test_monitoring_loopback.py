@@ -7,14 +7,19 @@ stopped (the dead man's switch)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
+import socket
+import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import heartbeat, monitoring
 from plan import Plan
@@ -219,3 +224,61 @@ def alert_end_to_end(host: SshHost, kind: str) -> None:
             assert not (Path(plan.paths.units) / unit).exists()
     finally:
         receiver.close()
+
+
+def test_the_health_probe_passes_an_engine_that_answers_and_fails_one_that_is_not_ready(tmp_path: Path):
+    """Debian's blackbox exporter with the rendered ``http_answers`` module, against an HTTP server
+    on loopback playing each engine: Neo4j's 200, Elasticsearch's 401 without credentials (the node
+    answers), Weaviate's 503 before it is ready (fails), and a port that accepts and never answers."""
+    statuses = {"/": 200, "/es": 401, "/v1/.well-known/ready": 503}
+
+    class Engine(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(statuses.get(self.path, 404))
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """No access log."""
+
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Engine)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    silent = socket.socket()  # accepts (the kernel's backlog), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    (port,) = free_ports(1)
+    (tmp_path / "blackbox.yml").write_text(yaml.safe_dump(monitoring.BLACKBOX_CONFIG))
+    blackbox = subprocess.Popen(
+        [
+            monitoring.binary_of("blackbox-exporter"),
+            f"--config.file={tmp_path / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def success(target: str) -> str:
+            url = f"http://127.0.0.1:{port}/probe?module=http_answers&target={urllib.parse.quote(target)}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=10) as response:
+                        page = response.read().decode()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            return re.search(r"^probe_success (\d)$", page, re.MULTILINE)[1]  # type: ignore[index]
+
+        served = f"http://127.0.0.1:{engine.server_address[1]}"
+        assert success(f"{served}/") == "1"  # Neo4j's discovery document
+        assert success(f"{served}/es") == "1"  # Elasticsearch asks for credentials: it answers
+        assert success(f"{served}/v1/.well-known/ready") == "0"  # Weaviate not ready
+        assert success(f"http://127.0.0.1:{silent.getsockname()[1]}/") == "0"  # a hung engine (5 s)
+    finally:
+        blackbox.kill()
+        blackbox.wait(timeout=10)
+        engine.shutdown()
+        engine.server_close()
+        silent.close()
