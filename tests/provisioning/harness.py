@@ -60,11 +60,28 @@ def password_for(database: str) -> str:
     return f"{MARKER}-{database}"
 
 
+# Each pytest-xdist worker hands out ports from a band of its own, below the kernel's ephemeral
+# range (32768 and up): two workers never pick the same port between the probe and the engine's own
+# bind, and no outgoing connection holds one. Within a band, ports go round from a random start, so a
+# port an engine just left is not handed out again soon.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+PORT_BAND = 1500
+_FIRST_PORT = 20000 + (_WORKER % 8) * PORT_BAND
+_next_port = secrets.randbelow(PORT_BAND)
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's pick; 127.0.0.1 only)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port nothing listens on now (127.0.0.1), from this worker's band."""
+    global _next_port
+    for _ in range(PORT_BAND):
+        port, _next_port = _FIRST_PORT + _next_port, (_next_port + 1) % PORT_BAND
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # in use, or lingering after its last user
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port in {_FIRST_PORT}-{_FIRST_PORT + PORT_BAND - 1}")
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -13,16 +11,12 @@ from components import databases as databases_component
 from components.engines import secret_content
 from components.provisioning import Step
 from plan import DEFAULT_DATABASES, Database, Plan
-from tests.provisioning.harness import password_for
+from tests.provisioning.harness import free_port, password_for
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports nothing listens on (held open together while picked)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
+    """``count`` distinct TCP ports nothing listens on, from this worker's band (harness.free_port)."""
+    return [free_port() for _ in range(count)]
 
 
 def service(name: str, port: int, release: dict[str, str], **fields: Any) -> dict[str, Any]:
