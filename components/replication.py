@@ -335,11 +335,15 @@ def counts_metrics_file(paths: Paths) -> str:
     return f"{metrics_dir(paths.state)}/replication_counts.prom"
 
 
+def counts_program(paths: Paths) -> str:
+    return f"{paths.root}/bin/{COUNTS_SERVICE}"
+
+
 def counts_check(paths: Paths, memory_mib: int) -> TimerCheck:
     return TimerCheck(
         what="replication counts",
         service=COUNTS_SERVICE,
-        program=f"{paths.root}/bin/{COUNTS_SERVICE}",
+        program=counts_program(paths),
         metrics_file=counts_metrics_file(paths),
         description="Row counts of what replication carries (metrics for the textfile collector)",
         timer_description="Count the replicated rows every five minutes",
@@ -352,39 +356,45 @@ def counts_check(paths: Paths, memory_mib: int) -> TimerCheck:
 def source_counts_step(component: str, layout: Layout, sources: Sequence[Database], lock_file: str) -> Step:
     """Each replication source's counts, inside its container. The run takes the backups' lock
     (``lock_file``) without waiting, so it holds the backup job's memory slot, never a second one."""
+    counted = [(db.name, db.name, db.kind.value, db.ports[0].port, "-") for db in sources]
+    return _counts_step(component, layout, "source", counted, lock_file, BACKUP_RUNNER_MEMORY_MIB)
+
+
+def replica_counts_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkload]) -> Step:
+    """Each replica's counts, through its local socket, labelled with its source's name."""
+    counted = [
+        (w.name, w.replica_of.source, w.replica_of.kind, w.ports[0].port, w.replica_of.replicated_database or "-")
+        for w in replicas
+        if w.replica_of is not None
+    ]
+    return _counts_step(component, layout, "replica", counted, "", REPLICA_COUNTS_MEMORY_MIB)
+
+
+def _counts_step(
+    component: str,
+    layout: Layout,
+    side: str,
+    counted: Sequence[tuple[str, str, str, int, str]],
+    lock_file: str,
+    memory_mib: int,
+) -> Step:
+    """repl_counts.sh on ``side`` for each (name, source, kind, port, database) in ``counted``."""
     paths = layout.paths
+
+    def column(index: int) -> str:
+        return " ".join(str(entry[index]) for entry in counted)
+
     params = {
-        "SIDE": "source",
-        "NAMES": " ".join(db.name for db in sources),
-        "SOURCES": " ".join(db.name for db in sources),
-        "KINDS": " ".join(db.kind.value for db in sources),
-        "PORTS": " ".join(str(db.ports[0].port) for db in sources),
-        "DATABASES": " ".join("-" for _ in sources),
-        "SECRET_FILES": " ".join(secret_file(db.name, paths) for db in sources),
+        "SIDE": side,
+        "NAMES": column(0),
+        "SOURCES": column(1),
+        "KINDS": column(2),
+        "PORTS": column(3),
+        "DATABASES": column(4),
+        "SECRET_FILES": " ".join(secret_file(entry[0], paths) for entry in counted),
         "PG_SUPERUSER": POSTGRES_SUPERUSER,
         "METRICS_FILE": counts_metrics_file(paths),
         "LOCK_FILE": lock_file,
     }
     script = render([LIB, "repl_counts.sh"], params)
-    check = counts_check(paths, BACKUP_RUNNER_MEMORY_MIB)
-    return check.step(f"{component}-replication-counts", layout, script)
-
-
-def replica_counts_step(component: str, layout: Layout, replicas: Sequence[ExistingWorkload]) -> Step:
-    """Each replica's counts, through its local socket, labelled with its source's name."""
-    paths = layout.paths
-    followed = [w for w in replicas if w.replica_of is not None]
-    params = {
-        "SIDE": "replica",
-        "NAMES": " ".join(w.name for w in followed),
-        "SOURCES": " ".join(w.replica_of.source for w in followed if w.replica_of is not None),
-        "KINDS": " ".join(w.replica_of.kind for w in followed if w.replica_of is not None),
-        "PORTS": " ".join(str(w.ports[0].port) for w in followed),
-        "DATABASES": " ".join((w.replica_of.replicated_database or "-") for w in followed if w.replica_of is not None),
-        "SECRET_FILES": " ".join(secret_file(w.name, paths) for w in followed),
-        "PG_SUPERUSER": POSTGRES_SUPERUSER,
-        "METRICS_FILE": counts_metrics_file(paths),
-        "LOCK_FILE": "",
-    }
-    script = render([LIB, "repl_counts.sh"], params)
-    return counts_check(paths, REPLICA_COUNTS_MEMORY_MIB).step(f"{component}-replication-counts", layout, script)
+    return counts_check(paths, memory_mib).step(f"{component}-replication-counts", layout, script)

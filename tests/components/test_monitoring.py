@@ -48,6 +48,14 @@ def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60, check=False)
 
 
+def promtool_test(tmp_path: Path, plan: Plan, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """``promtool test rules``: ``tests`` (each a ``case``) against the plan's alert rules, both
+    written into ``tmp_path``."""
+    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "tests": tests}))
+    return run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+
+
 def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
     return {"series": f"{name}{{{inner}}}", "values": values}
@@ -386,13 +394,9 @@ def test_every_alert_fires_past_its_threshold_and_not_before(stack: str, tmp_pat
     plan = plan_of(stack)
     tests = rule_tests(plan)
     assert sorted(tests) == sorted(set(alert_names(plan.monitoring_plan)))  # every alert has its cases
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
-    (tmp_path / "tests.yml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [c for cases in tests.values() for c in cases]})
-    )
+    tested = promtool_test(tmp_path, plan, [c for cases in tests.values() for c in cases])
     checked = run(PROMTOOL, "check", "rules", tmp_path / "rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
 
@@ -404,11 +408,7 @@ def test_a_changed_threshold_moves_where_the_alert_fires(tmp_path: Path):
     assert "> 50" in next(
         r["expr"] for r in alert_rules(plan.monitoring_plan)["groups"][0]["rules"] if r["alert"] == "DiskFull"
     )
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
-    (tmp_path / "tests.yml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yml"], "tests": rule_tests(plan)["DiskFull"]})
-    )
-    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+    tested = promtool_test(tmp_path, plan, rule_tests(plan)["DiskFull"])
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -418,9 +418,7 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path):
     plan = plan_of("tencent")
     quiet = rule_tests(plan)["DiskFull"][1]
     quiet["alert_rule_test"][0]["exp_alerts"] = [{"exp_labels": {"severity": "warning"}}]
-    (tmp_path / "rules.yml").write_text(as_yaml(alert_rules(plan.monitoring_plan)))
-    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [quiet]}))
-    tested = run(PROMTOOL, "test", "rules", tmp_path / "tests.yml")
+    tested = promtool_test(tmp_path, plan, [quiet])
     assert tested.returncode != 0
     assert "FAILED" in tested.stdout + tested.stderr
 

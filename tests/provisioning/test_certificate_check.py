@@ -6,20 +6,16 @@ critical alert (promtool over the metric it wrote), a missing one is reported.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.certificates import certificate_check_step, certificate_files, check_program, metrics_file
-from components.monitoring import alert_rules, as_yaml
+from tests.components.test_monitoring import PROMTOOL, promtool_test, series, summary
 from tests.provisioning.harness import SshHost
 from tests.stacks import plan_of
-
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def certificate(path: Path, days: int) -> None:
@@ -65,43 +61,25 @@ def test_the_check_reads_each_certificate_and_a_short_lived_one_fires_its_alert(
         pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
     # The metric as Prometheus would scrape it (time() is the evaluation time, from 0): the server
     # certificate fires both alerts, the CA neither.
-    rules = alert_rules(plan_of("tencent").monitoring_plan)
-    (tmp_path / "rules.yml").write_text(as_yaml(rules))
+    watcher = plan_of("tencent")
     labels = {"host": "alibaba", "instance": "192.0.2.10:9100", "job": "node-exporter"}
     now = int(time.time())
-    where = 'host="alibaba",instance="192.0.2.10:9100",job="node-exporter"'
-    series = [
-        {
-            "series": f'platform_certificate_expiry_timestamp_seconds{{file="{file}",{where}}}',
-            "values": f"{expiry[file] - now}x5",
-        }
+    inputs = [
+        series("platform_certificate_expiry_timestamp_seconds", {"file": file, **labels}, f"{expiry[file] - now}x5")
         for file in (ca, server)
     ]
-    summaries = {rule["alert"]: rule["annotations"]["summary"] for group in rules["groups"] for rule in group["rules"]}
 
     def fired(alert: str, severity: str) -> dict[str, object]:
-        text = summaries[alert].replace("{{ $labels.file }}", server).replace("{{ $labels.host }}", "alibaba")
+        text = summary(watcher, alert, {**labels, "file": server})
         return {"exp_labels": {**labels, "file": server, "severity": severity}, "exp_annotations": {"summary": text}}
 
-    tests = {
-        "rule_files": ["rules.yml"],
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "1m", "alertname": name, "exp_alerts": [fired(name, severity)]}
-                    for name, severity in (("CertificateExpiringSoon", "critical"), ("CertificateExpiring", "warning"))
-                ],
-            }
+    test = {
+        "interval": "1m",
+        "input_series": inputs,
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": name, "exp_alerts": [fired(name, severity)]}
+            for name, severity in (("CertificateExpiringSoon", "critical"), ("CertificateExpiring", "warning"))
         ],
     }
-    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
-    tested = subprocess.run(
-        [PROMTOOL, "test", "rules", str(tmp_path / "tests.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    tested = promtool_test(tmp_path, watcher, [test])
     assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from components import heartbeat, monitoring
-from plan import Plan
+from plan import Paths, Plan
 from tests.provisioning.harness import Run, SshHost
 from tests.provisioning.webhook import Receiver
 from tests.provisioning.workloads import free_ports
@@ -48,9 +48,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def beat(host: SshHost, plan: Plan) -> Run:
+def beat(host: SshHost, paths: Paths) -> Run:
     """One run of the installed heartbeat, as its timer runs it."""
-    check = heartbeat.heartbeat_check(plan.paths)
+    check = heartbeat.heartbeat_check(paths)
     return host.run(check.program, label=check.service)
 
 
@@ -87,7 +87,7 @@ def dead_mans_switch(host: SshHost, plan: Plan, receiver: Receiver) -> None:
     # Alertmanager stops: the timer's next run sends nothing, so the heartbeat service pages.
     stopped = host.run(f"systemctl stop {monitoring.unit_name('alertmanager')}", label="stop alertmanager")
     assert stopped.code == 0, stopped
-    silent = beat(host, plan)
+    silent = beat(host, plan.paths)
     assert silent.code == 1, silent
     assert "does not answer" in silent.stdout, silent
     assert len(receiver.pings) == 2
@@ -120,18 +120,18 @@ def test_the_scraped_host_pings_while_the_peer_scrapes_it(host: SshHost):
 
         scrape()
         scrape()
-        scraped = beat(host, plan)
+        scraped = beat(host, plan.paths)
         assert scraped.code == 0, scraped
         assert "scraped this host 2 time(s) since the last run, last 0 s ago" in scraped.stdout, scraped
         assert receiver.pings == ["/ping/database-host"]
         # A run without a scrape inside the window (a scrape interval longer than the timer's): a ping.
-        within = beat(host, plan)
+        within = beat(host, plan.paths)
         assert within.code == 0, within
         assert len(receiver.pings) == 2
 
         # Nobody scrapes past the window: the peer host, its Prometheus or the tunnel is down.
         time.sleep(3)
-        unscraped = beat(host, plan)
+        unscraped = beat(host, plan.paths)
         assert unscraped.code == 1, unscraped
         assert "nobody has scraped this host for more than 2 s" in unscraped.stdout, unscraped
         assert len(receiver.pings) == 2

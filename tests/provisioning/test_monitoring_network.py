@@ -20,7 +20,6 @@ Alibaba heartbeat's window 3 s) for the plan's defaults, whose bounds the README
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -41,6 +40,7 @@ from rehearsal.nftables import ruleset
 from tests.provisioning import real_engines, webhook
 from tests.provisioning.harness import STATS, SshHost, password_for
 from tests.provisioning.test_db_exporters import database, write_secret
+from tests.provisioning.test_monitoring_loopback import beat
 
 WHY_NOT = cannot_run()
 PROGRAMS = ("node-exporter", "mysqld-exporter", "prometheus", "alertmanager", "blackbox-exporter")
@@ -225,12 +225,6 @@ def all_up(platform: Platform) -> None:
     assert platform.firing() == {("Watchdog", "")}
 
 
-def beat(host: SshHost, plan: MonitoringPlan) -> subprocess.CompletedProcess[str]:
-    """One run of the installed heartbeat, as its timer runs it."""
-    run = host.run(heartbeat.heartbeat_check(plan.layout.paths).program, label=heartbeat.HEARTBEAT_SERVICE)
-    return subprocess.CompletedProcess(run.command, run.code, run.stdout, run.stderr)
-
-
 def test_a_stopped_prometheus_silences_both_hosts_heartbeats(platform: Platform):
     """Each host's heartbeat pings the service on the Internet while Prometheus works (the Tencent one
     while Alertmanager holds the Watchdog, the Alibaba one while the Tencent Prometheus scrapes it
@@ -251,32 +245,34 @@ def test_a_stopped_prometheus_silences_both_hosts_heartbeats(platform: Platform)
         assert installed.code == 0, installed
     assert platform.pings() == ["/ping/tencent-host"]  # the Alibaba one counts its scrapes from now
     time.sleep(2 * SCRAPE_S)
-    scraped = beat(platform.alibaba, alibaba_watch)
-    assert scraped.returncode == 0, scraped
+    scraped = beat(platform.alibaba, alibaba_watch.layout.paths)
+    assert scraped.code == 0, scraped
     assert "the peer's Prometheus scraped this host" in scraped.stdout, scraped
     assert platform.pings() == ["/ping/tencent-host", "/ping/alibaba-host"]
 
     stopped = platform.tencent.run(f"systemctl stop {monitoring.unit_name('prometheus')}", label="stop prometheus")
     assert stopped.code == 0, stopped
     # The Alibaba timer's next run still counts the scrapes made before the stop, and pings.
-    assert beat(platform.alibaba, alibaba_watch).returncode == 0
+    assert beat(platform.alibaba, alibaba_watch.layout.paths).code == 0
     # Alertmanager drops the Watchdog 4 resend delays (here 4 scrape intervals) after its last sending.
     bound = 4 * SCRAPE_S + 20
-    seconds = wait_for(lambda: beat(platform.tencent, platform.watcher).returncode == 1, bound, "Tencent stops pinging")
+    seconds = wait_for(
+        lambda: beat(platform.tencent, platform.watcher.layout.paths).code == 1, bound, "Tencent stops pinging"
+    )
     NOTICED.append(("Tencent heartbeat stops (Prometheus stopped)", round(seconds, 1), bound))
     pinged = platform.pings()  # the Tencent runs before found the Watchdog still held, and pinged
     time.sleep(SCRAPED_WITHIN_S + 1)
-    unscraped = beat(platform.alibaba, alibaba_watch)
-    assert unscraped.returncode == 1, unscraped
+    unscraped = beat(platform.alibaba, alibaba_watch.layout.paths)
+    assert unscraped.code == 1, unscraped
     assert f"nobody has scraped this host for more than {SCRAPED_WITHIN_S} s" in unscraped.stdout, unscraped
-    silent = beat(platform.tencent, platform.watcher)
-    assert silent.returncode == 1, silent
+    silent = beat(platform.tencent, platform.watcher.layout.paths)
+    assert silent.code == 1, silent
     assert "Alertmanager holds no Watchdog alert" in silent.stdout, silent
     assert platform.pings() == pinged  # no ping from either host since: the service pages for both
 
     restarted = platform.tencent.run(f"systemctl start {monitoring.unit_name('prometheus')}", label="start prometheus")
     assert restarted.code == 0, restarted
-    wait_for(lambda: beat(platform.tencent, platform.watcher).returncode == 0, 60, "Tencent pings again")
+    wait_for(lambda: beat(platform.tencent, platform.watcher.layout.paths).code == 0, 60, "Tencent pings again")
 
 
 def test_a_stopped_database_fires_and_a_dead_host_pages_once(platform: Platform):

@@ -43,10 +43,9 @@ import pytest
 
 from components.backups import lock_file
 from components.engines import replication_args, secret_content, secret_file
-from components.monitoring import alert_rules, as_yaml
 from components.replication import (
-    counts_check,
     counts_metrics_file,
+    counts_program,
     dump_dir,
     health_program,
     health_step,
@@ -63,6 +62,7 @@ from components.replication import (
     tls_step,
 )
 from plan import REPLICATION_USER, Database, Plan, load_plan
+from tests.components.test_monitoring import PROMTOOL, promtool_test, series, summary
 from tests.provisioning import real_engines
 from tests.provisioning.harness import HOSTS_DIR, Run, SshHost, free_port, password_for, wait_until
 from tests.provisioning.real_engines import Instance, Placement, Tls, start_redis_source
@@ -306,7 +306,7 @@ def count_both(host: SshHost, alibaba: Plan, tencent: Plan) -> Counts:
     )
     found: Counts = {}
     for plan, step in zip((alibaba, tencent), steps, strict=True):
-        program = counts_check(plan.paths, 64).program
+        program = counts_program(plan.paths)
         ran = host.run(program, label="replication-counts") if Path(program).exists() else host.step(step)
         assert ran.code == 0, ran
         assert "table(s) counted" in ran.stdout, ran
@@ -328,36 +328,30 @@ def assert_counted_alike(found: Counts, *tables: str) -> None:
 def rows_differ_fires(tmp_path: Path, found: Counts, table: str) -> None:
     """The counts as Prometheus scrapes them (each side's host labels), held for 40 minutes:
     ReplicaRowsDiffer fires for ``table``, with the replica's labels, and for nothing else."""
-    promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    if not Path(promtool).exists():
+    if not Path(PROMTOOL).exists():
         pytest.skip("needs promtool (Debian's prometheus package; .ci/run installs it)")
     scraped = {
         "source": {"host": "alibaba", "instance": "192.0.2.10:9100", "job": "node-exporter"},
         "replica": {"host": "tencent", "instance": "127.0.0.1:9100", "job": "node-exporter"},
     }
-    rules = alert_rules(plan_of("tencent").monitoring_plan)
-    (tmp_path / "rules.yml").write_text(as_yaml(rules))
-    series = []
-    for (side, _), (labels, rows) in found.items():
-        inner = ",".join(f'{k}="{v}"' for k, v in sorted({**labels, **scraped[side]}.items()))
-        series.append({"series": f"platform_replication_rows{{{inner}}}", "values": f"{rows}x40"})
-    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "ReplicaRowsDiffer"]
+    watcher = plan_of("tencent")
+    inputs = [
+        series("platform_replication_rows", {**labels, **scraped[side]}, f"{rows}x40")
+        for (side, _), (labels, rows) in found.items()
+    ]
     labels = {**found["replica", table][0], **scraped["replica"]}
-    summary = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], rule["annotations"]["summary"])
-    expected = [{"exp_labels": {**labels, "severity": "critical"}, "exp_annotations": {"summary": summary}}]
+    expected = [
+        {
+            "exp_labels": {**labels, "severity": "critical"},
+            "exp_annotations": {"summary": summary(watcher, "ReplicaRowsDiffer", labels)},
+        }
+    ]
     test = {
         "interval": "1m",
-        "input_series": series,
+        "input_series": inputs,
         "alert_rule_test": [{"eval_time": "30m", "alertname": "ReplicaRowsDiffer", "exp_alerts": expected}],
     }
-    (tmp_path / "tests.yml").write_text(json.dumps({"rule_files": ["rules.yml"], "tests": [test]}))
-    tested = subprocess.run(
-        [promtool, "test", "rules", str(tmp_path / "tests.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    tested = promtool_test(tmp_path, watcher, [test])
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
